@@ -1,0 +1,121 @@
+"""The command line, run as a user runs it: a subprocess, exit codes, one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tssd_viz import RunFolder, load_checkpoint
+from tssd_viz.models import build_model, count_parameters
+from tssd_viz.config import TSSDConfig
+
+TINY = ["--preset", "digits", "--data.limit-train", "256", "--data.limit-test", "128", "--train.epochs", "1",
+        "--model.width", "0.25", "--train.device", "cpu"]
+
+
+def cli(*args, cwd=None, timeout=300):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "tssd_viz", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, env=env)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("cli") / "run"
+    p = cli("train", *TINY, "--run-dir", run_dir, "--no-progress")
+    assert p.returncode == 0, p.stderr
+    return run_dir, p
+
+
+def test_train_writes_a_run_folder(trained):
+    run_dir, p = trained
+    run = RunFolder(run_dir)
+    assert run.status()["state"] == "done"
+    assert run.config().data.limit_train == 256 and run.config().model.width == 0.25
+    assert "test accuracy by window" in p.stderr
+
+
+def test_evaluate_prints_every_window(trained):
+    run_dir, _ = trained
+    p = cli("evaluate", "--run-dir", run_dir, "--json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert sorted(map(int, out["acc_by_window"])) == [1, 2, 3, 4]
+    saved = RunFolder(run_dir).final_eval()
+    # best.pt may be an earlier epoch; with one epoch, best and last are the final weights
+    assert out["acc_by_window"]["2"] == pytest.approx(saved[2], abs=1e-6)
+
+
+def test_export_drops_the_weak_head_and_evaluates_at_ts(trained, tmp_path):
+    run_dir, _ = trained
+    out = tmp_path / "student.pt"
+    p = cli("export", "--run-dir", run_dir, "--out", out)
+    assert p.returncode == 0, p.stderr
+    payload = load_checkpoint(out)
+    assert not any(k.startswith("weak_head.") for k in payload["model"])
+    cfg = TSSDConfig.from_dict(payload["config"])
+    plain = count_parameters(build_model(cfg.model, 1, 10, weak_head=False))
+    assert f"parameters: {plain:,}" in p.stdout
+    assert sum(v.numel() for k, v in payload["model"].items() if "running" not in k and "num_batches" not in k) == plain
+    e = cli("evaluate", "--checkpoint", out, "--json")
+    assert e.returncode == 0, e.stderr
+    accs = json.loads(e.stdout)["acc_by_window"]
+    assert list(accs) == ["1", "2"]  # an exported student runs at T_s
+    assert accs["2"] == pytest.approx(RunFolder(run_dir).final_eval()[2], abs=1e-6)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--distill.t-teacher", "2"], "distill.t_teacher: must be > distill.t_student (2), got 2"),
+    (["--distill.alpha", "-1"], "distill.alpha: must be >= 0"),
+    (["--model.arch", "alexnet"], "model.arch: 'alexnet' is not one of vgg_small, vgg11, resnet19"),
+    (["--model.aux-stage", "7"], "model.aux_stage: must be between 1 and 2"),
+    (["--data.dataset", "imagenet"], "data.dataset"),
+    (["--data.batch-size", "0"], "data.batch_size"),
+    (["--train.epochs", "0"], "train.epochs"),
+    (["--preset", "huge"], "preset: 'huge' is not one of"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, needle):
+    run_dir = tmp_path / "run"
+    p = cli("train", *TINY, *args, "--run-dir", run_dir)
+    assert p.returncode == 2
+    assert needle in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert not run_dir.exists()
+
+
+def test_missing_dataset_offline_is_actionable(tmp_path):
+    env_root = tmp_path / "empty"
+    env_root.mkdir()
+    p = cli("train", "--preset", "classroom", "--data.root", env_root, "--data.download", "False",
+            "--run-dir", tmp_path / "run")
+    assert p.returncode == 2
+    assert "cifar10" in p.stderr.lower() and "--data.dataset digits" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_existing_run_is_not_overwritten(trained):
+    run_dir, _ = trained
+    before = (Path(run_dir) / "metrics.jsonl").read_bytes()
+    p = cli("train", *TINY, "--run-dir", run_dir)
+    assert p.returncode == 2 and "--resume" in p.stderr
+    p = cli("train", *TINY, "--distill.alpha", "0.3", "--run-dir", run_dir)
+    assert p.returncode == 2 and "different run" in p.stderr
+    assert (Path(run_dir) / "metrics.jsonl").read_bytes() == before
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "x.pt"
+    bad.write_bytes(b"\x80\x04garbage")
+    p = cli("evaluate", "--checkpoint", bad)
+    assert p.returncode == 2 and "not a readable tssd-viz checkpoint" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_help_lists_dotted_fields():
+    p = cli("train", "--help")
+    assert p.returncode == 0
+    for flag in ("--distill.t-student", "--data.root", "--train.time-budget-s", "--model.aux-stage"):
+        assert flag in p.stdout

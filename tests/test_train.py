@@ -1,0 +1,182 @@
+"""fit(): events, run folder contract, checkpoints, resume, time budget, determinism, cancel."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tssd_viz import History, RunFolder, TSSDConfig, fit, load_checkpoint, preset
+from tssd_viz.checkpoints import CheckpointError, save_checkpoint
+from tssd_viz.config import ConfigError
+from tssd_viz.train import lr_factor
+
+STEP_KEYS = {"kind", "step", "epoch", "wall_s", "loss", "loss_task", "loss_tsd", "loss_ssd", "acc_student",
+             "acc_teacher", "acc_weak", "agreement", "acc_by_window", "firing_rate"}
+
+
+def tiny(mode="tssd", **over):
+    cfg = preset("digits").replace(**{
+        "distill.mode": mode, "data.limit_train": 256, "data.limit_test": 128, "data.batch_size": 64,
+        "train.epochs": 2, "train.log_every": 1, "train.probe_images": 4, "model.width": 0.25,
+        "train.device": "cpu",
+    })
+    return cfg.replace(**over) if over else cfg
+
+
+def test_run_folder_contract(tmp_path):
+    hist = History()
+    result = fit(tiny(), [hist], run_dir=tmp_path / "run")
+    run = RunFolder(tmp_path / "run")
+    assert run.config() == tiny()
+    assert run.status()["state"] == "done"
+    env = json.loads(run.env_path.read_text())
+    assert env["device"] == "cpu" and env["seed"] == 0 and "torch" in env["versions"]
+    steps = run.metrics("step")
+    assert len(steps) == 2 * 4  # 256 / 64 = 4 steps per epoch, logged every step
+    for rec in steps:
+        assert STEP_KEYS <= set(rec)
+        assert all(rec[k] is not None for k in ("loss_tsd", "loss_ssd", "acc_teacher", "acc_weak"))
+        assert len(rec["acc_by_window"]) == 4  # T_t windows
+        assert set(rec["firing_rate"]) == set(hist.steps[0]["firing_rate"])
+        assert all(0 <= r <= 1 for r in rec["firing_rate"].values())
+        assert math.isclose(rec["loss"], rec["loss_task"] + rec["loss_tsd"] + rec["loss_ssd"], rel_tol=1e-5)
+    epochs = run.metrics("epoch")
+    assert [e["epoch"] for e in epochs] == [1, 2] and "test_acc" in epochs[-1]
+    evals = run.metrics("eval")
+    assert [e["t"] for e in evals] == [1, 2, 3, 4] and all(e["split"] == "test" for e in evals)
+    assert run.final_eval() == result.test_acc
+    assert (run.checkpoints_dir / "last.pt").exists() and (run.checkpoints_dir / "best.pt").exists()
+    assert [p.name for p in run.probes()] == ["epoch-0000.npz", "epoch-0001.npz", "epoch-0002.npz"]
+    probe = run.load_probe()
+    assert probe["logits"].shape == (4, 4, 10) and probe["weak_logits"].shape == (4, 4, 10)
+    assert probe["images"].shape == (4, 1, 8, 8) and probe["images"].dtype == np.uint8
+    assert probe["spikes:stem_lif"].shape[:2] == (4, 4)
+    # the history observer saw the same records the folder holds
+    assert hist.steps == steps and hist.final_eval() == result.test_acc
+
+
+@pytest.mark.parametrize("mode", ["baseline", "tsd", "ssd"])
+def test_modes_record_only_their_terms(tmp_path, mode):
+    hist = History()
+    fit(tiny(mode, **{"train.epochs": 1}), [hist])
+    rec = hist.steps[-1]
+    assert (rec["loss_tsd"] is not None) == (mode == "tsd")
+    assert (rec["loss_ssd"] is not None) == (mode == "ssd")
+    assert (rec["acc_weak"] is not None) == (mode == "ssd")
+    assert len(rec["acc_by_window"]) == (4 if mode == "tsd" else 2)
+    assert [e["t"] for e in hist.evals] == [1, 2, 3, 4]  # every run ends evaluated at n = 1..T_t
+
+
+def test_same_seed_same_metrics(tmp_path):
+    def strip(records):
+        return [{k: v for k, v in r.items() if k not in ("wall_s", "epoch_s")} for r in records]
+
+    a, b = History(), History()
+    fit(tiny(**{"train.epochs": 1}), [a])
+    fit(tiny(**{"train.epochs": 1}), [b])
+    assert strip(a.records) == strip(b.records)
+
+
+def test_learns_digits(tmp_path):
+    cfg = preset("digits").replace(**{"train.epochs": 4, "model.width": 0.5, "train.device": "cpu"})
+    result = fit(cfg)
+    assert result.test_acc[2] > 0.8  # chance is 0.1
+
+
+def test_time_budget_stops_and_still_evaluates(tmp_path):
+    cfg = tiny(**{"train.epochs": 50, "train.time_budget_s": 0.5})
+    hist = History()
+    result = fit(cfg, [hist], run_dir=tmp_path / "r")
+    assert result.stopped == "time_budget" and result.steps < 50 * 4
+    assert sorted(result.test_acc) == [1, 2, 3, 4]
+    assert hist.epochs[-1]["complete"] is False
+    assert RunFolder(tmp_path / "r").status()["message"].startswith("time budget reached")
+
+
+def test_cancel_keeps_the_checkpoint_and_resume_finishes_identically(tmp_path):
+    cfg = tiny(**{"train.epochs": 2})
+    full = History()
+    fit(cfg, [full])
+
+    calls = {"n": 0}
+
+    def stop_after_5():
+        calls["n"] += 1
+        return calls["n"] >= 5
+
+    first = fit(cfg, run_dir=tmp_path / "r", should_stop=stop_after_5)
+    run = RunFolder(tmp_path / "r")
+    assert first.stopped == "cancelled" and run.status()["state"] == "cancelled"
+    assert load_checkpoint(run.checkpoints_dir / "last.pt")["step"] == 5
+    with pytest.raises(ConfigError, match="--resume"):
+        fit(cfg, run_dir=tmp_path / "r")  # a folder with results is never overwritten
+    resumed = fit(cfg, run_dir=tmp_path / "r", resume=True)
+    assert resumed.stopped == "done" and run.status()["state"] == "done"
+    steps = [r["step"] for r in run.metrics("step")]
+    assert steps == list(range(1, 9))  # no step lost, none repeated
+    ref = {r["step"]: r["loss"] for r in full.steps}
+    for r in run.metrics("step"):
+        assert r["loss"] == pytest.approx(ref[r["step"]], rel=1e-4, abs=1e-5)
+    assert resumed.test_acc == pytest.approx(full.final_eval(), abs=1e-6)
+
+
+def test_a_different_run_in_the_folder_is_refused(tmp_path):
+    fit(tiny(**{"train.epochs": 1}), run_dir=tmp_path / "r")
+    before = (tmp_path / "r" / "metrics.jsonl").read_bytes()
+    with pytest.raises(ConfigError, match="different run"):
+        fit(tiny(**{"train.epochs": 1, "distill.alpha": 0.5}), run_dir=tmp_path / "r")
+    assert (tmp_path / "r" / "metrics.jsonl").read_bytes() == before
+
+
+def test_corrupt_and_foreign_checkpoints_are_refused_clearly(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="not a readable tssd-viz checkpoint"):
+        load_checkpoint(bad)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(CheckpointError, match="expected kind"):
+        load_checkpoint(foreign)
+    truncated = tmp_path / "trunc.pt"
+    save_checkpoint(truncated, {"format": "tssd-viz/checkpoint/1", "w": torch.zeros(1000)})
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    with pytest.raises(CheckpointError):
+        load_checkpoint(truncated)
+
+
+def test_killed_run_is_reported_as_failed(tmp_path):
+    run = RunFolder(tmp_path / "r")
+    run.prepare(TSSDConfig())
+    run.set_status("running", "training", host=__import__("platform").node())
+    status = json.loads(run.status_path.read_text())
+    status["pid"] = 2**22 + 12345  # no such process
+    run.status_path.write_text(json.dumps(status))
+    st = run.status()
+    assert st["state"] == "failed" and "--resume" in st["message"]
+
+
+@pytest.mark.parametrize("tsd_pass", ["separate", "continue"])
+def test_other_teacher_passes_train(tsd_pass):
+    over = {"distill.tsd_pass": tsd_pass, "train.epochs": 1}
+    if tsd_pass == "continue":
+        over["distill.teacher_ce"] = False
+    hist = History()
+    fit(tiny(**over), [hist])
+    assert all(r["loss_tsd"] is not None and np.isfinite(r["loss"]) for r in hist.steps)
+
+
+def test_lr_schedule_shapes():
+    assert lr_factor(0.0, "onecycle", 0.2) == 0.0
+    assert lr_factor(0.1, "onecycle", 0.2) == pytest.approx(0.5)
+    assert lr_factor(0.2, "onecycle", 0.2) == pytest.approx(1.0)
+    assert lr_factor(0.6, "onecycle", 0.2) == pytest.approx(0.5)
+    assert lr_factor(1.0, "onecycle", 0.2) == 0.0
+    assert lr_factor(0.5, "cosine", 0.0) == pytest.approx(0.5)
+    assert lr_factor(0.7, "constant", 0.1) == 1.0
+
+
+def test_bf16_on_cpu_is_refused():
+    with pytest.raises(ConfigError, match="train.bf16"):
+        fit(tiny(**{"train.bf16": True}))

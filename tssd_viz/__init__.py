@@ -1,0 +1,28 @@
+"""tssd-viz: see how a spiking neural network teaches itself (temporal-spatial self-distillation).
+
+The public API; notebooks and the app import only from here.
+"""
+
+__version__ = "0.1.0"
+
+from .checkpoints import CheckpointError, load_checkpoint
+from .config import (ConfigError, DataConfig, DistillConfig, ModelConfig, TrainConfig, TSSDConfig,
+                     preset, validate)
+from .data import Dataset, DataUnavailable, Loader, load_dataset, offline_default
+from .losses import LossParts, Windows, accuracy_by_window, agreement, kd_kl, tssd_loss, windows
+from .models import ModelOutput, SpikingNet, build_model, count_parameters
+from .neurons import LIF, LIFParams, lif_multistep, lif_step, rect_surrogate_grad
+from .observers import ConsoleProgress, History, Observer, RunWriter
+from .record import Recording, lif_layers, record
+from .runs import RunFolder, list_runs
+from .train import FitInfo, FitResult, evaluate, fit
+
+__all__ = [
+    "CheckpointError", "ConfigError", "ConsoleProgress", "DataConfig", "DataUnavailable", "Dataset",
+    "DistillConfig", "FitInfo", "FitResult", "History", "LIF", "LIFParams", "Loader", "LossParts",
+    "ModelConfig", "ModelOutput", "Observer", "Recording", "RunFolder", "RunWriter", "SpikingNet",
+    "TSSDConfig", "TrainConfig", "Windows", "accuracy_by_window", "agreement", "build_model",
+    "count_parameters", "evaluate", "fit", "kd_kl", "lif_layers", "lif_multistep", "lif_step",
+    "list_runs", "load_checkpoint", "load_dataset", "offline_default", "preset", "record",
+    "rect_surrogate_grad", "tssd_loss", "validate", "windows",
+]

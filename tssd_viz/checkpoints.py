@@ -1,0 +1,52 @@
+"""Checkpoints: written atomically, read with `weights_only=True`, refused clearly when foreign.
+
+A training checkpoint holds everything needed to continue a run exactly; an exported student holds
+the student network alone (weak head dropped) and its config. Both are plain dicts of tensors and
+primitives, so they load without unpickling arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .runs import atomic_write_bytes
+
+FORMAT_TRAIN = "tssd-viz/checkpoint/1"
+FORMAT_STUDENT = "tssd-viz/student/1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, corrupt, or not one of ours."""
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    atomic_write_bytes(Path(path), buf.getvalue())  # a crash mid-write leaves the old file intact
+
+
+def load_checkpoint(path: str | os.PathLike, expect: tuple[str, ...] = (FORMAT_TRAIN, FORMAT_STUDENT),
+                    map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{path} is not a readable tssd-viz checkpoint (corrupt, truncated, or saved by other code): {first[:200]}"
+        ) from None
+    fmt = payload.get("format") if isinstance(payload, dict) else None
+    if fmt not in expect:
+        raise CheckpointError(
+            f"{path} is not a tssd-viz checkpoint of the expected kind ({' or '.join(expect)}); found format {fmt!r}"
+        )
+    return payload

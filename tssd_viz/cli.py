@@ -1,0 +1,201 @@
+"""Command line: `python -m tssd_viz train | evaluate | export` (SPEC §8).
+
+Every config field is a flag named by its dotted path (`--distill.t-student 2`), generated from the
+config dataclasses by tyro, on top of a preset. Bad input ends with a one-line reason and exit
+status 2, before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+import tyro
+
+from .checkpoints import FORMAT_STUDENT, FORMAT_TRAIN, CheckpointError, load_checkpoint, save_checkpoint
+from .config import PRESETS, ConfigError, TSSDConfig, preset, validate
+from .data import DataUnavailable, Loader, load_dataset
+from .models import build_model, count_parameters
+from .observers import ConsoleProgress
+from .runs import RunFolder
+
+EXIT_BAD_INPUT, EXIT_CANCELLED = 2, 130
+USAGE = """usage:
+  python -m tssd_viz train [--preset NAME] [--run-dir DIR] [--CONFIG.FIELD VALUE ...]
+  python -m tssd_viz train --resume DIR
+  python -m tssd_viz evaluate (--run-dir DIR | --checkpoint FILE) [--which best|last] [--t N] [--json] [--data.FIELD VALUE ...]
+  python -m tssd_viz export --run-dir DIR [--which best|last] [--out FILE]
+presets: """ + ", ".join(PRESETS) + "\nconfig fields: python -m tssd_viz train --help"
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> "NoReturn":  # noqa: F821
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def parse_config(base: TSSDConfig, overrides: list[str], prog: str) -> TSSDConfig:
+    """Apply dotted-name overrides to `base` with tyro (which prints help / parse errors itself)."""
+    return tyro.cli(TSSDConfig, default=base, args=overrides, prog=prog,
+                    config=(tyro.conf.FlagConversionOff,))
+
+
+def cmd_train(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--preset", default="classroom")
+    ap.add_argument("--run-dir", default=None)
+    ap.add_argument("--resume", default=None, metavar="RUN_DIR")
+    ap.add_argument("--no-progress", action="store_true")
+    known, rest = ap.parse_known_args(argv)
+    if "-h" in rest or "--help" in rest:
+        print("python -m tssd_viz train [--preset NAME] [--run-dir DIR | --resume DIR] [--no-progress] [config flags]\n"
+              f"presets: {', '.join(PRESETS)}; config flags below.\n")
+    if known.resume:
+        if rest:
+            fail("--resume continues a run with its saved config; start a new --run-dir to change settings")
+        run = RunFolder(known.resume)
+        if not run.exists():
+            fail(f"{known.resume} is not a run folder (no config.json)")
+        cfg, run_dir, resume = run.config(), run.path, True
+    else:
+        try:
+            base = preset(known.preset)
+        except ConfigError as e:
+            fail(str(e))
+        cfg = parse_config(base, rest, "python -m tssd_viz train")
+        run_dir = Path(known.run_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{cfg.distill.mode}")
+        resume = False
+    try:
+        validate(cfg)
+    except ConfigError as e:
+        fail(str(e))
+
+    # SIGTERM / first Ctrl-C: finish the step, save last.pt, mark the run cancelled.
+    stop = {"requested": False}
+
+    def request_stop(signum, _frame):
+        if stop["requested"]:
+            raise KeyboardInterrupt
+        stop["requested"] = True
+        print("\nstopping after this step (again to abort)…", file=sys.stderr)
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    from .train import fit  # imported late: keeps `--help` and input errors fast
+
+    try:
+        result = fit(cfg, [ConsoleProgress(bar=not known.no_progress)], run_dir=run_dir, resume=resume,
+                     should_stop=lambda: stop["requested"])
+    except (ConfigError, DataUnavailable, CheckpointError) as e:
+        fail(str(e))
+    print(f"run folder: {run_dir}")
+    return EXIT_CANCELLED if result.stopped == "cancelled" else 0
+
+
+def _checkpoint_path(run_dir: str | None, checkpoint: str | None, which: str) -> Path:
+    if checkpoint:
+        return Path(checkpoint)
+    if not run_dir:
+        fail("give --run-dir DIR or --checkpoint FILE")
+    run = RunFolder(run_dir)
+    if not run.exists():
+        fail(f"{run_dir} is not a run folder (no config.json)")
+    path = run.checkpoints_dir / f"{which}.pt"
+    if not path.exists() and which == "best":
+        path = run.checkpoints_dir / "last.pt"
+    return path
+
+
+def load_trained(path: Path, data_overrides: list[str] | None = None):
+    """(config, model in eval mode, payload) from a training checkpoint or an exported student."""
+    payload = load_checkpoint(path)
+    cfg = TSSDConfig.from_dict(payload["config"])
+    if data_overrides:
+        cfg = parse_config(cfg, data_overrides, "python -m tssd_viz evaluate")
+    student = payload["format"] == FORMAT_STUDENT
+    model = build_model(cfg.model, payload["in_channels"], payload["num_classes"],
+                        weak_head=cfg.uses_weak_head and not student)
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{path} does not fit the network its config describes: {str(e).splitlines()[0]}") from None
+    return cfg, model.eval(), payload
+
+
+def cmd_evaluate(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tssd_viz evaluate")
+    ap.add_argument("--run-dir")
+    ap.add_argument("--checkpoint")
+    ap.add_argument("--which", choices=("best", "last"), default="best")
+    ap.add_argument("--t", type=int, default=0, help="largest window to evaluate (default: T_t of the run)")
+    ap.add_argument("--json", action="store_true")
+    known, rest = ap.parse_known_args(argv)
+    if any(not a.startswith("--data.") for a in rest[::2]):
+        fail(f"unknown option {rest[0]}; evaluate takes --run-dir, --checkpoint, --which, --t, --json and --data.* fields")
+    try:
+        cfg, model, payload = load_trained(_checkpoint_path(known.run_dir, known.checkpoint, known.which), rest)
+        validate(cfg)
+        T = known.t or (cfg.distill.t_student if payload["format"] == FORMAT_STUDENT else cfg.distill.t_teacher)
+        if T < 1:
+            fail(f"--t must be >= 1, got {T}")
+        ds = load_dataset(cfg.data)
+    except (ConfigError, DataUnavailable, CheckpointError) as e:
+        fail(str(e))
+    from .train import evaluate, resolve_device
+
+    device = resolve_device(cfg.train.device)
+    model.to(device)
+    accs = evaluate(model, Loader(ds.test, ds, 256, train=False, device=device), T)
+    table = {n: a for n, a in enumerate(accs, start=1)}
+    if known.json:
+        print(json.dumps({"t_student": cfg.distill.t_student, "acc_by_window": table}))
+    else:
+        for n, a in table.items():
+            mark = "  <- T_s (student)" if n == cfg.distill.t_student else ""
+            print(f"window n={n}: test accuracy {a:.2%}{mark}")
+    return 0
+
+
+def cmd_export(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tssd_viz export")
+    ap.add_argument("--run-dir", required=True)
+    ap.add_argument("--which", choices=("best", "last"), default="best")
+    ap.add_argument("--out", default=None, help="default: RUN_DIR/student.pt")
+    known = ap.parse_args(argv)
+    try:
+        path = _checkpoint_path(known.run_dir, None, known.which)
+        cfg, model, payload = load_trained(path)
+    except CheckpointError as e:
+        fail(str(e))
+    if payload["format"] != FORMAT_TRAIN:
+        fail(f"{path} is already an exported student")
+    # The weak head exists only for training: the student is the backbone and final classifier.
+    state = {k: v for k, v in payload["model"].items() if not k.startswith("weak_head.")}
+    student = build_model(cfg.model, payload["in_channels"], payload["num_classes"], weak_head=False)
+    student.load_state_dict(state)
+    out = Path(known.out) if known.out else Path(known.run_dir) / "student.pt"
+    save_checkpoint(out, {"format": FORMAT_STUDENT, "config": cfg.to_dict(), "model": state,
+                          "in_channels": payload["in_channels"], "num_classes": payload["num_classes"],
+                          "classes": payload.get("classes", [])})
+    trained, plain = count_parameters(model), count_parameters(student)
+    print(f"exported the student (T_s={cfg.distill.t_student}) to {out}")
+    print(f"parameters: {plain:,} (the plain network: {plain:,}; the weak head dropped "
+          f"{trained - plain:,} used only in training)")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else EXIT_BAD_INPUT
+    if argv[0] not in COMMANDS:
+        fail(f"unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)}")
+    return COMMANDS[argv[0]](argv[1:])

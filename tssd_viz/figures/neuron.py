@@ -1,0 +1,141 @@
+"""Figures of neurons and layers: one LIF neuron, spike rasters, membrane traces, firing rates.
+
+Time axes are integer timesteps t = 0..T-1 (the index of the time-major first dimension).
+The figures only draw: the neuron maths lives in `tssd_viz.neurons`, the recording in `tssd_viz.record`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ._inputs import as_numpy, first_item
+from .style import ROLE_COLORS, category_color, finish, run_color, timestep_ticks
+
+
+def _threshold_trace(threshold: float, T: int, showlegend: bool = True) -> go.Scatter:
+    return go.Scatter(x=[-0.5, T - 0.5], y=[threshold, threshold], mode="lines", name=f"threshold θ = {threshold:g}",
+                      line=dict(color=ROLE_COLORS["threshold"], dash="dash", width=1.5),
+                      legendgroup="threshold", showlegend=showlegend, hoverinfo="skip")
+
+
+def neuron_figure(current: Any, membrane: Any, spikes: Any, threshold: float, *, title: str | None = None,
+                  compare: Mapping[str, tuple[Any, Any]] | None = None,
+                  label: str = "soft reset (tssd-viz LIF)") -> go.Figure:
+    """One LIF neuron driven by `current`: I(t), then V(t) of each variant, then the spike times.
+
+    current, membrane, spikes: (T,). membrane[t] is V(t), the potential after the reset.
+    `compare`: label -> (membrane, spikes) of variants driven by the same current (e.g. snntorch's
+    delayed reset); each gets its own V(t) row, and all spike trains share the bottom row so their
+    timing can be compared at a glance. `label` names the main variant.
+    """
+    I = as_numpy(current, "current", 1)
+    variants = {label: (membrane, spikes), **dict(compare or {})}
+    variants = {k: (as_numpy(v, f"membrane of {k!r}", 1), as_numpy(s, f"spikes of {k!r}", 1))
+                for k, (v, s) in variants.items()}
+    T, n_var = len(I), len(variants)
+    t = np.arange(T)
+    rows = 2 + n_var  # current, one membrane row per variant, spikes
+    fig = make_subplots(
+        rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.05,
+        row_heights=[0.8] + [1.0] * n_var + [0.25 + 0.15 * n_var],
+        subplot_titles=["input current I(t)", *(f"membrane potential V(t): {k}" for k in variants),
+                        "spikes S(t)"])
+    fig.add_trace(go.Scatter(x=t, y=I, mode="lines+markers", name="input current I(t)",
+                             line=dict(color=ROLE_COLORS["current"])), row=1, col=1)
+    for i, (name, (v, s)) in enumerate(variants.items()):
+        color = ROLE_COLORS["membrane"] if i == 0 else run_color(i)
+        fig.add_trace(go.Scatter(x=t, y=v, mode="lines+markers", name=f"V(t): {name}",
+                                 line=dict(color=color)), row=2 + i, col=1)
+        fig.add_trace(_threshold_trace(threshold, T, showlegend=i == 0), row=2 + i, col=1)
+        fig.update_yaxes(title_text="V(t)", row=2 + i, col=1)
+        times = np.flatnonzero(s)
+        # The spike row is categorical: one line of ticks per variant, top to bottom in order.
+        fig.add_trace(go.Scatter(x=times, y=[name] * len(times), mode="markers", name=f"spikes: {name}",
+                                 marker=dict(symbol="line-ns-open", size=18, line=dict(width=3, color=color)),
+                                 hovertemplate="spike at t=%{x}<extra>" + name + "</extra>"), row=rows, col=1)
+    fig.update_yaxes(title_text="I(t)", row=1, col=1)
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=list(variants)[::-1],
+                     row=rows, col=1)
+    fig.update_xaxes(**timestep_ticks(T))
+    fig.update_xaxes(title_text="timestep t", row=rows, col=1)
+    return finish(fig, title or "one LIF neuron", height=220 + 170 * (rows - 1), hovermode="x")
+
+
+def raster_figure(spikes: Any, *, title: str | None = None, max_neurons: int = 200) -> go.Figure:
+    """Spike raster: a dot at (t, neuron) for every spike, in one trace.
+
+    spikes: (T, N), or (T, B, ...) of which batch item 0 is drawn with its features flattened.
+    Only the first `max_neurons` neurons are drawn, to keep the figure light.
+    """
+    s = first_item(as_numpy(spikes, "spikes"))[:, :max_neurons]  # (T, N)
+    T, N = s.shape
+    t, neuron = np.nonzero(s)  # time-major order
+    size = float(np.clip(400 / max(N, 1), 3, 8))
+    fig = go.Figure(go.Scatter(x=t, y=neuron, mode="markers", name="spike",
+                               marker=dict(color=ROLE_COLORS["spike"], size=size, symbol="square"),
+                               hovertemplate="t=%{x}, neuron %{y}<extra></extra>"))
+    fig.update_xaxes(title_text="timestep t", **timestep_ticks(T))
+    fig.update_yaxes(title_text="neuron index", range=[-0.5, N - 0.5])
+    return finish(fig, title or f"spike raster ({len(t)} spikes, {N} neurons × {T} timesteps)")
+
+
+def membrane_traces_figure(membrane: Any, spikes: Any = None, threshold: float | None = 1.0, *,
+                           neuron_ids: list[int] | None = None, title: str | None = None) -> go.Figure:
+    """V(t) of a few neurons as lines, their spikes as stars on the threshold line.
+
+    membrane, spikes: (T, n), (T,) or (T, B, ...) (batch item 0, features flattened).
+    `neuron_ids`: which of the n columns to draw (default: the first five).
+    """
+    v = first_item(as_numpy(membrane, "membrane"))  # (T, n)
+    s = None if spikes is None else first_item(as_numpy(spikes, "spikes"))
+    if s is not None and s.shape != v.shape:
+        raise ValueError(f"spikes {s.shape} and membrane {v.shape} should have the same shape")
+    T, n = v.shape
+    ids = list(range(min(n, 5))) if neuron_ids is None else [int(i) for i in neuron_ids]
+    fig = go.Figure()
+    t = np.arange(T)
+    for k, i in enumerate(ids):
+        color = category_color(k)
+        fig.add_trace(go.Scatter(x=t, y=v[:, i], mode="lines+markers", name=f"neuron {i}",
+                                 legendgroup=f"neuron {i}", line=dict(color=color)))
+        if s is not None:
+            times = np.flatnonzero(s[:, i])
+            # A spike means H(t) reached the threshold; V(t) is drawn after the reset, so the star
+            # marks the crossing on the threshold line rather than on the (lower) reset potential.
+            level = threshold if threshold is not None else float(np.nanmax(v))
+            fig.add_trace(go.Scatter(x=times, y=[level] * len(times), mode="markers", name=f"spikes of neuron {i}",
+                                     legendgroup=f"neuron {i}", showlegend=False,
+                                     marker=dict(symbol="star", size=12, color=color, line=dict(width=1, color="white")),
+                                     hovertemplate=f"neuron {i} spikes at t=%{{x}}<extra></extra>"))
+    if threshold is not None:
+        fig.add_trace(_threshold_trace(threshold, T))
+    fig.update_xaxes(title_text="timestep t", **timestep_ticks(T))
+    fig.update_yaxes(title_text="membrane potential V(t)")
+    return finish(fig, title or "membrane potential (after reset) and spikes")
+
+
+def firing_rate_figure(rates: Mapping[str, float] | Mapping[str, Mapping[str, float]], *,
+                       title: str | None = None) -> go.Figure:
+    """Firing rate per layer, in layer order: bars of {layer: rate}, or grouped bars of {run: {layer: rate}}.
+
+    A rate is spikes per neuron per timestep, in [0, 1].
+    """
+    nested = any(isinstance(v, Mapping) for v in rates.values())
+    runs = dict(rates) if nested else {None: rates}
+    layers: list[str] = []
+    for r in runs.values():
+        layers += [name for name in r if name not in layers]
+    fig = go.Figure()
+    for i, (run, r) in enumerate(runs.items()):
+        fig.add_trace(go.Bar(x=layers, y=[r.get(name) for name in layers], name=run or "firing rate",
+                             marker_color=run_color(i) if nested else ROLE_COLORS["spike"],
+                             hovertemplate="%{x}: %{y:.3f}<extra>" + (run or "") + "</extra>"))
+    fig.update_layout(barmode="group", showlegend=nested)
+    fig.update_xaxes(title_text="layer (forward order)", tickangle=-30 if len(layers) > 4 else 0)
+    fig.update_yaxes(title_text="firing rate (spikes per neuron per timestep)", rangemode="tozero")
+    return finish(fig, title or "firing rate per layer")

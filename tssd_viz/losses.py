@@ -1,0 +1,130 @@
+"""The TSSD losses (SPEC §4-6), as pure functions that return every part by name.
+
+With z(t) the per-timestep logits, the student is the window of the first T_s steps, the teacher
+the window of T_t steps, both of the same network: z_S = mean_{t<T_s} z(t), z_T = mean_{t<T_t} z(t).
+w is the weak head's output over the student window, z_F the final output that teaches it.
+
+    L_tsd = tau^2 * KL( softmax(z_T / tau) || softmax(z_S / tau) )
+    L_ssd = tau^2 * KL( softmax(z_F / tau) || softmax(w / tau) )
+    L     = CE(z_S, y) [+ CE(z_T, y)] [+ CE(w, y)] + alpha * L_tsd + beta * L_ssd
+
+The tau^2 factor keeps the gradient of the soft targets on the scale of the hard-label loss as
+tau changes (Hinton et al. 2015). Which terms appear depends on the mode: baseline has CE(z_S) only,
+tsd adds the teacher, ssd the weak head, tssd both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .config import DistillConfig
+from .models import ModelOutput
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The outputs the losses read, each (B, K)."""
+
+    student: Tensor  # z_S, mean of the first T_s per-step logits
+    teacher: Tensor | None  # z_T, mean over T_t steps (None when the pass was only T_s long)
+    weak: Tensor | None  # w, the weak head over the student window
+
+
+def windows(out: ModelOutput, t_student: int, teacher_out: ModelOutput | None = None) -> Windows:
+    """Windows from one shared pass, or from a student pass plus a separate teacher pass."""
+    student = out.logits[:t_student].mean(0)  # (T, B, K) -> (B, K)
+    source = teacher_out if teacher_out is not None else out
+    long_enough = source.logits.shape[0] > t_student or teacher_out is not None
+    teacher = source.logits.mean(0) if long_enough else None
+    weak = out.weak_logits[:t_student].mean(0) if out.weak_logits is not None else None
+    return Windows(student, teacher, weak)
+
+
+def kd_kl(teacher_logits: Tensor, student_logits: Tensor, temperature: float) -> Tensor:
+    """tau^2 * KL(softmax(teacher/tau) || softmax(student/tau)), mean over the batch.
+
+    Gradients flow into both arguments; the caller decides what is a fixed target.
+    """
+    log_p_teacher = F.log_softmax(teacher_logits / temperature, dim=-1)
+    log_p_student = F.log_softmax(student_logits / temperature, dim=-1)
+    kl = F.kl_div(log_p_student, log_p_teacher, log_target=True, reduction="batchmean")
+    return temperature**2 * kl
+
+
+def _as_target(logits: Tensor, detach: bool) -> Tensor:
+    # The one place where a teacher becomes a fixed target. Detached, the teacher is not pulled
+    # towards the student: the KL only moves the student (and, in the shared pass, the weights it
+    # shares with the teacher through the student's own path). The weak head's teacher is always
+    # detached: a weak learner must not drag the final output down to its level (SPEC §5).
+    return logits.detach() if detach else logits
+
+
+@dataclass(frozen=True)
+class LossParts:
+    loss: Tensor  # the total that is backpropagated
+    loss_task: Tensor  # sum of the cross-entropy terms present
+    ce_student: Tensor
+    ce_teacher: Tensor | None
+    ce_weak: Tensor | None
+    loss_tsd: Tensor | None
+    loss_ssd: Tensor | None
+
+    def as_floats(self) -> dict[str, float | None]:
+        """Every part as a Python float (None when the mode has no such term), for records."""
+        return {k: (None if v is None else float(v.detach())) for k, v in self.__dict__.items()}
+
+
+def tssd_loss(w: Windows, y: Tensor, cfg: DistillConfig, label_smoothing: float = 0.0) -> LossParts:
+    """The total loss of `cfg.mode` and each of its parts."""
+    mode = cfg.mode
+    use_tsd, use_ssd = mode in ("tsd", "tssd"), mode in ("ssd", "tssd")
+    zero = w.student.new_zeros(())
+
+    def ce(logits: Tensor) -> Tensor:
+        return F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+
+    ce_student = ce(w.student)
+    ce_teacher = ce_weak = loss_tsd = loss_ssd = None
+    if use_tsd:
+        if w.teacher is None:
+            raise ValueError(f"mode {mode!r} needs a teacher window: run the model for t_teacher steps")
+        loss_tsd = kd_kl(_as_target(w.teacher, cfg.detach_teacher), w.student, cfg.kd_temperature)
+        if cfg.teacher_ce:
+            ce_teacher = ce(w.teacher)
+    if use_ssd:
+        if w.weak is None:
+            raise ValueError(f"mode {mode!r} needs the weak head's logits: build the model with one")
+        final = w.teacher if cfg.ssd_teacher == "teacher" else w.student
+        if final is None:
+            raise ValueError("ssd_teacher='teacher' needs a teacher window: run t_teacher steps")
+        loss_ssd = kd_kl(_as_target(final, True), w.weak, cfg.kd_temperature)
+        if cfg.weak_ce:
+            ce_weak = ce(w.weak)
+
+    loss_task = ce_student + (ce_teacher if ce_teacher is not None else zero) + (
+        ce_weak if ce_weak is not None else zero
+    )
+    loss = loss_task
+    if loss_tsd is not None:
+        loss = loss + cfg.alpha * loss_tsd
+    if loss_ssd is not None:
+        loss = loss + cfg.beta * loss_ssd
+    return LossParts(loss, loss_task, ce_student, ce_teacher, ce_weak, loss_tsd, loss_ssd)
+
+
+@torch.no_grad()
+def accuracy_by_window(logits: Tensor, y: Tensor) -> list[float]:
+    """Accuracy of the window of the first n steps, for n = 1..T. logits (T, B, K), y (B,)."""
+    T = logits.shape[0]
+    running = logits.cumsum(0) / torch.arange(1, T + 1, device=logits.device).view(T, 1, 1)
+    return (running.argmax(-1) == y).float().mean(1).tolist()  # (T, B) -> (T,)
+
+
+@torch.no_grad()
+def agreement(teacher_logits: Tensor, student_logits: Tensor) -> float:
+    """Fraction of the batch where teacher and student predict the same class. (B, K) each."""
+    return (teacher_logits.argmax(-1) == student_logits.argmax(-1)).float().mean().item()

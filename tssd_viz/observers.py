@@ -1,0 +1,159 @@
+"""Observers of `fit()`: they listen to its events and never change the trainer (STYLE 6).
+
+Events, in order: before_fit(info) · after_step(record)* · after_epoch(record) · after_eval(record)*
+· on_probe(name, arrays) · on_checkpoint(path) · after_fit(result) — or on_error(exc) when training
+raises. Records are read-only mappings in the metrics.jsonl format of SPEC §8.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+import numpy as np
+
+from .runs import RunFolder
+
+if TYPE_CHECKING:
+    from .train import FitInfo, FitResult
+
+
+class Observer:
+    """Base class: every event is a no-op; override the ones you need."""
+
+    def before_fit(self, info: "FitInfo") -> None: ...
+    def after_step(self, record: Mapping[str, Any]) -> None: ...
+    def after_epoch(self, record: Mapping[str, Any]) -> None: ...
+    def after_eval(self, record: Mapping[str, Any]) -> None: ...
+    def on_probe(self, name: str, arrays: Mapping[str, np.ndarray]) -> None: ...
+    def on_checkpoint(self, path: Path) -> None: ...
+    def after_fit(self, result: "FitResult") -> None: ...
+    def on_error(self, exc: BaseException) -> None: ...
+
+
+@dataclass
+class History(Observer):
+    """Everything in memory, for notebooks: lists of records and the probe snapshots."""
+
+    steps: list[dict] = field(default_factory=list)
+    epochs: list[dict] = field(default_factory=list)
+    evals: list[dict] = field(default_factory=list)
+    probes: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    def after_step(self, record):
+        self.steps.append(dict(record))
+
+    def after_epoch(self, record):
+        self.epochs.append(dict(record))
+
+    def after_eval(self, record):
+        self.evals.append(dict(record))
+
+    def on_probe(self, name, arrays):
+        self.probes[name] = dict(arrays)
+
+    @property
+    def records(self) -> list[dict]:
+        """All records in the order metrics.jsonl would hold them (for the figure builders)."""
+        return sorted(self.steps + self.epochs + self.evals, key=lambda r: (r["step"], r["kind"] != "step"))
+
+    def final_eval(self) -> dict[int, float]:
+        return {r["t"]: r["acc"] for r in self.evals if r.get("split") == "test"}
+
+
+class RunWriter(Observer):
+    """Writes the run folder of SPEC §8 as training goes."""
+
+    def __init__(self, run: RunFolder):
+        self.run = run
+
+    def before_fit(self, info):
+        self.run.write_env(info.device, info.cfg.train.seed)
+        self.run.set_status("running", f"training {info.cfg.distill.mode} on {info.dataset}",
+                            host=_host(), total_steps=info.total_steps)
+
+    def after_step(self, record):
+        self.run.append_metric(dict(record))
+
+    after_epoch = after_eval = after_step
+
+    def on_probe(self, name, arrays):
+        self.run.write_probe(name, dict(arrays))
+
+    def after_fit(self, result):
+        acc = result.test_acc.get(result.cfg.distill.t_student)
+        acc_s = f"; test accuracy at T_s={result.cfg.distill.t_student}: {acc:.2%}" if acc is not None else ""
+        state = "cancelled" if result.stopped == "cancelled" else "done"
+        message = {"done": "finished", "time_budget": "time budget reached", "cancelled": "cancelled"}[result.stopped]
+        self.run.set_status(state, message + acc_s, host=_host(), steps=result.steps)
+
+    def on_error(self, exc):
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        self.run.set_status("failed", f"{type(exc).__name__}: {text}"[:500], host=_host())
+
+
+def _host() -> str:
+    import platform
+
+    return platform.node()
+
+
+class ConsoleProgress(Observer):
+    """A progress bar over all steps and one fixed-width results row per epoch (airbench style)."""
+
+    COLUMNS = ("epoch", "loss", "tsd", "ssd", "acc_S", "acc_T", "acc_W", "agree", "test@Ts", "epoch_s")
+
+    def __init__(self, file=None, bar: bool = True):
+        self.file = file or sys.stderr
+        self.use_bar = bar
+        self.bar = None
+
+    def before_fit(self, info):
+        if self.use_bar:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=info.total_steps, initial=info.start_step, unit="step",
+                            file=self.file, dynamic_ncols=True, leave=False)
+        self._write(f"{info.cfg.distill.mode} · {info.arch} · {info.dataset} · {info.device} · "
+                    f"T_s={info.cfg.distill.t_student} T_t={info.cfg.distill.t_teacher} · "
+                    f"{info.num_parameters:,} parameters")
+        self._write("  ".join(f"{c:>8}" for c in self.COLUMNS))
+
+    def after_step(self, record):
+        if self.bar is not None:
+            self.bar.n = record["step"]
+            self.bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['acc_student']:.2f}", refresh=False)
+            self.bar.refresh()
+
+    def after_epoch(self, record):
+        cells = [record["epoch"], record.get("loss"), record.get("loss_tsd"), record.get("loss_ssd"),
+                 record.get("acc_student"), record.get("acc_teacher"), record.get("acc_weak"),
+                 record.get("agreement"), record.get("test_acc"), record.get("epoch_s")]
+        self._write("  ".join(_cell(c) for c in cells))
+
+    def after_fit(self, result):
+        if self.bar is not None:
+            self.bar.close()
+        accs = "  ".join(f"n={t}: {a:.2%}" for t, a in sorted(result.test_acc.items()))
+        self._write(f"test accuracy by window ({result.stopped}): {accs}")
+
+    def on_error(self, exc):
+        if self.bar is not None:
+            self.bar.close()
+
+    def _write(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=self.file)
+        else:
+            print(text, file=self.file, flush=True)
+
+
+def _cell(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return f"{'-':>8}"
+    if isinstance(v, int):
+        return f"{v:>8d}"
+    return f"{v:>8.4f}"

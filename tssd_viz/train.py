@@ -1,0 +1,339 @@
+"""Training: one `fit()` that reads top to bottom and emits events to observers (SPEC §8).
+
+The trainer owns the model, the optimizer and the loop; observers (in-memory history, console,
+run-folder writer, dashboard) only listen. Evaluation at the end covers every window n = 1..T_t
+with a single T_t pass: an SNN is causal, so in eval mode the first n steps of a T_t run are
+exactly an n-step run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Callable, Iterable, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .checkpoints import FORMAT_TRAIN, load_checkpoint, save_checkpoint
+from .config import ConfigError, TSSDConfig, validate
+from .data import Dataset, Loader, load_dataset
+from .losses import accuracy_by_window, agreement, tssd_loss, windows
+from .models import ModelOutput, SpikingNet, build_model, count_parameters
+from .observers import Observer, RunWriter
+from .record import lif_layers, record
+from .runs import RunFolder
+
+
+@dataclass(frozen=True)
+class FitInfo:
+    """What observers learn before the first step."""
+
+    cfg: TSSDConfig
+    dataset: str
+    classes: tuple[str, ...]
+    arch: str
+    device: str
+    num_parameters: int
+    layers: tuple[str, ...]
+    steps_per_epoch: int
+    total_steps: int
+    start_step: int
+    run_dir: Path | None
+
+
+@dataclass(frozen=True)
+class FitResult:
+    cfg: TSSDConfig
+    model: SpikingNet
+    dataset: Dataset
+    test_acc: dict[int, float]  # window n -> test accuracy, n = 1..T_t
+    stopped: str  # "done", "time_budget" or "cancelled"
+    steps: int
+    train_seconds: float
+    run_dir: Path | None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device", "cuda was asked for but no CUDA device is available; use auto or cpu")
+    return torch.device(name)
+
+
+def lr_factor(progress: float, schedule: str, warmup: float) -> float:
+    """Learning-rate multiplier at `progress` in [0, 1] of training.
+
+    Hand-written rather than a torch scheduler because progress here is the larger of the step
+    fraction and the time-budget fraction: a 120-second run anneals to zero at 120 seconds.
+    """
+    p = min(max(progress, 0.0), 1.0)
+    if schedule == "constant":
+        return 1.0
+    if warmup > 0 and p < warmup:
+        return p / warmup
+    q = (p - warmup) / (1 - warmup) if warmup < 1 else 1.0
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * q))
+    return 1.0 - q  # onecycle: linear warm-up, then linear decay to zero
+
+
+def make_optimizer(model: nn.Module, cfg: TSSDConfig) -> torch.optim.Optimizer:
+    t = cfg.train
+    # No weight decay on batch-norm and bias parameters: decaying them only fights the normalisation.
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    rest = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=t.lr)
+    return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=t.momentum > 0)
+
+
+def forward_windows(model: SpikingNet, x: Tensor, cfg: TSSDConfig) -> tuple[ModelOutput, ModelOutput | None]:
+    """The training forward pass(es) of SPEC §4: (student-pass output, separate teacher output or None)."""
+    d = cfg.distill
+    T = cfg.train_timesteps
+    if T == d.t_student or d.tsd_pass == "shared":
+        return model(x, T), None
+    if d.tsd_pass == "separate":
+        return model(x, d.t_student), model(x, T)
+    # "continue": the extra teacher steps carry on from the student's membrane states without a
+    # graph; valid only when nothing needs their gradient (validate() checks the switches).
+    out = model(x, d.t_student, keep_state=True)
+    with torch.no_grad():
+        rest = model(x, T - d.t_student, state=out.state)
+    return ModelOutput(out.logits, out.weak_logits), ModelOutput(torch.cat([out.logits.detach(), rest.logits]), None)
+
+
+@torch.no_grad()
+def evaluate(model: SpikingNet, loader: Iterable, T: int, device: torch.device | None = None) -> list[float]:
+    """Test accuracy of every window n = 1..T, from one T-step pass per batch (eval mode)."""
+    was_training = model.training
+    model.eval()
+    correct, total = torch.zeros(T), 0
+    for x, y in loader:
+        if device is not None:
+            x, y = x.to(device), y.to(device)
+        logits = model(x, T).logits.float()  # (T, B, K)
+        running = logits.cumsum(0).argmax(-1)  # argmax of a cumulative sum = argmax of the mean
+        correct += (running == y).sum(1).cpu().float()
+        total += y.shape[0]
+    model.train(was_training)
+    return (correct / max(total, 1)).tolist()
+
+
+def _probe_arrays(model: SpikingNet, x: Tensor, y: Tensor, images: Tensor, ds: Dataset, T: int,
+                  max_neurons: int, step: int, epoch: int) -> dict[str, np.ndarray]:
+    """Rasters, traces and per-timestep logits of the probe batch (eval mode, T steps)."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), record(model) as rec:
+        out = model(x, T)
+    model.train(was_training)
+    arrays: dict[str, np.ndarray] = {
+        "images": images.numpy(), "labels": y.cpu().numpy(), "classes": np.array(ds.classes),
+        "logits": out.logits.float().cpu().numpy(), "step": np.array(step), "epoch": np.array(epoch),
+    }
+    if out.weak_logits is not None:
+        arrays["weak_logits"] = out.weak_logits.float().cpu().numpy()
+    gen = torch.Generator().manual_seed(0)  # the same neurons at every snapshot
+    for name in rec.layers:
+        s = rec.spikes[name].flatten(2)  # (T, P, ...) -> (T, P, N)
+        idx = torch.randperm(s.shape[2], generator=gen)[:max_neurons].sort().values
+        arrays[f"spikes:{name}"] = s[:, :, idx].numpy()
+        arrays[f"membrane:{name}"] = rec.membrane[name].flatten(2)[:, :, idx].numpy()
+        arrays[f"neurons:{name}"] = idx.numpy()
+        arrays[f"rate:{name}"] = np.array(rec.firing_rate[name])
+    return arrays
+
+
+def fit(
+    cfg: TSSDConfig,
+    observers: Iterable[Observer] = (),
+    *,
+    run_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    dataset: Dataset | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> FitResult:
+    """Train `cfg`; write the run folder `run_dir` if given (resume continues it from last.pt)."""
+    validate(cfg)
+    t, d = cfg.train, cfg.distill
+    device = resolve_device(t.device)
+    if t.bf16 and device.type != "cuda":
+        raise ConfigError("train.bf16", f"bf16 autocast needs a CUDA device; this run uses {device.type}")
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    run = RunFolder(run_dir) if run_dir is not None else None
+    if run is not None:
+        run.prepare(cfg, resume=resume)
+    observers = list(observers) + ([RunWriter(run)] if run is not None else [])
+
+    def emit(event: str, *args) -> None:
+        for o in observers:
+            getattr(o, event)(*args)
+
+    try:
+        return _fit(cfg, device, run, resume, dataset, should_stop, emit)
+    except BaseException as exc:
+        emit("on_error", exc)
+        raise
+
+
+def _fit(cfg, device, run, resume, dataset, should_stop, emit) -> FitResult:
+    t, d = cfg.train, cfg.distill
+    torch.manual_seed(t.seed)
+    ds = dataset if dataset is not None else load_dataset(cfg.data)
+    model = build_model(cfg.model, ds.in_channels, ds.num_classes, weak_head=cfg.uses_weak_head).to(device)
+    memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    optimizer = make_optimizer(model, cfg)
+    train_loader = Loader(ds.train, ds, cfg.data.batch_size, train=True, augment=cfg.data.augment,
+                          seed=t.seed, device=device, channels_last=t.channels_last)
+    test_loader = Loader(ds.test, ds, 256, train=False, device=device, channels_last=t.channels_last)
+    steps_per_epoch = len(train_loader)
+    if steps_per_epoch == 0:
+        raise ConfigError("data.batch_size", f"{cfg.data.batch_size} is larger than the training set ({len(ds.train.labels)} images)")
+    total_steps = t.epochs * steps_per_epoch
+
+    # Resume: weights, optimizer, position in the data and clock come back from last.pt.
+    step, elapsed, best = 0, 0.0, -1.0
+    if resume and run is not None and (run.checkpoints_dir / "last.pt").exists():
+        ck = load_checkpoint(run.checkpoints_dir / "last.pt", (FORMAT_TRAIN,), map_location=device)
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        step, elapsed, best = ck["step"], ck["elapsed_s"], ck["best_acc"]
+        run.truncate_metrics(ck["metrics_lines"])
+        torch.set_rng_state(ck["rng"])
+
+    p_idx = torch.arange(min(t.probe_images, len(ds.test.labels)))
+    probe_images = ds.test.images[p_idx]
+    probe_x, probe_y = next(iter(Loader(type(ds.test)(probe_images, ds.test.labels[p_idx]), ds, len(p_idx),
+                                        train=False, device=device, channels_last=t.channels_last)))
+    emit("before_fit", FitInfo(cfg, ds.name, ds.classes, cfg.model.arch, str(device), count_parameters(model),
+                               tuple(lif_layers(model)), steps_per_epoch, total_steps, step, run.path if run else None))
+
+    def probe(epoch: int) -> None:
+        arrays = _probe_arrays(model, probe_x, probe_y, probe_images, ds, d.t_teacher, 256, step, epoch)
+        emit("on_probe", f"epoch-{epoch:04d}", MappingProxyType(arrays))
+
+    def checkpoint(name: str) -> None:
+        if run is None:
+            return
+        path = run.checkpoints_dir / f"{name}.pt"
+        n_lines = len(run.metrics_path.read_text().splitlines()) if run.metrics_path.exists() else 0
+        save_checkpoint(path, {
+            "format": FORMAT_TRAIN, "config": cfg.to_dict(), "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "step": step, "elapsed_s": elapsed, "best_acc": best,
+            "metrics_lines": n_lines, "rng": torch.get_rng_state(),
+            "num_classes": ds.num_classes, "in_channels": ds.in_channels, "classes": list(ds.classes),
+        })
+        emit("on_checkpoint", path)
+
+    if step == 0 and t.probe_every:
+        probe(0)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=t.bf16)
+    stopped = "done"
+    model.train()
+    start_epoch = epoch = step // steps_per_epoch
+    final: dict[int, float] = {}
+    for epoch in range(start_epoch + 1, t.epochs + 1):
+        train_loader.set_epoch(epoch)
+        sums: dict[str, float] = {}
+        n_sum = 0
+        epoch_t0 = time.perf_counter()
+        for i, (x, y) in enumerate(train_loader):
+            if i < step - (epoch - 1) * steps_per_epoch:
+                continue  # resuming mid-epoch: this batch was already trained on
+            t0 = time.perf_counter()
+            progress = max(step / total_steps, elapsed / t.time_budget_s if t.time_budget_s else 0.0)
+            for g in optimizer.param_groups:
+                g["lr"] = t.lr * lr_factor(progress, t.schedule, t.warmup)
+            log_now = (step + 1) % t.log_every == 0
+            rate_probe = record(model, spikes=False, membrane=False) if log_now else nullcontext()
+            with autocast, rate_probe as rates:
+                out, teacher_out = forward_windows(model, x, cfg)
+                win = windows(out, d.t_student, teacher_out)
+                parts = tssd_loss(win, y, d, t.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            parts.loss.backward()
+            optimizer.step()
+            step += 1
+            elapsed += time.perf_counter() - t0
+
+            # Distillation signals (SPEC §7): cheap reductions on tensors already computed.
+            longest = (teacher_out or out).logits.detach().float()
+            rec = {**{k: v for k, v in parts.as_floats().items() if k != "ce_student"},
+                   "acc_student": _acc(win.student, y), "acc_teacher": _acc(win.teacher, y),
+                   "acc_weak": _acc(win.weak, y),
+                   "agreement": agreement(win.teacher, win.student) if win.teacher is not None else None,
+                   "kl": _kl(win.teacher, win.student), "lr": optimizer.param_groups[0]["lr"]}
+            for k, v in rec.items():
+                if v is not None:
+                    sums[k] = sums.get(k, 0.0) + v
+            n_sum += 1
+            if log_now:
+                emit("after_step", MappingProxyType({
+                    "kind": "step", "step": step, "epoch": epoch, "wall_s": round(elapsed, 3), **rec,
+                    "acc_by_window": accuracy_by_window(longest, y), "firing_rate": dict(rates.firing_rate)}))
+            if should_stop is not None and should_stop():
+                stopped = "cancelled"
+            elif t.time_budget_s and elapsed >= t.time_budget_s:
+                stopped = "time_budget"
+            if stopped != "done":
+                break
+
+        epoch_s = time.perf_counter() - epoch_t0
+        is_last = stopped != "done" or epoch == t.epochs
+        test_acc = None
+        if stopped != "cancelled" and (is_last or (t.eval_every and epoch % t.eval_every == 0)):
+            test_acc = evaluate(model, test_loader, d.t_teacher)  # every window in one T_t pass
+            final = dict(enumerate(test_acc, start=1))
+        record_ = {"kind": "epoch", "step": step, "epoch": epoch, "wall_s": round(elapsed, 3),
+                   "ce_teacher": None, "ce_weak": None, "loss_tsd": None, "loss_ssd": None,
+                   "acc_teacher": None, "acc_weak": None, "agreement": None, "kl": None,
+                   **{k: v / max(n_sum, 1) for k, v in sums.items()},
+                   "epoch_s": round(epoch_s, 3), "complete": stopped == "done"}
+        if test_acc is not None:
+            record_.update(test_acc=test_acc[d.t_student - 1], test_acc_by_window=test_acc)
+        if n_sum:
+            emit("after_epoch", MappingProxyType(record_))
+        if test_acc is not None and test_acc[d.t_student - 1] > best:
+            best = test_acc[d.t_student - 1]
+            checkpoint("best")
+        if t.probe_every and (epoch % t.probe_every == 0 or is_last):
+            probe(epoch)
+        checkpoint("last")
+        if stopped != "done":
+            break
+
+    if stopped == "cancelled":
+        final = {}
+    elif not final:  # resumed a run whose training had already finished
+        final = dict(enumerate(evaluate(model, test_loader, d.t_teacher), start=1))
+    for n, a in final.items():
+        emit("after_eval", MappingProxyType({"kind": "eval", "step": step, "epoch": epoch,
+                                             "wall_s": round(elapsed, 3), "split": "test", "t": n, "acc": a}))
+    result = FitResult(cfg, model, ds, final, stopped, step, elapsed, run.path if run else None)
+    emit("after_fit", result)
+    return result
+
+
+def _acc(logits: Tensor | None, y: Tensor) -> float | None:
+    return None if logits is None else (logits.detach().argmax(-1) == y).float().mean().item()
+
+
+def _kl(teacher: Tensor | None, student: Tensor | None) -> float | None:
+    """KL(teacher || student) at temperature 1, batch mean: how far the student is from its teacher."""
+    if teacher is None or student is None:
+        return None
+    return F.kl_div(F.log_softmax(student.detach().float(), -1), F.log_softmax(teacher.detach().float(), -1),
+                    log_target=True, reduction="batchmean").item()
