@@ -119,3 +119,19 @@ def test_help_lists_dotted_fields():
     assert p.returncode == 0
     for flag in ("--distill.t-student", "--data.root", "--train.time-budget-s", "--model.aux-stage"):
         assert flag in p.stdout
+
+
+def test_short_run_on_real_cifar10(tmp_path):
+    root = os.environ.get("TSSD_CIFAR10_ROOT")
+    if not root or not Path(root, "test").is_dir():
+        pytest.skip("real CIFAR-10 not on disk: set TSSD_CIFAR10_ROOT to the extracted image-folder tree (CI does)")
+    run_dir = tmp_path / "cifar"
+    p = cli("train", "--preset", "classroom", "--data.root", root, "--data.limit-train", "4000",
+            "--data.limit-test", "2000", "--train.epochs", "2", "--run-dir", run_dir, "--no-progress", timeout=900)
+    assert p.returncode == 0, p.stderr
+    run = RunFolder(run_dir)
+    steps = run.metrics("step")
+    assert steps and all(r[k] is not None for r in steps for k in ("loss", "loss_task", "loss_tsd", "loss_ssd"))
+    acc = run.final_eval()[run.config().distill.t_student]
+    print(f"real CIFAR-10, 2 epochs on 4,000 images: test accuracy at T_s = {acc:.3f}")
+    assert acc > 0.25  # chance is 0.10

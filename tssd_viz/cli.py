@@ -25,7 +25,7 @@ from .runs import RunFolder
 
 EXIT_BAD_INPUT, EXIT_CANCELLED = 2, 130
 USAGE = """usage:
-  python -m tssd_viz train [--preset NAME] [--run-dir DIR] [--CONFIG.FIELD VALUE ...]
+  python -m tssd_viz train [--preset NAME | --config JSON] [--run-dir DIR] [--CONFIG.FIELD VALUE ...]
   python -m tssd_viz train --resume DIR
   python -m tssd_viz evaluate (--run-dir DIR | --checkpoint FILE) [--which best|last] [--t N] [--json] [--data.FIELD VALUE ...]
   python -m tssd_viz export --run-dir DIR [--which best|last] [--out FILE]
@@ -46,6 +46,7 @@ def parse_config(base: TSSDConfig, overrides: list[str], prog: str) -> TSSDConfi
 def cmd_train(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(add_help=False)
     ap.add_argument("--preset", default="classroom")
+    ap.add_argument("--config", default=None, metavar="JSON", help="start from a saved config.json instead of a preset")
     ap.add_argument("--run-dir", default=None)
     ap.add_argument("--resume", default=None, metavar="RUN_DIR")
     ap.add_argument("--no-progress", action="store_true")
@@ -62,9 +63,11 @@ def cmd_train(argv: list[str]) -> int:
         cfg, run_dir, resume = run.config(), run.path, True
     else:
         try:
-            base = preset(known.preset)
+            base = preset(known.preset) if not known.config else TSSDConfig.from_dict(json.loads(Path(known.config).read_text()))
         except ConfigError as e:
             fail(str(e))
+        except (OSError, json.JSONDecodeError) as e:
+            fail(f"--config {known.config}: cannot read a config from it ({e})")
         cfg = parse_config(base, rest, "python -m tssd_viz train")
         run_dir = Path(known.run_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{cfg.distill.mode}")
         resume = False

@@ -52,17 +52,20 @@ def neuron_figure(current: Any, membrane: Any, spikes: Any, threshold: float, *,
         fig.add_trace(go.Scatter(x=t, y=v, mode="lines+markers", name=f"V(t): {name}",
                                  line=dict(color=color)), row=2 + i, col=1)
         fig.add_trace(_threshold_trace(threshold, T, showlegend=i == 0), row=2 + i, col=1)
+        fig.add_annotation(x=T - 0.5, y=threshold, text=f"θ = {threshold:g}", showarrow=False, xanchor="right",
+                           yanchor="bottom", font=dict(color=ROLE_COLORS["threshold"]), row=2 + i, col=1)
         fig.update_yaxes(title_text="V(t)", row=2 + i, col=1)
         times = np.flatnonzero(s)
         # The spike row is categorical: one line of ticks per variant, top to bottom in order.
         fig.add_trace(go.Scatter(x=times, y=[name] * len(times), mode="markers", name=f"spikes: {name}",
-                                 marker=dict(symbol="line-ns-open", size=18, line=dict(width=3, color=color)),
+                                 marker=dict(symbol="line-ns-open", size=18, color=color, line=dict(width=3, color=color)),
                                  hovertemplate="spike at t=%{x}<extra>" + name + "</extra>"), row=rows, col=1)
     fig.update_yaxes(title_text="I(t)", row=1, col=1)
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=list(variants)[::-1],
                      row=rows, col=1)
     fig.update_xaxes(**timestep_ticks(T))
     fig.update_xaxes(title_text="timestep t", row=rows, col=1)
+    fig.update_layout(showlegend=False)  # every row is named by its subplot title
     return finish(fig, title or "one LIF neuron", height=220 + 170 * (rows - 1), hovermode="x")
 
 
@@ -75,7 +78,7 @@ def raster_figure(spikes: Any, *, title: str | None = None, max_neurons: int = 2
     s = first_item(as_numpy(spikes, "spikes"))[:, :max_neurons]  # (T, N)
     T, N = s.shape
     t, neuron = np.nonzero(s)  # time-major order
-    size = float(np.clip(400 / max(N, 1), 3, 8))
+    size = float(np.clip(500 / max(N, 1), 4, 10))
     fig = go.Figure(go.Scatter(x=t, y=neuron, mode="markers", name="spike",
                                marker=dict(color=ROLE_COLORS["spike"], size=size, symbol="square"),
                                hovertemplate="t=%{x}, neuron %{y}<extra></extra>"))
@@ -136,6 +139,6 @@ def firing_rate_figure(rates: Mapping[str, float] | Mapping[str, Mapping[str, fl
                              marker_color=run_color(i) if nested else ROLE_COLORS["spike"],
                              hovertemplate="%{x}: %{y:.3f}<extra>" + (run or "") + "</extra>"))
     fig.update_layout(barmode="group", showlegend=nested)
-    fig.update_xaxes(title_text="layer (forward order)", tickangle=-30 if len(layers) > 4 else 0)
+    fig.update_xaxes(title_text="layer (forward order)", type="category", tickangle=-30 if len(layers) > 4 else 0)
     fig.update_yaxes(title_text="firing rate (spikes per neuron per timestep)", rangemode="tozero")
     return finish(fig, title or "firing rate per layer")

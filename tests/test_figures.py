@@ -1,0 +1,273 @@
+"""Figures draw exactly the data they are given; missing quantities give no trace, not a crash.
+
+Expected values are computed here independently (plain loops in numpy) from hand-made inputs.
+"""
+
+from __future__ import annotations
+
+import json
+from types import MappingProxyType
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from tssd_viz.figures import (ROLE_COLORS, accuracy_figure, accuracy_vs_timesteps_figure, firing_rate_figure,
+                              kl_agreement_figure, loss_parts_figure, membrane_traces_figure, neuron_figure,
+                              raster_figure, timestep_logits_figure, window_agreement_figure,
+                              window_heatmap_figure)
+
+
+def by_name(fig: go.Figure, name: str):
+    found = [tr for tr in fig.data if tr.name == name]
+    assert len(found) == 1, f"{len(found)} traces named {name!r} in {[tr.name for tr in fig.data]}"
+    return found[0]
+
+
+def arr(values) -> np.ndarray:
+    return np.asarray(values, dtype=float)
+
+
+def step(s, **kw):
+    return {"kind": "step", "step": s, "epoch": 0, "wall_s": 0.1 * s, **kw}
+
+
+# A tssd run logged at steps 10, 20, 30; one epoch record; final eval lines for windows 1..3.
+TSSD = [
+    step(10, loss=2.0, loss_task=1.8, loss_tsd=0.15, loss_ssd=0.05, acc_student=0.2, acc_teacher=0.25,
+         acc_weak=0.1, agreement=0.5, kl=0.4, acc_by_window=[0.1, 0.2], firing_rate={"a": 0.1}),
+    step(20, loss=1.5, loss_task=1.3, loss_tsd=0.12, loss_ssd=0.08, acc_student=0.4, acc_teacher=0.45,
+         acc_weak=0.3, agreement=0.6, kl=0.3, acc_by_window=[0.3, 0.4, 0.5], firing_rate={"a": 0.1}),
+    {"kind": "epoch", "step": 20, "epoch": 1, "wall_s": 2.0, "loss": 1.7, "acc_student": 0.3,
+     "acc_teacher": 0.35, "acc_weak": 0.2, "test_acc": 0.33},
+    step(30, loss=1.0, loss_task=0.9, loss_tsd=0.07, loss_ssd=0.03, acc_student=0.6, acc_teacher=0.65,
+         acc_weak=0.5, agreement=0.8, kl=0.2, acc_by_window=[0.5, 0.6, 0.7], firing_rate={"a": 0.1}),
+    {"kind": "eval", "step": 30, "epoch": 1, "wall_s": 3.0, "split": "test", "t": 1, "acc": 0.5},
+    {"kind": "eval", "step": 30, "epoch": 1, "wall_s": 3.0, "split": "test", "t": 2, "acc": 0.6},
+    {"kind": "eval", "step": 30, "epoch": 1, "wall_s": 3.0, "split": "test", "t": 3, "acc": 0.7},
+    {"kind": "eval", "step": 30, "epoch": 1, "wall_s": 3.0, "split": "val", "t": 3, "acc": 0.99},
+]
+# A baseline run: no teacher, no weak head, so those parts are None or absent.
+BASELINE = [step(10, loss=2.1, loss_task=2.1, loss_tsd=None, loss_ssd=None, acc_student=0.15, acc_teacher=None,
+                 acc_weak=None, agreement=None, kl=None, acc_by_window=[0.15, 0.2]),
+            step(20, loss=1.9, loss_task=1.9, acc_student=0.25)]
+
+
+# --- neurons and layers -------------------------------------------------------------------------
+
+def test_neuron_figure_draws_current_membrane_spikes_and_threshold():
+    current = torch.tensor([0.6, 0.6, 2.5, 0.0, 1.2])
+    membrane = np.array([0.6, 0.9, 0.95, 0.475, 0.6375])
+    spikes = np.array([0, 0, 1, 0, 1])
+    delayed = (np.array([0.6, 0.9, 2.95, 0.475, 1.6]), np.array([0, 0, 1, 0, 0]))
+    fig = neuron_figure(current, membrane, spikes, 0.8, label="soft", compare={"delayed": delayed})
+    np.testing.assert_allclose(arr(by_name(fig, "input current I(t)").y), current.numpy())
+    np.testing.assert_allclose(arr(by_name(fig, "V(t): soft").y), membrane)
+    np.testing.assert_allclose(arr(by_name(fig, "V(t): delayed").y), delayed[0])
+    np.testing.assert_array_equal(arr(by_name(fig, "spikes: soft").x), [2, 4])
+    np.testing.assert_array_equal(arr(by_name(fig, "spikes: delayed").x), [2])
+    thresholds = [tr for tr in fig.data if tr.name == "threshold θ = 0.8"]
+    assert len(thresholds) == 2  # one per membrane row
+    assert all(list(tr.y) == [0.8, 0.8] and tr.line.dash == "dash" for tr in thresholds)
+    assert thresholds[0].line.color == ROLE_COLORS["threshold"]
+
+
+def test_neuron_figure_rejects_a_batch():
+    with pytest.raises(ValueError, match="current should be 1-D"):
+        neuron_figure(np.zeros((4, 2)), np.zeros(4), np.zeros(4), 1.0)
+
+
+def test_raster_is_one_trace_at_the_nonzero_spikes():
+    spikes = np.zeros((3, 5), dtype=np.uint8)
+    spikes[0, 1] = spikes[0, 4] = spikes[2, 0] = spikes[2, 1] = 1
+    fig = raster_figure(torch.from_numpy(spikes))
+    assert len(fig.data) == 1
+    np.testing.assert_array_equal(arr(fig.data[0].x), [0, 0, 2, 2])
+    np.testing.assert_array_equal(arr(fig.data[0].y), [1, 4, 0, 1])
+    assert fig.layout.xaxis.dtick == 1  # whole timesteps only
+
+
+def test_raster_takes_batch_item_zero_flattened_and_caps_neurons():
+    spikes = np.zeros((2, 3, 2, 2))  # (T, B, C, W)
+    spikes[1, 0, 1, 1] = 1  # item 0, feature 3
+    spikes[0, 1, 0, 0] = 1  # item 1: not drawn
+    fig = raster_figure(spikes)
+    assert (list(fig.data[0].x), list(fig.data[0].y)) == ([1], [3])
+    assert len(raster_figure(spikes, max_neurons=3).data[0].x) == 0
+
+
+def test_membrane_traces_lines_spikes_and_threshold():
+    v = np.arange(12, dtype=float).reshape(4, 3) / 10  # (T, n)
+    s = np.zeros((4, 3))
+    s[1, 2] = s[3, 2] = 1
+    fig = membrane_traces_figure(v, s, threshold=0.7, neuron_ids=[0, 2])
+    np.testing.assert_allclose(arr(by_name(fig, "neuron 0").y), v[:, 0])
+    np.testing.assert_allclose(arr(by_name(fig, "neuron 2").y), v[:, 2])
+    assert [tr.name for tr in fig.data].count("neuron 1") == 0
+    marks = by_name(fig, "spikes of neuron 2")
+    assert list(marks.x) == [1, 3] and list(marks.y) == [0.7, 0.7]
+    assert len(by_name(fig, "spikes of neuron 0").x) == 0
+    assert list(by_name(fig, "threshold θ = 0.7").y) == [0.7, 0.7]
+    with pytest.raises(ValueError, match="same shape"):
+        membrane_traces_figure(v, s[:, :2])
+
+
+def test_membrane_traces_without_spikes_or_threshold():
+    fig = membrane_traces_figure(np.zeros(6), threshold=None)
+    assert [tr.name for tr in fig.data] == ["neuron 0"]
+
+
+def test_firing_rate_bars_in_layer_order_and_grouped_by_run():
+    fig = firing_rate_figure({"conv1": 0.2, "conv2": 0.05, "fc": 0.01})
+    assert len(fig.data) == 1
+    assert list(fig.data[0].x) == ["conv1", "conv2", "fc"] and list(fig.data[0].y) == [0.2, 0.05, 0.01]
+    fig = firing_rate_figure({"tssd": {"conv1": 0.2, "conv2": 0.1}, "baseline": {"conv1": 0.3, "fc": 0.02}})
+    assert [tr.name for tr in fig.data] == ["tssd", "baseline"] and fig.layout.barmode == "group"
+    assert list(fig.data[0].x) == ["conv1", "conv2", "fc"]
+    assert list(fig.data[0].y) == [0.2, 0.1, None] and list(fig.data[1].y) == [0.3, None, 0.02]
+
+
+# --- outputs over time --------------------------------------------------------------------------
+
+def softmax_of_window_mean(z: np.ndarray, n: int) -> np.ndarray:
+    m = z[:n].sum(0) / n
+    e = np.exp(m - m.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def test_timestep_logits_heatmap_and_running_prediction():
+    z = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 0.5], [-1.0, 3.0, 0.0], [0.0, 2.0, 1.0]])  # (T=4, K=3)
+    fig = timestep_logits_figure(torch.tensor(z), ["cat", "dog", "ship"], t_student=2, label=1)
+    heat = fig.data[0]
+    assert isinstance(heat, go.Heatmap) and list(heat.y) == ["cat", "dog", "ship"]
+    np.testing.assert_allclose(arr(heat.z), z.T)
+    expected = np.stack([softmax_of_window_mean(z, n) for n in range(1, 5)])  # (T, K)
+    for k, name in enumerate(["cat", "dog (true label)", "ship"]):
+        tr = by_name(fig, name)
+        assert list(tr.x) == [1, 2, 3, 4]
+        np.testing.assert_allclose(arr(tr.y), expected[:, k], rtol=1e-12)
+    assert by_name(fig, "dog (true label)").line.width > by_name(fig, "cat").line.width
+    marks = {s.x0: s.line.color for s in fig.layout.shapes if s.xref == "x2"}
+    assert marks == {2: ROLE_COLORS["student"], 4: ROLE_COLORS["teacher"]}
+    texts = [a.text for a in fig.layout.annotations]
+    assert "student (T_s = 2): cat" in texts and "teacher (T_t = 4): dog" in texts
+
+
+def test_timestep_logits_many_classes_shows_top_five_and_the_label():
+    z = np.tile(np.arange(20.0), (3, 1))  # class 19 most probable
+    fig = timestep_logits_figure(z, None, t_student=1, label=0)
+    names = [tr.name for tr in fig.data[1:]]
+    assert names == ["class 0 (true label)"] + [f"class {k}" for k in range(15, 20)]
+    with pytest.raises(ValueError, match="t_student"):
+        timestep_logits_figure(z, None, t_student=4)
+
+
+def test_window_agreement_matches_an_independent_computation():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(5, 16, 4)) * 2  # (T, B, K)
+    fig = window_agreement_figure(z, t_student=2)
+    p_T = np.stack([softmax_of_window_mean(z[:, b], 5) for b in range(16)])  # (B, K)
+    agree, kl = [], []
+    for n in range(1, 6):
+        p_n = np.stack([softmax_of_window_mean(z[:, b], n) for b in range(16)])
+        agree.append(np.mean(p_n.argmax(-1) == p_T.argmax(-1)))
+        kl.append(np.mean([sum(p_T[b, k] * np.log(p_T[b, k] / p_n[b, k]) for k in range(4)) for b in range(16)]))
+    np.testing.assert_allclose(arr(by_name(fig, "agreement with window T").y), agree)
+    kl_trace = by_name(fig, "KL(window T ‖ window n)")
+    np.testing.assert_allclose(arr(kl_trace.y), kl, atol=1e-12)
+    assert kl_trace.yaxis == "y2" and kl[-1] == pytest.approx(0) and agree[-1] == 1
+
+
+# --- training curves ----------------------------------------------------------------------------
+
+def test_loss_parts_one_run():
+    fig = loss_parts_figure(TSSD)
+    assert len(fig.data) == 4  # the epoch record is not a step
+    tsd = by_name(fig, "TSD loss (teacher → student)")
+    assert list(tsd.x) == [10, 20, 30] and list(tsd.y) == [0.15, 0.12, 0.07]
+    assert tsd.line.color == ROLE_COLORS["teacher"]
+
+
+def test_loss_parts_skips_missing_parts_and_overlays_runs():
+    fig = loss_parts_figure(BASELINE)
+    assert sorted(tr.name for tr in fig.data) == ["task loss (cross-entropy terms)", "total loss"]
+    fig = loss_parts_figure({"tssd": TSSD, "baseline": BASELINE})
+    assert len(fig.data) == 4 + 2  # one trace per run per quantity present
+    a, b = by_name(fig, "total loss · tssd"), by_name(fig, "total loss · baseline")
+    assert a.line.color == b.line.color and a.line.dash != b.line.dash
+
+
+def test_loss_parts_smoothing_is_a_debiased_ema():
+    fig = loss_parts_figure(TSSD, smooth=0.5)
+    raw, expected, acc = [2.0, 1.5, 1.0], [], 0.0
+    for i, v in enumerate(raw, start=1):
+        acc = 0.5 * acc + 0.5 * v
+        expected.append(acc / (1 - 0.5**i))
+    np.testing.assert_allclose(arr(by_name(fig, "total loss").y), expected)
+    with pytest.raises(ValueError, match="smooth"):
+        loss_parts_figure(TSSD, smooth=1.0)
+
+
+def test_accuracy_lines_epoch_points_and_eval_points():
+    fig = accuracy_figure(TSSD)
+    student = by_name(fig, "student (window T_s)")
+    assert list(student.x) == [10, 20, 30] and list(student.y) == [0.2, 0.4, 0.6]
+    assert list(by_name(fig, "weak head, epoch mean").y) == [0.2]
+    assert list(by_name(fig, "test (window T_s)").y) == [0.33]
+    evals = by_name(fig, "test, eval (window n)")
+    assert list(evals.y) == [0.5, 0.6, 0.7] and list(evals.text) == ["n=1", "n=2", "n=3"]  # val split left out
+    base = accuracy_figure(BASELINE)
+    assert [tr.name for tr in base.data] == ["student (window T_s)"]
+    runs = accuracy_figure({"tssd": TSSD, "baseline": BASELINE})
+    assert len(runs.data) == len(fig.data) + 1
+
+
+def test_window_heatmap_pads_ragged_windows():
+    fig = window_heatmap_figure(TSSD + [step(40, acc_by_window=None)], t_student=2)
+    heat = fig.data[0]
+    assert list(heat.x) == [10, 20, 30] and list(heat.y) == [1, 2, 3]
+    assert [list(row) for row in heat.z] == [[0.1, 0.3, 0.5], [0.2, 0.4, 0.6], [None, 0.5, 0.7]]
+    assert (fig.layout.shapes[0].y0, fig.layout.shapes[0].y1) == (1.5, 2.5)
+
+
+def test_accuracy_vs_timesteps_from_records_and_tables():
+    fig = accuracy_vs_timesteps_figure({"tssd": TSSD, "table": {"1": 0.4, "3": 0.8, "2": 0.6}, "none": BASELINE})
+    assert [tr.name for tr in fig.data] == ["tssd", "table"]
+    assert list(fig.data[0].x) == [1, 2, 3] and list(fig.data[0].y) == [0.5, 0.6, 0.7]
+    assert list(fig.data[1].x) == [1, 2, 3] and list(fig.data[1].y) == [0.4, 0.6, 0.8]
+
+
+def test_kl_agreement_two_axes_and_runs():
+    fig = kl_agreement_figure(TSSD)
+    assert list(by_name(fig, "agreement (teacher vs student)").y) == [0.5, 0.6, 0.8]
+    kl = by_name(fig, "KL(teacher ‖ student)")
+    assert list(kl.y) == [0.4, 0.3, 0.2] and kl.yaxis == "y2"
+    fig = kl_agreement_figure({"tssd": TSSD, "baseline": BASELINE})
+    assert len(fig.data) == 2  # the baseline has no teacher
+
+
+def test_training_figures_tolerate_empty_and_sparse_records():
+    sparse = [MappingProxyType({"kind": "step", "step": 1, "epoch": 0, "wall_s": 0.0}),
+              {"kind": "eval", "step": 1, "epoch": 0, "wall_s": 0.0, "split": "test", "t": 1, "acc": None}]
+    for records in ([], sparse):
+        for build in (loss_parts_figure, accuracy_figure, window_heatmap_figure, kl_agreement_figure):
+            fig = build(records)
+            assert len(fig.data) == 0 and "recorded yet" in fig.layout.annotations[0].text
+        assert len(accuracy_vs_timesteps_figure({"run": records}).data) == 0
+    with pytest.raises(TypeError, match="single metrics record"):
+        loss_parts_figure(TSSD[0])
+
+
+def test_every_figure_is_json_serialisable():
+    z = np.random.default_rng(1).normal(size=(4, 3, 5)).astype(np.float32)
+    figs = [
+        neuron_figure(np.ones(4), np.zeros(4), np.zeros(4), 1.0, compare={"v": (np.ones(4), np.ones(4))}),
+        raster_figure(np.eye(4)), membrane_traces_figure(np.eye(4), np.eye(4)), firing_rate_figure({"a": 0.1}),
+        timestep_logits_figure(torch.from_numpy(z[:, 0]).bfloat16(), list("abcde"), t_student=2, label="c"),
+        window_agreement_figure(z), loss_parts_figure({"a": TSSD, "b": BASELINE}), accuracy_figure(TSSD),
+        window_heatmap_figure(TSSD), accuracy_vs_timesteps_figure({"a": TSSD}), kl_agreement_figure(TSSD),
+    ]
+    for fig in figs:
+        assert isinstance(fig, go.Figure)
+        assert json.loads(fig.to_json())["data"]

@@ -1,0 +1,25 @@
+"""Datasets as uint8 tensors in memory, and an airbench-style loader over them (SPEC §8, Data).
+
+Three sources, one result type (`Dataset`: a train and a test `Split` of (N, C, H, W) uint8 images):
+
+- `digits`: scikit-learn's 8x8 digits, offline, the embedded default; a fixed seeded 80/20 split.
+- `cifar10` / `cifar100`: an image-folder tree if the resolved folder is one, else torchvision's
+  pickled batches (downloaded there once when `download` is true).
+- `folder`: any `train/<class>/*`, `test/<class>/*` tree of jpg/png images, decoded once and cached
+  as a tensor file under `cache_dir()/folders/`.
+
+Nothing here raises a raw I/O or download error: a dataset that cannot be had is `DataUnavailable`,
+whose message says what was tried and what to do instead.
+
+    dataset.py   result types (Split, Dataset), DataUnavailable, the cache folder, channel statistics
+    sources.py   which dataset lives where: load_dataset, is_available, offline_default
+    folders.py   image-folder trees: decode once, cache as a tensor file
+    loader.py    Loader: shuffling, batched crop and flip, normalisation
+"""
+
+from .dataset import Dataset, DataUnavailable, Split, cache_dir
+from .loader import Loader, random_crop
+from .sources import is_available, load_dataset, offline_default
+
+__all__ = ["DataUnavailable", "Dataset", "Loader", "Split", "cache_dir", "is_available", "load_dataset",
+           "offline_default", "random_crop"]

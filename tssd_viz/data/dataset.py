@@ -1,0 +1,101 @@
+"""The result types every source returns, the error every source raises, and what they share."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+LABELS = {"digits": "Digits", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "folder": "The image folder"}
+
+
+class DataUnavailable(RuntimeError):
+    """A dataset cannot be read or fetched. The message is one paragraph: what, where, what to do.
+
+    `dataset` is the config name ("cifar10", ...), `tried` the folders looked at, in order.
+    """
+
+    def __init__(self, dataset: str, tried: list[Path] | tuple[Path, ...], reason: str):
+        self.dataset, self.tried = dataset, tuple(tried)
+        paths = ", ".join(str(p) for p in self.tried) or "(no path)"
+        super().__init__(
+            f"{LABELS.get(dataset, dataset)} (--data.dataset {dataset}) is not available: {reason}. "
+            f"Paths tried: {paths}. Pass --data.root PATH (a torchvision download folder or an image-folder tree "
+            "train/<class>/*, test/<class>/*) or use --data.dataset digits (offline).")
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: comparing tensors field by field has no single truth value
+class Split:
+    images: Tensor  # (N, C, H, W) uint8, contiguous
+    labels: Tensor  # (N,) int64
+
+    def __post_init__(self):
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise ValueError(f"images must be (N, C, H, W) uint8, got {tuple(self.images.shape)} {self.images.dtype}")
+        if self.labels.shape != (self.images.shape[0],):
+            raise ValueError(f"labels must be ({self.images.shape[0]},), got {tuple(self.labels.shape)}")
+        object.__setattr__(self, "images", self.images.contiguous())
+        object.__setattr__(self, "labels", self.labels.to(torch.int64))
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    name: str  # "digits", "cifar10", "cifar100", "folder"
+    train: Split
+    test: Split
+    classes: tuple[str, ...]  # index = label
+    mean: tuple[float, ...]  # per channel, pixel values in [0, 1], computed on the full train split
+    std: tuple[float, ...]
+    pad: int  # random-crop zero padding in pixels
+    flip: bool  # whether a horizontal flip keeps the label (not for digits: a mirrored 3 is no digit)
+    source: str  # where it was read from (a path or "scikit-learn"), for run records
+
+    @property
+    def in_channels(self) -> int:
+        return self.train.images.shape[1]
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(H, W) in pixels."""
+        return tuple(self.train.images.shape[2:])  # type: ignore[return-value]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def cache_root() -> Path:
+    """$TSSD_CACHE or ~/.cache/tssd-viz, not created (for looking only)."""
+    return Path(os.environ.get("TSSD_CACHE") or Path.home() / ".cache" / "tssd-viz").expanduser().absolute()
+
+
+def cache_dir() -> Path:
+    """$TSSD_CACHE or ~/.cache/tssd-viz, created on demand."""
+    path = cache_root()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def channel_stats(images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of (N, C, H, W) uint8 images, in [0, 1] pixel units."""
+    c = images.shape[1]
+    s, s2 = torch.zeros(c, dtype=torch.float64), torch.zeros(c, dtype=torch.float64)
+    for chunk in images.split(1024):  # float64 in chunks: all of CIFAR-10 at once would be 1.2 GB
+        x = chunk.to(torch.float64) / 255
+        s += x.sum((0, 2, 3))
+        s2 += x.square().sum((0, 2, 3))
+    n = images.numel() // c
+    mean = s / n
+    std = (s2 / n - mean.square()).clamp_min(1e-12).sqrt()  # E[x^2] - E[x]^2 is exact enough in float64
+    return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def default_pad(h: int, w: int) -> int:
+    """Random-crop padding: 4 px for 32x32 (the CIFAR standard), 1 px for 8x8 digits, 1/8 of the side."""
+    return max(1, min(h, w) // 8)

@@ -1,0 +1,115 @@
+"""Figures of the network's output over time: what each timestep says, and what each window decides.
+
+The prediction of the window of the first n timesteps is mean_{t<n} z(t) (SPEC §3): the student
+reads the window n = T_s, the teacher the window n = T_t. These figures recompute that running mean
+from recorded per-timestep logits, in numpy, only to draw it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ._inputs import as_numpy
+from .style import ROLE_COLORS, category_color, finish, timestep_ticks
+
+
+def _window_means(z: np.ndarray) -> np.ndarray:
+    """(T, ...) per-timestep logits -> (T, ...) where index n-1 is the mean of the first n."""
+    n = np.arange(1, z.shape[0] + 1).reshape(-1, *[1] * (z.ndim - 1))
+    return np.cumsum(z, axis=0) / n
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)  # shift for numerical stability
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def _class_names(classes: Sequence[str] | None, K: int) -> list[str]:
+    names = [str(c) for c in classes] if classes is not None else [f"class {k}" for k in range(K)]
+    if len(names) != K:
+        raise ValueError(f"{len(names)} class names for {K} logits")
+    return names
+
+
+def timestep_logits_figure(logits: Any, classes: Sequence[str] | None, *, t_student: int,
+                           label: int | str | None = None, title: str | None = None) -> go.Figure:
+    """Per-timestep logits of one image (top) and the prediction of every window n = 1..T (bottom).
+
+    logits: (T, K), T the teacher's window T_t. `label`: the true class (index or name), highlighted.
+    The bottom panel plots softmax(mean_{t<n} z(t)) per class against n, with the student window
+    n = T_s and the teacher window n = T marked. With more than ten classes it shows the five most
+    probable at n = T, plus the true class.
+    """
+    z = as_numpy(logits, "logits", 2).astype(np.float64)  # (T, K)
+    T, K = z.shape
+    if not 1 <= t_student <= T:
+        raise ValueError(f"t_student should be in 1..{T} (the recorded timesteps), got {t_student}")
+    names = _class_names(classes, K)
+    y = names.index(label) if isinstance(label, str) else label
+    probs = np.exp(_log_softmax(_window_means(z)))  # (T, K): row n-1 is window n
+
+    fig = make_subplots(rows=2, cols=1, vertical_spacing=0.16, row_heights=[0.5, 0.5],
+                        subplot_titles=["what each timestep says: logits z(t)",
+                                        "what each window decides: softmax of the mean of z over the first n timesteps"])
+    fig.add_trace(go.Heatmap(x=np.arange(T), y=names, z=z.T, colorscale="RdBu_r", zmid=0, name="z(t)",
+                             colorbar=dict(title=dict(text="logit z(t)"), len=0.42, y=0.79),
+                             hovertemplate="t=%{x}, %{y}: z=%{z:.2f}<extra></extra>"), row=1, col=1)
+    ticktext = [f"<b>{c} (true)</b>" if k == y else c for k, c in enumerate(names)]
+    fig.update_yaxes(tickvals=names, ticktext=ticktext, title_text="class", row=1, col=1)
+    fig.update_xaxes(title_text="timestep t", **timestep_ticks(T), row=1, col=1)
+    # Where the student stops reading: its window covers t = 0..T_s-1.
+    fig.add_vline(x=t_student - 0.5, line=dict(color=ROLE_COLORS["student"], dash="dot", width=2), row=1, col=1)
+
+    shown = list(range(K)) if K <= 10 else sorted(set(np.argsort(-probs[-1])[:5].tolist()) | ({y} - {None}))
+    n = np.arange(1, T + 1)
+    for i, k in enumerate(shown):
+        true = k == y
+        fig.add_trace(go.Scatter(x=n, y=probs[:, k], mode="lines+markers", name=names[k] + (" (true label)" if true else ""),
+                                 line=dict(color=category_color(i), width=4 if true else 1.5),
+                                 opacity=1.0 if true or y is None else 0.6,
+                                 hovertemplate=f"{names[k]}: " + "%{y:.1%} at n=%{x}<extra></extra>"), row=2, col=1)
+    for n_mark, role, who in ((t_student, "student", "T_s"), (T, "teacher", "T_t")):
+        if role == "teacher" and T == t_student:
+            continue  # recorded only the student window: no teacher to mark
+        guess = names[int(np.argmax(probs[n_mark - 1]))]
+        fig.add_vline(x=n_mark, line=dict(color=ROLE_COLORS[role], dash="dash", width=2), row=2, col=1,
+                      annotation=dict(text=f"{role} ({who} = {n_mark}): {guess}", font=dict(color=ROLE_COLORS[role])),
+                      annotation_position="top right" if role == "student" else "top left")
+    fig.update_xaxes(title_text="window n (first n timesteps)", **timestep_ticks(T, start=1), row=2, col=1)
+    fig.update_yaxes(title_text="probability", range=[0, 1.05], tickformat=".0%", row=2, col=1)
+    fig.update_layout(legend=dict(y=0, yanchor="bottom"))  # beside the probabilities, below the colour bar
+    return finish(fig, title or "one image over time", height=760)
+
+
+def window_agreement_figure(logits: Any, *, t_student: int | None = None, title: str | None = None) -> go.Figure:
+    """How close each window n = 1..T is to the full window T, over a batch.
+
+    logits: (T, B, K). Left axis: agreement, the fraction of images where the argmax of window n
+    equals the argmax of window T. Right axis: KL(softmax(z_T) || softmax(z_n)) at temperature 1,
+    batch mean, in nats. `t_student` marks the student window.
+    """
+    z = as_numpy(logits, "logits", 3).astype(np.float64)  # (T, B, K)
+    T = z.shape[0]
+    logp = _log_softmax(_window_means(z))  # (T, B, K)
+    agree = (logp.argmax(-1) == logp[-1].argmax(-1)).mean(axis=1)  # (T, B) -> (T,)
+    kl = (np.exp(logp[-1]) * (logp[-1] - logp)).sum(-1).mean(-1)  # (T, B, K) -> (T,)
+    n = np.arange(1, T + 1)
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=n, y=agree, mode="lines+markers", name="agreement with window T",
+                             line=dict(color=ROLE_COLORS["agreement"]), hovertemplate="n=%{x}: %{y:.1%}"),
+                  secondary_y=False)
+    fig.add_trace(go.Scatter(x=n, y=kl, mode="lines+markers", name="KL(window T ‖ window n)",
+                             line=dict(color=ROLE_COLORS["kl"], dash="dash"), hovertemplate="n=%{x}: %{y:.3f} nats"),
+                  secondary_y=True)
+    if t_student is not None:
+        fig.add_vline(x=t_student, line=dict(color=ROLE_COLORS["student"], dash="dot", width=2),
+                      annotation=dict(text=f"student (T_s = {t_student})", font=dict(color=ROLE_COLORS["student"])))
+    fig.update_xaxes(title_text="window n (first n timesteps)", **timestep_ticks(T, start=1))
+    fig.update_yaxes(title_text="agreement (argmax match rate)", range=[0, 1.05], tickformat=".0%", secondary_y=False)
+    fig.update_yaxes(title_text="KL divergence (nats)", rangemode="tozero", showgrid=False, tickmode="auto", secondary_y=True)
+    return finish(fig, title or "how close each window is to the full window", hovermode="x unified")

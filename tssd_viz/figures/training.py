@@ -1,0 +1,173 @@
+"""Figures of training, drawn from metrics records (SPEC §8): losses, accuracies, windows, agreement.
+
+Each takes the records of one run (a list of dicts, as read from metrics.jsonl) or a dict
+{run label: records} to overlay runs. A quantity that is missing or None (a mode without that term)
+simply has no trace. With several runs, a quantity keeps its colour and each run gets its own dash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ._inputs import Records, as_runs, ema, series
+from .style import ROLE_COLORS, finish, run_color, run_dash, timestep_ticks
+
+RecordsOrRuns = Records | Mapping[str, Records]
+
+LOSS_PARTS = {  # record key -> legend text
+    "loss": "total loss",
+    "loss_task": "task loss (cross-entropy terms)",
+    "loss_tsd": "TSD loss (teacher → student)",
+    "loss_ssd": "SSD loss (final output → weak head)",
+}
+ACCURACIES = {  # record key -> (role, legend text)
+    "acc_student": ("student", "student (window T_s)"),
+    "acc_teacher": ("teacher", "teacher (window T_t)"),
+    "acc_weak": ("weak", "weak head"),
+}
+
+
+def _name(quantity: str, run: str | None) -> str:
+    return quantity if run is None else f"{quantity} · {run}"
+
+
+def _empty_note(fig: go.Figure, what: str) -> go.Figure:
+    """A live dashboard opens runs before their first record: say so instead of drawing empty axes."""
+    if not fig.data:
+        fig.add_annotation(text=f"no {what} recorded yet", showarrow=False, xref="paper", yref="paper",
+                           x=0.5, y=0.5, font=dict(size=16, color=ROLE_COLORS["threshold"]))
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
+    return fig
+
+
+def loss_parts_figure(records_or_runs: RecordsOrRuns, *, smooth: float = 0.0, title: str | None = None) -> go.Figure:
+    """loss, loss_task, loss_tsd and loss_ssd against the training step, from the step records.
+
+    `smooth` in [0, 1): weight of an exponential moving average for display (0 draws raw values).
+    """
+    fig = go.Figure()
+    for i, (run, records) in enumerate(as_runs(records_or_runs).items()):
+        for key, text in LOSS_PARTS.items():
+            steps, values = series(records, key)
+            if steps:
+                fig.add_trace(go.Scatter(x=steps, y=ema(values, smooth), mode="lines", name=_name(text, run),
+                                         legendgroup=str(run), line=dict(color=ROLE_COLORS[key], dash=run_dash(i))))
+    fig.update_xaxes(title_text="training step")
+    fig.update_yaxes(title_text="loss (nats)", rangemode="tozero")
+    return finish(_empty_note(fig, "losses"), title or "loss and its parts", hovermode="x unified")
+
+
+def accuracy_figure(records_or_runs: RecordsOrRuns, *, title: str | None = None) -> go.Figure:
+    """Training accuracy of student, teacher and weak head against the step (lines from step records),
+    their epoch means (diamonds), and test accuracy: an epoch record's `test_acc` (student window)
+    and eval records on the test split (black markers labelled with their window n)."""
+    fig = go.Figure()
+    for i, (run, records) in enumerate(as_runs(records_or_runs).items()):
+        for key, (role, text) in ACCURACIES.items():
+            steps, values = series(records, key)
+            if steps:
+                fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=_name(text, run), legendgroup=str(run),
+                                         line=dict(color=ROLE_COLORS[role], dash=run_dash(i))))
+            steps, values = series(records, key, kind="epoch")
+            if steps:
+                fig.add_trace(go.Scatter(x=steps, y=values, mode="markers", name=_name(f"{text}, epoch mean", run),
+                                         legendgroup=str(run), marker=dict(color=ROLE_COLORS[role], symbol="diamond",
+                                                                           size=9, line=dict(width=1, color="white"))))
+        steps, values = series(records, "test_acc", kind="epoch")
+        if steps:
+            fig.add_trace(go.Scatter(x=steps, y=values, mode="lines+markers", name=_name("test (window T_s)", run),
+                                     legendgroup=str(run), line=dict(color=ROLE_COLORS["test"], dash=run_dash(i)),
+                                     marker=dict(symbol="square", size=8)))
+        evals = [r for r in records if r.get("kind") == "eval" and r.get("split") == "test"
+                 and r.get("acc") is not None and r.get("step") is not None]
+        if evals:
+            fig.add_trace(go.Scatter(x=[r["step"] for r in evals], y=[r["acc"] for r in evals], mode="markers+text",
+                                     text=[f"n={r.get('t')}" for r in evals], textposition="middle right",
+                                     name=_name("test, eval (window n)", run), legendgroup=str(run),
+                                     marker=dict(color=ROLE_COLORS["test"], symbol="circle-open", size=9)))
+    fig.update_xaxes(title_text="training step")
+    fig.update_yaxes(title_text="accuracy", range=[0, 1.02], tickformat=".0%")
+    return finish(_empty_note(fig, "accuracies"), title or "accuracy during training", hovermode="x unified")
+
+
+def window_heatmap_figure(records: Records, *, t_student: int | None = None, title: str | None = None) -> go.Figure:
+    """Accuracy of every window n (y) at every logged step (x), from the step records' acc_by_window.
+
+    Lists of different lengths (a run that changed T, a mode that only ran T_s) are padded with None,
+    drawn as gaps. `t_student` draws a line at the student window.
+    """
+    rows = [r for r in records if r.get("kind") == "step" and r.get("acc_by_window") and r.get("step") is not None]
+    L = max((len(r["acc_by_window"]) for r in rows), default=0)
+    # z[n-1][j]: accuracy of window n at the j-th logged step.
+    z = [[r["acc_by_window"][n] if n < len(r["acc_by_window"]) else None for r in rows] for n in range(L)]
+    fig = go.Figure()
+    if rows:
+        fig.add_trace(go.Heatmap(x=[r["step"] for r in rows], y=list(range(1, L + 1)), z=z, zmin=0, zmax=1,
+                                 colorscale="Viridis", colorbar=dict(title=dict(text="accuracy"), tickformat=".0%"),
+                                 hovertemplate="step %{x}, window n=%{y}: %{z:.1%}<extra></extra>"))
+        if t_student is not None:
+            # Outline the student's row rather than cross it out.
+            fig.add_hrect(y0=t_student - 0.5, y1=t_student + 0.5, line=dict(color="white", dash="dash", width=2),
+                          annotation=dict(text=f"student (T_s = {t_student})", font=dict(color="white")),
+                          annotation_position="top left")
+    fig.update_xaxes(title_text="training step")
+    fig.update_yaxes(title_text="window n (first n timesteps)", **(timestep_ticks(L, start=1) if L else {}))
+    return finish(_empty_note(fig, "accuracy by window"), title or "accuracy of each window over training")
+
+
+def _test_acc_by_window(records_or_table: Records | Mapping[Any, float]) -> dict[int, float]:
+    if isinstance(records_or_table, Mapping):
+        return {int(t): acc for t, acc in records_or_table.items() if acc is not None}
+    table = {}
+    for r in records_or_table:  # a later evaluation of the same window replaces an earlier one
+        if r.get("kind") == "eval" and r.get("split") == "test" and r.get("t") is not None and r.get("acc") is not None:
+            table[int(r["t"])] = r["acc"]
+    return table
+
+
+def accuracy_vs_timesteps_figure(runs: Mapping[str, Records | Mapping[int, float]], *, t_student: int | None = None,
+                                 title: str | None = None) -> go.Figure:
+    """Test accuracy against the number of timesteps n used at inference, one line per run.
+
+    Each run is its records (eval records on the test split give (t, acc)) or a table {n: accuracy}.
+    """
+    fig = go.Figure()
+    all_t: set[int] = set()
+    for i, (run, data) in enumerate(runs.items()):
+        table = _test_acc_by_window(data)
+        if table:
+            ts = sorted(table)
+            all_t.update(ts)
+            fig.add_trace(go.Scatter(x=ts, y=[table[t] for t in ts], mode="lines+markers", name=str(run),
+                                     line=dict(color=run_color(i)), hovertemplate="n=%{x}: %{y:.1%}"))
+    if t_student is not None and fig.data:
+        fig.add_vline(x=t_student, line=dict(color=ROLE_COLORS["student"], dash="dot", width=2),
+                      annotation=dict(text=f"student (T_s = {t_student})", font=dict(color=ROLE_COLORS["student"])))
+    if all_t:
+        fig.update_xaxes(**timestep_ticks(max(all_t) - min(all_t) + 1, start=min(all_t)))
+    fig.update_xaxes(title_text="timesteps at inference (window n)")
+    fig.update_yaxes(title_text="test accuracy", tickformat=".0%")
+    return finish(_empty_note(fig, "test evaluation"), title or "test accuracy vs timesteps", hovermode="x unified")
+
+
+def kl_agreement_figure(records_or_runs: RecordsOrRuns, *, title: str | None = None) -> go.Figure:
+    """Teacher-student agreement (left axis, argmax match rate) and KL(teacher || student) (right axis,
+    nats, the record's `kl`) against the training step, from the step records."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    for i, (run, records) in enumerate(as_runs(records_or_runs).items()):
+        for key, text, right in (("agreement", "agreement (teacher vs student)", False),
+                                 ("kl", "KL(teacher ‖ student)", True)):
+            steps, values = series(records, key)
+            if steps:
+                fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=_name(text, run), legendgroup=str(run),
+                                         line=dict(color=ROLE_COLORS[key], dash=run_dash(i))), secondary_y=right)
+    fig.update_xaxes(title_text="training step")
+    fig.update_yaxes(title_text="agreement (argmax match rate)", range=[0, 1.02], tickformat=".0%", secondary_y=False)
+    fig.update_yaxes(title_text="KL divergence (nats)", rangemode="tozero", showgrid=False, tickmode="auto", secondary_y=True)
+    return finish(_empty_note(fig, "teacher-student signals"), title or "teacher-student agreement and KL",
+                  hovermode="x unified")
