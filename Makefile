@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run train-demo test lab bench clean
+.PHONY: setup browser run train-demo test lab bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,13 +16,19 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The browser test drives Debian's Chromium (Playwright's own browser download is not used).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "The browser test needs Chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
 run: setup
 	$(PY) -m streamlit run app/main.py
 
 train-demo: setup
 	$(PY) -m tssd_viz train --preset digits --run-dir runs/digits-demo-$$(date +%s)
 
-test: setup
+test: setup browser
 	TSSD_FAST=1 $(PY) -m pytest
 
 lab: setup

@@ -1,0 +1,45 @@
+"""Packaging: pyproject.toml and environment.yml name the same packages; the public API is explicit."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import tssd_viz
+
+ROOT = Path(__file__).resolve().parents[1]
+# conda names that differ from PyPI names
+CONDA_TO_PYPI = {"pytorch": "torch"}
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def pyproject_packages() -> set[str]:
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = list(meta["dependencies"])
+    for extra in meta["optional-dependencies"].values():
+        reqs += extra
+    return {_name(r) for r in reqs}
+
+
+def environment_packages() -> set[str]:
+    names, in_deps = set(), False
+    for line in (ROOT / "environment.yml").read_text().splitlines():
+        if not line.startswith(" "):
+            in_deps = line.startswith("dependencies:")
+            continue
+        m = in_deps and re.match(r"^\s+-\s+([A-Za-z0-9_.\-]+)", line)
+        if m and not line.strip().endswith(":"):
+            names.add(CONDA_TO_PYPI.get(_name(m.group(1)), _name(m.group(1))))
+    return names - {"python", "pip"}
+
+
+def test_environment_yml_matches_pyproject():
+    assert environment_packages() == pyproject_packages()
+
+
+def test_public_api_is_explicit_and_importable():
+    assert len(tssd_viz.__all__) == len(set(tssd_viz.__all__))
+    for name in tssd_viz.__all__:
+        assert hasattr(tssd_viz, name), name
