@@ -22,7 +22,7 @@ browser:
 	  else echo "The browser test needs Chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
 
 run: setup
-	$(PY) -m streamlit run app/main.py
+	$(PY) -m streamlit run app/main.py --server.headless true --browser.gatherUsageStats false
 
 train-demo: setup
 	$(PY) -m tssd_viz train --preset digits --run-dir runs/digits-demo-$$(date +%s)
