@@ -5,6 +5,7 @@ The public API; notebooks and the app import only from here.
 
 __version__ = "0.1.0"
 
+from . import figures
 from .checkpoints import CheckpointError, load_checkpoint
 from .config import (ConfigError, DataConfig, DistillConfig, ModelConfig, TrainConfig, TSSDConfig,
                      preset, validate)
@@ -18,6 +19,7 @@ from .runs import RunFolder, list_runs
 from .train import FitInfo, FitResult, evaluate, fit
 
 __all__ = [
+    "figures",
     "CheckpointError", "ConfigError", "ConsoleProgress", "DataConfig", "DataUnavailable", "Dataset",
     "DistillConfig", "FitInfo", "FitResult", "History", "LIF", "LIFParams", "Loader", "LossParts", "Split", "cache_dir", "is_available",
     "ModelConfig", "ModelOutput", "Observer", "Recording", "RunFolder", "RunWriter", "SpikingNet",

@@ -54,8 +54,9 @@ def timestep_logits_figure(logits: Any, classes: Sequence[str] | None, *, t_stud
     probs = np.exp(_log_softmax(_window_means(z)))  # (T, K): row n-1 is window n
 
     fig = make_subplots(rows=2, cols=1, vertical_spacing=0.16, row_heights=[0.5, 0.5],
-                        subplot_titles=["what each timestep says: logits z(t)",
-                                        "what each window decides: softmax of the mean of z over the first n timesteps"])
+                        subplot_titles=[
+                            "what each timestep says: logits z(t)",
+                            "what each window decides: softmax of the mean of z over the first n timesteps"])
     fig.add_trace(go.Heatmap(x=np.arange(T), y=names, z=z.T, colorscale="RdBu_r", zmid=0, name="z(t)",
                              colorbar=dict(title=dict(text="logit z(t)"), len=0.42, y=0.79),
                              hovertemplate="t=%{x}, %{y}: z=%{z:.2f}<extra></extra>"), row=1, col=1)
@@ -69,7 +70,8 @@ def timestep_logits_figure(logits: Any, classes: Sequence[str] | None, *, t_stud
     n = np.arange(1, T + 1)
     for i, k in enumerate(shown):
         true = k == y
-        fig.add_trace(go.Scatter(x=n, y=probs[:, k], mode="lines+markers", name=names[k] + (" (true label)" if true else ""),
+        fig.add_trace(go.Scatter(x=n, y=probs[:, k], mode="lines+markers",
+                                 name=names[k] + (" (true label)" if true else ""),
                                  line=dict(color=category_color(i), width=4 if true else 1.5),
                                  opacity=1.0 if true or y is None else 0.6,
                                  hovertemplate=f"{names[k]}: " + "%{y:.1%} at n=%{x}<extra></extra>"), row=2, col=1)
@@ -111,5 +113,6 @@ def window_agreement_figure(logits: Any, *, t_student: int | None = None, title:
                       annotation=dict(text=f"student (T_s = {t_student})", font=dict(color=ROLE_COLORS["student"])))
     fig.update_xaxes(title_text="window n (first n timesteps)", **timestep_ticks(T, start=1))
     fig.update_yaxes(title_text="agreement (argmax match rate)", range=[0, 1.05], tickformat=".0%", secondary_y=False)
-    fig.update_yaxes(title_text="KL divergence (nats)", rangemode="tozero", showgrid=False, tickmode="auto", secondary_y=True)
+    fig.update_yaxes(title_text="KL divergence (nats)", rangemode="tozero", showgrid=False, tickmode="auto",
+                     secondary_y=True)
     return finish(fig, title or "how close each window is to the full window", hovermode="x unified")

@@ -58,7 +58,8 @@ def neuron_figure(current: Any, membrane: Any, spikes: Any, threshold: float, *,
         times = np.flatnonzero(s)
         # The spike row is categorical: one line of ticks per variant, top to bottom in order.
         fig.add_trace(go.Scatter(x=times, y=[name] * len(times), mode="markers", name=f"spikes: {name}",
-                                 marker=dict(symbol="line-ns-open", size=18, color=color, line=dict(width=3, color=color)),
+                                 marker=dict(symbol="line-ns-open", size=18, color=color,
+                                             line=dict(width=3, color=color)),
                                  hovertemplate="spike at t=%{x}<extra>" + name + "</extra>"), row=rows, col=1)
     fig.update_yaxes(title_text="I(t)", row=1, col=1)
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=list(variants)[::-1],
@@ -113,7 +114,8 @@ def membrane_traces_figure(membrane: Any, spikes: Any = None, threshold: float |
             level = threshold if threshold is not None else float(np.nanmax(v))
             fig.add_trace(go.Scatter(x=times, y=[level] * len(times), mode="markers", name=f"spikes of neuron {i}",
                                      legendgroup=f"neuron {i}", showlegend=False,
-                                     marker=dict(symbol="star", size=12, color=color, line=dict(width=1, color="white")),
+                                     marker=dict(symbol="star", size=12, color=color,
+                                                 line=dict(width=1, color="white")),
                                      hovertemplate=f"neuron {i} spikes at t=%{{x}}<extra></extra>"))
     if threshold is not None:
         fig.add_trace(_threshold_trace(threshold, T))

@@ -168,6 +168,7 @@ def kl_agreement_figure(records_or_runs: RecordsOrRuns, *, title: str | None = N
                                          line=dict(color=ROLE_COLORS[key], dash=run_dash(i))), secondary_y=right)
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="agreement (argmax match rate)", range=[0, 1.02], tickformat=".0%", secondary_y=False)
-    fig.update_yaxes(title_text="KL divergence (nats)", rangemode="tozero", showgrid=False, tickmode="auto", secondary_y=True)
+    fig.update_yaxes(title_text="KL divergence (nats)", rangemode="tozero", showgrid=False, tickmode="auto",
+                     secondary_y=True)
     return finish(_empty_note(fig, "teacher-student signals"), title or "teacher-student agreement and KL",
                   hovermode="x unified")
