@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-ARCHS = ("vgg_small", "vgg11", "resnet19")
+ARCHS = ("vgg_small", "vgg_fast", "vgg11", "resnet19", "vgg_bench")
 MODES = ("baseline", "tsd", "ssd", "tssd")
 DATASETS = ("digits", "cifar10", "cifar100", "folder")
 TSD_PASSES = ("shared", "separate", "continue")
@@ -125,7 +125,9 @@ class TrainConfig:
     channels_last: bool = True
     """channels_last memory format for the convolutions (faster on CPU and tensor cores)."""
     compile: bool = False
-    """torch.compile the neuron time loop."""
+    """torch.compile the neuron time loop (helps on GPUs; the fused CPU neuron is faster uncompiled)."""
+    tune_allocator: bool = True
+    """CPU: keep freed activation memory for reuse instead of returning it to the OS (tssd_viz.speed)."""
     log_every: int = 10
     """Write a step record every N optimizer steps."""
     eval_every: int = 1
@@ -273,11 +275,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": {"dataset": "digits", "batch_size": 64},
         "train": {"epochs": 8, "lr": 0.1},
     },
-    # The classroom demo: real CIFAR-10, a CPU-sized network, a few minutes on a laptop.
+    # The classroom demo: real CIFAR-10, a CPU-sized network (vgg_fast: downsampling right after the
+    # stem, so only the stem's neurons run at 32x32), all 50,000 images; give it a time budget
+    # (--train.time-budget-s 120): the learning rate then anneals to zero at the budget.
     "classroom": {
-        "model": {"arch": "vgg_small", "width": 0.5},
-        "data": {"dataset": "cifar10", "batch_size": 128, "limit_train": 10000},
-        "train": {"epochs": 4, "lr": 0.1, "label_smoothing": 0.1},
+        "model": {"arch": "vgg_fast", "width": 0.5},
+        "data": {"dataset": "cifar10", "batch_size": 128, "limit_train": 0},
+        "train": {"epochs": 4, "lr": 0.2, "label_smoothing": 0.1, "warmup": 0.1},
     },
     # The paper's CIFAR line: ResNet-19, T_s=2 vs T_t=4 (for a GPU).
     "paper-resnet19": {

@@ -27,6 +27,10 @@ from .neurons import LIF, LIFParams
 VGG_SPECS: dict[str, list[list[int]]] = {
     "vgg_small": [[32, 32], [64], [128]],
     "vgg11": [[64], [128], [256, 256], [512, 512], [512, 512]],
+    # The classroom preset's network: one conv per stage, downsampling right after the stem.
+    "vgg_fast": [[32], [64], [128], [256]],
+    # The benchmark's reference network (bench/): 64-128-M-256-256-M-512-512-M.
+    "vgg_bench": [[64, 128], [256, 256], [512, 512]],
 }
 # ResNet-19 (Zheng et al. 2021, the TSSD paper's CIFAR backbone): a 128-channel stem, then
 # (blocks, channels, stride) per stage, then pool -> FC 256 -> LIF -> FC K.

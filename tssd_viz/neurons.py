@@ -90,27 +90,37 @@ def lif_multistep(
     return torch.stack(spikes), torch.stack(membrane)
 
 
-def _lif_forward_loop(x: Tensor, v: Tensor, beta: float, theta: float, half_width: float):
-    """The forward loop shared by the fused function; returns spikes, membrane, surrogate windows."""
+def _lif_forward_loop(x: Tensor, v0: Tensor | None, beta: float, theta: float, half_width: float):
+    """The forward loop of the fused function; returns spikes, membrane, surrogate windows.
+
+    Written for memory traffic, the cost that dominates on a CPU: H(t) is computed straight into
+    membrane[t] and reset there in place, so each step is five passes over (B, ...) and allocates
+    one temporary.
+    """
     spikes = torch.empty_like(x)
     membrane = torch.empty_like(x)
     window = torch.empty(x.shape, dtype=torch.bool, device=x.device)
     for t in range(x.shape[0]):
-        h = x[t] + beta * v  # (B, ...)
-        torch.ge(h, theta, out=spikes[t])
-        torch.lt((h - theta).abs_(), half_width, out=window[t])
-        v = h.sub_(spikes[t], alpha=theta)  # soft reset, in place on the fresh h
-        membrane[t] = v
+        h = membrane[t]  # (B, ...) view: H(t) is written here, then reset in place into V(t)
+        if t == 0 and v0 is None:
+            h.copy_(x[0])  # V(-1) = 0
+        else:
+            torch.add(x[t], membrane[t - 1] if t else v0, alpha=beta, out=h)  # charge
+        torch.ge(h, theta, out=spikes[t])  # fire
+        torch.lt(torch.sub(h, theta).abs_(), half_width, out=window[t])  # surrogate window
+        h.sub_(spikes[t], alpha=theta)  # soft reset
     return spikes, membrane, window
 
 
 class _FusedLIF(torch.autograd.Function):
     """LIF over T with a hand-written backward through time.
 
-    Backward, for dL/dS(t) = gS, dL/dV(t) = gV (from V(t)'s use at t+1 and the membrane output):
-        dL/dH(t) = (gS - theta * gV * [reset not detached]) * sg(t) + gV
-        dL/dI(t) = dL/dH(t),   dL/dV(t-1) += beta * dL/dH(t)
-    where sg(t) = 1[|H(t) - theta| < a/2] / a is the surrogate.
+    Backward, with gH(t) = dL/dH(t) and dL/dS(t) = gS(t) from the layer above:
+        dL/dV(t) = gV(t) = beta * gH(t+1) [+ the membrane output's own gradient]
+        gH(t) = (gS(t) - theta * gV(t) * [reset not detached]) * sg(t) + gV(t)
+        dL/dI(t) = gH(t),   dL/dV(-1) = beta * gH(0)
+    where sg(t) = 1[|H(t) - theta| < a/2] / a is the surrogate. Gradients that nobody sends (the
+    membrane output is usually unused) arrive as None rather than as tensors of zeros.
     """
 
     @staticmethod
@@ -119,26 +129,52 @@ class _FusedLIF(torch.autograd.Function):
         ctx.save_for_backward(window)
         ctx.consts = (beta, theta, width, detach_reset)
         ctx.mark_non_differentiable(window)
+        ctx.set_materialize_grads(False)
         return spikes, membrane, window
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_membrane, _grad_window):
         (window,) = ctx.saved_tensors
         beta, theta, width, detach_reset = ctx.consts
-        T = window.shape[0]
         ref = grad_spikes if grad_spikes is not None else grad_membrane
+        if ref is None:
+            return None, None, None, None, None, None
         grad_x = torch.empty_like(ref)
-        g_v = torch.zeros_like(ref[0])  # dL/dV(t) flowing back from step t+1
-        for t in range(T - 1, -1, -1):
-            if grad_membrane is not None:
-                g_v = g_v + grad_membrane[t]
-            g_s = grad_spikes[t] if grad_spikes is not None else torch.zeros_like(g_v)
-            if not detach_reset:
-                g_s = g_s - theta * g_v
-            g_h = torch.addcmul(g_v, g_s, window[t], value=1.0 / width)
-            grad_x[t] = g_h
-            g_v = beta * g_h
-        return grad_x, g_v, None, None, None, None
+        g_next = None  # gH(t+1)
+        for t in range(window.shape[0] - 1, -1, -1):
+            if grad_membrane is None and grad_spikes is not None:
+                # The common case, folded into three passes: gV(t) = beta * gH(t+1) stays implicit.
+                g_s = grad_spikes[t]
+                if g_next is not None and not detach_reset:
+                    g_s = torch.sub(g_s, g_next, alpha=theta * beta)  # the reset term V = H - theta * S
+                masked = torch.where(window[t], g_s, 0.0)  # bool mask: no float copy of the window
+                if width != 1.0:
+                    masked.mul_(1.0 / width)
+                if g_next is None:
+                    grad_x[t] = masked
+                else:
+                    torch.add(masked, g_next, alpha=beta, out=grad_x[t])
+            else:  # the membrane output gets a gradient too (a loss or a probe reads it)
+                g_v = torch.zeros_like(ref[0]) if g_next is None else g_next * beta
+                if grad_membrane is not None:
+                    g_v.add_(grad_membrane[t])
+                g_s = grad_spikes[t] if grad_spikes is not None else torch.zeros_like(g_v)
+                if not detach_reset:
+                    g_s = torch.sub(g_s, g_v, alpha=theta)
+                torch.add(g_v, torch.where(window[t], g_s, 0.0), alpha=1.0 / width, out=grad_x[t])
+            g_next = grad_x[t]
+        grad_v0 = g_next * beta if ctx.needs_input_grad[1] else None
+        return grad_x, grad_v0, None, None, None, None
+
+
+_COMPILED: list = []
+
+
+def _compiled_multistep():
+    """`lif_multistep` under torch.compile, built on first use (compiling costs seconds)."""
+    if not _COMPILED:
+        _COMPILED.append(torch.compile(lif_multistep))
+    return _COMPILED[0]
 
 
 class LIF(nn.Module):
@@ -153,6 +189,7 @@ class LIF(nn.Module):
         super().__init__()
         self.params = params
         self.fused = fused
+        self.compiled = False  # set by tssd_viz.speed.compile_neurons
         self.membrane_tap = nn.Identity()
 
     def forward(self, current: Tensor, v0: Tensor | None = None) -> Tensor:
@@ -162,14 +199,17 @@ class LIF(nn.Module):
     def run(self, current: Tensor, v0: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Like forward, but also returns the membrane (T, B, ...) whose last step continues a run."""
         p = self.params
-        v = torch.zeros_like(current[0]) if v0 is None else v0
-        if self.fused and current.dtype in (torch.float32, torch.float64):
+        if self.compiled:
+            spikes, membrane = _compiled_multistep()(
+                current, p.tau, p.threshold, p.surrogate_width, p.detach_reset, v0=v0
+            )
+        elif self.fused and current.dtype in (torch.float32, torch.float64):
             spikes, membrane, _ = _FusedLIF.apply(
-                current, v, p.beta, p.threshold, p.surrogate_width, p.detach_reset
+                current, v0, p.beta, p.threshold, p.surrogate_width, p.detach_reset
             )
         else:  # e.g. bf16 autocast: the reference loop keeps the dtype rules of autograd
             spikes, membrane = lif_multistep(
-                current, p.tau, p.threshold, p.surrogate_width, p.detach_reset, v0=v
+                current, p.tau, p.threshold, p.surrogate_width, p.detach_reset, v0=v0
             )
         membrane = self.membrane_tap(membrane)
         return spikes, membrane

@@ -30,6 +30,7 @@ from .models import ModelOutput, SpikingNet, build_model, count_parameters
 from .observers import Observer, RunWriter
 from .record import lif_layers, record
 from .runs import RunFolder
+from .speed import compile_neurons, tune_allocator
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,8 @@ def fit(
         raise ConfigError("train.bf16", f"bf16 autocast needs a CUDA device; this run uses {device.type}")
     if t.threads:
         torch.set_num_threads(t.threads)
+    if t.tune_allocator and device.type == "cpu":
+        tune_allocator()  # speed: activations are reused instead of page-faulted in every step
     run = RunFolder(run_dir) if run_dir is not None else None
     if run is not None:
         run.prepare(cfg, resume=resume)
@@ -195,6 +198,8 @@ def _fit(cfg, device, run, resume, dataset, should_stop, emit) -> FitResult:
     model = build_model(cfg.model, ds.in_channels, ds.num_classes, weak_head=cfg.uses_weak_head).to(device)
     memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
+    if t.compile:
+        compile_neurons(model)  # torch.compile the LIF time loops (the rest of the step stays eager)
     optimizer = make_optimizer(model, cfg)
     train_loader = Loader(ds.train, ds, cfg.data.batch_size, train=True, augment=cfg.data.augment,
                           seed=t.seed, device=device, channels_last=t.channels_last)

@@ -1,0 +1,165 @@
+"""The speed-and-memory benchmark: one command, one table of ratios measured in the same run.
+
+    python bench/run.py                 # full: VGG 64-128-M-256-256-M-512-512-M, batch 64, T = 4,
+                                        #       then the 120-second classroom runs (3 seeds each)
+    python bench/run.py --no-classroom  # the step/memory/allocator rows only (a few minutes)
+    python bench/run.py --quick         # tiny shapes, seconds (the test suite's smoke test)
+
+Every row is a ratio of two things measured in this run, because the machine may be shared and
+absolute times are not comparable between runs. The last lines say what produced the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from bench import harness  # noqa: E402
+from bench.harness import Shape  # noqa: E402
+from tssd_viz.speed import tune_allocator  # noqa: E402
+
+FULL, QUICK = Shape(), Shape(arch="vgg_small", width=0.25, batch=8, size=16, T=4)
+
+
+class Table:
+    """A markdown table, printed row by row as results arrive (fixed-width, paste-ready)."""
+
+    def __init__(self):
+        self.rows: list[tuple[str, str, str, str]] = []
+        print(f"| {'measure':<62} | {'measured':>9} | {'target':>8} | {'met':<3} |", flush=True)
+        print(f"|{'-' * 64}|{'-' * 11}|{'-' * 10}|{'-' * 5}|", flush=True)
+
+    def row(self, name: str, value: float, target: str = "", fmt: str = "{:.2f}x") -> None:
+        met = ""
+        if target:
+            op, bound = target[:2], float(target[2:].rstrip("x%"))
+            met = "yes" if (value <= bound if op == "<=" else value >= bound) else "no"
+        text = fmt.format(value)
+        self.rows.append((name, text, target, met))
+        print(f"| {name:<62} | {text:>9} | {target:>8} | {met:<3} |", flush=True)
+
+
+def step_rows(table: Table, shape: Shape, reps: int, compiled: bool) -> None:
+    variants = ["ann", "ours", "tutorial", "autograd", "plain2", "tssd_shared", "tssd_continue"]
+    if compiled:
+        variants.append("compiled")
+    med = harness.interleaved_medians(variants, shape, reps)
+    limit = shape.T * med["ann"]
+    table.row(f"1. SNN step T={shape.T} / ({shape.T} x ANN step, channels_last)", med["ours"] / limit, "<=1.10x")
+    table.row("2. snntorch-tutorial step / ours (same net, same neuron)", med["tutorial"] / med["ours"], ">=1.30x")
+    table.row("   autograd-loop LIF step / fused LIF step", med["autograd"] / med["ours"])
+    if compiled:
+        table.row("   torch.compile'd autograd LIF step / fused LIF step", med["compiled"] / med["ours"])
+    table.row("   snntorch-tutorial step / (T x ANN step)", med["tutorial"] / limit)
+    table.row("3. TSSD(4,2) step, tsd_pass=continue / plain T=2 step", med["tssd_continue"] / med["plain2"], "<=1.50x")
+    table.row("   TSSD(4,2) step, tsd_pass=shared (default) / plain T=2", med["tssd_shared"] / med["plain2"])
+
+
+def memory_rows(table: Table, shape: Shape) -> None:
+    mem = {}
+    for v in ("tutorial", "ours", "ann"):  # one fresh process each
+        mem[v] = harness.in_fresh_process("memory", {"variant": v, "shape": vars(shape)})["activation_bytes"]
+    table.row(f"4. activation memory T={shape.T}, ours / snntorch-tutorial", mem["ours"] / mem["tutorial"], "<=0.50x")
+    for v in ("tutorial", "ours", "ann"):
+        table.row(f"   peak RSS above the model, {v}", mem[v] / 2**30, fmt="{:.2f} GB")
+
+
+def allocator_rows(table: Table, shape: Shape, reps: int) -> None:
+    """Ours / (T x ANN) under each allocator, each in its own process (a process has one allocator)."""
+    spec = {"variant": "ours", "shape": vars(shape), "reps": reps}
+    runs = [("glibc malloc, defaults", {"tune": False}, {}),
+            ("glibc + tssd_viz.speed.tune_allocator (the default)", {"tune": True}, {})]
+    jem = harness.jemalloc_path()
+    if jem:
+        runs.append(("jemalloc preloaded, decay off", {"tune": False},
+                     {"LD_PRELOAD": jem, "MALLOC_CONF": "dirty_decay_ms:-1,muzzy_decay_ms:-1"}))
+    for name, over, env in runs:
+        r = harness.in_fresh_process("ratio", {**spec, **over}, env)["ratio"]
+        table.row(f"   allocator: {name}, step / {shape.T} x ANN", r)
+
+
+def classroom_rows(table: Table, seeds: list[int], budget_s: float, quick: bool, with_continue: bool) -> None:
+    if quick:  # the digits preset stands in: the same code path in seconds
+        data = ["--data.dataset", "digits", "--model.width", "0.25", "--data.batch-size", "64"]
+    else:
+        root = next((p for p in (harness.ROOT / ".data" / "cifar10", harness.ROOT.parent / "shared" / "data" / "cifar10")
+                     if p.exists()), None)
+        if root is None:
+            print("(classroom rows skipped: no CIFAR-10 folder at .data/cifar10)")
+            return
+        data = ["--data.root", str(root)]  # the preset as it is: CIFAR-10, all 50,000 training images
+    modes = [("tssd", []), ("baseline", [])]
+    if with_continue:
+        modes.append(("tssd", ["--distill.tsd-pass", "continue", "--distill.teacher-ce", "false"]))
+    with tempfile.TemporaryDirectory() as tmp:
+        accs = {i: [] for i in range(len(modes))}
+        for seed in seeds:  # seeds outermost: the modes share the machine's state of each moment
+            for i, (mode, extra) in enumerate(modes):
+                run_dir = Path(tmp) / f"{i}-{seed}"
+                accs[i].append(harness.classroom_run(mode, seed, budget_s, data, run_dir, extra))
+    label = f"{int(budget_s)} s, {len(seeds)} seed{'s' * (len(seeds) > 1)}"
+    table.row(f"5. classroom preset, TSSD(4,2), test acc at T_s=2 ({label})", 100 * statistics.mean(accs[0]),
+              ">=70%", fmt="{:.1f}%")
+    table.row(f"   same preset and budget, baseline (plain T_s=2 training)", 100 * statistics.mean(accs[1]),
+              fmt="{:.1f}%")
+    if with_continue:
+        table.row(f"   same, TSSD with tsd_pass=continue, teacher_ce=false", 100 * statistics.mean(accs[2]),
+                  fmt="{:.1f}%")
+
+
+def describe(shape: Shape, started: float, load_before: float) -> None:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    print(f"\nnet {shape.arch} width {shape.width}, batch {shape.batch}, {shape.size}x{shape.size}, T={shape.T}; "
+          f"device cpu ({cpu}, {torch.get_num_threads()} threads), GPU: {device}; torch {torch.__version__}, "
+          f"python {platform.python_version()}; {time.time() - started:.0f} s; load average "
+          f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (above {os.cpu_count()}: the "
+          f"machine was shared and the ratios are less reliable)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        harness.child_main(argv[1:])
+        return 0
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny shapes, seconds (smoke test)")
+    ap.add_argument("--reps", type=int, default=None, help="timed repetitions per variant (median)")
+    ap.add_argument("--no-classroom", action="store_true", help="skip the 120-second classroom runs")
+    ap.add_argument("--classroom-only", action="store_true", help="only the classroom rows")
+    ap.add_argument("--continue-accuracy", action="store_true", help="also run TSSD with tsd_pass=continue")
+    ap.add_argument("--seeds", type=int, default=None)
+    ap.add_argument("--budget-s", type=float, default=None)
+    ap.add_argument("--compile", action="store_true", help="add a torch.compile'd neuron row (slow first step)")
+    args = ap.parse_args(argv)
+    started, load_before = time.time(), os.getloadavg()[0]
+    shape = QUICK if args.quick else FULL
+    reps = args.reps or (2 if args.quick else 4)
+    tune_allocator()  # the library's CPU default, for every in-process variant alike
+    table = Table()
+    if not args.classroom_only:
+        step_rows(table, shape, reps, args.compile)
+        memory_rows(table, shape)
+        if not args.quick:
+            allocator_rows(table, shape, reps=2)
+    if not args.no_classroom:
+        seeds = list(range(args.seeds or (1 if args.quick else 3)))
+        classroom_rows(table, seeds, args.budget_s or (2.0 if args.quick else 120.0), args.quick,
+                       args.continue_accuracy)
+    describe(shape, started, load_before)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
