@@ -1,4 +1,4 @@
-"""Command line: `python -m tssd_viz train | evaluate | export` (SPEC §8).
+"""Command line: `python -m tssd_viz train | evaluate | export | sweep` (SPEC §8).
 
 Every config field is a flag named by its dotted path (`--distill.t-student 2`), generated from the
 config dataclasses by tyro, on top of a preset. Bad input ends with a one-line reason and exit
@@ -29,6 +29,8 @@ USAGE = """usage:
   python -m tssd_viz train --resume DIR
   python -m tssd_viz evaluate (--run-dir DIR | --checkpoint FILE) [--which best|last] [--t N] [--json] [--data.FIELD VALUE ...]
   python -m tssd_viz export --run-dir DIR [--which best|last] [--out FILE]
+  python -m tssd_viz sweep --sweep-dir DIR [--grid main|ablations|all] [--preset NAME] [--seeds N] [--budget-s S]
+        [--jobs N] [--dry-run | --summarize-only | --background] [--only GLOBS] [--readme FILE] [--CONFIG.FIELD VALUE ...]
 presets: """ + ", ".join(PRESETS) + "\nconfig fields: python -m tssd_viz train --help"
 
 
@@ -191,7 +193,73 @@ def cmd_export(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export}
+def cmd_sweep(argv: list[str]) -> int:
+    """Train a grid of runs into <sweep-dir>/runs (finished runs are skipped) and summarise them."""
+    from . import sweep
+
+    ap = argparse.ArgumentParser(prog="python -m tssd_viz sweep")
+    ap.add_argument("--sweep-dir", required=True)
+    ap.add_argument("--grid", choices=sweep.GRIDS, default="all")
+    ap.add_argument("--preset", default="classroom")
+    ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 of the main grid")
+    ap.add_argument("--ablation-seeds", type=int, default=1)
+    ap.add_argument("--budget-s", type=float, default=None,
+                    help="equal-time budget in training seconds (default: median of the baseline's equal-epoch runs)")
+    ap.add_argument("--dry-run", action="store_true", help="print the planned runs and an estimated cost")
+    ap.add_argument("--summarize-only", action="store_true", help="rebuild the summary from the run folders")
+    ap.add_argument("--background", action="store_true", help="detach; progress goes to <sweep-dir>/sweep.log")
+    ap.add_argument("--readme", default=None, help="also rewrite the <!-- results:start/end --> section of this file")
+    ap.add_argument("--keep-checkpoints", action="store_true")
+    ap.add_argument("--jobs", type=int, default=1, help="runs at a time (with --train.threads 1: one per core)")
+    ap.add_argument("--only", default="", metavar="GLOBS", help="comma-separated run-name patterns to keep")
+    known, rest = ap.parse_known_args(argv)
+    sweep_dir, readme = Path(known.sweep_dir), Path(known.readme) if known.readme else None
+    if readme is not None and (not readme.is_file() or sweep.START not in readme.read_text()):
+        fail(f"--readme {readme}: no such file, or no '{sweep.START}' ... '{sweep.END}' section in it")
+    if known.summarize_only:
+        try:
+            summary = sweep.write_summary(sweep_dir, readme)
+        except sweep.SweepError as e:
+            fail(str(e))
+        print(f"{summary['totals']['runs']} finished runs summarised into {sweep_dir / 'summary.md'}")
+        return 0
+    try:
+        base = parse_config(preset(known.preset).replace(**sweep.SWEEP_DEFAULTS), rest, "python -m tssd_viz sweep")
+        cells = sweep.expand(known.grid, base, seeds=known.seeds, ablation_seeds=known.ablation_seeds,
+                             budget_s=known.budget_s)
+        cells = sweep.select(cells, known.only)
+        for cell in cells:
+            validate(cell.cfg)
+    except ConfigError as e:
+        fail(str(e))
+    if known.dry_run:
+        print(sweep.plan_text(cells, sweep_dir, known.budget_s, max(known.jobs, 1)))
+        return 0
+    if known.background:
+        pid = sweep.start_background(argv, sweep_dir)
+        print(f"sweep running in the background, pid {pid}; progress: {sweep_dir / 'sweep.log'}\n"
+              f"stop it with `kill {pid}` (the run in progress is checkpointed); run the same command to resume")
+        return 0
+    log = sweep.Log(sweep_dir / "sweep.log")
+    sweep.write_manifest(sweep_dir, known.grid, base, argv, cells)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C: the run is checkpointed
+    try:
+        states = sweep.run_sweep(cells, sweep_dir, log, jobs=max(known.jobs, 1), keep_checkpoints=known.keep_checkpoints,
+                                 after_run=lambda: sweep.write_summary(sweep_dir, png=False))
+        summary = sweep.write_summary(sweep_dir, readme)
+    except sweep.SweepError as e:
+        log(f"error: {e}")
+        fail(str(e))
+    except KeyboardInterrupt:
+        log("stopped; run the same command to resume")
+        return EXIT_CANCELLED
+    failed = [name for name, state in states.items() if state != "done"]
+    log(f"finished: {summary['totals']['runs']} runs summarised in {sweep_dir / 'summary.md'}"
+        + (f"; not done: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "sweep": cmd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,211 @@
+"""The sweep machinery: grid expansion, resume by skipping, summaries rebuilt from run folders."""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tssd_viz import RunFolder
+from tssd_viz.cli import parse_config
+from tssd_viz.config import TSSDConfig, preset
+from tssd_viz.sweep import (ABLATIONS, EPOCH_CAP_FACTOR, SWEEP_DEFAULTS, Cell, SweepError, expand, render_markdown,
+                            rewrite_section, run_cell, select, summarize)
+
+TINY = ["--preset", "digits", "--data.limit-train", "128", "--data.limit-test", "64", "--train.epochs", "1",
+        "--model.width", "0.25", "--train.device", "cpu", "--data.batch-size", "64"]
+BASE = preset("digits").replace(**SWEEP_DEFAULTS)
+
+
+def cli(*args, timeout=600):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "tssd_viz", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def diff(a: TSSDConfig, b: TSSDConfig) -> set[str]:
+    da, db = a.to_dict(), b.to_dict()
+    return {f"{s}.{k}" for s in da for k in da[s] if da[s][k] != db[s][k]}
+
+
+def test_main_grid_is_4_modes_x_2_ts_x_seeds_x_2_budgets():
+    cells = expand("main", BASE, seeds=3)
+    assert len(cells) == 48 and len({c.name for c in cells}) == 48
+    assert cells[0].name == "baseline-ts1-tt2-s0-epochs" and cells[-1].name == "tssd-ts2-tt4-s2-time"
+    for c in cells:
+        d = c.cfg.distill
+        assert d.t_teacher == 2 * d.t_student and c.factor is None
+        assert c.name == f"{d.mode}-ts{d.t_student}-tt{d.t_teacher}-s{c.cfg.train.seed}-{c.budget}"
+        allowed = {"distill.mode", "distill.t_student", "distill.t_teacher", "train.seed"}
+        if c.budget == "time":
+            allowed |= {"train.epochs", "train.time_budget_s"}
+            assert c.cfg.train.epochs == EPOCH_CAP_FACTOR * BASE.train.epochs
+        assert diff(c.cfg, BASE) <= allowed
+    # the equal-epoch cells all come before the equal-time ones (their baselines give the budget)
+    assert [c.budget for c in cells] == ["epochs"] * 24 + ["time"] * 24
+
+
+def test_ablations_change_one_field_around_the_reference():
+    cells = expand("ablations", BASE, ablation_seeds=1)
+    reference = cells[0]
+    assert reference.name == "tssd-ts1-tt2-s0-epochs" and reference.factor is None
+    expected = sum(len(v) - 1 for v in ABLATIONS.values())  # every value but the reference's
+    assert len(cells) == 1 + expected
+    for c in cells[1:]:
+        assert diff(c.cfg, reference.cfg) == {c.factor}, c.name
+    names = {c.name for c in cells}
+    assert {"tssd-ts1-tt2-alpha0.5-s0-epochs", "tssd-ts1-tt6-s0-epochs", "tssd-ts1-tt2-separatepass-s0-epochs",
+            "tssd-ts1-tt2-noteacherce-s0-epochs", "tssd-ts1-tt2-ssdteacher-s0-epochs"} <= names
+    # "all" shares the reference with the main grid instead of running it twice
+    assert len(expand("all", BASE, seeds=3, ablation_seeds=1)) == 48 + expected
+
+
+def test_budget_and_selection():
+    cells = expand("main", BASE, seeds=1, budget_s=12.5)
+    assert {c.cfg.train.time_budget_s for c in cells if c.budget == "time"} == {12.5}
+    assert {c.cfg.train.time_budget_s for c in cells if c.budget == "epochs"} == {0.0}
+    assert [c.name for c in select(cells, "baseline-ts1-*,tssd-ts2-tt4-s0-time")] == [
+        "baseline-ts1-tt2-s0-epochs", "baseline-ts1-tt2-s0-time", "tssd-ts2-tt4-s0-time"]
+
+
+# -- summaries from planted run folders -------------------------------------------------------------------
+
+def plant(runs_dir: Path, cell: Cell, accs: dict[int, float], epoch_s: float = 2.0) -> None:
+    """A finished run folder with the given final test accuracies, as the trainer would leave it."""
+    run = RunFolder(runs_dir / cell.name)
+    run.prepare(cell.cfg)
+    (run.path / "cell.json").write_text(json.dumps({**cell.meta, "process_s": 10.0}))
+    run.append_metric({"kind": "epoch", "step": 10, "epoch": 1, "wall_s": epoch_s, "epoch_s": epoch_s, "complete": True})
+    for t, a in accs.items():
+        run.append_metric({"kind": "eval", "step": 10, "epoch": 1, "wall_s": epoch_s, "split": "test", "t": t, "acc": a})
+    run.set_status("done", "finished")
+
+
+def test_mean_and_std_over_seeds(tmp_path):
+    cells = {c.name: c for c in expand("all", BASE, seeds=3)}
+    planted = {0: [0.60, 0.70], 1: [0.62, 0.71], 2: [0.61, 0.75]}  # seed -> accuracy of window 1, 2
+    for seed, (a1, a2) in planted.items():
+        plant(tmp_path, cells[f"tssd-ts1-tt2-s{seed}-epochs"], {1: a1, 2: a2}, epoch_s=3.0 + seed)
+        plant(tmp_path, cells[f"baseline-ts1-tt2-s{seed}-epochs"], {1: a1 - 0.05, 2: a2})
+    plant(tmp_path, cells["tssd-ts1-tt2-alpha0.5-s0-epochs"], {1: 0.5, 2: 0.6})
+    plant(tmp_path, cells["tssd-ts1-tt6-s0-epochs"], {t: 0.4 for t in range(1, 7)})
+    s = summarize(tmp_path)
+    tssd = next(r for r in s["main"]["epochs"] if r["mode"] == "tssd")
+    assert tssd["n"] == 3 and tssd["seeds"] == [0, 1, 2]
+    assert tssd["acc"][0] == pytest.approx(0.61) and tssd["acc"][1] == pytest.approx(statistics.stdev([0.60, 0.62, 0.61]))
+    assert tssd["acc_by_window"][2][0] == pytest.approx(0.72)
+    assert tssd["acc_by_window"][2][1] == pytest.approx(statistics.stdev([0.70, 0.71, 0.75]))
+    assert tssd["epoch_s"] == pytest.approx(4.0)
+    assert s["main"]["time"] == []
+    alpha = s["ablations"]["distill.alpha"]
+    assert [(r["value"], r["reference"], r["n"]) for r in alpha] == [(0.5, False, 1), (1.0, True, 3)]
+    assert [r["value"] for r in s["ablations"]["distill.t_teacher"]] == [2, 6]
+    md = render_markdown(s)
+    # baseline: 0.55, 0.57, 0.56 -> the same spread; 2 SE of the difference = 2 sqrt(2 * 0.01^2 / 3)
+    assert f"| tssd | 1 | 2 | 61.0 ± 1.0 | +5.0 (±{200 * (2 * 0.01 ** 2 / 3) ** 0.5:.1f}) | 4.0 | 3 |" in md
+    assert "| 0.5 | 50.0 | 2.0 | 1 |" in md  # one seed: no spread to show
+    assert s["totals"]["runs"] == 8
+
+
+def test_unfinished_runs_are_left_out_of_the_summary(tmp_path):
+    cell = expand("main", BASE, seeds=1)[0]
+    plant(tmp_path, cell, {1: 0.5, 2: 0.6})
+    RunFolder(tmp_path / cell.name).set_status("failed", "boom")
+    assert summarize(tmp_path)["totals"]["runs"] == 0
+
+
+def test_readme_section_is_rewritten_and_the_rest_kept(tmp_path):
+    readme = tmp_path / "README.md"
+    before, after = "# Title\n\nintro ✓\n<!-- results:start -->\n", "<!-- results:end -->\n\n## Next\ntext\n"
+    readme.write_text(before + "old table\n" + after)
+    rewrite_section(readme, "| new | table |\n")
+    assert readme.read_text() == before + "| new | table |\n" + after
+    rewrite_section(readme, "second\n")
+    assert readme.read_text() == before + "second\n" + after
+    (tmp_path / "plain.md").write_text("no markers\n")
+    with pytest.raises(SweepError, match="results:start"):
+        rewrite_section(tmp_path / "plain.md", "x")
+
+
+def test_a_run_folder_with_another_config_stops_the_sweep(tmp_path):
+    cell = expand("main", BASE, seeds=1)[0]
+    RunFolder(tmp_path / cell.name).prepare(cell.cfg.replace(**{"distill.alpha": 0.3}))
+    with pytest.raises(SweepError, match="different config"):
+        run_cell(cell, tmp_path, print)
+
+
+# -- the command, end to end on digits --------------------------------------------------------------------
+
+ONLY = "baseline-ts1-tt2-s0-epochs,tssd-ts1-tt2-s0-time"
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    sweep_dir = tmp_path_factory.mktemp("sweep")
+    args = ["sweep", "--sweep-dir", sweep_dir, "--grid", "main", "--seeds", "1", "--only", ONLY, *TINY]
+    # A half-finished run without a checkpoint (a killed process) must be started over, not trusted.
+    cell = expand("main", parse_config(BASE, TINY[2:], "test"), seeds=1)[0]
+    stale = RunFolder(sweep_dir / "runs" / cell.name)
+    stale.prepare(cell.cfg)
+    stale.append_metric({"kind": "step", "step": 999})
+    stale.set_status("failed", "killed")
+    p = cli(*args)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return sweep_dir, args, p
+
+
+def test_sweep_trains_measures_the_budget_and_summarises(swept):
+    sweep_dir, _, p = swept
+    runs = sweep_dir / "runs"
+    assert sorted(x.name for x in runs.iterdir()) == ["baseline-ts1-tt2-s0-epochs", "tssd-ts1-tt2-s0-time"]
+    base_run, timed = RunFolder(runs / "baseline-ts1-tt2-s0-epochs"), RunFolder(runs / "tssd-ts1-tt2-s0-time")
+    assert base_run.status()["state"] == timed.status()["state"] == "done"
+    assert all(r["step"] != 999 for r in base_run.metrics())  # the stale folder was started over
+    assert not base_run.checkpoints_dir.exists() and not timed.checkpoints_dir.exists()
+    # the equal-time budget is the baseline's measured training time
+    assert timed.config().train.time_budget_s == pytest.approx(base_run.metrics("epoch")[-1]["wall_s"], abs=0.06)
+    assert sorted(timed.final_eval()) == [1, 2]
+    summary = json.loads((sweep_dir / "summary.json").read_text())
+    assert summary["totals"]["runs"] == 2 and len(summary["main"]["time"]) == 1
+    assert "| baseline | 1 | 2 |" in (sweep_dir / "summary.md").read_text()
+    assert (sweep_dir / "accuracy_vs_timesteps.html").exists()
+    assert "tssd-ts1-tt2-s0-time" in (sweep_dir / "sweep.log").read_text()
+
+
+def test_second_invocation_skips_finished_runs(swept):
+    sweep_dir, args, _ = swept
+    metrics = {p: p.read_bytes() for p in (sweep_dir / "runs").glob("*/metrics.jsonl")}
+    p = cli(*args)
+    assert p.returncode == 0, p.stderr
+    assert "2 already done, 0 to train" in p.stdout
+    assert {p: p.read_bytes() for p in (sweep_dir / "runs").glob("*/metrics.jsonl")} == metrics
+
+
+def test_summarize_only_rebuilds_the_same_summary(swept, tmp_path):
+    sweep_dir, _, _ = swept
+    before = (sweep_dir / "summary.md").read_text()
+    (sweep_dir / "summary.md").unlink()
+    readme = tmp_path / "README.md"
+    readme.write_text("top\n<!-- results:start -->\n<!-- results:end -->\nbottom\n")
+    p = cli("sweep", "--sweep-dir", sweep_dir, "--summarize-only", "--readme", readme)
+    assert p.returncode == 0, p.stderr
+    assert (sweep_dir / "summary.md").read_text() == before
+    text = readme.read_text()
+    assert text.startswith("top\n<!-- results:start -->\n") and text.endswith("<!-- results:end -->\nbottom\n")
+    assert "| baseline | 1 | 2 |" in text and "--summarize-only" in text
+
+
+def test_dry_run_lists_the_plan_with_a_cost(tmp_path):
+    p = cli("sweep", "--sweep-dir", tmp_path / "s", "--dry-run", *TINY)
+    assert p.returncode == 0, p.stderr
+    assert "tssd-ts2-tt4-s2-time" in p.stdout and "tssd-ts1-tt6-s0-epochs" in p.stdout
+    assert "62 runs; about" in p.stdout
+    assert not (tmp_path / "s").exists()
+
+
+def test_bad_override_is_one_line(tmp_path):
+    p = cli("sweep", "--sweep-dir", tmp_path / "s", *TINY, "--distill.alpha", "-1")
+    assert p.returncode == 2 and "distill.alpha" in p.stderr
