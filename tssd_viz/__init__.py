@@ -10,6 +10,7 @@ from .checkpoints import CheckpointError, load_checkpoint
 from .config import (ConfigError, DataConfig, DistillConfig, ModelConfig, TrainConfig, TSSDConfig,
                      preset, validate)
 from .data import Dataset, DataUnavailable, Loader, Split, cache_dir, is_available, load_dataset, offline_default
+from .jobs import JobManager
 from .losses import LossParts, Windows, accuracy_by_window, agreement, kd_kl, tssd_loss, windows
 from .models import ModelOutput, SpikingNet, build_model, count_parameters
 from .neurons import LIF, LIFParams, lif_multistep, lif_step, rect_surrogate_grad
@@ -21,7 +22,7 @@ from .train import FitInfo, FitResult, evaluate, fit
 __all__ = [
     "figures",
     "CheckpointError", "ConfigError", "ConsoleProgress", "DataConfig", "DataUnavailable", "Dataset",
-    "DistillConfig", "FitInfo", "FitResult", "History", "LIF", "LIFParams", "Loader", "LossParts", "Split", "cache_dir", "is_available",
+    "DistillConfig", "FitInfo", "FitResult", "History", "JobManager", "LIF", "LIFParams", "Loader", "LossParts", "Split", "cache_dir", "is_available",
     "ModelConfig", "ModelOutput", "Observer", "Recording", "RunFolder", "RunWriter", "SpikingNet",
     "TSSDConfig", "TrainConfig", "Windows", "accuracy_by_window", "agreement", "build_model",
     "count_parameters", "evaluate", "fit", "kd_kl", "lif_layers", "lif_multistep", "lif_step",

@@ -1,0 +1,11 @@
+"""The dashboard's building blocks; the pages in app/views/ put them together.
+
+    state.py        the runs folder, the shared job manager, session state set up once per session
+    config_form.py  the sidebar that builds a TSSDConfig, with impossible combinations prevented
+    reading.py      cheap, repeated reads of run folders: metrics tails, probes, the runs table, progress
+    live.py         one run's charts, redrawn about once a second while it trains
+    inference.py    a trained network on one test image, for Inspect
+
+The app trains nothing itself: runs are processes of the CLI started by `tssd_viz.jobs`, and every
+page only reads run folders. Every number drawn comes from the library's figures.
+"""

@@ -1,0 +1,234 @@
+"""One run on screen: progress, the distillation signals, the probe batch, the final result.
+
+`run_panel` is drawn inside a fragment that reruns about once a second while the run is queued or
+training, so only these charts refresh, never the page; `probe_panel`, whose data changes once an
+epoch, has a slower fragment of its own. Each refresh reads only what was appended to metrics.jsonl;
+a figure is rebuilt only when its data changed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from tssd_viz import RunFolder, figures
+from tssd_viz.figures.dashboard import busiest_neurons, firing_rate_history_figure, probe_batch_figure
+from tssd_viz.jobs import ACTIVE, log_tail
+
+from . import reading, state
+
+PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+
+
+def figure(slot: str, version: Any, build: Callable[[], go.Figure]) -> go.Figure:
+    """The figure in `slot`, rebuilt only when `version` (what it was drawn from) changed."""
+    cache = st.session_state.setdefault("_figures", {})
+    hit = cache.get(slot)
+    if hit is None or hit[0] != version:
+        hit = cache[slot] = (version, build())
+    return hit[1]
+
+
+def chart(fig: go.Figure, key: str, legend_below: bool = False) -> None:
+    """Draw a figure; `legend_below` moves a long legend under a chart that shares the row with another."""
+    if legend_below:  # the legend takes height instead of width: give it the room
+        entries = sum(1 for d in fig.data if d.showlegend is not False)
+        fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=-0.2, yanchor="top"),
+                          margin=dict(r=20), height=430 + 18 * entries)
+    st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG)
+
+
+def percent(v: float | None) -> str:
+    return "–" if v is None else f"{v:.1%}"
+
+
+def cancel_button(name: str, key: str) -> None:
+    if st.button("Cancel", key=key, icon=":material/stop_circle:", help="Stop after the current step; "
+                 "the last checkpoint is kept."):
+        st.toast(f"{name}: {state.job_manager().cancel(state.runs_root() / name)}")
+
+
+def run_panel(name: str, was_active: bool) -> None:
+    """Everything about run `name`; `was_active`: it was queued or training when the page was drawn."""
+    run = RunFolder(state.runs_root() / name)
+    if not run.exists():
+        st.warning(f"The run folder {run.path} is gone.")
+        return
+    status = run.status()
+    active = status.get("state") in ACTIVE
+    if was_active and not active:
+        st.rerun()  # it just finished: redraw the page once, without the timer
+    cfg = reading.config(run)
+    recs = reading.records(run)
+    _header(run, status, active)
+    position = None
+    if status.get("state") == "queued":
+        names = [r.name for r in state.job_manager().queue()]
+        position = names.index(name) + 1 if name in names else None
+    prog = reading.progress(status, recs, cfg, position)
+    st.progress(prog.fraction, text=prog.text)
+    last = reading.last_of(recs, "step")
+    n_steps = sum(1 for r in recs if r.get("kind") == "step")
+    with st.container(key="live_status"):
+        when = time.strftime("%H:%M:%S")
+        if last is None:
+            st.caption(f"No step records yet · checked {when}")
+        else:
+            live = "Live" if active else "Final"
+            st.caption(f"{live} · updated at step {last['step']} · {n_steps} step records · checked {when}")
+    if status.get("state") == "failed":
+        st.error(status.get("message") or "failed", icon=":material/error:")
+        tail = log_tail(run, 25, sep="\n")
+        if tail:
+            with st.expander("The end of its log.txt"):
+                st.code(tail, language=None)
+    if cfg is None:
+        st.warning("Its config.json cannot be read by this version of tssd-viz.")
+        return
+    _tiles(recs)
+    final = reading.final_accuracy(recs)
+    if final:  # the headline once training is over
+        _final_section(name, recs, final, cfg)
+    if recs:
+        _training_charts(name, recs, cfg)
+
+
+def probe_panel(name: str) -> None:
+    """The probe batch of run `name`: its own fragment, refreshed less often (a snapshot per epoch)."""
+    run = RunFolder(state.runs_root() / name)
+    cfg = reading.config(run) if run.exists() else None
+    if cfg is not None:
+        _probe_section(run, cfg)
+
+
+def _header(run: RunFolder, status: dict, active: bool) -> None:
+    text, color, icon = reading.STATE_BADGES.get(status.get("state"), ("unknown", "gray", ":material/help:"))
+    c1, c2 = st.columns([5, 1], vertical_alignment="center")
+    with c1:
+        st.markdown(f"#### {run.name}")
+        st.badge(text, color=color, icon=icon)
+        if status.get("message") and not active and status.get("state") != "failed":
+            st.caption(status["message"])  # while active, the progress line says it
+    if active:
+        with c2:
+            cancel_button(run.name, "cancel_watched")
+
+
+def _tiles(recs: list[dict]) -> None:
+    last = reading.last_of(recs, "step") or {}
+    epoch = next((r for r in reversed(recs) if r.get("kind") == "epoch" and r.get("test_acc") is not None), None)
+    final = reading.final_accuracy(recs)
+    tiles = [("student accuracy", percent(last.get("acc_student")), "training batch, window T_s"),
+             ("teacher accuracy", percent(last.get("acc_teacher")), "training batch, window T_t"),
+             ("weak head accuracy", percent(last.get("acc_weak")), "training batch"),
+             ("agreement", percent(last.get("agreement")), "argmax of teacher = argmax of student"),
+             ("test accuracy at T_s", percent(epoch["test_acc"] if epoch else None), "held-out, at the last "
+              "evaluated epoch")]
+    if final and epoch is None:
+        tiles[-1] = ("test accuracy at T_s", "–", "")
+    for col, (label, value, help_) in zip(st.columns(len(tiles)), tiles):
+        col.metric(label, value, help=help_, border=True)
+
+
+def _training_charts(name: str, recs: list[dict], cfg) -> None:
+    shown = reading.thin(recs)
+    version = (name, len(recs))
+    t_s = cfg.distill.t_student
+    smooth = 0.6 if sum(r.get("kind") == "step" for r in shown) > 100 else 0.0
+    st.markdown("##### The distillation signals, step by step")
+    c1, c2 = st.columns(2)
+    with c1:
+        chart(figure("loss", version, lambda: figures.loss_parts_figure(shown, smooth=smooth)), "live_loss", True)
+    with c2:
+        chart(figure("acc", version, lambda: figures.accuracy_figure(shown)), "live_accuracy", True)
+    c1, c2 = st.columns(2)
+    with c1:
+        chart(figure("kl", version, lambda: figures.kl_agreement_figure(shown)), "live_kl", True)
+    with c2:
+        chart(figure("heat", version, lambda: figures.window_heatmap_figure(shown, t_student=t_s)), "live_windows")
+    c1, c2 = st.columns(2)
+    with c1:
+        chart(figure("rates", version, lambda: firing_rate_history_figure(shown)), "live_rates", True)
+    last = reading.last_of(recs, "step")
+    with c2:
+        if last and last.get("firing_rate"):
+            fig = figure("rate_bars", version, lambda: figures.firing_rate_figure(
+                last["firing_rate"], title=f"firing rate per layer at step {last['step']}"))
+            chart(fig.update_xaxes(tickangle=-20), "live_rate_bars")
+
+
+def snapshot_label(stem: str) -> str:
+    """'epoch-0003' -> 'after epoch 3'; snapshot 0 is taken before the first step."""
+    if not stem.startswith("epoch-") or not stem[6:].isdigit():
+        return stem
+    return "before training" if int(stem[6:]) == 0 else f"after epoch {int(stem[6:])}"
+
+
+def _probe_section(run: RunFolder, cfg) -> None:
+    paths = run.probes()
+    st.markdown("##### The probe batch: fixed test images, recorded before training and after every epoch")
+    if not paths:
+        st.caption("The first snapshot is taken before the first step.")
+        return
+    stems = [p.stem for p in paths]
+    c1, c2, c3 = st.columns([1.2, 1, 1.4])
+    # "latest" follows the run; its label stays fixed (a select box keeps the label it first drew)
+    choice = c1.selectbox("Snapshot", ["latest"] + stems[::-1], key="probe_snapshot",
+                          format_func=snapshot_label)
+    path = paths[-1] if choice == "latest" or choice not in stems else paths[stems.index(choice)]
+    probe = reading.load_probe(path)
+    when = snapshot_label(f"epoch-{int(probe['epoch']):04d}")
+    labels, classes = probe["labels"], [str(c) for c in probe["classes"]]
+    P = len(labels)
+    if st.session_state.get("probe_image", 0) >= P:
+        st.session_state.probe_image = 0
+    i = c2.selectbox("Image", list(range(P)), key="probe_image",
+                     format_func=lambda k: f"#{k} · {classes[int(labels[k])]}")
+    layers = reading.probe_layers(probe)
+    if st.session_state.get("probe_layer") not in layers:
+        st.session_state.probe_layer = layers[0]
+    layer = c3.selectbox("Layer", layers, key="probe_layer")
+    t_s, threshold = cfg.distill.t_student, cfg.model.threshold
+    version = (str(path), i, layer)
+    chart(figure("probe_batch", str(path), lambda: probe_batch_figure(
+        probe["images"], labels, classes, probe["logits"], t_student=t_s,
+        title=f"probe images {when} (step {int(probe['step'])}) · the student's guess at T_s = {t_s}")),
+        "live_probe_batch")
+    chart(figure("probe_logits", version, lambda: figures.timestep_logits_figure(
+        probe["logits"][:, i], classes, t_student=t_s, label=int(labels[i]),
+        title=f"image #{i}: what each timestep says, and what each window decides")), "live_probe_logits")
+    spikes, membrane = probe[f"spikes:{layer}"][:, i], probe[f"membrane:{layer}"][:, i]  # (T, N) of image i
+    c1, c2 = st.columns(2)
+    with c1:
+        chart(figure("probe_raster", version, lambda: figures.raster_figure(
+            spikes, title=f"spike raster · {layer} · {spikes.shape[1]} sampled neurons")), "live_raster")
+    with c2:
+        chart(figure("probe_traces", version, lambda: figures.membrane_traces_figure(
+            membrane, spikes, threshold, neuron_ids=busiest_neurons(spikes, 5),
+            title="membrane potential V(t) · the 5 busiest of them")), "live_traces")
+    c1, c2 = st.columns(2)
+    with c1:
+        chart(figure("probe_windows", str(path), lambda: figures.window_agreement_figure(
+            probe["logits"], t_student=t_s, title="the probe batch: each window vs the full window")),
+            "live_probe_windows", True)
+    with c2:
+        rates = {layer_: float(probe[f"rate:{layer_}"]) for layer_ in layers}
+        fig = figure("probe_rates", str(path), lambda: figures.firing_rate_figure(
+            rates, title="firing rate per layer on the probe batch"))
+        chart(fig.update_xaxes(tickangle=-20), "live_probe_rates")
+
+
+def _final_section(name: str, recs: list[dict], final: dict[int, float], cfg) -> None:
+    t_s = cfg.distill.t_student
+    st.markdown("##### Test accuracy of every window after training")
+    c1, c2 = st.columns([1, 2])
+    table = [{"window n": f"{n} (T_s, the student)" if n == t_s else str(n), "test accuracy": acc}
+             for n, acc in sorted(final.items())]
+    c1.dataframe(table, hide_index=True, key="live_final_table", column_config={
+        "test accuracy": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)})
+    with c2:
+        chart(figure("final", (name, len(recs)), lambda: figures.accuracy_vs_timesteps_figure(
+            {name: recs}, t_student=t_s)), "live_final")

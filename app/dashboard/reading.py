@@ -1,0 +1,225 @@
+"""Reading run folders cheaply, about once a second, for every open browser session.
+
+- metrics.jsonl is read incrementally: a `MetricsTail` remembers its byte offset and parses only the
+  lines appended since (a file replaced by `--resume` is noticed by its inode and read afresh).
+- config.json and probe snapshots are cached by (path, modification time).
+- the runs table reads each status.json; final accuracies only once a run has finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from tssd_viz import RunFolder, TSSDConfig
+from tssd_viz.jobs import ACTIVE
+
+
+class MetricsTail:
+    """The records of one metrics.jsonl, kept up to date by parsing only what was appended."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.records: list[dict[str, Any]] = []
+        self.offset = 0  # bytes consumed: always just after a newline
+        self.inode: int | None = None
+
+    def refresh(self) -> bool:
+        """Read new complete lines; True when records were added (or the file was replaced)."""
+        try:
+            st_ = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        replaced = st_.st_ino != self.inode or st_.st_size < self.offset
+        if replaced:
+            self.records, self.offset, self.inode = [], 0, st_.st_ino
+        if st_.st_size == self.offset:
+            return replaced
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read(st_.st_size - self.offset)
+        end = data.rfind(b"\n") + 1  # a line being written has no newline yet: leave it for next time
+        for line in data[:end].splitlines():
+            try:
+                self.records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        self.offset += end
+        return end > 0 or replaced
+
+
+def records(run: RunFolder) -> list[dict[str, Any]]:
+    """Every record of the run so far (this session's tail of its metrics.jsonl, refreshed)."""
+    tails = st.session_state.setdefault("_tails", {})
+    tail = tails.get(run.metrics_path)
+    if tail is None:
+        tail = tails[run.metrics_path] = MetricsTail(run.metrics_path)
+    tail.refresh()
+    return tail.records
+
+
+def last_of(recs: list[dict[str, Any]], kind: str) -> dict[str, Any] | None:
+    return next((r for r in reversed(recs) if r.get("kind") == kind), None)
+
+
+def final_accuracy(recs: list[dict[str, Any]]) -> dict[int, float]:
+    """Window n -> test accuracy from the eval records (the last evaluation of each window)."""
+    return {int(r["t"]): r["acc"] for r in recs if r.get("kind") == "eval" and r.get("split") == "test"}
+
+
+def thin(recs: list[dict[str, Any]], max_steps: int = 1500) -> list[dict[str, Any]]:
+    """At most about `max_steps` step records (every k-th, the last kept), all epoch and eval records.
+
+    Display only: a long run's charts stay light to send once a second.
+    """
+    steps = [r for r in recs if r.get("kind") == "step"]
+    if len(steps) <= max_steps:
+        return recs
+    k = -(-len(steps) // max_steps)  # ceiling division
+    keep = {id(r) for r in steps[::k]} | {id(steps[-1])}
+    return [r for r in recs if r.get("kind") != "step" or id(r) in keep]
+
+
+# -- config and probes, cached by modification time
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
+@lru_cache(maxsize=2048)
+def _config(path: str, mtime_ns: int) -> TSSDConfig | None:
+    try:
+        return TSSDConfig.from_dict(json.loads(Path(path).read_text()))
+    except Exception:  # a folder that is not a run of this version: listed as unreadable, never fatal
+        return None
+
+
+def config(run: RunFolder) -> TSSDConfig | None:
+    return _config(str(run.config_path), _mtime(run.config_path))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _probe(path: str, mtime_ns: int) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def load_probe(path: Path) -> dict[str, np.ndarray]:
+    return _probe(str(path), _mtime(path))
+
+
+def probe_layers(probe: dict[str, np.ndarray]) -> list[str]:
+    """LIF layers recorded in a probe snapshot, in forward order."""
+    return [k.split(":", 1)[1] for k in probe if k.startswith("spikes:")]
+
+
+# -- the runs table
+@dataclass(frozen=True)
+class RunRow:
+    name: str
+    path: Path
+    state: str
+    message: str
+    cfg: TSSDConfig | None
+    status: dict[str, Any]
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+    def label(self) -> str:
+        if self.cfg is None:
+            return f"{self.name} (unreadable config)"
+        d = self.cfg.distill  # no state here: a select box keeps showing the label it first drew
+        return f"{self.name} · {d.mode}, T_s={d.t_student}, T_t={d.t_teacher}"
+
+
+def run_rows(root: Path) -> list[RunRow]:
+    """Every run folder under `root`, newest first (by the time its config was written)."""
+    if not root.exists():
+        return []
+    rows = []
+    for p in root.iterdir():
+        run = RunFolder(p)
+        if not p.is_dir() or not run.config_path.exists():
+            continue
+        status = run.status()
+        rows.append(RunRow(p.name, p, status.get("state", "?"), status.get("message", ""), config(run), status))
+    rows.sort(key=lambda r: (_mtime(r.path / "config.json"), r.name), reverse=True)
+    return rows
+
+
+STATE_BADGES = {"queued": ("queued", "gray", ":material/schedule:"),
+                "running": ("running", "blue", ":material/play_circle:"),
+                "done": ("done", "green", ":material/check_circle:"),
+                "failed": ("failed", "red", ":material/error:"),
+                "cancelled": ("cancelled", "orange", ":material/cancel:")}
+
+
+# -- progress and time left
+@dataclass(frozen=True)
+class Progress:
+    fraction: float  # in [0, 1]
+    text: str
+
+
+def duration(seconds: float) -> str:
+    s = int(round(max(seconds, 0)))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def progress(status: dict[str, Any], recs: list[dict[str, Any]], cfg: TSSDConfig | None,
+             queue_position: int | None = None) -> Progress:
+    """Where a run is, from status.json (`total_steps`) and its latest step record (`step`, `wall_s`)."""
+    state = status.get("state")
+    if state == "queued":
+        where = f" ({_ordinal(queue_position)} in line)" if queue_position else ""
+        return Progress(0.0, f"queued{where}: waiting for a free slot")
+    last = last_of(recs, "step") or last_of(recs, "epoch")
+    if state == "running" and last is None:
+        waited = time.time() - float(status.get("started") or status.get("time") or time.time())
+        return Progress(0.0, f"{status.get('message') or 'starting'} ({duration(waited)})")
+    step, wall = (last["step"], last["wall_s"]) if last else (0, 0.0)
+    total = status.get("total_steps") or (step if state == "done" else 0)
+    budget = cfg.train.time_budget_s if cfg else 0.0
+    fraction = max(step / total if total else 0.0, wall / budget if budget else 0.0)
+    if state in ("done", "failed", "cancelled"):
+        fraction = 1.0 if state == "done" else min(fraction, 1.0)
+        return Progress(fraction, f"{state} after {step:,} steps and {duration(wall)} of training")
+    left = (total - step) * wall / step if step and total else None
+    if budget:
+        left = min(left if left is not None else budget, budget - wall)
+    epoch = f" · epoch {last['epoch']} of {cfg.train.epochs}" if last and cfg else ""
+    tail = f" · about {duration(left)} left" if left is not None else ""
+    return Progress(min(fraction, 1.0), f"step {step:,} of {total:,}{epoch}{tail}")
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+@lru_cache(maxsize=1024)
+def _final(path: str, mtime_ns: int) -> dict[int, float]:
+    return RunFolder(Path(path).parent).final_eval()
+
+
+def final_of(row: RunRow) -> dict[int, float]:
+    """Test accuracy by window of a finished run (read once per change of its metrics.jsonl)."""
+    if row.active:
+        return {}
+    path = row.path / "metrics.jsonl"
+    return _final(str(path), _mtime(path))

@@ -1,0 +1,65 @@
+"""Where runs live, the job manager every session shares, and session state set up once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from tssd_viz.jobs import JobManager
+
+from . import config_form
+
+REFRESH_S = 1.0  # live charts: how often a fragment re-reads the run folder, in seconds
+PROBE_REFRESH_S = 3.0  # probe snapshots arrive once an epoch: their charts need not be re-sent every second
+POLL_S = 0.5  # job manager: how often queued runs are considered for a free slot, in seconds
+
+
+def runs_root() -> Path:
+    """$TSSD_RUNS_DIR, or ./runs relative to where `streamlit run` was started."""
+    return Path(os.environ.get("TSSD_RUNS_DIR") or "runs").expanduser().absolute()
+
+
+@st.cache_resource(show_spinner=False)
+def _job_manager(root: str, max_running: int | None) -> JobManager:
+    # One per runs folder and app process, shared by every browser session. Its thread only starts
+    # queued runs and reaps finished ones: the runs themselves live in their own process sessions,
+    # so nothing here has to outlive a tab or a rerun.
+    jobs = JobManager(root, max_running=max_running)
+    jobs.start(POLL_S)
+    return jobs
+
+
+def job_manager() -> JobManager:
+    """The shared job manager (`TSSD_MAX_RUNNING` overrides its limit: one per GPU, one on a CPU)."""
+    limit = os.environ.get("TSSD_MAX_RUNNING")
+    return _job_manager(str(runs_root()), int(limit) if limit else None)
+
+
+def init_session() -> None:
+    """Session state, set once per browser session (a reload is a new session; the URL keeps the run)."""
+    ss = st.session_state
+    if ss.get("_initialised"):
+        return
+    ss.my_runs = []  # names of the runs this session submitted, newest last
+    ss.flash = None  # (kind, text) shown once after a rerun, e.g. the result of pressing Train
+    config_form.init_defaults(ss)
+    ss._initialised = True
+
+
+def my_runs() -> list[str]:
+    return st.session_state.get("my_runs", [])
+
+
+def flash(kind: str, text: str) -> None:
+    """Show `text` once, at the next run of the page (set from callbacks, which run before the page)."""
+    st.session_state.flash = (kind, text)
+
+
+def show_flash() -> None:
+    note = st.session_state.get("flash")
+    if note:
+        kind, text = note
+        {"error": st.error, "success": st.success, "warning": st.warning}.get(kind, st.info)(text)
+        st.session_state.flash = None

@@ -1,0 +1,34 @@
+"""tssd-viz dashboard: `streamlit run app/main.py`.
+
+Train runs of TSSD and watch the distillation signals live, compare runs, inspect a trained network
+on one image, and play with one LIF neuron. Runs train in separate processes of the CLI, queued by
+a job manager that every browser session shares; the pages only read run folders.
+
+Environment:
+    TSSD_RUNS_DIR     where run folders live (default ./runs); any run folder there is listed
+    TSSD_MAX_RUNNING  how many runs train at once (default: one per GPU, one on a CPU machine)
+    TSSD_DATA_ROOT    where CIFAR is looked for first (DIR/cifar10); see the README's Data section
+"""
+
+import streamlit as st
+
+from dashboard import state
+
+st.set_page_config(page_title="tssd-viz · an SNN teaching itself", page_icon=":material/neurology:",
+                   layout="wide", initial_sidebar_state="expanded")
+state.init_session()
+st.html("""<style>
+  [data-testid="stSidebar"] { min-width: 340px; }
+  [data-testid="stAppDeployButton"] { display: none; }
+  .block-container { padding-top: 2.5rem; }
+</style>""")
+
+pages = [
+    st.Page("views/train.py", title="Train and watch", icon=":material/monitoring:", default=True),
+    st.Page("views/compare.py", title="Compare runs", icon=":material/compare_arrows:"),
+    st.Page("views/inspect.py", title="Inspect a run", icon=":material/biotech:"),
+    st.Page("views/playground.py", title="Neuron playground", icon=":material/tune:"),
+]
+page = st.navigation(pages)
+state.job_manager()  # start the shared queue (idempotent): runs submitted anywhere start from here
+page.run()

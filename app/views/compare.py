@@ -1,0 +1,95 @@
+"""Compare runs: two or more runs on the same charts, their settings side by side, accuracy by window."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from tssd_viz import RunFolder, figures
+from tssd_viz.figures.dashboard import firing_rate_history_figure
+from dashboard import live, reading, state
+
+
+def differing_settings(rows: list[reading.RunRow]) -> list[dict]:
+    """The config fields whose values differ between the runs: what the comparison is about."""
+    flat = []
+    for r in rows:
+        d = r.cfg.to_dict()
+        flat.append({f"{section}.{k}": v for section, fields in d.items() for k, v in fields.items()})
+    keys = [k for k in flat[0] if len({repr(f.get(k)) for f in flat}) > 1]
+    return [{"setting": k, **{r.name: str(f.get(k)) for r, f in zip(rows, flat)}} for k in keys]
+
+
+def accuracy_table(rows: list[reading.RunRow], recs: dict[str, list[dict]]) -> list[dict]:
+    width = max(r.cfg.distill.t_teacher for r in rows)
+    table = []
+    for r in rows:
+        final = reading.final_accuracy(recs[r.name])
+        t_s = r.cfg.distill.t_student
+        table.append({"run": r.name, "mode": r.cfg.distill.mode, "state": r.state, "T_s": t_s,
+                      "at T_s": final.get(t_s), **{f"n = {n}": final.get(n) for n in range(1, width + 1)}})
+    return table
+
+
+def comparison(names: list[str]) -> None:
+    """The charts and tables; a fragment that refreshes while any of the runs still trains."""
+    by_name = {r.name: r for r in reading.run_rows(state.runs_root())}
+    rows = [by_name[n] for n in names if n in by_name and by_name[n].cfg is not None]
+    recs = {r.name: reading.records(RunFolder(r.path)) for r in rows}
+    shown = {name: reading.thin(rs, 800) for name, rs in recs.items()}
+    version = tuple((n, len(rs)) for n, rs in recs.items())
+    t_students = {r.cfg.distill.t_student for r in rows}
+    t_s = t_students.pop() if len(t_students) == 1 else None
+
+    st.markdown("##### Test accuracy of every window n (the first n timesteps)")
+    table = accuracy_table(rows, recs)
+    st.dataframe(table, hide_index=True, key="compare_table", column_config={
+        k: st.column_config.NumberColumn(format="percent") for k in table[0] if k == "at T_s" or k.startswith("n =")})
+    diff = differing_settings(rows)
+    if diff:
+        with st.expander(f"Settings that differ ({len(diff)})", expanded=True):
+            st.dataframe(diff, hide_index=True)
+    else:
+        st.caption("These runs have identical settings (a repeat, or different only in when they ran).")
+
+    c1, c2 = st.columns(2)
+    with c1:
+        live.chart(live.figure("cmp_windows", version, lambda: figures.accuracy_vs_timesteps_figure(
+            shown, t_student=t_s)), "compare_windows", True)
+    with c2:
+        live.chart(live.figure("cmp_acc", version, lambda: figures.accuracy_figure(shown)), "compare_accuracy", True)
+    smooth = st.slider("Smoothing of the training curves", 0.0, 0.95, 0.6, 0.05, key="compare_smooth")
+    c1, c2 = st.columns(2)
+    with c1:
+        live.chart(live.figure("cmp_loss", (version, smooth), lambda: figures.loss_parts_figure(
+            shown, smooth=smooth)), "compare_loss", True)
+    with c2:
+        live.chart(live.figure("cmp_kl", version, lambda: figures.kl_agreement_figure(shown)), "compare_kl", True)
+    live.chart(live.figure("cmp_rates", version, lambda: firing_rate_history_figure(shown)), "compare_rates", True)
+    st.markdown("##### Accuracy of each window over training")
+    for col, r in zip(st.columns(min(len(rows), 3)), rows[:3]):
+        with col:
+            live.chart(live.figure(f"cmp_heat_{r.name}", (r.name, len(recs[r.name])), lambda r=r: (
+                figures.window_heatmap_figure(shown[r.name], t_student=r.cfg.distill.t_student, title=r.name))),
+                f"compare_heat_{r.name}")
+
+
+st.title("Compare runs")
+st.caption("Overlay runs on the same charts, e.g. the baseline and TSSD from the same seed: a quantity keeps its "
+           "colour, each run gets its own dash.")
+rows = [r for r in reading.run_rows(state.runs_root()) if r.cfg is not None and r.state != "queued"]
+if len(rows) < 2:
+    st.info("Comparing needs at least two runs that have started. On *Train and watch*, tick "
+            "“Also train the baseline twin” to get a TSSD run and its baseline from the same seed.",
+            icon=":material/compare_arrows:")
+else:
+    names = [r.name for r in rows]
+    kept = [n for n in st.session_state.get("compare_runs", []) if n in names]
+    st.session_state.compare_runs = kept or names[:2]  # first visit: the two newest
+    labels = {r.name: r.label() for r in rows}
+    chosen = st.multiselect("Runs", names, key="compare_runs", format_func=lambda n: labels.get(n, n),
+                            max_selections=len(figures.RUN_DASHES))
+    if len(chosen) < 2:
+        st.info("Pick at least two runs.")
+    else:
+        active = any(r.active for r in rows if r.name in chosen)
+        st.fragment(run_every=2 * state.REFRESH_S if active else None)(comparison)(chosen)

@@ -1,0 +1,118 @@
+"""Train and watch: the sidebar builds a config, Train queues it, the charts follow the run live."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from tssd_viz import ConfigError, RunFolder, TSSDConfig
+from dashboard import config_form, live, reading, state
+
+
+def train(cfg: TSSDConfig | None, error: str | None, twin: bool, name: str) -> None:
+    """The Train button's callback (it runs before the page, so it may choose the watched run)."""
+    if cfg is None:
+        state.flash("error", f"Not started: {error}")
+        return
+    jobs = state.job_manager()
+    name = name.strip() or None
+    try:
+        runs = [jobs.submit(cfg, name)]
+        if twin and cfg.distill.mode != "baseline":
+            twin_cfg = cfg.replace(**{"distill.mode": "baseline"})
+            runs.append(jobs.submit(twin_cfg, f"{name}-baseline" if name else None))
+    except ConfigError as e:
+        state.flash("error", f"Not started: {e}")
+        return
+    st.session_state.my_runs += [r.name for r in runs]
+    watch(runs[0].name)
+    states = ", ".join(f"{r.name} ({r.status()['state']})" for r in runs)
+    state.flash("success", f"Submitted {states}. Runs start in order, {jobs.max_running} at a time.")
+
+
+def watch(name: str | None = None) -> None:
+    """Watch run `name` (default: the one just picked); the address keeps it, so a reload re-attaches."""
+    if name is not None:
+        st.session_state.run = name
+    st.query_params["run"] = st.session_state.run
+
+
+def runs_panel() -> None:
+    """Active runs with their progress and a Cancel button; every run in a table below."""
+    rows = reading.run_rows(state.runs_root())
+    jobs = state.job_manager()
+    running = sum(r.state == "running" for r in rows)
+    queued = sum(r.state == "queued" for r in rows)
+    st.caption(f"{running} running · {queued} queued · at most {jobs.max_running} at a time · "
+               f"runs folder `{state.runs_root()}`")
+    mine = set(state.my_runs())
+    for row in [r for r in rows if r.active]:
+        recs = reading.records(RunFolder(row.path))
+        prog = reading.progress(row.status, recs, row.cfg)
+        text, color, icon = reading.STATE_BADGES[row.state]
+        c1, c2, c3, c4 = st.columns([3, 4, 1, 1], vertical_alignment="center")
+        c1.markdown(f"**{row.name}**" + (" · yours" if row.name in mine else ""))
+        c1.badge(text, color=color, icon=icon)
+        c2.progress(prog.fraction, text=prog.text)
+        c3.button("Watch", key=f"watch_{row.name}", on_click=watch, args=(row.name,),
+                  disabled=st.session_state.get("run") == row.name)
+        with c4:
+            live.cancel_button(row.name, f"cancel_{row.name}")
+    if rows:
+        with st.expander(f"All runs ({len(rows)})"):
+            st.dataframe(run_table(rows), hide_index=True, column_config={
+                "test accuracy at T_s": st.column_config.NumberColumn(format="percent")})
+
+
+def run_table(rows: list[reading.RunRow]) -> list[dict]:
+    table = []
+    for r in rows:
+        c = r.cfg
+        final = reading.final_of(r)
+        table.append({
+            "run": r.name, "state": r.state, "mode": c.distill.mode if c else "?",
+            "dataset": c.data.dataset if c else "?", "T_s": c.distill.t_student if c else None,
+            "T_t": c.distill.t_teacher if c else None, "seed": c.train.seed if c else None,
+            "test accuracy at T_s": final.get(c.distill.t_student) if c else None, "message": r.message,
+        })
+    return table
+
+
+form = config_form.config_sidebar()
+sb = st.sidebar
+if form.error:
+    sb.error(form.error, icon=":material/block:")
+else:
+    sb.caption(form.summary)
+sb.text_input("Run name (optional)", key="run_name", placeholder="a dated name is chosen for you",
+              persist_state="session")
+sb.checkbox("Also train the baseline twin (same seed), to compare", key="train_twin", persist_state="session",
+            disabled=form.cfg is not None and form.cfg.distill.mode == "baseline")
+sb.button("Train", key="train_button", type="primary", icon=":material/play_arrow:", width="stretch",
+          disabled=form.cfg is None, on_click=train,
+          args=(form.cfg, form.error, st.session_state.get("train_twin", False),
+                st.session_state.get("run_name", "")))
+
+st.title("Train and watch")
+st.caption("Pick settings in the sidebar and press **Train**. The run trains in its own process; the charts "
+           "follow its run folder about once a second. Closing this tab stops nothing.")
+state.show_flash()
+st.fragment(run_every=2 * state.REFRESH_S)(runs_panel)()
+
+rows = reading.run_rows(state.runs_root())
+if not rows:
+    st.info("No runs yet. The **Quick look** starting point trains in seconds on the offline digits.",
+            icon=":material/rocket_launch:")
+else:
+    names = [r.name for r in rows]
+    if st.session_state.get("run") not in names:  # a new session: the address's run, else the newest active
+        mine = [n for n in state.my_runs() if n in names]
+        active = [r.name for r in rows if r.active]
+        asked = st.query_params.get("run")
+        st.session_state.run = asked if asked in names else (mine[-1:] or active or names)[0]
+    labels = {r.name: r.label() for r in rows}
+    st.selectbox("Watching", names, key="run", format_func=lambda n: labels.get(n, n), on_change=watch,
+                 persist_state="session")
+    row = next(r for r in rows if r.name == st.session_state.run)
+    st.divider()
+    st.fragment(run_every=state.REFRESH_S if row.active else None)(live.run_panel)(row.name, row.active)
+    st.fragment(run_every=state.PROBE_REFRESH_S if row.active else None)(live.probe_panel)(row.name)

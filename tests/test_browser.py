@@ -1,0 +1,166 @@
+"""The dashboard in a real browser: `streamlit run app/main.py` driven by headless Chromium.
+
+Two browser sessions at once: the first trains a tiny run and watches its live charts update; the
+second presses Train while the only slot is taken, sees its run queued, and cancels it. Timings go to
+test-artifacts/dashboard-timings.json, the final page to test-artifacts/dashboard.png.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tssd_viz import RunFolder
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1500, "height": 1000}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def dashboard(tmp_path):
+    """`streamlit run app/main.py` on a free localhost port, with its own runs folder."""
+    runs, port = tmp_path / "runs", free_port()
+    env = {**os.environ, "TSSD_RUNS_DIR": str(runs), "TSSD_MAX_RUNNING": "1", "PYTHONUNBUFFERED": "1"}
+    log = open(tmp_path / "streamlit.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if urllib.request.urlopen(url + "_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            pass
+        assert server.poll() is None, (tmp_path / "streamlit.log").read_text()
+        assert time.monotonic() < deadline, "streamlit did not start"
+        time.sleep(0.3)
+    yield url, runs
+    os.killpg(server.pid, signal.SIGTERM)  # the server only: runs live in their own sessions
+    server.wait(timeout=30)
+    log.close()
+    for p in runs.iterdir() if runs.exists() else []:  # and leave no training process behind
+        st = RunFolder(p).status() if p.is_dir() else {}
+        if st.get("state") == "running" and isinstance(st.get("pid"), int):
+            try:
+                os.kill(st["pid"], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+def open_app(browser, url: str) -> Page:
+    page = browser.new_context(viewport=VIEWPORT).new_page()  # a context of its own: a session of its own
+    page.goto(url)
+    expect(page.locator(".st-key-train_button button")).to_be_enabled(timeout=90_000)
+    return page
+
+
+def choose(page: Page, key: str, option: str) -> None:
+    page.locator(f".st-key-{key}").click()
+    page.get_by_role("option", name=option).click()
+
+
+# Runs in the page from the click on: every change of the live status line, with the browser's clock and
+# how many points the loss chart then holds, whatever the test is doing meanwhile in the other session.
+WATCH_LIVE = """() => {
+    window.__live = {start: performance.now(), changes: []};
+    setInterval(() => {
+        const box = document.querySelector('.st-key-live_status');
+        const text = box ? box.innerText.trim() : '';
+        const log = window.__live.changes;
+        if (!text || (log.length && log[log.length - 1].text === text)) return;
+        const plot = document.querySelector('.st-key-live_loss .js-plotly-plot');
+        const points = plot && plot.data && plot.data.length ? plot.data[0].x.length : null;
+        log.push({t: (performance.now() - window.__live.start) / 1000, text, points});
+    }, 50);
+}"""
+
+
+def test_train_and_watch_in_a_real_browser(dashboard):
+    url, runs = dashboard
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        one, two = open_app(browser, url), open_app(browser, url)
+
+        choose(one, "cfg_start", "Quick look · digits, seconds")
+        expect(one.locator(".st-key-cfg_epochs input")).to_have_value("3")
+        # Train for 10 s of training time on any machine (all digits, epochs as a cap): long enough to see
+        # several refreshes, short enough for a test.
+        for key, value in (("cfg_limit_train", "0"), ("cfg_epochs", "50"), ("cfg_time_budget_s", "10")):
+            field = one.locator(f".st-key-{key} input")
+            field.fill(value)
+            field.press("Enter")
+        expect(one.get_by_text(re.compile(r"on digits, 50 epochs or 10 s"))).to_be_visible(timeout=30_000)
+        one.locator(".st-key-train_button button").click()
+        one.evaluate(WATCH_LIVE)
+        expect(one.get_by_text(re.compile(r"^Submitted "))).to_be_visible(timeout=30_000)
+        name_one = sorted(p.name for p in runs.iterdir() if p.is_dir())[0]
+
+        # A second session presses Train while the only slot is taken: its run waits, then is cancelled.
+        two.locator(".st-key-train_button button").click()
+        expect(two.get_by_text(re.compile(r"queued \(1st in line\)"))).to_be_visible(timeout=30_000)
+        name_two = next(p.name for p in runs.iterdir() if p.is_dir() and p.name != name_one)
+        two.locator(".st-key-cancel_watched button").locator("visible=true").first.click()
+        expect(two.get_by_text("cancelled while queued; it never started")).to_be_visible(timeout=30_000)
+
+        # The first session's live charts, until the run is done (the rerun then replaces the live line).
+        final = one.locator(".st-key-live_status").filter(has_text="Final · updated at step")
+        expect(final).to_be_visible(timeout=240_000)
+        expect(one.locator(".st-key-live_status")).to_have_count(1, timeout=30_000)
+        assert RunFolder(runs / name_one).status()["state"] == "done", RunFolder(runs / name_one).status()
+        changes = one.evaluate("() => window.__live.changes")
+        live = [c for c in changes if c["text"].startswith("Live · updated at step")]
+        steps = [int(re.search(r"step (\d+)", c["text"]).group(1)) for c in live]
+        counts = {c["points"] for c in live if c["points"]}
+        assert len(set(steps)) >= 2, f"the live chart should update at least twice while training: {changes}"
+        assert len(counts) >= 2, f"the loss chart's points should grow in the browser: {changes}"
+        gaps = [b["t"] - a["t"] for a, b in zip(changes, changes[1:]) if a["text"].startswith(("Live", "No step"))]
+
+        # The cancelled run never started: the limit of one run at a time held.
+        st_two = RunFolder(runs / name_two).status()
+        assert st_two["state"] == "cancelled" and not (runs / name_two / "log.txt").exists()
+
+        # A new session opened on the run's address re-attaches to it.
+        three = browser.new_context(viewport=VIEWPORT).new_page()
+        three.goto(url + f"?run={name_one}")
+        expect(three.locator(".st-key-live_status")).to_contain_text("Final · updated at step", timeout=90_000)
+
+        one.set_viewport_size({"width": 1500, "height": 4800})
+        expect(one.locator(".st-key-live_final .js-plotly-plot")).to_be_visible(timeout=30_000)
+        time.sleep(2)  # let plotly lay the charts out at the new size
+        one.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+        browser.close()
+
+    (ARTIFACTS / "dashboard-timings.json").write_text(json.dumps({
+        "click_to_first_live_point_s": round(live[0]["t"], 2),
+        "refresh_interval_s": {"median": round(statistics.median(gaps), 2), "min": round(min(gaps), 2),
+                               "max": round(max(gaps), 2), "n": len(gaps)} if gaps else None,
+        "live_updates_seen": len(set(steps)), "steps_seen_live": [min(steps), max(steps)],
+        "loss_chart_points_seen": [min(counts), max(counts)],
+        "second_session": {"run": name_two, "state": st_two["state"], "message": st_two["message"]},
+    }, indent=2) + "\n")

@@ -1,0 +1,132 @@
+"""The job manager with real training processes: the queue limit, cancelling, crashes, a shared queue."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from tssd_viz import ConfigError, RunFolder, preset
+from tssd_viz.jobs import JobManager, read_status
+
+
+def tiny(epochs=1, seed=0):
+    """A run of a few seconds of training on the offline digits (most of its time is Python starting)."""
+    return preset("digits").replace(**{
+        "model.width": 0.25, "data.limit_train": 256, "data.limit_test": 128, "train.epochs": epochs,
+        "train.log_every": 1, "train.device": "cpu", "train.seed": seed})
+
+
+def wait_for(predicate, timeout=120.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:.0f} s for {what}")
+        time.sleep(0.1)
+
+
+def states(jobs, *runs):
+    jobs.poll()
+    return [r.status()["state"] for r in runs]
+
+
+def test_two_submissions_with_one_slot_run_one_after_the_other(tmp_path):
+    jobs = JobManager(tmp_path, max_running=1)
+    a = jobs.submit(tiny(seed=0))
+    b = jobs.submit(tiny(seed=1, epochs=200))
+    assert states(jobs, a, b) == ["running", "queued"]
+    assert [r.name for r in jobs.queue()] == [b.name]
+    while True:
+        now = states(jobs, a, b)
+        assert now.count("running") <= 1, now  # the limit holds at every poll
+        assert "failed" not in now, (a.status(), b.status())
+        if now[1] != "queued":
+            break
+        time.sleep(0.05)
+    assert now == ["done", "running"]  # b started only once a had finished, at the next poll
+    assert a.final_eval() and a.config().train.seed == 0 and b.config().train.seed == 1
+    assert "python" in (a.path / "log.txt").read_text()  # the child's output is kept next to its run
+    jobs.cancel(b)
+    assert jobs.wait(b, timeout=60)["state"] == "cancelled"
+
+
+def test_cancel_a_queued_run_and_a_running_one(tmp_path):
+    jobs = JobManager(tmp_path, max_running=1)
+    running = jobs.submit(tiny(epochs=200))
+    queued = jobs.submit(tiny())
+    assert jobs.cancel(queued) == "cancelled while queued"
+    assert queued.status()["state"] == "cancelled"
+    wait_for(lambda: running.metrics("step"), what="the first step record")
+    assert "stopping" in jobs.cancel(running)
+    st = jobs.wait(running, timeout=120)
+    assert st["state"] == "cancelled", st
+    assert (running.checkpoints_dir / "last.pt").exists()  # the last checkpoint is kept for --resume
+    steps = running.metrics("step")[-1]["step"]
+    assert steps < 200 * 4, "it stopped early"
+    # the queued run never started: no process, no records, no log
+    assert not queued.metrics() and not (queued.path / "log.txt").exists()
+    jobs.poll()
+    assert queued.status()["state"] == "cancelled"
+
+
+def test_cancel_while_the_process_is_still_starting(tmp_path):
+    jobs = JobManager(tmp_path, max_running=1)
+    run = jobs.submit(tiny())
+    assert run.status()["message"].startswith("starting")
+    jobs.cancel(run)
+    st = jobs.wait(run, timeout=60)
+    assert st["state"] == "cancelled", st
+
+
+def test_a_crashed_child_shows_failed(tmp_path):
+    jobs = JobManager(tmp_path, max_running=1)
+    run = jobs.submit(tiny())
+    os.kill(run.status()["pid"], signal.SIGKILL)  # no chance to write a final status
+    st = jobs.wait(run, timeout=30)
+    assert st["state"] == "failed" and "status -9" in st["message"], st
+    assert RunFolder(run.path).status()["state"] == "failed"  # as every other reader sees it
+
+
+def test_managers_of_two_app_processes_share_the_queue_and_its_limit(tmp_path):
+    first, second = JobManager(tmp_path, max_running=1), JobManager(tmp_path, max_running=1)
+    a = first.submit(tiny(epochs=200))
+    b = second.submit(tiny(epochs=200))
+    for _ in range(5):
+        assert states(second, a, b) == ["running", "queued"]
+        assert states(first, a, b) == ["running", "queued"]
+
+    def both_poll():
+        first.poll()
+        second.poll()
+        now = [r.status()["state"] for r in (a, b)]
+        assert now.count("running") <= 1, now
+        return now
+
+    second.cancel(a)  # a run started by the other app can be cancelled from this one
+    wait_for(lambda: both_poll()[0] == "cancelled", timeout=60, what="a to be cancelled")
+    wait_for(lambda: both_poll()[1] == "running", timeout=10, what="b to start")
+    first.cancel(b)
+    wait_for(lambda: both_poll()[1] == "cancelled", timeout=60, what="b to be cancelled")
+
+
+def test_bad_configs_and_names_are_refused_before_anything_is_written(tmp_path):
+    jobs = JobManager(tmp_path, max_running=1)
+    with pytest.raises(ConfigError, match="distill.t_teacher"):
+        jobs.submit(tiny().replace(**{"distill.t_teacher": 1}))
+    with pytest.raises(ConfigError, match="run name"):
+        jobs.submit(tiny(), name="../escape")
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == []
+
+
+def test_background_thread_starts_queued_runs(tmp_path):
+    jobs = JobManager(tmp_path, max_running=1)
+    a = jobs.submit(tiny(epochs=200))
+    b = jobs.submit(tiny())
+    jobs.start(interval=0.1)
+    try:
+        jobs.cancel(a)
+        wait_for(lambda: b.status()["state"] != "queued", timeout=60, what="the thread to start the next run")
+        jobs.cancel(b)
+        wait_for(lambda: b.status()["state"] == "cancelled", timeout=60, what="the cancel")
+    finally:
+        jobs.stop()

@@ -1,0 +1,202 @@
+"""Figures the lessons need beyond the live signals: the images, the network's layout, predictions
+of several heads side by side, bar comparisons of runs, and controls that redraw a figure.
+
+Like every figure builder these only draw what they are given; what they draw (images from a
+dataset split, layer shapes from a recording, accuracies from run folders) is computed elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ._inputs import as_numpy
+from .style import ROLE_COLORS, category_color, finish, run_color
+
+
+def _shape_text(shape: Sequence[int]) -> str:
+    return "×".join(str(int(s)) for s in shape)
+
+
+def image_grid_figure(images: Any, *, labels: Sequence[int] | None = None, classes: Sequence[str] | None = None,
+                      predictions: Sequence[int] | None = None, columns: int = 8,
+                      title: str | None = None) -> go.Figure:
+    """A grid of images with their true class and, optionally, a prediction (green if right, red if wrong).
+
+    images: (N, C, H, W), uint8 pixels (as a dataset split stores them) or floats in [0, 1];
+    C is 1 (drawn grey) or 3. labels, predictions: N class indices.
+    """
+    x = as_numpy(images, "images", 4)
+    if x.dtype != np.uint8:
+        x = (np.clip(x, 0.0, 1.0) * 255).round().astype(np.uint8)
+    N, C = x.shape[:2]
+    if C not in (1, 3):
+        raise ValueError(f"images should have 1 or 3 channels, got {C}")
+    rgb = np.repeat(x, 3, axis=1) if C == 1 else x  # (N, 3, H, W)
+    names = [str(c) for c in classes] if classes is not None else None
+
+    def name(k: int) -> str:
+        return names[k] if names is not None else str(k)
+
+    titles = []
+    for i in range(N):
+        text = f"#{i}" + (f": {name(int(labels[i]))}" if labels is not None else "")
+        if predictions is not None:
+            right = labels is not None and int(predictions[i]) == int(labels[i])
+            color = "#009E73" if right else "#D55E00"
+            text += f"<br><span style='color:{color}'>→ {name(int(predictions[i]))}</span>"
+        titles.append(text)
+    cols = max(1, min(columns, N))
+    rows = -(-N // cols)  # ceiling division
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.02,
+                        vertical_spacing=0.12 if predictions is not None else 0.08)
+    for i in range(N):
+        fig.add_trace(go.Image(z=rgb[i].transpose(1, 2, 0), hoverinfo="skip"),  # (3, H, W) -> (H, W, 3)
+                      row=i // cols + 1, col=i % cols + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_annotations(font_size=11)
+    per_row = 150 if predictions is not None else 130
+    return finish(fig, title, height=60 + per_row * rows)
+
+
+def network_diagram_figure(layers: Mapping[str, Sequence[int]], *, input_shape: Sequence[int], num_classes: int,
+                           tap: str | None = None, rates: Mapping[str, float] | None = None,
+                           title: str | None = None) -> go.Figure:
+    """The spiking layers in forward order as boxes, and where the weak head reads (`tap`).
+
+    layers: LIF layer name -> shape of its spikes for one image at one timestep, (C, H, W) or (C,).
+    input_shape: (C, H, W) of an image. tap: the LIF layer whose spikes feed the weak head (global
+    average pool + linear); None draws no weak head. rates: firing rate per layer, printed in its box.
+    """
+    names = list(layers)
+    boxes = [("image", _shape_text(input_shape), None)]
+    boxes += [(n, _shape_text(layers[n]), None if rates is None else rates.get(n)) for n in names]
+    boxes.append(("classifier", f"pool + linear → {num_classes}", None))
+    fig = go.Figure()
+    w, h = 0.8, 0.9  # box size in data units; boxes sit at x = 0, 1, 2, ...
+
+    def box(x: float, y: float, head: str, body: str, color: str, dash: str = "solid") -> None:
+        fig.add_shape(type="rect", x0=x - w / 2, x1=x + w / 2, y0=y - h / 2, y1=y + h / 2,
+                      line=dict(color=color, width=2, dash=dash), fillcolor=color, opacity=0.15)
+        fig.add_annotation(x=x, y=y, text=f"<b>{head}</b><br>{body}", showarrow=False, font=dict(size=11))
+
+    def arrow(x0: float, y0: float, x1: float, y1: float, color: str) -> None:
+        fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y", text="",
+                           showarrow=True, arrowhead=2, arrowwidth=2, arrowcolor=color)
+
+    for i, (head, body, rate) in enumerate(boxes):
+        is_layer = 0 < i < len(boxes) - 1
+        color = ROLE_COLORS["spike"] if is_layer else ROLE_COLORS["student"]
+        if rate is not None:
+            body += f"<br>rate {rate:.3f}"
+        box(i, 0, head.replace(".", ".<br>") if len(head) > 12 else head, body, color)
+        if i:
+            arrow(i - 1 + w / 2, 0, i - w / 2, 0, ROLE_COLORS["threshold"])
+    if tap is not None:
+        if tap not in layers:
+            raise ValueError(f"tap {tap!r} is not one of the layers: {', '.join(names)}")
+        x = names.index(tap) + 1
+        box(x, -1.5, "weak head", f"pool + linear → {num_classes}<br>(training only)", ROLE_COLORS["weak"], "dash")
+        arrow(x, -h / 2, x, -1.5 + h / 2, ROLE_COLORS["weak"])
+    fig.update_xaxes(visible=False, range=[-0.6, len(boxes) - 0.4])
+    fig.update_yaxes(visible=False, range=[-2.1, 0.6] if tap is not None else [-0.6, 0.6], scaleanchor=None)
+    return finish(fig, title or "the network, layer by layer (shapes per image and timestep)",
+                  height=380 if tap is not None else 220)
+
+
+def head_predictions_figure(probs: Mapping[str, Any], classes: Sequence[str], *, label: int | None = None,
+                            roles: Mapping[str, str] | None = None, title: str | None = None) -> go.Figure:
+    """Class probabilities of several outputs for one image, as grouped bars.
+
+    probs: output name -> (K,) probabilities (e.g. "student (T_s)", "teacher (T_t)", "weak head").
+    roles: output name -> a key of ROLE_COLORS, so each output wears its role's colour.
+    label: the true class, marked on the axis.
+    """
+    names = [str(c) for c in classes]
+    ticks = [f"<b>{c} (true)</b>" if k == label else c for k, c in enumerate(names)]
+    fig = go.Figure()
+    for i, (who, p) in enumerate(probs.items()):
+        p = as_numpy(p, f"probabilities of {who!r}", 1)
+        if len(p) != len(names):
+            raise ValueError(f"{len(p)} probabilities of {who!r} for {len(names)} classes")
+        role = (roles or {}).get(who)
+        color = ROLE_COLORS[role] if role else run_color(i)
+        guess = names[int(np.argmax(p))]
+        fig.add_trace(go.Bar(x=ticks, y=p, name=f"{who}: {guess}", marker_color=color,
+                             hovertemplate="%{x}: %{y:.1%}<extra>" + who + "</extra>"))
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(title_text="class")
+    fig.update_yaxes(title_text="probability", range=[0, 1.02], tickformat=".0%")
+    return finish(fig, title or "what each output predicts")
+
+
+def comparison_bars_figure(values: Mapping[str, float | None] | Mapping[str, Mapping[str, float | None]], *,
+                           value_format: str = ".1%", yaxis_title: str = "test accuracy",
+                           barmode: str = "group", title: str | None = None) -> go.Figure:
+    """Bars of one number per category, or of several series: {series: {category: value}}.
+
+    Each bar is labelled with its value (`value_format`, a d3 format: ".1%", ".3s", ",.0f").
+    barmode "group" puts the series side by side; "stack" piles them (parts of a total).
+    """
+    if barmode not in ("group", "stack"):
+        raise ValueError(f"barmode should be 'group' or 'stack', got {barmode!r}")
+    nested = any(isinstance(v, Mapping) for v in values.values())
+    series = dict(values) if nested else {None: values}
+    categories: list[str] = []
+    for s in series.values():
+        categories += [c for c in s if c not in categories]
+    fig = go.Figure()
+    for i, (name, s) in enumerate(series.items()):
+        color = (category_color(i) if barmode == "stack" else run_color(i)) if nested else run_color(0)
+        fig.add_trace(go.Bar(x=categories, y=[s.get(c) for c in categories], name=name or yaxis_title,
+                             marker_color=color, texttemplate="%{y:" + value_format + "}",
+                             textposition="inside" if barmode == "stack" else "outside", cliponaxis=False,
+                             hovertemplate="%{x}: %{y:" + value_format + "}<extra>" + (name or "") + "</extra>"))
+    fig.update_layout(barmode=barmode, showlegend=nested, uniformtext=dict(minsize=9, mode="hide"))
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(title_text=yaxis_title, rangemode="tozero",
+                     tickformat=value_format.replace(".1", ".0") if value_format.endswith("%") else None)
+    return finish(fig, title)
+
+
+def figure_explorer(draw: Callable[..., go.Figure | Sequence[go.Figure]], **controls: Any) -> Any:
+    """Widgets above the figure(s) that `draw(**values)` returns; changing a control redraws them.
+
+    controls: keyword -> an ipywidgets control (slider, dropdown, checkbox) whose `.value` is passed
+    to `draw` under that keyword; one control may drive several explorers. Returns an ipywidgets
+    VBox to display.
+
+    The first drawing happens here, so an error in `draw` raises at once (and fails a headless run)
+    instead of being printed inside a widget. Figures are placed in the output area with
+    `Output.append_display_data`, not captured with `with output:`: headless runners (nbclient,
+    hence nbmake and nbconvert) answer captured output with messages of their own that can race
+    the cell's reply and hang the cell.
+    """
+    import ipywidgets as widgets  # an optional dependency: only the notebooks need it
+
+    out = widgets.Output()
+
+    def redraw() -> None:
+        drawn = draw(**{name: control.value for name, control in controls.items()})
+        figures = [drawn] if isinstance(drawn, go.Figure) else list(drawn)
+        out.outputs = ()
+        for fig in figures:
+            out.append_display_data(fig)
+
+    def on_change(_change: Any) -> None:
+        try:
+            redraw()
+        except Exception as e:  # keep the controls alive; say what went wrong where the figure was
+            out.outputs = ()
+            out.append_stderr(f"{type(e).__name__}: {e}\n")
+
+    redraw()
+    for control in controls.values():
+        control.observe(on_change, names="value")
+    row = widgets.HBox(list(controls.values()), layout=widgets.Layout(flex_flow="row wrap"))
+    return widgets.VBox([row, out])

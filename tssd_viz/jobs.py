@@ -1,0 +1,295 @@
+"""Job manager: trains queued run folders as separate processes of the CLI, a few at a time.
+
+The queue is on disk, not in memory: it is the set of run folders under `runs_root` whose
+status.json says "queued", oldest first. Every poll takes a file lock on `runs_root/.queue.lock`,
+so several browser sessions, and even several app processes, share one queue and one limit.
+
+A run is `python -m tssd_viz train --config RUN/config.json --run-dir RUN --no-progress`, started
+in its own session (`start_new_session=True`): closing a browser tab, a Streamlit rerun or Ctrl-C in
+the app's terminal never reaches it. Its stdout and stderr go to RUN/log.txt. Cancelling sends one
+SIGTERM, on which the CLI finishes the current step, saves last.pt and marks the run cancelled.
+
+    jobs = JobManager("runs")              # at most one run at a time on a CPU, one per GPU
+    run = jobs.submit(cfg)                 # a queued run folder; started at once if a slot is free
+    jobs.start()                           # a background thread that polls every 0.5 s
+    jobs.cancel(run)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from .config import ConfigError, TSSDConfig, validate
+from .runs import RunFolder
+
+LOCK_NAME = ".queue.lock"
+LOG_NAME = "log.txt"
+ACTIVE = ("queued", "running")
+_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def default_max_running() -> int:
+    """One run per GPU, or one on a machine without a GPU (a CPU run already uses every core)."""
+    import torch
+
+    return torch.cuda.device_count() or 1
+
+
+def read_status(run: RunFolder) -> dict[str, Any]:
+    """status.json exactly as written ({} when absent or unreadable); `RunFolder.status()` interprets it."""
+    try:
+        return json.loads(run.status_path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def log_tail(run: RunFolder, lines: int = 1, sep: str = " / ") -> str:
+    """The last non-empty lines of RUN/log.txt, joined by `sep` ("" when there is none)."""
+    try:
+        text = (run.path / LOG_NAME).read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+    kept = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return sep.join(kept[-lines:])
+
+
+def _is_training_process(pid: int) -> bool:
+    """Whether `pid` is alive and (where /proc tells) a tssd_viz process: never signal a reused pid."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False  # someone else's process: not ours to stop
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists():
+        try:
+            return b"tssd_viz" in cmdline.read_bytes()
+        except OSError:
+            return False
+    return True
+
+
+class JobManager:
+    """Queue, start, watch and cancel training runs under `runs_root`."""
+
+    def __init__(self, runs_root: str | os.PathLike, max_running: int | None = None, *,
+                 python: str | None = None):
+        self.root = Path(runs_root).absolute()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.max_running = max_running if max_running is not None else default_max_running()
+        if self.max_running < 1:
+            raise ValueError(f"max_running must be >= 1, got {self.max_running}")
+        self.python = python or sys.executable
+        self.host = platform.node()
+        self._children: dict[Path, subprocess.Popen] = {}  # runs this manager started, until reaped
+        self._gpus: dict[Path, int] = {}  # the GPU each of those runs was given (several GPUs only)
+        self._cancelling: set[Path] = set()  # SIGTERM sent by this manager
+        self._mutex = threading.RLock()  # the file lock serialises processes; this one, threads
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # -- the shared queue
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._mutex, open(self.root / LOCK_NAME, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _folders(self) -> list[RunFolder]:
+        if not self.root.is_dir():
+            return []
+        return [RunFolder(p) for p in self.root.iterdir() if p.is_dir() and (p / "config.json").exists()]
+
+    def queue(self) -> list[RunFolder]:
+        """Queued runs in the order they will start: oldest submission first."""
+        queued = []
+        for run in self._folders():
+            st = read_status(run)
+            # Only an explicit "queued": a folder without status.json may be a CLI run still loading data.
+            if st.get("state") == "queued":
+                queued.append((st.get("time", 0.0), run.name, run))
+        return [run for *_, run in sorted(queued, key=lambda q: (q[0], q[1]))]
+
+    def running(self) -> list[RunFolder]:
+        """Runs training on this machine now (a run whose process died counts as failed, not running)."""
+        out = []
+        for run in self._folders():
+            st = run.status()
+            if st.get("state") == "running" and st.get("host", self.host) == self.host:
+                out.append(run)
+        return out
+
+    # -- submitting and cancelling
+    def submit(self, cfg: TSSDConfig, name: str | None = None) -> RunFolder:
+        """Validate `cfg` and add a queued run folder for it; it starts as soon as a slot is free.
+
+        Raises `ConfigError` (one line naming the field) for a bad config or an unusable name.
+        """
+        validate(cfg)
+        with self._locked():
+            run = RunFolder(self._new_folder(cfg, name))
+            run.prepare(cfg)
+            run.set_status("queued", "waiting for a free slot", host=self.host)
+        self.poll()
+        return run
+
+    def _new_folder(self, cfg: TSSDConfig, name: str | None) -> Path:
+        if name is not None:
+            if not _NAME_OK.match(name):
+                raise ConfigError("run name", f"{name!r}: use letters, digits, '.', '_' or '-' (at most 100)")
+            path = self.root / name
+            try:
+                path.mkdir()
+            except FileExistsError:
+                raise ConfigError("run name", f"{name!r} already exists in {self.root}; choose another") from None
+            return path
+        stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.distill.mode}-{cfg.data.dataset}-s{cfg.train.seed}"
+        for i in range(1, 1000):
+            path = self.root / (stem if i == 1 else f"{stem}-{i}")
+            try:
+                path.mkdir()  # atomic: two sessions submitting in the same second get different folders
+                return path
+            except FileExistsError:
+                continue
+        raise ConfigError("run name", f"too many runs named {stem}-* in {self.root}")
+
+    def cancel(self, run: RunFolder | str | os.PathLike) -> str:
+        """Cancel a queued run, or ask a running one to stop after its current step. Returns what happened."""
+        run = run if isinstance(run, RunFolder) else RunFolder(run if Path(run).is_absolute() else self.root / run)
+        with self._locked():
+            st = run.status()
+            state = st.get("state")
+            if state == "queued":
+                run.set_status("cancelled", "cancelled while queued; it never started", host=self.host)
+                return "cancelled while queued"
+            if state != "running":
+                return f"nothing to cancel: the run is {state}"
+            if st.get("host", self.host) != self.host:
+                return f"the run trains on {st['host']}; cancel it there"
+            pid = st.get("pid")
+            if not isinstance(pid, int) or not _is_training_process(pid):
+                return "its process has already ended"
+            os.kill(pid, signal.SIGTERM)  # once: a second SIGTERM would abort without saving
+            self._cancelling.add(run.path.absolute())
+            return "stopping after the current step; its last checkpoint is kept"
+
+    # -- starting and reaping
+    def poll(self) -> list[RunFolder]:
+        """Reap finished children, then start queued runs while fewer than `max_running` run. Returns those started."""
+        started = []
+        if not self.root.is_dir():  # the runs folder was removed: nothing to start, nothing to reap into
+            return started
+        with self._locked():
+            self._reap()
+            free = self.max_running - len(self.running())
+            for run in self.queue()[:max(free, 0)]:
+                self._start(run)
+                started.append(run)
+        return started
+
+    def _start(self, run: RunFolder) -> None:
+        cfg = run.config()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        gpu = self._free_gpu() if cfg.train.device != "cpu" else None
+        if gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+        cmd = [self.python, "-m", "tssd_viz", "train", "--config", str(run.config_path), "--run-dir", str(run.path),
+               "--no-progress"]
+        with open(run.path / LOG_NAME, "ab") as log:
+            log.write(f"$ {' '.join(cmd)}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                    start_new_session=True)
+        path = run.path.absolute()
+        self._children[path] = proc
+        if gpu is not None:
+            self._gpus[path] = gpu
+        # "running" with the child's pid from the first moment: if it dies while importing, status() says failed.
+        run.set_status("running", "starting: loading the data and building the network", pid=proc.pid,
+                       host=self.host, started=time.time(), **({"gpu": gpu} if gpu is not None else {}))
+
+    def _free_gpu(self) -> int | None:
+        """With several GPUs, the lowest one that none of this manager's live runs uses."""
+        if self.max_running < 2:
+            return None
+        import torch
+
+        count = torch.cuda.device_count()
+        if count < 2:
+            return None
+        used = set(self._gpus.values())
+        return next((i for i in range(count) if i not in used), None)
+
+    def _reap(self) -> None:
+        """Collect children that exited (no zombies: a zombie's pid still looks alive) and settle their status."""
+        for path, proc in list(self._children.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            del self._children[path]
+            self._gpus.pop(path, None)
+            cancelling = path in self._cancelling
+            self._cancelling.discard(path)
+            run = RunFolder(path)
+            if read_status(run).get("state") not in ACTIVE:
+                continue  # the CLI wrote its own final status (done, failed or cancelled)
+            # Killed by a SIGTERM before the CLI's handler was installed: a cancel, from this manager or
+            # from another app process that shares the queue.
+            if cancelling or code in (-signal.SIGTERM, -signal.SIGINT, 130):
+                run.set_status("cancelled", "cancelled before training started", pid=proc.pid, host=self.host,
+                               exit_code=code)
+            else:
+                last = log_tail(run) or "no output"
+                run.set_status("failed", f"the training process exited with status {code}: {last}"[:500],
+                               pid=proc.pid, host=self.host, exit_code=code)
+
+    # -- the background poller
+    def start(self, interval: float = 0.5) -> None:
+        """Poll every `interval` seconds in a daemon thread (idempotent)."""
+        with self._mutex:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, args=(interval,), name="tssd-jobs", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the background thread; runs that are training keep training."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _loop(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.poll()
+            except Exception as exc:  # a bad folder must not stop the queue for everyone
+                print(f"tssd-viz job manager: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+    def wait(self, run: RunFolder, timeout: float = 300.0, interval: float = 0.2) -> dict[str, Any]:
+        """Poll until `run` is neither queued nor running; return its status (for scripts and tests)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.poll()
+            st = run.status()
+            if st.get("state") not in ACTIVE:
+                return st
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{run.name} is still {st.get('state')} after {timeout:.0f} s")
+            time.sleep(interval)
