@@ -7,11 +7,13 @@ dataset split, layer shapes from a recording, accuracies from run folders) is co
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from ._inputs import as_numpy
@@ -164,6 +166,17 @@ def comparison_bars_figure(values: Mapping[str, float | None] | Mapping[str, Map
     return finish(fig, title)
 
 
+def _mime_bundle(fig: go.Figure) -> dict[str, Any]:
+    """What Jupyter shows for `fig`: the plotly mime type (JupyterLab, Notebook 7, VS Code) and a text line.
+
+    Built here because Output.append_display_data would not do: it shows a plotly figure through the
+    figure's own _ipython_display_, in whichever cell is current, not in the output area.
+    """
+    title = fig.layout.title.text or "figure"
+    return {"application/vnd.plotly.v1+json": json.loads(pio.to_json(fig, validate=False)),
+            "text/plain": f"<plotly figure: {title}>"}
+
+
 def figure_explorer(draw: Callable[..., go.Figure | Sequence[go.Figure]], **controls: Any) -> Any:
     """Widgets above the figure(s) that `draw(**values)` returns; changing a control redraws them.
 
@@ -172,10 +185,9 @@ def figure_explorer(draw: Callable[..., go.Figure | Sequence[go.Figure]], **cont
     VBox to display.
 
     The first drawing happens here, so an error in `draw` raises at once (and fails a headless run)
-    instead of being printed inside a widget. Figures are placed in the output area with
-    `Output.append_display_data`, not captured with `with output:`: headless runners (nbclient,
-    hence nbmake and nbconvert) answer captured output with messages of their own that can race
-    the cell's reply and hang the cell.
+    instead of being printed inside a widget. Figures are written into the output area's state, not
+    captured with `with output:`: headless runners (nbclient, hence nbmake and nbconvert) answer
+    captured output with messages of their own that can race the cell's reply and hang the cell.
     """
     import ipywidgets as widgets  # an optional dependency: only the notebooks need it
 
@@ -184,9 +196,8 @@ def figure_explorer(draw: Callable[..., go.Figure | Sequence[go.Figure]], **cont
     def redraw() -> None:
         drawn = draw(**{name: control.value for name, control in controls.items()})
         figures = [drawn] if isinstance(drawn, go.Figure) else list(drawn)
-        out.outputs = ()
-        for fig in figures:
-            out.append_display_data(fig)
+        out.outputs = tuple({"output_type": "display_data", "data": _mime_bundle(fig), "metadata": {}}
+                            for fig in figures)
 
     def on_change(_change: Any) -> None:
         try:
