@@ -24,6 +24,23 @@ def _shape_text(shape: Sequence[int]) -> str:
     return "×".join(str(int(s)) for s in shape)
 
 
+def _wrap_name(name: str, width: int = 12) -> str:
+    """A dotted layer name on lines of about `width` characters, broken at dots: stages.1<br>blocks.0.lif."""
+    lines = [""]
+    for part in name.split("."):
+        piece = part if not lines[-1] else "." + part
+        if lines[-1] and len(lines[-1]) + len(piece) > width:
+            lines.append(part)
+        else:
+            lines[-1] += piece
+    return "<br>".join(lines)
+
+
+def _tint(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
 def image_grid_figure(images: Any, *, labels: Sequence[int] | None = None, classes: Sequence[str] | None = None,
                       predictions: Sequence[int] | None = None, columns: int = 8,
                       title: str | None = None) -> go.Figure:
@@ -80,11 +97,11 @@ def network_diagram_figure(layers: Mapping[str, Sequence[int]], *, input_shape: 
     boxes += [(n, _shape_text(layers[n]), None if rates is None else rates.get(n)) for n in names]
     boxes.append(("classifier", f"pool + linear → {num_classes}", None))
     fig = go.Figure()
-    w, h = 0.8, 0.9  # box size in data units; boxes sit at x = 0, 1, 2, ...
+    w, h = 0.84, 1.0  # box size in data units; boxes sit at x = 0, 1, 2, ...
 
     def box(x: float, y: float, head: str, body: str, color: str, dash: str = "solid") -> None:
         fig.add_shape(type="rect", x0=x - w / 2, x1=x + w / 2, y0=y - h / 2, y1=y + h / 2,
-                      line=dict(color=color, width=2, dash=dash), fillcolor=color, opacity=0.15)
+                      line=dict(color=color, width=1.5, dash=dash), fillcolor=_tint(color, 0.12))
         fig.add_annotation(x=x, y=y, text=f"<b>{head}</b><br>{body}", showarrow=False, font=dict(size=11))
 
     def arrow(x0: float, y0: float, x1: float, y1: float, color: str) -> None:
@@ -96,19 +113,19 @@ def network_diagram_figure(layers: Mapping[str, Sequence[int]], *, input_shape: 
         color = ROLE_COLORS["spike"] if is_layer else ROLE_COLORS["student"]
         if rate is not None:
             body += f"<br>rate {rate:.3f}"
-        box(i, 0, head.replace(".", ".<br>") if len(head) > 12 else head, body, color)
+        box(i, 0, _wrap_name(head), body, color)
         if i:
             arrow(i - 1 + w / 2, 0, i - w / 2, 0, ROLE_COLORS["threshold"])
     if tap is not None:
         if tap not in layers:
             raise ValueError(f"tap {tap!r} is not one of the layers: {', '.join(names)}")
         x = names.index(tap) + 1
-        box(x, -1.5, "weak head", f"pool + linear → {num_classes}<br>(training only)", ROLE_COLORS["weak"], "dash")
-        arrow(x, -h / 2, x, -1.5 + h / 2, ROLE_COLORS["weak"])
+        box(x, -1.6, "weak head", f"pool + linear → {num_classes}<br>(training only)", ROLE_COLORS["weak"], "dash")
+        arrow(x, -h / 2, x, -1.6 + h / 2, ROLE_COLORS["weak"])
     fig.update_xaxes(visible=False, range=[-0.6, len(boxes) - 0.4])
-    fig.update_yaxes(visible=False, range=[-2.1, 0.6] if tap is not None else [-0.6, 0.6], scaleanchor=None)
+    fig.update_yaxes(visible=False, range=[-2.15, 0.55] if tap is not None else [-0.55, 0.55])
     return finish(fig, title or "the network, layer by layer (shapes per image and timestep)",
-                  height=380 if tap is not None else 220)
+                  height=400 if tap is not None else 230)
 
 
 def head_predictions_figure(probs: Mapping[str, Any], classes: Sequence[str], *, label: int | None = None,
@@ -139,11 +156,13 @@ def head_predictions_figure(probs: Mapping[str, Any], classes: Sequence[str], *,
 
 def comparison_bars_figure(values: Mapping[str, float | None] | Mapping[str, Mapping[str, float | None]], *,
                            value_format: str = ".1%", yaxis_title: str = "test accuracy",
-                           barmode: str = "group", title: str | None = None) -> go.Figure:
+                           barmode: str = "group", colors: Mapping[str, str] | None = None,
+                           title: str | None = None) -> go.Figure:
     """Bars of one number per category, or of several series: {series: {category: value}}.
 
     Each bar is labelled with its value (`value_format`, a d3 format: ".1%", ".3s", ",.0f").
     barmode "group" puts the series side by side; "stack" piles them (parts of a total).
+    colors: series -> colour (e.g. a role's from ROLE_COLORS); other series take the run colours.
     """
     if barmode not in ("group", "stack"):
         raise ValueError(f"barmode should be 'group' or 'stack', got {barmode!r}")
@@ -155,6 +174,7 @@ def comparison_bars_figure(values: Mapping[str, float | None] | Mapping[str, Map
     fig = go.Figure()
     for i, (name, s) in enumerate(series.items()):
         color = (category_color(i) if barmode == "stack" else run_color(i)) if nested else run_color(0)
+        color = (colors or {}).get(name, color)
         fig.add_trace(go.Bar(x=categories, y=[s.get(c) for c in categories], name=name or yaxis_title,
                              marker_color=color, texttemplate="%{y:" + value_format + "}",
                              textposition="inside" if barmode == "stack" else "outside", cliponaxis=False,
