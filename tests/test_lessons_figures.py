@@ -1,0 +1,59 @@
+"""The lesson figures draw exactly what they are given; figure_explorer draws at once and redraws on change."""
+
+import numpy as np
+import pytest
+import torch
+
+from tssd_viz.figures.lessons import (comparison_bars_figure, figure_explorer, head_predictions_figure,
+                                      image_grid_figure, network_diagram_figure)
+
+
+def test_image_grid_marks_right_and_wrong_predictions():
+    images = torch.zeros(3, 1, 8, 8, dtype=torch.uint8)
+    fig = image_grid_figure(images, labels=[0, 1, 2], classes=["a", "b", "c"], predictions=[0, 2, 2])
+    assert len(fig.data) == 3 and fig.data[0].z.shape == (8, 8, 3)  # grey drawn as RGB
+    titles = [a.text for a in fig.layout.annotations]
+    assert "→ a" in titles[0] and "#009E73" in titles[0] and "#D55E00" in titles[1]
+
+
+def test_network_diagram_puts_the_weak_head_under_its_tap():
+    layers = {"stem_lif": (8, 32, 32), "stages.1.blocks.0.lif": (16, 16, 16)}
+    fig = network_diagram_figure(layers, input_shape=(3, 32, 32), num_classes=10, tap="stages.1.blocks.0.lif")
+    weak = [a for a in fig.layout.annotations if a.text and "weak head" in a.text][0]
+    assert weak.x == 2  # image at 0, stem_lif at 1, the tap at 2
+    with pytest.raises(ValueError):
+        network_diagram_figure(layers, input_shape=(3, 32, 32), num_classes=10, tap="nope")
+
+
+def test_head_predictions_name_each_output_with_its_guess():
+    fig = head_predictions_figure({"final": [0.1, 0.9], "weak": [0.6, 0.4]}, ["cat", "dog"], label=1,
+                                  roles={"weak": "weak"})
+    assert [t.name for t in fig.data] == ["final: dog", "weak: cat"]
+    assert np.allclose(fig.data[1].y, [0.6, 0.4])
+
+
+def test_comparison_bars_flat_and_nested():
+    flat = comparison_bars_figure({"baseline": 0.5, "tsd": 0.52})
+    assert list(flat.data[0].x) == ["baseline", "tsd"] and list(flat.data[0].y) == [0.5, 0.52]
+    nested = comparison_bars_figure({"final": {"a": 0.5, "b": 0.6}, "weak": {"b": 0.3}}, colors={"weak": "#009E73"})
+    assert list(nested.data[1].y) == [None, 0.3] and nested.data[1].marker.color == "#009E73"
+
+
+def test_figure_explorer_draws_now_and_on_change():
+    widgets = pytest.importorskip("ipywidgets")
+    import plotly.graph_objects as go
+
+    slider = widgets.IntSlider(value=1, min=0, max=5)
+    calls = []
+
+    def draw(k):
+        calls.append(k)
+        return go.Figure(go.Scatter(y=[k]), layout=dict(title=dict(text=f"k={k}")))
+
+    box = figure_explorer(draw, k=slider)
+    out = box.children[1]
+    assert calls == [1] and out.outputs[0]["data"]["text/plain"] == "<plotly figure: k=1>"
+    slider.value = 3
+    assert calls == [1, 3] and len(out.outputs) == 1 and "k=3" in out.outputs[0]["data"]["text/plain"]
+    with pytest.raises(ZeroDivisionError):
+        figure_explorer(lambda k: 1 / 0, k=slider)  # the first drawing raises: a headless run fails
