@@ -15,6 +15,7 @@ from .losses import LossParts, Windows, accuracy_by_window, agreement, kd_kl, ts
 from .models import ModelOutput, SpikingNet, build_model, count_parameters
 from .neurons import LIF, LIFParams, lif_multistep, lif_step, rect_surrogate_grad
 from .observers import ConsoleProgress, History, Observer, RunWriter
+from .ops import LayerOps, energy_uj, synaptic_operations
 from .record import Recording, lif_layers, record
 from .runs import RunFolder, list_runs
 from .train import FitInfo, FitResult, evaluate, fit
@@ -22,7 +23,8 @@ from .train import FitInfo, FitResult, evaluate, fit
 __all__ = [
     "figures",
     "CheckpointError", "ConfigError", "ConsoleProgress", "DataConfig", "DataUnavailable", "Dataset",
-    "DistillConfig", "FitInfo", "FitResult", "History", "JobManager", "LIF", "LIFParams", "Loader", "LossParts", "Split", "cache_dir", "is_available",
+    "DistillConfig", "FitInfo", "FitResult", "History", "JobManager", "LIF", "LIFParams", "LayerOps", "Loader",
+    "LossParts", "Split", "cache_dir", "energy_uj", "is_available", "synaptic_operations",
     "ModelConfig", "ModelOutput", "Observer", "Recording", "RunFolder", "RunWriter", "SpikingNet",
     "TSSDConfig", "TrainConfig", "Windows", "accuracy_by_window", "agreement", "build_model",
     "count_parameters", "evaluate", "fit", "kd_kl", "lif_layers", "lif_multistep", "lif_step",
