@@ -25,10 +25,10 @@ from torch import Tensor, nn
 from .checkpoints import FORMAT_TRAIN, load_checkpoint, save_checkpoint
 from .config import ConfigError, TSSDConfig, validate
 from .data import Dataset, Loader, load_dataset
-from .losses import accuracy_by_window, agreement, tssd_loss, windows
+from .losses import LossParts, Windows, accuracy_by_window, agreement, tssd_loss, windows
 from .models import ModelOutput, SpikingNet, build_model, count_parameters
 from .observers import Observer, RunWriter
-from .record import lif_layers, record
+from .record import Recording, lif_layers, record
 from .runs import RunFolder
 from .speed import compile_neurons, tune_allocator
 
@@ -263,24 +263,10 @@ def _fit(cfg, device, run, resume, dataset, should_stop, emit) -> FitResult:
             for g in optimizer.param_groups:
                 g["lr"] = t.lr * lr_factor(progress, t.schedule, t.warmup)
             log_now = (step + 1) % t.log_every == 0
-            rate_probe = record(model, spikes=False, membrane=False) if log_now else nullcontext()
-            with autocast, rate_probe as rates:
-                out, teacher_out = forward_windows(model, x, cfg)
-                win = windows(out, d.t_student, teacher_out)
-                parts = tssd_loss(win, y, d, t.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            parts.loss.backward()
-            optimizer.step()
+            parts, win, longest, rates = _optimise(model, optimizer, x, y, cfg, autocast, with_rates=log_now)
             step += 1
             elapsed += time.perf_counter() - t0
-
-            # Distillation signals (SPEC §7): cheap reductions on tensors already computed.
-            longest = (teacher_out or out).logits.detach().float()
-            rec = {**{k: v for k, v in parts.as_floats().items() if k != "ce_student"},
-                   "acc_student": _acc(win.student, y), "acc_teacher": _acc(win.teacher, y),
-                   "acc_weak": _acc(win.weak, y),
-                   "agreement": agreement(win.teacher, win.student) if win.teacher is not None else None,
-                   "kl": _kl(win.teacher, win.student), "lr": optimizer.param_groups[0]["lr"]}
+            rec = _signals(parts, win, y, optimizer)
             for k, v in rec.items():
                 if v is not None:
                     sums[k] = sums.get(k, 0.0) + v
@@ -330,6 +316,31 @@ def _fit(cfg, device, run, resume, dataset, should_stop, emit) -> FitResult:
     result = FitResult(cfg, model, ds, final, stopped, step, elapsed, run.path if run else None)
     emit("after_fit", result)
     return result
+
+
+def _optimise(model: SpikingNet, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor, cfg: TSSDConfig,
+              autocast: torch.autocast, with_rates: bool) -> tuple[LossParts, Windows, Tensor, Recording | None]:
+    """One training step: forward every window and the TSSD loss (under `autocast`), backward, SGD.
+    Returns the loss parts, the windows, the longest window's logits (detached) and, when
+    `with_rates`, the recording of each LIF layer's firing rate over the step (else None)."""
+    d = cfg.distill
+    rate_probe = record(model, spikes=False, membrane=False) if with_rates else nullcontext()
+    with autocast, rate_probe as rates:
+        out, teacher_out = forward_windows(model, x, cfg)
+        win = windows(out, d.t_student, teacher_out)
+        parts = tssd_loss(win, y, d, cfg.train.label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    parts.loss.backward()
+    optimizer.step()
+    return parts, win, (teacher_out or out).logits.detach().float(), rates
+
+
+def _signals(parts: LossParts, win: Windows, y: Tensor, optimizer: torch.optim.Optimizer) -> dict[str, float | None]:
+    """The step's distillation signals (SPEC §7): cheap reductions on tensors already computed."""
+    return {**{k: v for k, v in parts.as_floats().items() if k != "ce_student"},
+            "acc_student": _acc(win.student, y), "acc_teacher": _acc(win.teacher, y), "acc_weak": _acc(win.weak, y),
+            "agreement": agreement(win.teacher, win.student) if win.teacher is not None else None,
+            "kl": _kl(win.teacher, win.student), "lr": optimizer.param_groups[0]["lr"]}
 
 
 def _acc(logits: Tensor | None, y: Tensor) -> float | None:
