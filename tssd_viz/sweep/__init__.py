@@ -1,0 +1,36 @@
+"""Sweeps: a named grid of runs, trained into ordinary run folders and summarised from them.
+
+The README's results table comes from here, never from typing: `python -m tssd_viz sweep` expands a
+grid into a deterministic list of cells (run name, TSSDConfig), trains each one in its own
+subprocess (`python -m tssd_viz train`, so that one crash or leak cannot take the sweep down), and
+rebuilds the tables from whatever run folders exist. A sweep folder:
+
+    <sweep-dir>/sweep.json                    what produced it: grid, base config, seeds, command line
+               runs/<name>/                   a run folder (SPEC §8) + cell.json (its place in the grid)
+                                              + train.log; checkpoints deleted once done
+               sweep.log                      one line per event
+               summary.md, summary.json       the tables, rebuilt from runs/ at any time
+               accuracy_vs_timesteps.html     (+ .png when kaleido can render)
+
+Names encode the cell: `tssd-ts2-tt4-s0-epochs`, `tssd-ts1-tt2-alpha0.5-s0-epochs`,
+`baseline-ts1-tt2-s1-time`. A finished run (status done) is skipped, so running the same command
+again resumes a sweep; a stopped run continues from its last checkpoint, one without a checkpoint
+starts over.
+
+The package: `grid` (which runs), `runner` (training them), `summary` (reading them back).
+"""
+
+from .grid import (ABLATION_TS, ABLATIONS, EPOCH_CAP_FACTOR, GRIDS, MODES, SWEEP_DEFAULTS, TEST_SIZES, TRAIN_SIZES,
+                   Cell, SweepError, cell_name, expand, select)
+from .runner import (DEFAULT_COST_S, Log, estimate_seconds, plan_text, run_cell, run_sweep, start_background,
+                     write_manifest)
+from .summary import (END, START, accuracy_figure, calibrated_cost, collect, mean_std, measured_budget,
+                      render_markdown, rewrite_section, summarize, write_summary)
+
+__all__ = [
+    "ABLATION_TS", "ABLATIONS", "DEFAULT_COST_S", "END", "EPOCH_CAP_FACTOR", "GRIDS", "MODES", "START",
+    "SWEEP_DEFAULTS", "TEST_SIZES", "TRAIN_SIZES", "Cell", "Log", "SweepError", "accuracy_figure",
+    "calibrated_cost", "cell_name", "collect", "estimate_seconds", "expand", "mean_std", "measured_budget",
+    "plan_text", "render_markdown", "rewrite_section", "run_cell", "run_sweep", "select", "start_background",
+    "summarize", "write_manifest", "write_summary",
+]
