@@ -7,7 +7,7 @@ import time
 import pytest
 
 from tssd_viz import ConfigError, RunFolder, preset
-from tssd_viz.jobs import JobManager, read_status
+from tssd_viz.jobs import JobManager
 
 
 def tiny(epochs=1, seed=0):

@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import tyro
 
@@ -34,7 +35,7 @@ USAGE = """usage:
 presets: """ + ", ".join(PRESETS) + "\nconfig fields: python -m tssd_viz train --help"
 
 
-def fail(message: str, code: int = EXIT_BAD_INPUT) -> "NoReturn":  # noqa: F821
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(code)
 

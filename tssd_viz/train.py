@@ -15,7 +15,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -167,7 +167,7 @@ def fit(
 ) -> FitResult:
     """Train `cfg`; write the run folder `run_dir` if given (resume continues it from last.pt)."""
     validate(cfg)
-    t, d = cfg.train, cfg.distill
+    t = cfg.train
     device = resolve_device(t.device)
     if t.bf16 and device.type != "cuda":
         raise ConfigError("train.bf16", f"bf16 autocast needs a CUDA device; this run uses {device.type}")
