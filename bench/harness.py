@@ -142,7 +142,7 @@ def _reset_peak_rss() -> None:
 
 
 def child_main(argv: list[str]) -> None:
-    """Entry of a fresh measuring process: `--child memory|ratio SPEC_JSON`; prints one JSON line."""
+    """Entry of a fresh measuring process: `--child memory|medians SPEC_JSON`; prints one JSON line."""
     kind, spec = argv[0], json.loads(argv[1])
     if spec.get("tune", True):
         tune_allocator()
@@ -153,9 +153,8 @@ def child_main(argv: list[str]) -> None:
         _reset_peak_rss()
         step()
         print(json.dumps({"activation_bytes": _peak_rss_bytes() - before}))
-    else:  # a variant's step over 4 x the ANN step, within this process (allocator comparisons)
-        med = interleaved_medians(["ann", spec["variant"]], shape, spec["reps"], warmup=1)
-        print(json.dumps({"ratio": med[spec["variant"]] / (shape.T * med["ann"])}))
+    else:  # "medians": median step seconds of each variant, timed round-robin in this process
+        print(json.dumps({"medians": interleaved_medians(spec["variants"], shape, spec["reps"], warmup=1)}))
 
 
 def in_fresh_process(kind: str, spec: dict, env: dict[str, str] | None = None) -> dict:
@@ -179,7 +178,10 @@ def classroom_run(mode: str, seed: int, budget_s: float, data: list[str], run_di
     cmd = [sys.executable, "-m", "tssd_viz", "train", "--preset", "classroom", "--run-dir", str(run_dir),
            "--no-progress", "--distill.mode", mode, "--train.seed", str(seed),
            "--train.time-budget-s", str(budget_s), *data, *extra]
-    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True)
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-8:])
+        raise RuntimeError(f"the classroom run {' '.join(cmd[2:])} failed (exit {done.returncode}):\n{tail}")
     from tssd_viz.runs import RunFolder
 
     run = RunFolder(run_dir)
