@@ -21,9 +21,10 @@ from .grid import TEST_SIZES, TRAIN_SIZES, Cell, SweepError
 from .summary import _train_timesteps, calibrated_cost, measured_budget
 
 # Seconds per training image per timestep (forward + backward) of the classroom network (vgg_fast,
-# width 0.5) in one thread, two runs side by side on a 2-core CPU that others also used; `--dry-run`
-# uses it until finished runs in the sweep folder give a measured value.
-DEFAULT_COST_S = 1.15e-3
+# width 0.5) in one thread, two runs side by side on an otherwise idle 2-core CPU (the median of the 62
+# runs in results/cifar10-classroom); `--dry-run` uses it until finished runs in the sweep folder give
+# a measured value.
+DEFAULT_COST_S = 0.62e-3
 STARTUP_S = 8.0  # a training process: importing torch, loading the cached dataset, building the network
 
 
