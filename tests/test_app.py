@@ -6,13 +6,14 @@ a time) and the runs folder of this module.
 
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from tssd_viz import RunFolder
+
+from waiting import wait_for  # tests/waiting.py
 
 APP = Path(__file__).resolve().parents[1] / "app" / "main.py"
 
@@ -42,14 +43,6 @@ def session(page=None) -> AppTest:
         at.switch_page(page).run()
         assert not at.exception, [e.value for e in at.exception]
     return at
-
-
-def wait_for(predicate, timeout=150.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout:.0f} s for {what}")
-        time.sleep(0.2)
 
 
 def runs_in(root: Path) -> list[str]:

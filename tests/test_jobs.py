@@ -9,20 +9,14 @@ import pytest
 from tssd_viz import ConfigError, RunFolder, preset
 from tssd_viz.jobs import JobManager
 
+from waiting import wait_for  # tests/waiting.py
+
 
 def tiny(epochs=1, seed=0):
     """A run of a few seconds of training on the offline digits (most of its time is Python starting)."""
     return preset("digits").replace(**{
         "model.width": 0.25, "data.limit_train": 256, "data.limit_test": 128, "train.epochs": epochs,
         "train.log_every": 1, "train.device": "cpu", "train.seed": seed})
-
-
-def wait_for(predicate, timeout=120.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout:.0f} s for {what}")
-        time.sleep(0.1)
 
 
 def states(jobs, *runs):
@@ -56,7 +50,7 @@ def test_cancel_a_queued_run_and_a_running_one(tmp_path):
     queued = jobs.submit(tiny())
     assert jobs.cancel(queued) == "cancelled while queued"
     assert queued.status()["state"] == "cancelled"
-    wait_for(lambda: running.metrics("step"), what="the first step record")
+    wait_for(lambda: running.metrics("step"), timeout=120, what="the first step record")
     assert "stopping" in jobs.cancel(running)
     st = jobs.wait(running, timeout=120)
     assert st["state"] == "cancelled", st

@@ -32,6 +32,9 @@ class LayerOps:
     macs: float  # multiply-accumulates on analog input (the stem under direct encoding)
     ann_macs: float  # the same layer in an ordinary network, one pass
 
+    def __add__(self, other: LayerOps) -> LayerOps:
+        return LayerOps(self.sops + other.sops, self.macs + other.macs, self.ann_macs + other.ann_macs)
+
 
 @torch.no_grad()
 def synaptic_operations(net: nn.Module, x: Tensor, T: int, stem: str = "stem") -> dict[str, LayerOps]:
@@ -55,8 +58,7 @@ def synaptic_operations(net: nn.Module, x: Tensor, T: int, stem: str = "stem") -
                 layer = LayerOps(sops=0.0, macs=dense, ann_macs=dense)  # once per image, broadcast over T
             else:
                 layer = LayerOps(sops=dense * inputs[0].float().mean().item(), macs=0.0, ann_macs=dense / T)
-            before = ops.get(name, LayerOps(0.0, 0.0, 0.0))  # a module called twice counts twice
-            ops[name] = LayerOps(*(a + b for a, b in zip(vars(before).values(), vars(layer).values())))
+            ops[name] = ops[name] + layer if name in ops else layer  # a module called twice counts twice
         return count
 
     hooks = [m.register_forward_hook(hook(n)) for n, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]

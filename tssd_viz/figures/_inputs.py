@@ -39,6 +39,17 @@ def first_item(a: np.ndarray) -> np.ndarray:
     return a[:, 0].reshape(a.shape[0], -1)  # (T, B, ...) -> (T, N)
 
 
+def as_series(values: Mapping[str, Any]) -> tuple[dict[str | None, Mapping[str, Any]], list[str], bool]:
+    """{category: value} or {series: {category: value}} -> ({series: {category: value}}, every
+    category in first-seen order, whether it was nested). A flat mapping is the one series None."""
+    nested = any(isinstance(v, Mapping) for v in values.values())
+    series = dict(values) if nested else {None: values}
+    categories: list[str] = []
+    for s in series.values():
+        categories += [c for c in s if c not in categories]
+    return series, categories, nested
+
+
 def as_runs(records_or_runs: Records | Mapping[str, Records]) -> dict[str | None, Records]:
     """One run's records -> {None: records}; a dict of runs stays as it is (label -> records)."""
     if isinstance(records_or_runs, Mapping):

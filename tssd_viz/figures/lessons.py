@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from ._inputs import as_numpy
+from ._inputs import as_numpy, as_series
 from .style import ROLE_COLORS, category_color, finish, run_color
 
 
@@ -166,11 +166,7 @@ def comparison_bars_figure(values: Mapping[str, float | None] | Mapping[str, Map
     """
     if barmode not in ("group", "stack"):
         raise ValueError(f"barmode should be 'group' or 'stack', got {barmode!r}")
-    nested = any(isinstance(v, Mapping) for v in values.values())
-    series = dict(values) if nested else {None: values}
-    categories: list[str] = []
-    for s in series.values():
-        categories += [c for c in s if c not in categories]
+    series, categories, nested = as_series(values)
     fig = go.Figure()
     for i, (name, s) in enumerate(series.items()):
         color = (category_color(i) if barmode == "stack" else run_color(i)) if nested else run_color(0)

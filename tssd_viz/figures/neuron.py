@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ._inputs import as_numpy, first_item
+from ._inputs import as_numpy, as_series, first_item
 from .style import ROLE_COLORS, category_color, finish, run_color, timestep_ticks
 
 
@@ -130,11 +130,7 @@ def firing_rate_figure(rates: Mapping[str, float] | Mapping[str, Mapping[str, fl
 
     A rate is spikes per neuron per timestep, in [0, 1].
     """
-    nested = any(isinstance(v, Mapping) for v in rates.values())
-    runs = dict(rates) if nested else {None: rates}
-    layers: list[str] = []
-    for r in runs.values():
-        layers += [name for name in r if name not in layers]
+    runs, layers, nested = as_series(rates)
     fig = go.Figure()
     for i, (run, r) in enumerate(runs.items()):
         fig.add_trace(go.Bar(x=layers, y=[r.get(name) for name in layers], name=run or "firing rate",

@@ -18,7 +18,7 @@ from typing import Callable
 from ..config import TSSDConfig
 from ..runs import RunFolder, _pid_alive, atomic_write_json
 from .grid import TEST_SIZES, TRAIN_SIZES, Cell, SweepError
-from .summary import _train_timesteps, calibrated_cost, measured_budget
+from .summary import _train_timesteps, calibrated_cost, collect, measured_budget
 
 # Seconds per training image per timestep (forward + backward) of the classroom network (vgg_fast,
 # width 0.5) in one thread, two runs side by side on an otherwise idle 2-core CPU (the median of the 62
@@ -117,7 +117,7 @@ def run_sweep(cells: list[Cell], sweep_dir: Path, log: Callable[[str], None], *,
         if stop.is_set():
             return
         if cell.budget == "time" and not cell.cfg.train.time_budget_s:
-            budget = measured_budget(runs_dir, cell.cfg.distill.t_student)
+            budget = measured_budget(collect(runs_dir), cell.cfg.distill.t_student)
             if budget is None:
                 log(f"skip   {cell.name}: no finished baseline equal-epoch run at T_s={cell.cfg.distill.t_student} "
                     "to measure the budget from (give --budget-s)")
@@ -170,13 +170,14 @@ def plan_text(cells: list[Cell], sweep_dir: Path, budget_s: float | None, jobs: 
     """`--dry-run`: the planned runs, their state and an estimated cost (measured on this sweep's finished
     runs when there are some, else DEFAULT_COST_S)."""
     runs_dir = sweep_dir / "runs"
-    measured = calibrated_cost(runs_dir)
+    records = collect(runs_dir)  # read once: both estimates come from the same finished runs
+    measured = calibrated_cost(records)
     cost = measured or DEFAULT_COST_S
     budgets: dict[int, float] = {}
     for ts in (1, 2):  # the equal-time budget is what a baseline costs at that T_s
         ref = next((c for c in cells if c.budget == "epochs" and c.cfg.distill.mode == "baseline"
                     and c.cfg.distill.t_student == ts), None)
-        budgets[ts] = budget_s or measured_budget(runs_dir, ts) or (
+        budgets[ts] = budget_s or measured_budget(records, ts) or (
             cost * (ref.cfg.data.limit_train or 50_000) * ts * ref.cfg.train.epochs if ref else 0.0)
     lines, total = [f"{'run':<44} {'state':<8} {'est. s':>8}"], 0.0
     for c in cells:

@@ -53,21 +53,21 @@ def mean_std(values: list[float]) -> tuple[float, float | None]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
-def measured_budget(runs_dir: Path, t_student: int) -> float | None:
+def measured_budget(records: list[dict[str, Any]], t_student: int) -> float | None:
     """The equal-time budget for T_s: the median training seconds of the finished baseline
-    equal-epoch runs at that T_s (the cheapest mode: every mode gets what a baseline costs)."""
-    seconds = [r["train_s"] for r in collect(runs_dir) if r["budget"] == "epochs" and r["factor"] is None
+    equal-epoch runs at that T_s (the cheapest mode: every mode gets what a baseline costs).
+    `records`: `collect(runs_dir)`."""
+    seconds = [r["train_s"] for r in records if r["budget"] == "epochs" and r["factor"] is None
                and r["mode"] == "baseline" and r["t_student"] == t_student and r["train_s"]]
     return statistics.median(seconds) if seconds else None
 
 
-
-def calibrated_cost(runs_dir: Path) -> float | None:
-    """Seconds per training image-timestep measured on the finished runs of this sweep (median)."""
-    costs = [r["epoch_s"] / (r["n_train"] * r["train_timesteps"]) for r in collect(runs_dir)
+def calibrated_cost(records: list[dict[str, Any]]) -> float | None:
+    """Seconds per training image-timestep measured on the finished runs of this sweep (median);
+    `records`: `collect(runs_dir)`."""
+    costs = [r["epoch_s"] / (r["n_train"] * r["train_timesteps"]) for r in records
              if r["epoch_s"] and r["n_train"]]
     return statistics.median(costs) if costs else None
-
 
 
 # -- the summary: tables, figure, README section -----------------------------------------------------------
