@@ -243,7 +243,8 @@ def write_summary(sweep_dir: Path, readme: Path | None = None, png: bool = True)
     figure = None
     if summary["main"]["epochs"]:
         fig = accuracy_figure(summary)
-        fig.write_html(sweep_dir / "accuracy_vs_timesteps.html", include_plotlyjs="cdn")
+        # A fixed div id: rebuilding the summary from the same runs rewrites the file byte for byte.
+        fig.write_html(sweep_dir / "accuracy_vs_timesteps.html", include_plotlyjs="cdn", div_id="accuracy-vs-timesteps")
         figure = "accuracy_vs_timesteps.html"
         if png:
             try:  # kaleido renders through a local Chromium; without one the HTML figure stands alone
