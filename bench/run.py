@@ -163,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-s", type=float, default=None)
     ap.add_argument("--compile", action="store_true", help="add a torch.compile'd neuron row (slow first step)")
     args = ap.parse_args(argv)
+    for name in ("reps", "seeds", "budget_s"):
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
+            ap.error(f"--{name.replace('_', '-')} should be positive, got {getattr(args, name)}")
     started, load_before = time.time(), os.getloadavg()[0]
     shape = QUICK if args.quick else FULL
     reps = args.reps or (2 if args.quick else 4)

@@ -46,6 +46,13 @@ def test_event_frames_make_every_layer_read_spikes():
     assert ops["stem"].macs == 0 and ops["stem"].sops == pytest.approx(2 * frames.sum().item() / 2)
 
 
+def test_nonsense_input_is_refused_clearly():
+    with pytest.raises(ValueError, match=r"images \(B, C, H, W\) or event frames"):
+        synaptic_operations(Toy(), IMAGES[0], T=3)  # one image without its batch dim
+    with pytest.raises(ValueError, match="at least 1 timestep"):
+        synaptic_operations(Toy(), IMAGES, T=0)
+
+
 def test_sops_equal_spikes_times_fan_out_on_a_real_network():
     # Independent count: a 3x3 'same' conv sends each input spike to out_channels x 9 targets
     # (ignoring the border), so SOPs = input spikes x out_channels x 9, per image. (After average

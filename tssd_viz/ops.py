@@ -43,6 +43,10 @@ def synaptic_operations(net: nn.Module, x: Tensor, T: int, stem: str = "stem") -
     x: static images (B, C, H, W), direct encoding: layers under `stem` read the image once and
     count as MACs; or event frames (T, B, C, H, W): every layer reads spikes and counts as SOPs.
     """
+    if x.dim() not in (4, 5):
+        raise ValueError(f"x should be images (B, C, H, W) or event frames (T, B, C, H, W), got shape {tuple(x.shape)}")
+    if T < 1:
+        raise ValueError(f"T should be at least 1 timestep, got {T}")
     static = x.dim() == 4
     images = x.shape[0] if static else x.shape[1]
     ops: dict[str, LayerOps] = {}
