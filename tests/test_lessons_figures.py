@@ -16,6 +16,30 @@ def test_image_grid_marks_right_and_wrong_predictions():
     assert "→ a" in titles[0] and "#009E73" in titles[0] and "#D55E00" in titles[1]
 
 
+def test_image_grid_names_each_image_by_its_index_in_the_split():
+    image = torch.zeros(1, 1, 8, 8, dtype=torch.uint8)
+    fig = image_grid_figure(image, labels=[3], classes=[str(k) for k in range(10)], indices=[2])
+    assert fig.layout.annotations[0].text == "#2: 3"  # image #2 of the split, not "#0" of the slice
+    assert image_grid_figure(torch.zeros(2, 1, 8, 8)).layout.annotations[1].text == "#1"
+    with pytest.raises(ValueError):
+        image_grid_figure(image, indices=[1, 2])
+
+
+def test_long_titles_are_wrapped_and_the_top_margin_holds_them():
+    # Plotly never wraps a title: in JupyterLab's output area (~950 px) text past ~100 characters is cut off.
+    layers = {"stem_lif": (8, 8, 8), "stages.0.blocks.0.lif": (8, 8, 8), "stages.1.blocks.0.lif": (16, 4, 4)}
+    long = ("aux_stage = 2: the weak head reads stages.1.blocks.0.lif · 170 extra parameters on a network "
+            "of 6,866 (untrained weights)")
+    fig = network_diagram_figure(layers, input_shape=(1, 8, 8), num_classes=10, tap="stages.1.blocks.0.lif",
+                                 title=long)
+    lines = fig.layout.title.text.split("<br>")
+    assert len(lines) == 2 and all(len(line) <= 80 for line in lines)
+    assert " ".join(lines).replace(" · ", " ") == long.replace(" · ", " ")  # nothing lost
+    assert fig.layout.margin.t == 70 + 22 and fig.layout.height == 400 + 22
+    short = comparison_bars_figure({"a": 0.5}, title="a short title")
+    assert short.layout.title.text == "a short title" and short.layout.margin.t == 70
+
+
 def test_network_diagram_puts_the_weak_head_under_its_tap():
     layers = {"stem_lif": (8, 32, 32), "stages.1.blocks.0.lif": (16, 16, 16)}
     fig = network_diagram_figure(layers, input_shape=(3, 32, 32), num_classes=10, tap="stages.1.blocks.0.lif")

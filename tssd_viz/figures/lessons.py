@@ -36,18 +36,52 @@ def _wrap_name(name: str, width: int = 12) -> str:
     return "<br>".join(lines)
 
 
+def _wrap_title(title: str | None, width: int = 80) -> str | None:
+    """A title on lines of at most about `width` characters, broken at " · " first, then at spaces.
+
+    Why: plotly never wraps a title. A notebook's output area is about 950 px wide with JupyterLab's
+    file browser open, which holds some 100 characters of title; text beyond the right edge is cut off.
+    """
+    if not title or len(title) <= width or "<br>" in title:  # short, or already broken by hand
+        return title
+    lines: list[str] = []
+    for part in title.split(" · "):
+        if lines and len(lines[-1]) + 3 + len(part) <= width:
+            lines[-1] += " · " + part
+            continue
+        lines.append("")
+        for word in part.split(" "):
+            if lines[-1] and len(lines[-1]) + 1 + len(word) > width:
+                lines.append(word)
+            else:
+                lines[-1] += (" " if lines[-1] else "") + word
+    return "<br>".join(lines)
+
+
+def _finish(fig: go.Figure, title: str | None, *, height: int | None = None) -> go.Figure:
+    """The shared `finish`, with a long title wrapped and the top margin grown to hold its lines."""
+    title = _wrap_title(title)
+    extra = 22 * (title or "").count("<br>")  # px per added line of the 17 px title font
+    finish(fig, title, height=None if height is None else height + extra)
+    if extra:
+        fig.update_layout(margin_t=fig.layout.margin.t + extra)
+    return fig
+
+
 def _tint(hex_color: str, alpha: float) -> str:
     r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
 
 
 def image_grid_figure(images: Any, *, labels: Sequence[int] | None = None, classes: Sequence[str] | None = None,
-                      predictions: Sequence[int] | None = None, columns: int = 8,
-                      title: str | None = None) -> go.Figure:
+                      predictions: Sequence[int] | None = None, indices: Sequence[int] | None = None,
+                      columns: int = 8, title: str | None = None) -> go.Figure:
     """A grid of images with their true class and, optionally, a prediction (green if right, red if wrong).
 
     images: (N, C, H, W), uint8 pixels (as a dataset split stores them) or floats in [0, 1];
-    C is 1 (drawn grey) or 3. labels, predictions: N class indices.
+    C is 1 (drawn grey) or 3. labels, predictions: N class indices. indices: the N numbers that name
+    the images ("#12: cat"), e.g. their positions in the split when `images` is a slice of it;
+    default 0..N-1.
     """
     x = as_numpy(images, "images", 4)
     if x.dtype != np.uint8:
@@ -55,6 +89,9 @@ def image_grid_figure(images: Any, *, labels: Sequence[int] | None = None, class
     N, C = x.shape[:2]
     if C not in (1, 3):
         raise ValueError(f"images should have 1 or 3 channels, got {C}")
+    numbers = [int(i) for i in indices] if indices is not None else list(range(N))
+    if len(numbers) != N:
+        raise ValueError(f"{len(numbers)} indices for {N} images")
     rgb = np.repeat(x, 3, axis=1) if C == 1 else x  # (N, 3, H, W)
     names = [str(c) for c in classes] if classes is not None else None
 
@@ -63,7 +100,7 @@ def image_grid_figure(images: Any, *, labels: Sequence[int] | None = None, class
 
     titles = []
     for i in range(N):
-        text = f"#{i}" + (f": {name(int(labels[i]))}" if labels is not None else "")
+        text = f"#{numbers[i]}" + (f": {name(int(labels[i]))}" if labels is not None else "")
         if predictions is not None:
             right = labels is not None and int(predictions[i]) == int(labels[i])
             color = "#009E73" if right else "#D55E00"
@@ -80,7 +117,7 @@ def image_grid_figure(images: Any, *, labels: Sequence[int] | None = None, class
     fig.update_yaxes(visible=False)
     fig.update_annotations(font_size=11)
     per_row = 150 if predictions is not None else 130
-    return finish(fig, title, height=60 + per_row * rows)
+    return _finish(fig, title, height=60 + per_row * rows)
 
 
 def network_diagram_figure(layers: Mapping[str, Sequence[int]], *, input_shape: Sequence[int], num_classes: int,
@@ -124,7 +161,7 @@ def network_diagram_figure(layers: Mapping[str, Sequence[int]], *, input_shape: 
         arrow(x, -h / 2, x, -1.6 + h / 2, ROLE_COLORS["weak"])
     fig.update_xaxes(visible=False, range=[-0.6, len(boxes) - 0.4])
     fig.update_yaxes(visible=False, range=[-2.15, 0.55] if tap is not None else [-0.55, 0.55])
-    return finish(fig, title or "the network, layer by layer (shapes per image and timestep)",
+    return _finish(fig, title or "the network, layer by layer (shapes per image and timestep)",
                   height=400 if tap is not None else 230)
 
 
@@ -151,7 +188,7 @@ def head_predictions_figure(probs: Mapping[str, Any], classes: Sequence[str], *,
     fig.update_layout(barmode="group")
     fig.update_xaxes(title_text="class")
     fig.update_yaxes(title_text="probability", range=[0, 1.02], tickformat=".0%")
-    return finish(fig, title or "what each output predicts")
+    return _finish(fig, title or "what each output predicts")
 
 
 def comparison_bars_figure(values: Mapping[str, float | None] | Mapping[str, Mapping[str, float | None]], *,
@@ -179,7 +216,7 @@ def comparison_bars_figure(values: Mapping[str, float | None] | Mapping[str, Map
     fig.update_xaxes(type="category")
     fig.update_yaxes(title_text=yaxis_title, rangemode="tozero",
                      tickformat=value_format.replace(".1", ".0") if value_format.endswith("%") else None)
-    return finish(fig, title)
+    return _finish(fig, title)
 
 
 def _mime_bundle(fig: go.Figure) -> dict[str, Any]:
