@@ -180,3 +180,79 @@ def test_lr_schedule_shapes():
 def test_bf16_on_cpu_is_refused():
     with pytest.raises(ConfigError, match="train.bf16"):
         fit(tiny(**{"train.bf16": True}))
+
+
+def test_epoch_records_carry_the_epoch_means_of_the_step_signals():
+    hist = History()
+    fit(tiny(**{"train.epochs": 2}), [hist])  # logged every step: the epoch mean is checkable
+    for e in hist.epochs:
+        steps = [r for r in hist.steps if r["epoch"] == e["epoch"]]
+        assert STEP_KEYS <= set(e)
+        assert e["acc_by_window"] == pytest.approx(np.mean([r["acc_by_window"] for r in steps], axis=0).tolist())
+        assert set(e["firing_rate"]) == set(steps[0]["firing_rate"])
+        for layer, rate in e["firing_rate"].items():
+            assert rate == pytest.approx(np.mean([r["firing_rate"][layer] for r in steps]))
+        assert e["loss"] == pytest.approx(np.mean([r["loss"] for r in steps]))
+
+
+def test_epoch_time_is_the_epochs_share_of_the_training_clock():
+    hist = History()
+    fit(tiny(**{"train.epochs": 3, "train.log_every": 2}), [hist])
+    walls = [0.0] + [e["wall_s"] for e in hist.epochs]
+    for e, before, after in zip(hist.epochs, walls, walls[1:]):
+        assert e["epoch_s"] == pytest.approx(after - before, abs=2e-3) and e["epoch_s"] > 0
+    # an epoch whose steps are not all logged still has every signal
+    assert all("firing_rate" in e and len(e["acc_by_window"]) == 4 for e in hist.epochs)
+
+
+def test_recompute_bn_stats_is_the_exact_average_over_the_batches():
+    from torch import nn
+
+    from tssd_viz.train import recompute_bn_stats
+
+    class Net(nn.Module):  # the model's call signature: (x, T)
+        def __init__(self):
+            super().__init__()
+            self.bn = nn.BatchNorm1d(3)
+            self.w = nn.Linear(3, 3)
+
+        def forward(self, x, T):
+            return self.w(self.bn(x))
+
+    net = Net().eval()
+    net.bn.running_mean.fill_(7.0)  # stale statistics, as after a few fast steps
+    weights = {k: v.clone() for k, v in net.state_dict().items() if "running" not in k and "tracked" not in k}
+    gen = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(5, 3, generator=gen) * (i + 1) + i, None) for i in range(4)]
+    assert recompute_bn_stats(net, batches, T=1) == 4
+    xs = [x for x, _ in batches]
+    torch.testing.assert_close(net.bn.running_mean, torch.stack([x.mean(0) for x in xs]).mean(0))
+    torch.testing.assert_close(net.bn.running_var, torch.stack([x.var(0, unbiased=True) for x in xs]).mean(0))
+    assert not net.training and net.bn.momentum == 0.1  # mode and momentum restored
+    for k, v in weights.items():
+        torch.testing.assert_close(net.state_dict()[k], v)
+
+
+def test_bn_stats_switch_keeps_running_averages():
+    a, b = History(), History()
+    fit(tiny(**{"train.epochs": 1, "train.bn_stats": "running"}), [a])
+    fit(tiny(**{"train.epochs": 1}), [b])
+    assert [r["loss"] for r in a.steps] == [r["loss"] for r in b.steps]  # training is the same
+    assert a.final_eval() != b.final_eval()  # only the statistics used for evaluation differ
+
+
+@pytest.mark.parametrize("bn_stats", ["recompute", "running"])
+def test_eleven_steps_evaluate_like_the_training_batches_say(bn_stats):
+    """The short run of the CLI example (one epoch of 128-image batches, 11 steps): with statistics
+    recomputed for the current weights, test accuracy sits within 10 points of the last training
+    batch; PyTorch's running averages still describe the first weights and give chance."""
+    cfg = preset("digits").replace(**{"train.epochs": 1, "data.batch_size": 128, "train.log_every": 1,
+                                      "train.probe_every": 0, "train.bn_stats": bn_stats})
+    hist = History()
+    result = fit(cfg, [hist])
+    test, last_batch = result.test_acc[cfg.distill.t_student], hist.steps[-1]["acc_student"]
+    assert len(hist.steps) == 11 and last_batch > 0.5
+    if bn_stats == "recompute":
+        assert abs(test - last_batch) < 0.10
+    else:
+        assert test < last_batch - 0.3

@@ -8,6 +8,7 @@ exactly an n-step run.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
@@ -15,7 +16,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -131,6 +132,39 @@ def evaluate(model: SpikingNet, loader: Iterable, T: int, device: torch.device |
     return (correct / max(total, 1)).tolist()
 
 
+@torch.no_grad()
+def recompute_bn_stats(model: SpikingNet, batches: Iterable, T: int, device: torch.device | None = None) -> int:
+    """Replace every batch-norm layer's running mean and variance by their exact average over `batches`.
+
+    Why: eval-mode batch norm normalises with running averages (momentum 0.1), which describe the
+    weights of the last ~10-20 steps. Early in training the weights move faster than that average
+    follows, so a short run evaluated with them can sit at chance while its training batches are
+    mostly right. Re-estimating the statistics with the current weights ("precise BN") makes the
+    evaluation describe the network that is being evaluated. Runs the train-mode forward at `T`
+    timesteps without gradients; weights and optimizer are untouched. Returns the batches used.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return 0
+    was_training, momenta = model.training, [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # None: a cumulative average over every batch seen since the reset
+    model.train()
+    used = 0
+    try:
+        for x, _ in batches:
+            if device is not None:
+                x = x.to(device)
+            model(x, T)
+            used += 1
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.train(was_training)
+    return used
+
+
 def _probe_arrays(model: SpikingNet, x: Tensor, y: Tensor, images: Tensor, ds: Dataset, T: int,
                   max_neurons: int, step: int, epoch: int) -> dict[str, np.ndarray]:
     """Rasters, traces and per-timestep logits of the probe batch (eval mode, T steps)."""
@@ -219,6 +253,19 @@ def _fit(cfg, device, run, resume, dataset, should_stop, emit) -> FitResult:
         run.truncate_metrics(ck["metrics_lines"])
         torch.set_rng_state(ck["rng"])
 
+    # Batch-norm statistics for evaluation come from unaugmented training images (never the test split).
+    bn_loader = Loader(ds.train, ds, cfg.data.batch_size, train=True, augment=False, seed=t.seed + 1,
+                       device=device, channels_last=t.channels_last)
+    bn_T = cfg.train_timesteps if t.bn_window == "train" else d.t_student
+    bn_fresh_at = -1  # the step whose weights the current statistics describe
+
+    def fresh_bn_stats() -> None:
+        nonlocal bn_fresh_at
+        if t.bn_stats == "recompute" and bn_fresh_at != step:
+            bn_loader.set_epoch(step)
+            recompute_bn_stats(model, itertools.islice(bn_loader, t.bn_batches), bn_T)
+            bn_fresh_at = step
+
     p_idx = torch.arange(min(t.probe_images, len(ds.test.labels)))
     probe_images = ds.test.images[p_idx]
     probe_x, probe_y = next(iter(Loader(type(ds.test)(probe_images, ds.test.labels[p_idx]), ds, len(p_idx),
@@ -227,6 +274,7 @@ def _fit(cfg, device, run, resume, dataset, should_stop, emit) -> FitResult:
                                tuple(lif_layers(model)), steps_per_epoch, total_steps, step, run.path if run else None))
 
     def probe(epoch: int) -> None:
+        fresh_bn_stats()
         arrays = _probe_arrays(model, probe_x, probe_y, probe_images, ds, d.t_teacher, 256, step, epoch)
         emit("on_probe", f"epoch-{epoch:04d}", MappingProxyType(arrays))
 
@@ -252,9 +300,8 @@ def _fit(cfg, device, run, resume, dataset, should_stop, emit) -> FitResult:
     final: dict[int, float] = {}
     for epoch in range(start_epoch + 1, t.epochs + 1):
         train_loader.set_epoch(epoch)
-        sums: dict[str, float] = {}
-        n_sum = 0
-        epoch_t0 = time.perf_counter()
+        means = EpochMeans()
+        epoch_start_s = elapsed  # epoch_s: this epoch's share of wall_s, the training steps' clock
         for i, (x, y) in enumerate(train_loader):
             if i < step - (epoch - 1) * steps_per_epoch:
                 continue  # resuming mid-epoch: this batch was already trained on
@@ -263,18 +310,18 @@ def _fit(cfg, device, run, resume, dataset, should_stop, emit) -> FitResult:
             for g in optimizer.param_groups:
                 g["lr"] = t.lr * lr_factor(progress, t.schedule, t.warmup)
             log_now = (step + 1) % t.log_every == 0
-            parts, win, longest, rates = _optimise(model, optimizer, x, y, cfg, autocast, with_rates=log_now)
+            # Firing rates cost a reduction per layer: taken on logged steps and on each epoch's last.
+            with_rates = log_now or i == steps_per_epoch - 1
+            parts, win, longest, rates = _optimise(model, optimizer, x, y, cfg, autocast, with_rates=with_rates)
             step += 1
             elapsed += time.perf_counter() - t0
-            rec = _signals(parts, win, y, optimizer)
-            for k, v in rec.items():
-                if v is not None:
-                    sums[k] = sums.get(k, 0.0) + v
-            n_sum += 1
+            rec = {**_signals(parts, win, y, optimizer), "acc_by_window": accuracy_by_window(longest, y)}
+            if rates is not None:
+                rec["firing_rate"] = dict(rates.firing_rate)
+            means.add(rec)
             if log_now:
                 emit("after_step", MappingProxyType({
-                    "kind": "step", "step": step, "epoch": epoch, "wall_s": round(elapsed, 3), **rec,
-                    "acc_by_window": accuracy_by_window(longest, y), "firing_rate": dict(rates.firing_rate)}))
+                    "kind": "step", "step": step, "epoch": epoch, "wall_s": round(elapsed, 3), **rec}))
             if should_stop is not None and should_stop():
                 stopped = "cancelled"
             elif t.time_budget_s and elapsed >= t.time_budget_s:
@@ -282,20 +329,21 @@ def _fit(cfg, device, run, resume, dataset, should_stop, emit) -> FitResult:
             if stopped != "done":
                 break
 
-        epoch_s = time.perf_counter() - epoch_t0
+        epoch_s = elapsed - epoch_start_s
         is_last = stopped != "done" or epoch == t.epochs
         test_acc = None
         if stopped != "cancelled" and (is_last or (t.eval_every and epoch % t.eval_every == 0)):
+            fresh_bn_stats()
             test_acc = evaluate(model, test_loader, d.t_teacher)  # every window in one T_t pass
             final = dict(enumerate(test_acc, start=1))
         record_ = {"kind": "epoch", "step": step, "epoch": epoch, "wall_s": round(elapsed, 3),
                    "ce_teacher": None, "ce_weak": None, "loss_tsd": None, "loss_ssd": None,
                    "acc_teacher": None, "acc_weak": None, "agreement": None, "kl": None,
-                   **{k: v / max(n_sum, 1) for k, v in sums.items()},
+                   **means.means(),
                    "epoch_s": round(epoch_s, 3), "complete": stopped == "done"}
         if test_acc is not None:
             record_.update(test_acc=test_acc[d.t_student - 1], test_acc_by_window=test_acc)
-        if n_sum:
+        if means.count:
             emit("after_epoch", MappingProxyType(record_))
         if test_acc is not None and test_acc[d.t_student - 1] > best:
             best = test_acc[d.t_student - 1]
@@ -309,6 +357,7 @@ def _fit(cfg, device, run, resume, dataset, should_stop, emit) -> FitResult:
     if stopped == "cancelled":
         final = {}
     elif not final:  # resumed a run whose training had already finished
+        fresh_bn_stats()
         final = dict(enumerate(evaluate(model, test_loader, d.t_teacher), start=1))
     for n, a in final.items():
         emit("after_eval", MappingProxyType({"kind": "eval", "step": step, "epoch": epoch,
@@ -316,6 +365,43 @@ def _fit(cfg, device, run, resume, dataset, should_stop, emit) -> FitResult:
     result = FitResult(cfg, model, ds, final, stopped, step, elapsed, run.path if run else None)
     emit("after_fit", result)
     return result
+
+
+class EpochMeans:
+    """Means over one epoch of the step signals: numbers, lists (elementwise) and dicts (per key).
+
+    Each key is averaged over the steps that carried it (a None is skipped): the loss parts over
+    every step, firing rates over the steps that recorded them.
+    """
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}
+        self.count = 0  # steps added
+
+    def add(self, rec: dict[str, Any]) -> None:
+        self.count += 1
+        for k, v in rec.items():
+            if v is None:
+                continue
+            if isinstance(v, dict):
+                v = {name: np.float64(x) for name, x in v.items()}
+                old = self.sums.get(k, {})
+                self.sums[k] = {name: old.get(name, 0.0) + x for name, x in v.items()}
+            else:
+                self.sums[k] = self.sums.get(k, 0.0) + np.asarray(v, dtype=np.float64)
+            self.counts[k] = self.counts.get(k, 0) + 1
+
+    def means(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, total in self.sums.items():
+            n = self.counts[k]
+            if isinstance(total, dict):
+                out[k] = {name: float(x / n) for name, x in total.items()}
+            else:
+                mean = total / n
+                out[k] = mean.tolist() if mean.ndim else float(mean)
+        return out
 
 
 def _optimise(model: SpikingNet, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor, cfg: TSSDConfig,

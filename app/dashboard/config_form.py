@@ -19,9 +19,8 @@ from tssd_viz.models import num_stages
 
 # Starting points: a full config each; the form then overrides the fields it shows.
 STARTS: dict[str, tuple[str, Callable[[], TSSDConfig]]] = {
-    "quick": ("Quick look · digits, seconds", lambda: preset("digits").replace(**{
-        "model.width": 0.25, "data.limit_train": 512, "train.epochs": 3, "train.log_every": 1})),
-    "digits": ("Digits · offline, about a minute", lambda: preset("digits").replace(**{"train.log_every": 2})),
+    "quick": ("Quick look · digits, seconds", lambda: preset("quick")),
+    "digits": ("Digits · offline, 8 epochs", lambda: preset("digits")),
     "classroom": ("Classroom · CIFAR-10 subset, minutes", lambda: preset("classroom")),
     "paper": ("Paper · ResNet-19 on CIFAR-10, 200 epochs (GPU)", lambda: preset("paper-resnet19")),
 }
