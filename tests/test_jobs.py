@@ -124,3 +124,17 @@ def test_background_thread_starts_queued_runs(tmp_path):
         wait_for(lambda: b.status()["state"] == "cancelled", timeout=60, what="the cancel")
     finally:
         jobs.stop()
+
+
+def test_training_processes_let_their_threads_sleep_while_waiting(tmp_path):
+    """Runs share the CPU with the dashboard: OpenMP threads must not spin (read from the child's
+    own environment, as the kernel reports it)."""
+    jobs = JobManager(tmp_path, max_running=1)
+    run = jobs.submit(tiny(epochs=200))
+    try:
+        pid = run.status()["pid"]
+        env = dict(kv.split("=", 1) for kv in open(f"/proc/{pid}/environ").read().split("\0") if "=" in kv)
+        assert env["OMP_WAIT_POLICY"] == "PASSIVE"
+    finally:
+        jobs.cancel(run)
+        wait_for(lambda: states(jobs, run) != ["running"], 60)
