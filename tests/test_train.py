@@ -1,5 +1,6 @@
 """fit(): events, run folder contract, checkpoints, resume, time budget, determinism, cancel."""
 
+import itertools
 import json
 import math
 
@@ -256,3 +257,39 @@ def test_eleven_steps_evaluate_like_the_training_batches_say(bn_stats):
         assert abs(test - last_batch) < 0.10
     else:
         assert test < last_batch - 0.3
+
+
+def test_a_run_folder_from_before_the_bn_switch_reads_as_running_averages(tmp_path):
+    run = RunFolder(tmp_path / "old")
+    run.prepare(tiny())
+    saved = json.loads(run.config_path.read_text())
+    for k in ("bn_stats", "bn_batches", "bn_window"):
+        del saved["train"][k]
+    run.config_path.write_text(json.dumps(saved))
+    assert run.config().train.bn_stats == "running"  # what that code did, not today's default
+    assert tiny().train.bn_stats == "recompute"
+
+
+def test_a_cancelled_runs_checkpoint_holds_statistics_of_its_weights(tmp_path):
+    calls = {"n": 0}
+
+    def stop_after_3():
+        calls["n"] += 1
+        return calls["n"] >= 3
+
+    fit(tiny(), run_dir=tmp_path / "r", should_stop=stop_after_3)
+    ck = load_checkpoint(tmp_path / "r" / "checkpoints" / "last.pt")
+    from tssd_viz import build_model, load_dataset
+    from tssd_viz.data import Loader
+    from tssd_viz.train import recompute_bn_stats
+
+    cfg = tiny()
+    model = build_model(cfg.model, 1, 10, weak_head=True)
+    model.load_state_dict(ck["model"])
+    ds = load_dataset(cfg.data)
+    loader = Loader(ds.train, ds, cfg.data.batch_size, train=True, augment=False, seed=cfg.train.seed + 1)
+    loader.set_epoch(3)
+    recompute_bn_stats(model, itertools.islice(loader, cfg.train.bn_batches), cfg.train_timesteps)
+    for k, v in model.state_dict().items():
+        if "running" in k:
+            torch.testing.assert_close(v, ck["model"][k])

@@ -139,7 +139,11 @@ class RunFolder:
 
     # -- reading
     def config(self) -> TSSDConfig:
-        return TSSDConfig.from_dict(json.loads(self.config_path.read_text()))
+        saved = json.loads(self.config_path.read_text())
+        # A config written before train.bn_stats existed was evaluated with PyTorch's running averages.
+        if isinstance(saved.get("train"), dict):
+            saved["train"].setdefault("bn_stats", "running")
+        return TSSDConfig.from_dict(saved)
 
     def status(self) -> dict[str, Any]:
         """status.json, with a run whose process died without saying so reported as failed."""

@@ -281,6 +281,7 @@ def _fit(cfg, device, run, resume, dataset, should_stop, emit) -> FitResult:
     def checkpoint(name: str) -> None:
         if run is None:
             return
+        fresh_bn_stats()  # a checkpoint's batch-norm statistics describe the weights saved with them
         path = run.checkpoints_dir / f"{name}.pt"
         n_lines = len(run.metrics_path.read_text().splitlines()) if run.metrics_path.exists() else 0
         save_checkpoint(path, {
