@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,15 +41,15 @@ class ModelConfig:
     arch: str = "vgg_small"
     """Backbone: vgg_small (classroom CPU net), vgg11, resnet19 (the paper's CIFAR network)."""
     width: float = 1.0
-    """Multiplier on every layer's channel count (0.5 halves the network's width)."""
+    """Multiplier on every layer's channel count (0.5 halves the network's width); in (0, 4]."""
     aux_stage: int = 2
     """Stage (1-based) whose output spikes feed the weak classifier; SPEC §5 default: the second."""
     tau: float = 2.0
-    """LIF membrane time constant in timesteps; decay beta = 1 - 1/tau."""
+    """LIF membrane time constant in timesteps; decay beta = 1 - 1/tau; in (1, 1000]."""
     threshold: float = 1.0
-    """LIF firing threshold theta."""
+    """LIF firing threshold theta; in (0, 100]."""
     surrogate_width: float = 1.0
-    """Width a of the rectangular surrogate window around the threshold."""
+    """Width a of the rectangular surrogate window around the threshold (gradient 1/a inside); in [0.01, 100]."""
     detach_reset: bool = False
     """[choice] Block the gradient through the soft-reset term (SPEC §1)."""
 
@@ -58,15 +59,15 @@ class DistillConfig:
     mode: str = "tssd"
     """Training mode: baseline, tsd (temporal), ssd (spatial), tssd (both)."""
     t_student: int = 2
-    """T_s: timesteps used at inference (the student window)."""
+    """T_s: timesteps used at inference (the student window); 1 to 63."""
     t_teacher: int = 4
-    """T_t: timesteps of the teacher window during training (> t_student)."""
+    """T_t: timesteps of the teacher window during training (> t_student); at most 64."""
     alpha: float = 1.0
-    """Weight of the temporal distillation loss L_tsd."""
+    """Weight of the temporal distillation loss L_tsd; in [0, 100]."""
     beta: float = 1.0
-    """Weight of the spatial distillation loss L_ssd."""
+    """Weight of the spatial distillation loss L_ssd; in [0, 100]."""
     kd_temperature: float = 2.0
-    """Softmax temperature tau_kd of both KL terms."""
+    """Softmax temperature tau_kd of both KL terms; in [0.1, 100]."""
     tsd_pass: str = "shared"
     """[choice] shared: one T_t pass, student = its first T_s steps; separate: two passes;
     continue: the teacher's extra steps run without a graph from the student's states."""
@@ -87,11 +88,11 @@ class DataConfig:
     root: str = ""
     """Where the dataset lives or is downloaded to; empty: the cache directory (TSSD_CACHE or ~/.cache/tssd-viz)."""
     batch_size: int = 128
-    """Images per training step."""
+    """Images per training step; 1 to 65,536, and at most the training set."""
     limit_train: int = 0
-    """Use only the first N training images (0: all); for short classroom runs."""
+    """Use only the first N training images (0: all); for short classroom runs. At most 10^9."""
     limit_test: int = 0
-    """Use only the first N test images (0: all)."""
+    """Use only the first N test images (0: all). At most 10^9."""
     augment: bool = True
     """Random crop with padding (and a horizontal flip on natural images)."""
     download: bool = True
@@ -101,25 +102,25 @@ class DataConfig:
 @dataclass
 class TrainConfig:
     epochs: int = 3
-    """Passes over the training set."""
+    """Passes over the training set; 1 to 10,000."""
     time_budget_s: float = 0.0
-    """Stop training after this many seconds (0: no limit) and still evaluate."""
+    """Stop training after this many seconds (0: no limit) and still evaluate; at most 30 days (2,592,000)."""
     optimizer: str = "sgd"
     """sgd (with Nesterov momentum) or adamw."""
     lr: float = 0.1
-    """Peak learning rate."""
+    """Peak learning rate; in (0, 10]."""
     momentum: float = 0.9
-    """SGD momentum."""
+    """SGD momentum; in [0, 1)."""
     weight_decay: float = 5e-4
-    """L2 weight decay on conv and linear weights."""
+    """L2 weight decay on conv and linear weights; in [0, 1]."""
     schedule: str = "onecycle"
     """Learning-rate shape over training progress (epochs or time budget, whichever ends first)."""
     warmup: float = 0.15
-    """Fraction of training spent warming the learning rate up (onecycle)."""
+    """Fraction of training spent warming the learning rate up (onecycle); in [0, 1)."""
     label_smoothing: float = 0.0
-    """Label smoothing of every cross-entropy term."""
+    """Label smoothing of every cross-entropy term; in [0, 1)."""
     seed: int = 0
-    """Seed of weights, data order and augmentation."""
+    """Seed of weights, data order and augmentation; 0 to 2^32 - 1."""
     device: str = "auto"
     """auto (cuda when present, else cpu), cpu or cuda."""
     bf16: bool = False
@@ -134,20 +135,20 @@ class TrainConfig:
     """[choice] Eval-mode batch-norm statistics: recompute (re-estimated with the current weights on
     bn_batches training images before every evaluation and probe) or running (PyTorch's running averages)."""
     bn_batches: int = 20
-    """Training batches (unaugmented) averaged by bn_stats=recompute."""
+    """Training batches (unaugmented) averaged by bn_stats=recompute; 1 to 1,000."""
     bn_window: str = "train"
     """[choice] Timesteps of the forward pass that recomputes the statistics: train (the training pass: T_t
     in teacher modes) or student (T_s)."""
     log_every: int = 10
-    """Write a step record every N optimizer steps."""
+    """Write a step record every N optimizer steps; 1 to 10^6."""
     eval_every: int = 1
-    """Evaluate at T_s on the test split every N epochs (0: only at the end)."""
+    """Evaluate at T_s on the test split every N epochs (0: only at the end); at most 10,000."""
     probe_every: int = 1
-    """Snapshot rasters, traces and per-timestep logits of the probe batch every N epochs (0: never)."""
+    """Snapshot rasters, traces and per-timestep logits of the probe batch every N epochs (0: never); at most 10,000."""
     probe_images: int = 8
-    """Number of fixed test images in the probe batch."""
+    """Number of fixed test images in the probe batch; 1 to 64."""
     threads: int = 0
-    """CPU threads for torch (0: leave torch's default)."""
+    """CPU threads for torch (0: leave torch's default); at most 256."""
 
 
 @dataclass
@@ -165,19 +166,27 @@ class TSSDConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TSSDConfig":
-        """Build from a (possibly partial) nested dict; unknown keys are an error."""
-        parts = {}
-        for f in dataclasses.fields(cls):
-            sub_cls = f.default_factory  # type: ignore[misc]
-            sub = dict(d.get(f.name, {}))
-            names = {g.name for g in dataclasses.fields(sub_cls)}
-            unknown = sorted(set(sub) - names)
-            if unknown:
-                raise ConfigError(f"{f.name}.{unknown[0]}", f"unknown field; known: {', '.join(sorted(names))}")
-            parts[f.name] = sub_cls(**sub)
-        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        """Build from a (possibly partial) nested dict; unknown keys or a wrong structure are a `ConfigError`.
+
+        Only the structure is checked here (sections are dicts of known fields); the values are
+        checked by `validate()`.
+        """
+        sections = {f.name: f.default_factory for f in dataclasses.fields(cls)}  # type: ignore[misc]
+        if not isinstance(d, dict):
+            raise ConfigError("config", f"must be a mapping of sections ({', '.join(sections)}), got {_shown(d)}")
+        unknown = sorted(str(k) for k in d if k not in sections)
         if unknown:
-            raise ConfigError(unknown[0], "unknown section; known: model, distill, data, train")
+            raise ConfigError(unknown[0], f"unknown section; known: {', '.join(sections)}")
+        parts = {}
+        for name, sub_cls in sections.items():
+            sub = d.get(name, {})
+            if not isinstance(sub, dict):
+                raise ConfigError(name, f"must be a mapping of fields, got {_shown(sub)}")
+            names = {g.name for g in dataclasses.fields(sub_cls)}
+            unknown = sorted(str(k) for k in sub if k not in names)
+            if unknown:
+                raise ConfigError(f"{name}.{unknown[0]}", f"unknown field; known: {', '.join(sorted(names))}")
+            parts[name] = sub_cls(**sub)
         return cls(**parts)
 
     def replace(self, **dotted: Any) -> "TSSDConfig":
@@ -207,77 +216,121 @@ class TSSDConfig:
         return d.t_teacher if needs_teacher_window else d.t_student
 
 
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(name, f"{value!r} is not one of {', '.join(allowed)}")
+@dataclass(frozen=True)
+class Range:
+    """The allowed values of a numeric field: lo to hi, each end included unless it is open."""
+
+    lo: float
+    hi: float
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def check(self, name: str, value: float) -> None:
+        if value < self.lo or (self.lo_open and value == self.lo):
+            raise ConfigError(name, f"must be {'>' if self.lo_open else '>='} {self.lo}, got {_shown(value)}")
+        if value > self.hi or (self.hi_open and value == self.hi):
+            raise ConfigError(name, f"must be {'<' if self.hi_open else '<='} {self.hi}, got {_shown(value)}")
 
 
-def _positive(name: str, value: float, allow_zero: bool = False) -> None:
-    if value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(name, f"must be {bound}, got {value}")
+# The range of every numeric field. Upper bounds stop a typo from training for ever, allocating the
+# machine away or overflowing a seed; each is well beyond any run this project makes, and each field's
+# docstring repeats it (as does the README). model.aux_stage depends on the arch and distill.t_teacher
+# on t_student: validate() checks those two against each other.
+LIMITS: dict[str, Range] = {
+    "model.width": Range(0, 4, lo_open=True),
+    "model.tau": Range(1, 1000, lo_open=True),  # decay 1 - 1/tau must lie in (0, 1)
+    "model.threshold": Range(0, 100, lo_open=True),
+    "model.surrogate_width": Range(0.01, 100),  # the surrogate gradient is 1/width
+    "distill.t_student": Range(1, 63),
+    "distill.t_teacher": Range(2, 64),  # memory and time grow with T_t
+    "distill.alpha": Range(0, 100),
+    "distill.beta": Range(0, 100),
+    "distill.kd_temperature": Range(0.1, 100),  # logits are divided by it
+    "data.batch_size": Range(1, 65536),
+    "data.limit_train": Range(0, 10**9),
+    "data.limit_test": Range(0, 10**9),
+    "train.epochs": Range(1, 10_000),
+    "train.time_budget_s": Range(0, 30 * 86400),
+    "train.lr": Range(0, 10, lo_open=True),
+    "train.momentum": Range(0, 1, hi_open=True),
+    "train.weight_decay": Range(0, 1),
+    "train.warmup": Range(0, 1, hi_open=True),
+    "train.label_smoothing": Range(0, 1, hi_open=True),
+    "train.seed": Range(0, 2**32 - 1),
+    "train.bn_batches": Range(1, 1000),
+    "train.log_every": Range(1, 10**6),
+    "train.eval_every": Range(0, 10_000),
+    "train.probe_every": Range(0, 10_000),
+    "train.probe_images": Range(1, 64),
+    "train.threads": Range(0, 256),  # 100,000 threads crashed the process
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "model.arch": ARCHS, "distill.mode": MODES, "distill.tsd_pass": TSD_PASSES,
+    "distill.ssd_teacher": SSD_TEACHERS, "data.dataset": DATASETS, "train.optimizer": OPTIMIZERS,
+    "train.schedule": SCHEDULES, "train.device": DEVICES, "train.bn_stats": BN_STATS, "train.bn_window": BN_WINDOWS,
+}
+
+
+def _shown(value: Any) -> str:
+    """`value` for a one-line message: its repr, shortened."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long for repr (more than 4,300 digits)
+        return "a number too large to print"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_field(name: str, kind: str, value: Any) -> None:
+    """Type, finiteness, range and choices of one field; `kind` is its annotation (bool, int, float, str)."""
+    if kind == "bool" and not isinstance(value, bool):
+        raise ConfigError(name, f"must be true or false, got {_shown(value)}")
+    if kind == "str" and not isinstance(value, str):
+        raise ConfigError(name, f"must be a string, got {_shown(value)}")
+    # bool is a subclass of int in Python: True is neither an integer count nor a number here.
+    if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(name, f"must be a whole number, got {_shown(value)}")
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(name, f"must be a number, got {_shown(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(name, f"must be a finite number, got {_shown(value)}")
+    if name in LIMITS:
+        LIMITS[name].check(name, value)
+    if name in CHOICES and value not in CHOICES[name]:
+        raise ConfigError(name, f"{_shown(value)} is not one of {', '.join(CHOICES[name])}")
 
 
 def validate(cfg: TSSDConfig) -> TSSDConfig:
-    """Check every field; return `cfg` unchanged or raise `ConfigError` (one line, names the field)."""
+    """Check every field; return `cfg` unchanged or raise `ConfigError` (one line, names the field).
+
+    Each field must have its annotated type (a bool is not an int, an int is a fine float), be finite
+    and lie in its `LIMITS` range or `CHOICES`; then the fields are checked against each other.
+    """
     from .models import num_stages  # local import: models import config
 
-    m, d, data, t = cfg.model, cfg.distill, cfg.data, cfg.train
-    _choice("model.arch", m.arch, ARCHS)
-    _positive("model.width", m.width)
+    for section in dataclasses.fields(cfg):
+        part = getattr(cfg, section.name)
+        for f in dataclasses.fields(part):
+            _check_field(f"{section.name}.{f.name}", str(f.type), getattr(part, f.name))
+
+    m, d, data = cfg.model, cfg.distill, cfg.data
     n = num_stages(m.arch)
     if not 1 <= m.aux_stage <= n - 1:
         raise ConfigError("model.aux_stage", f"must be between 1 and {n - 1} for {m.arch}, got {m.aux_stage}")
-    if m.tau <= 1.0:
-        raise ConfigError("model.tau", f"must be > 1 (decay 1 - 1/tau in (0, 1)), got {m.tau}")
-    _positive("model.threshold", m.threshold)
-    _positive("model.surrogate_width", m.surrogate_width)
-
-    _choice("distill.mode", d.mode, MODES)
-    if d.t_student < 1:
-        raise ConfigError("distill.t_student", f"must be >= 1, got {d.t_student}")
     if d.t_teacher <= d.t_student:
         raise ConfigError(
             "distill.t_teacher", f"must be > distill.t_student ({d.t_student}), got {d.t_teacher}"
         )
-    _positive("distill.alpha", d.alpha, allow_zero=True)
-    _positive("distill.beta", d.beta, allow_zero=True)
-    _positive("distill.kd_temperature", d.kd_temperature)
-    _choice("distill.tsd_pass", d.tsd_pass, TSD_PASSES)
     if d.tsd_pass == "continue" and (not d.detach_teacher or d.teacher_ce):
         raise ConfigError(
             "distill.tsd_pass",
             "'continue' builds no graph for the teacher's extra steps: it needs "
             "distill.detach_teacher true and distill.teacher_ce false",
         )
-    _choice("distill.ssd_teacher", d.ssd_teacher, SSD_TEACHERS)
-
-    _choice("data.dataset", data.dataset, DATASETS)
     if data.dataset == "folder" and not data.root:
         raise ConfigError("data.root", "dataset 'folder' needs data.root, a folder with train/ and test/")
-    _positive("data.batch_size", data.batch_size)
-    _positive("data.limit_train", data.limit_train, allow_zero=True)
-    _positive("data.limit_test", data.limit_test, allow_zero=True)
-
-    _positive("train.epochs", t.epochs)
-    _positive("train.time_budget_s", t.time_budget_s, allow_zero=True)
-    _choice("train.optimizer", t.optimizer, OPTIMIZERS)
-    _positive("train.lr", t.lr)
-    _positive("train.momentum", t.momentum, allow_zero=True)
-    _positive("train.weight_decay", t.weight_decay, allow_zero=True)
-    _choice("train.schedule", t.schedule, SCHEDULES)
-    if not 0 <= t.warmup < 1:
-        raise ConfigError("train.warmup", f"must be in [0, 1), got {t.warmup}")
-    if not 0 <= t.label_smoothing < 1:
-        raise ConfigError("train.label_smoothing", f"must be in [0, 1), got {t.label_smoothing}")
-    _choice("train.device", t.device, DEVICES)
-    _choice("train.bn_stats", t.bn_stats, BN_STATS)
-    _positive("train.bn_batches", t.bn_batches)
-    _choice("train.bn_window", t.bn_window, BN_WINDOWS)
-    for name in ("log_every", "probe_images"):
-        _positive(f"train.{name}", getattr(t, name))
-    for name in ("eval_every", "probe_every", "threads"):
-        _positive(f"train.{name}", getattr(t, name), allow_zero=True)
+    if "\0" in data.root:
+        raise ConfigError("data.root", "must not contain a NUL character")
     return cfg
 
 
