@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tssd_viz import RunFolder, load_checkpoint
+from tssd_viz.cli import main
 from tssd_viz.models import build_model, count_parameters
 from tssd_viz.config import TSSDConfig
 
@@ -84,6 +85,68 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, needle)
     assert needle in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
     assert not run_dir.exists()
+
+
+# Refused before anything is written (issue 11: each crashed with a traceback, trained with NaN losses,
+# trained for ever, or printed tyro's 5-9 line box). Run in-process: the refusal happens before fit().
+@pytest.mark.parametrize("args,needle", [
+    (["--model.width", "nan"], "model.width: must be a finite number, got nan"),
+    (["--model.width", "inf"], "model.width: must be a finite number, got inf"),
+    (["--model.width", "1e6"], "model.width: must be <= 4, got 1000000.0"),
+    (["--train.seed", "99999999999999999999999"], "train.seed: must be <= 4294967295"),
+    (["--train.threads", "100000"], "train.threads: must be <= 256, got 100000"),
+    (["--train.epochs", "1000000000"], "train.epochs: must be <= 10000"),
+    (["--distill.alpha", "nan"], "distill.alpha: must be a finite number"),
+    (["--train.lr", "inf"], "train.lr: must be a finite number"),
+    (["--distill.kd-temperature", "nan"], "distill.kd_temperature: must be a finite number"),
+    (["--train.epochs", "abc"], "error: --train.epochs: 'abc' is not an integer"),
+    (["--train.epochs=2.5"], "error: --train.epochs: '2.5' is not an integer"),
+    (["--distill.alpha", "lots"], "error: --distill.alpha: 'lots' is not a number"),
+    (["--data.augment", "yes"], "error: --data.augment: 'yes' is not True or False"),
+    (["--bogus", "3"], "error: --bogus: no such option"),
+    (["--train.epochs"], "error: --train.epochs: needs a value"),
+    (["stray"], "error: unexpected argument 'stray'"),
+])
+def test_refusals_are_one_line_exit_2_and_write_nothing(tmp_path, capsys, args, needle):
+    run_dir = tmp_path / "run"
+    assert needle in refusal(capsys, ["train", "--run-dir", str(run_dir), *TINY, *args])
+    assert not run_dir.exists()
+
+
+def refusal(capsys, argv: list[str]) -> str:
+    """The one line that `main(argv)` prints on stderr as it exits with status 2."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize("content,needle", [
+    ('{"train": {"epochs": "3"}}', "train.epochs: must be a whole number, got '3'"),
+    ('{"model": {"width": null}}', "model.width: must be a number, got None"),
+    ('{"train": {"epochs": 1e999}}', "train.epochs: must be a whole number, got inf"),
+    ('{"distill": {"alpha": NaN}}', "distill.alpha: must be a finite number, got nan"),
+    ('{"model": [1, 2]}', "model: must be a mapping of fields"),
+    ("[1, 2]", "config: must be a mapping of sections"),
+    ('{"model": {"width": 0.5}', "cannot read a config from it"),
+    ("[" * 100_000, "cannot read a config from it"),
+    (b"\xff\xfe{}", "cannot read a config from it"),
+])
+def test_bad_config_files_are_one_line_exit_2_and_write_nothing(tmp_path, capsys, content, needle):
+    path, run_dir = tmp_path / "config.json", tmp_path / "run"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    err = refusal(capsys, ["train", "--config", str(path), "--run-dir", str(run_dir)])
+    assert err.startswith(f"error: --config {path}: ") and needle in err, err
+    assert not run_dir.exists()
+
+
+@pytest.mark.parametrize("args", [["--model.width", "nan"], ["--train.epochs", "abc"], ["--unknown-flag"]])
+def test_refusals_from_a_real_process_have_no_traceback(tmp_path, args):
+    p = cli("train", *TINY, *args, "--run-dir", tmp_path / "run")
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "Traceback" not in p.stderr and "╭" not in p.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def test_missing_dataset_offline_is_actionable(tmp_path):

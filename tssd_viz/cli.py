@@ -8,6 +8,9 @@ status 2, before anything is written.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import io
 import json
 import signal
 import sys
@@ -41,9 +44,82 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
 
 
 def parse_config(base: TSSDConfig, overrides: list[str], prog: str) -> TSSDConfig:
-    """Apply dotted-name overrides to `base` with tyro (which prints help / parse errors itself)."""
-    return tyro.cli(TSSDConfig, default=base, args=overrides, prog=prog,
-                    config=(tyro.conf.FlagConversionOff,))
+    """Apply dotted-name overrides to `base` with tyro. `--help` prints tyro's help; an override that
+    tyro cannot parse ends in one line and exit status 2 (tyro's own message is a box of 5-9 lines)."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            cfg = tyro.cli(TSSDConfig, default=base, args=overrides, prog=prog, config=(tyro.conf.FlagConversionOff,))
+    except SystemExit as e:
+        if e.code in (0, None):
+            raise  # --help
+        fail(override_error(overrides, prog) or _first_line(captured.getvalue()))
+    sys.stderr.write(captured.getvalue())  # tyro's warnings, if any
+    return cfg
+
+
+# The type of every config flag, by its name on the command line (--section.field-name).
+FLAG_KINDS = {f"--{sec.name}.{f.name.replace('_', '-')}": str(f.type)
+              for sec in dataclasses.fields(TSSDConfig) for f in dataclasses.fields(sec.default_factory)}
+
+
+def override_error(args: list[str], prog: str) -> str | None:
+    """The first override that tyro cannot parse, said in one line (None: none found)."""
+    i = 0
+    while i < len(args):
+        flag, has_value, value = args[i].partition("=")
+        kind = FLAG_KINDS.get(flag.replace("_", "-"))
+        if kind is None:
+            if flag.startswith("-"):
+                return f"{flag}: no such option ({prog} --help lists them)"
+            return f"unexpected argument {flag!r}"
+        if not has_value:
+            i += 1
+            if i == len(args) or args[i].startswith("--"):
+                return f"{flag}: needs a value"
+            value = args[i]
+        i += 1
+        problem = _unparsable(kind, value)
+        if problem:
+            return f"{flag}: {value!r} {problem}"
+    return None
+
+
+def _unparsable(kind: str, text: str) -> str | None:
+    """Why tyro cannot read `text` as a value of `kind` (None: it can)."""
+    if kind == "bool":
+        return None if text in ("True", "False") else "is not True or False"
+    if kind in ("int", "float"):
+        try:
+            (int if kind == "int" else float)(text)
+        except ValueError:
+            return "is not an integer" if kind == "int" else "is not a number"
+    return None
+
+
+def _first_line(text: str) -> str:
+    """The first line of a tyro message, without its box drawing (a fallback for errors not diagnosed above)."""
+    lines = [line.strip(" │╭╮╰╯─") for line in text.splitlines()]
+    lines = [line for line in lines if line]
+    return lines[1] if len(lines) > 1 else (lines[0] if lines else "the options could not be parsed")
+
+
+def preset_or_fail(name: str) -> TSSDConfig:
+    try:
+        return preset(name)
+    except ConfigError as e:
+        fail(str(e))
+
+
+def config_file_or_fail(path: str) -> TSSDConfig:
+    """A saved config.json, checked before the overrides apply (tyro needs values of the right type)."""
+    try:
+        return validate(TSSDConfig.from_dict(json.loads(Path(path).read_text())))
+    except ConfigError as e:
+        fail(f"--config {path}: {e}")
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: bad JSON or bad UTF-8
+        reason = str(e).partition("\n")[0][:200]
+        fail(f"--config {path}: cannot read a config from it ({type(e).__name__}: {reason})")
 
 
 def cmd_train(argv: list[str]) -> int:
@@ -65,12 +141,7 @@ def cmd_train(argv: list[str]) -> int:
             fail(f"{known.resume} is not a run folder (no config.json)")
         cfg, run_dir, resume = run.config(), run.path, True
     else:
-        try:
-            base = preset(known.preset) if not known.config else TSSDConfig.from_dict(json.loads(Path(known.config).read_text()))
-        except ConfigError as e:
-            fail(str(e))
-        except (OSError, json.JSONDecodeError) as e:
-            fail(f"--config {known.config}: cannot read a config from it ({e})")
+        base = preset_or_fail(known.preset) if not known.config else config_file_or_fail(known.config)
         cfg = parse_config(base, rest, "python -m tssd_viz train")
         run_dir = Path(known.run_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{cfg.distill.mode}")
         resume = False
