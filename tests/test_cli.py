@@ -149,6 +149,18 @@ def test_refusals_from_a_real_process_have_no_traceback(tmp_path, args):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("args,needle", [
+    (["--data.batch-size", "100000"], "data.batch_size: must be <= 65536"),
+    (["--data.batch-size", "2000", "--data.limit-train", "0"], "data.batch_size: 2000 is larger than the training set"),
+    (["--data.limit-train", "1"], "data.limit_train: 1 training images are fewer than one batch"),
+    (["--data.dataset", "folder", "--data.root", "/nonexistent/tssd-tree"], "does not exist"),
+])
+def test_data_that_cannot_train_is_refused_before_the_run_folder_is_written(tmp_path, args, needle):
+    p = cli("train", *TINY, *args, "--run-dir", tmp_path / "run")
+    assert p.returncode == 2 and needle in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_missing_dataset_offline_is_actionable(tmp_path):
     env_root = tmp_path / "empty"
     env_root.mkdir()

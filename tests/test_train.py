@@ -11,6 +11,7 @@ import torch
 from tssd_viz import History, RunFolder, TSSDConfig, fit, load_checkpoint, preset
 from tssd_viz.checkpoints import CheckpointError, save_checkpoint
 from tssd_viz.config import ConfigError
+from tssd_viz.data import DataUnavailable
 from tssd_viz.train import lr_factor
 
 STEP_KEYS = {"kind", "step", "epoch", "wall_s", "loss", "loss_task", "loss_tsd", "loss_ssd", "acc_student",
@@ -293,3 +294,17 @@ def test_a_cancelled_runs_checkpoint_holds_statistics_of_its_weights(tmp_path):
     for k, v in model.state_dict().items():
         if "running" in k:
             torch.testing.assert_close(v, ck["model"][k])
+
+
+@pytest.mark.parametrize("over,error,needle", [
+    ({"data.batch_size": 100_000}, ConfigError, "data.batch_size: must be <= 65536"),
+    ({"data.batch_size": 2000, "data.limit_train": 0}, ConfigError,
+     r"data.batch_size: 2000 is larger than the training set \(1437 images\)"),
+    ({"data.limit_train": 1}, ConfigError, r"data.limit_train: 1 training images are fewer than one batch \(data.batch_size 64\)"),
+    ({"data.dataset": "folder", "data.root": "/nonexistent/tssd-tree"}, DataUnavailable, "does not exist"),
+])
+def test_a_run_refused_at_the_start_writes_no_run_folder(tmp_path, over, error, needle):
+    """Issue 11: these were refused only after the run folder held config.json and a failed status."""
+    with pytest.raises(error, match=needle):
+        fit(tiny(**over), run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -209,6 +209,9 @@ def fit(
         torch.set_num_threads(t.threads)
     if t.tune_allocator and device.type == "cpu":
         tune_allocator()  # speed: activations are reused instead of page-faulted in every step
+    # Everything that can refuse the run comes before its folder is written: a refusal writes nothing.
+    ds = dataset if dataset is not None else load_dataset(cfg.data)
+    check_sizes(cfg, ds)
     run = RunFolder(run_dir) if run_dir is not None else None
     if run is not None:
         run.prepare(cfg, resume=resume)
@@ -219,16 +222,25 @@ def fit(
             getattr(o, event)(*args)
 
     try:
-        return _fit(cfg, device, run, resume, dataset, should_stop, emit)
+        return _fit(cfg, device, run, resume, ds, should_stop, emit)
     except BaseException as exc:
         emit("on_error", exc)
         raise
 
 
-def _fit(cfg, device, run, resume, dataset, should_stop, emit) -> FitResult:
+def check_sizes(cfg: TSSDConfig, ds: Dataset) -> None:
+    """Refuse a training set smaller than one batch: no step could run (the loader drops partial batches)."""
+    n, batch = len(ds.train.labels), cfg.data.batch_size
+    if n >= batch:
+        return
+    if cfg.data.limit_train and cfg.data.limit_train < batch:
+        raise ConfigError("data.limit_train", f"{n} training images are fewer than one batch (data.batch_size {batch})")
+    raise ConfigError("data.batch_size", f"{batch} is larger than the training set ({n} images)")
+
+
+def _fit(cfg, device, run, resume, ds, should_stop, emit) -> FitResult:
     t, d = cfg.train, cfg.distill
     torch.manual_seed(t.seed)
-    ds = dataset if dataset is not None else load_dataset(cfg.data)
     model = build_model(cfg.model, ds.in_channels, ds.num_classes, weak_head=cfg.uses_weak_head).to(device)
     memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
@@ -238,9 +250,7 @@ def _fit(cfg, device, run, resume, dataset, should_stop, emit) -> FitResult:
     train_loader = Loader(ds.train, ds, cfg.data.batch_size, train=True, augment=cfg.data.augment,
                           seed=t.seed, device=device, channels_last=t.channels_last)
     test_loader = Loader(ds.test, ds, 256, train=False, device=device, channels_last=t.channels_last)
-    steps_per_epoch = len(train_loader)
-    if steps_per_epoch == 0:
-        raise ConfigError("data.batch_size", f"{cfg.data.batch_size} is larger than the training set ({len(ds.train.labels)} images)")
+    steps_per_epoch = len(train_loader)  # >= 1: check_sizes()
     total_steps = t.epochs * steps_per_epoch
 
     # Resume: weights, optimizer, position in the data and clock come back from last.pt.
