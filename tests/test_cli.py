@@ -161,6 +161,35 @@ def test_data_that_cannot_train_is_refused_before_the_run_folder_is_written(tmp_
     assert not (tmp_path / "run").exists()
 
 
+def test_a_loss_that_becomes_nan_ends_the_command_with_one_line(tmp_path):
+    """The training process with a loss part made NaN at step 3 (as a diverging run would): exit 2,
+    one line naming the step and the part, the run folder marked failed."""
+    run_dir = tmp_path / "run"
+    script = (
+        "import dataclasses, sys\n"
+        "import tssd_viz.train as t\n"
+        "real = t.tssd_loss\n"
+        "calls = []\n"
+        "def poisoned(*a, **k):\n"
+        "    parts = real(*a, **k)\n"
+        "    calls.append(1)\n"
+        "    if len(calls) < 3:\n"
+        "        return parts\n"
+        "    return dataclasses.replace(parts, loss_tsd=parts.loss_tsd * float('nan'), loss=parts.loss * float('nan'))\n"
+        "t.tssd_loss = poisoned\n"
+        "from tssd_viz.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", script, "train", *TINY, "--run-dir", str(run_dir), "--no-progress"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, p.stderr
+    errors = [line for line in p.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [line for line in p.stderr.splitlines()[-1:]], p.stderr  # the last line, the only error
+    assert "the loss_tsd became nan at step 3" in errors[0] and "Traceback" not in p.stderr
+    st = RunFolder(run_dir).status()
+    assert st["state"] == "failed" and "the loss_tsd became nan at step 3" in st["message"]
+
+
 def test_missing_dataset_offline_is_actionable(tmp_path):
     env_root = tmp_path / "empty"
     env_root.mkdir()

@@ -308,3 +308,46 @@ def test_a_run_refused_at_the_start_writes_no_run_folder(tmp_path, over, error, 
     with pytest.raises(error, match=needle):
         fit(tiny(**over), run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def poison_loss_part(monkeypatch, part: str, at_call: int, value: float = float("nan")) -> None:
+    """Make `part` of the loss `value` from the `at_call`-th training step on (as a diverging run would)."""
+    import dataclasses
+
+    import tssd_viz.train as train_module
+
+    real, calls = train_module.tssd_loss, {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        parts = real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] < at_call:
+            return parts
+        bad = getattr(parts, part) + value
+        return dataclasses.replace(parts, **{part: bad, "loss": parts.loss + bad})
+
+    monkeypatch.setattr(train_module, "tssd_loss", poisoned)
+
+
+def test_a_loss_that_becomes_nan_stops_the_run_as_failed_naming_the_step_and_part(tmp_path, monkeypatch):
+    """Issue 11: --distill.alpha nan trained to the end with NaN losses and status done."""
+    from tssd_viz.train import TrainingDiverged
+
+    poison_loss_part(monkeypatch, "loss_tsd", at_call=6)  # 4 steps per epoch: in epoch 2
+    with pytest.raises(TrainingDiverged, match="the loss_tsd became nan at step 6"):
+        fit(tiny(), run_dir=tmp_path / "r")
+    run = RunFolder(tmp_path / "r")
+    st = run.status()
+    assert st["state"] == "failed" and "the loss_tsd became nan at step 6" in st["message"]
+    assert load_checkpoint(run.checkpoints_dir / "last.pt")["step"] == 4  # the epoch-1 checkpoint is kept
+    steps = run.metrics("step")
+    assert [r["step"] for r in steps] == [1, 2, 3, 4, 5]  # the NaN step is not recorded
+    assert all(math.isfinite(r["loss"]) for r in steps)
+
+
+def test_an_infinite_weak_head_loss_is_named_too(monkeypatch):
+    from tssd_viz.train import TrainingDiverged
+
+    poison_loss_part(monkeypatch, "loss_ssd", at_call=1, value=float("inf"))
+    with pytest.raises(TrainingDiverged, match="the loss_ssd became inf at step 1"):
+        fit(tiny(**{"train.epochs": 1}))

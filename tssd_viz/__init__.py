@@ -18,7 +18,7 @@ from .observers import ConsoleProgress, History, Observer, RunWriter
 from .ops import LayerOps, energy_uj, synaptic_operations
 from .record import Recording, lif_layers, record
 from .runs import RunFolder, list_runs
-from .train import FitInfo, FitResult, evaluate, fit
+from .train import FitInfo, FitResult, TrainingDiverged, evaluate, fit
 
 __all__ = [
     "figures",
@@ -26,7 +26,7 @@ __all__ = [
     "DistillConfig", "FitInfo", "FitResult", "History", "JobManager", "LIF", "LIFParams", "LayerOps", "Loader",
     "LossParts", "Split", "cache_dir", "energy_uj", "is_available", "synaptic_operations",
     "ModelConfig", "ModelOutput", "Observer", "Recording", "RunFolder", "RunWriter", "SpikingNet",
-    "TSSDConfig", "TrainConfig", "Windows", "accuracy_by_window", "agreement", "build_model",
+    "TSSDConfig", "TrainConfig", "TrainingDiverged", "Windows", "accuracy_by_window", "agreement", "build_model",
     "count_parameters", "evaluate", "fit", "kd_kl", "lif_layers", "lif_multistep", "lif_step",
     "list_runs", "load_checkpoint", "load_dataset", "offline_default", "preset", "record",
     "rect_surrogate_grad", "tssd_loss", "validate", "windows",

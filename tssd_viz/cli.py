@@ -162,12 +162,12 @@ def cmd_train(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
-    from .train import fit  # imported late: keeps `--help` and input errors fast
+    from .train import TrainingDiverged, fit  # imported late: keeps `--help` and input errors fast
 
     try:
         result = fit(cfg, [ConsoleProgress(bar=not known.no_progress)], run_dir=run_dir, resume=resume,
                      should_stop=lambda: stop["requested"])
-    except (ConfigError, DataUnavailable, CheckpointError) as e:
+    except (ConfigError, DataUnavailable, CheckpointError, TrainingDiverged) as e:
         fail(str(e))
     print(f"run folder: {run_dir}")
     return EXIT_CANCELLED if result.stopped == "cancelled" else 0

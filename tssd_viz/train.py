@@ -63,6 +63,10 @@ class FitResult:
     run_dir: Path | None
 
 
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the run stopped before that step changed the weights."""
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -323,7 +327,7 @@ def _fit(cfg, device, run, resume, ds, should_stop, emit) -> FitResult:
             log_now = (step + 1) % t.log_every == 0
             # Firing rates cost a reduction per layer: taken on logged steps and on each epoch's last.
             with_rates = log_now or i == steps_per_epoch - 1
-            parts, win, longest, rates = _optimise(model, optimizer, x, y, cfg, autocast, with_rates=with_rates)
+            parts, win, longest, rates = _optimise(model, optimizer, x, y, cfg, autocast, with_rates, step + 1)
             step += 1
             elapsed += time.perf_counter() - t0
             rec = {**_signals(parts, win, y, optimizer), "acc_by_window": accuracy_by_window(longest, y)}
@@ -416,20 +420,36 @@ class EpochMeans:
 
 
 def _optimise(model: SpikingNet, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor, cfg: TSSDConfig,
-              autocast: torch.autocast, with_rates: bool) -> tuple[LossParts, Windows, Tensor, Recording | None]:
-    """One training step: forward every window and the TSSD loss (under `autocast`), backward, SGD.
+              autocast: torch.autocast, with_rates: bool, step: int) -> tuple[LossParts, Windows, Tensor, Recording | None]:
+    """Training step number `step`: forward every window and the TSSD loss (under `autocast`), backward, SGD.
     Returns the loss parts, the windows, the longest window's logits (detached) and, when
-    `with_rates`, the recording of each LIF layer's firing rate over the step (else None)."""
+    `with_rates`, the recording of each LIF layer's firing rate over the step (else None).
+    Raises `TrainingDiverged`, before the weights change, when the loss is not finite."""
     d = cfg.distill
     rate_probe = record(model, spikes=False, membrane=False) if with_rates else nullcontext()
     with autocast, rate_probe as rates:
         out, teacher_out = forward_windows(model, x, cfg)
         win = windows(out, d.t_student, teacher_out)
         parts = tssd_loss(win, y, d, cfg.train.label_smoothing)
+    _check_finite(parts, step)
     optimizer.zero_grad(set_to_none=True)
     parts.loss.backward()
     optimizer.step()
     return parts, win, (teacher_out or out).logits.detach().float(), rates
+
+
+def _check_finite(parts: LossParts, step: int) -> None:
+    """Stop at the first non-finite loss, naming the most specific part that is not finite.
+
+    One device sync per step; the records read every part as a float right after anyway.
+    """
+    if torch.isfinite(parts.loss.detach()).item():
+        return
+    values = parts.as_floats()
+    name = next((k for k in ("loss_tsd", "loss_ssd", "ce_teacher", "ce_weak", "loss_task")
+                 if values[k] is not None and not math.isfinite(values[k])), "loss")
+    raise TrainingDiverged(f"the {name} became {values[name]} at step {step}; training stopped before this step "
+                           "changed the weights (a lower train.lr or smaller loss weights may help)")
 
 
 def _signals(parts: LossParts, win: Windows, y: Tensor, optimizer: torch.optim.Optimizer) -> dict[str, float | None]:
