@@ -138,3 +138,31 @@ def test_training_processes_let_their_threads_sleep_while_waiting(tmp_path):
     finally:
         jobs.cancel(run)
         wait_for(lambda: states(jobs, run) != ["running"], 60)
+
+
+@pytest.mark.parametrize("name", ["ok\n", "ok\n\n", "a/b", "..", ""])
+def test_a_run_name_must_be_a_plain_name_all_through(tmp_path, name):
+    """Issue 11: "ok\n" was accepted (the pattern's `$` matches before a trailing newline)."""
+    jobs = JobManager(tmp_path, max_running=1)
+    with pytest.raises(ConfigError, match="run name"):
+        jobs.submit(tiny(), name=name)
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == []
+
+
+def test_cancel_acts_only_on_runs_directly_inside_the_runs_folder(tmp_path):
+    """Issue 11: cancel("../outside") marked a run outside the runs folder cancelled."""
+    root, outside = tmp_path / "runs", RunFolder(tmp_path / "outside")
+    outside.prepare(tiny())
+    outside.set_status("queued", "waiting")
+    jobs = JobManager(root, max_running=1)
+    (root / "link").symlink_to(outside.path)
+    for target in ["../outside", str(outside.path), outside, "link", "x/../../outside", ".", ""]:
+        with pytest.raises(ConfigError, match="run name"):
+            jobs.cancel(target)
+    assert outside.status()["state"] == "queued"
+    inside = RunFolder(root / "inside")
+    inside.prepare(tiny())
+    inside.set_status("queued", "waiting")
+    assert jobs.cancel("inside") == "cancelled while queued"  # a name, as before
+    inside.set_status("queued", "waiting")
+    assert jobs.cancel(inside.path) == "cancelled while queued"  # an absolute path inside, as the app passes

@@ -37,7 +37,7 @@ from .runs import RunFolder
 LOCK_NAME = ".queue.lock"
 LOG_NAME = "log.txt"
 ACTIVE = ("queued", "running")
-_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_NAME_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # the whole name: used with fullmatch
 
 
 def default_max_running() -> int:
@@ -151,7 +151,7 @@ class JobManager:
 
     def _new_folder(self, cfg: TSSDConfig, name: str | None) -> Path:
         if name is not None:
-            if not _NAME_OK.match(name):
+            if not _NAME_OK.fullmatch(name):  # match() with `$` let "ok\n" through
                 raise ConfigError("run name", f"{name!r}: use letters, digits, '.', '_' or '-' (at most 100)")
             path = self.root / name
             try:
@@ -170,8 +170,12 @@ class JobManager:
         raise ConfigError("run name", f"too many runs named {stem}-* in {self.root}")
 
     def cancel(self, run: RunFolder | str | os.PathLike) -> str:
-        """Cancel a queued run, or ask a running one to stop after its current step. Returns what happened."""
-        run = run if isinstance(run, RunFolder) else RunFolder(run if Path(run).is_absolute() else self.root / run)
+        """Cancel a queued run, or ask a running one to stop after its current step. Returns what happened.
+
+        `run` is a run folder directly inside the runs folder: a RunFolder, a path, or a name relative to
+        the runs folder; anything else (`../elsewhere`, a symlink out) is a `ConfigError`.
+        """
+        run = self._own_run(run)
         with self._locked():
             st = run.status()
             state = st.get("state")
@@ -188,6 +192,16 @@ class JobManager:
             os.kill(pid, signal.SIGTERM)  # once: a second SIGTERM would abort without saving
             self._cancelling.add(run.path.absolute())
             return "stopping after the current step; its last checkpoint is kept"
+
+    def _own_run(self, run: RunFolder | str | os.PathLike) -> RunFolder:
+        """`run` as a run folder directly inside the runs folder (symlinks resolved), or a `ConfigError`."""
+        if isinstance(run, RunFolder):
+            path = run.path
+        else:
+            path = Path(run) if Path(run).is_absolute() else self.root / run
+        if path.resolve().parent != self.root.resolve():
+            raise ConfigError("run name", f"{str(path)!r} is not a run folder directly inside {self.root}")
+        return RunFolder(path)
 
     # -- starting and reaping
     def poll(self) -> list[RunFolder]:
