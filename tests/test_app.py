@@ -109,6 +109,9 @@ def test_a_tiny_run_launched_from_the_page_completes_and_its_metrics_appear(fini
     for key in ("live_accuracy", "live_kl", "live_windows", "live_rates", "live_raster", "live_traces",
                 "live_probe_logits", "live_final"):
         chart(at, key)
+    traces = chart(at, "live_traces")  # membrane traces: H(t) before the reset and V(t) after, explained below
+    assert "soft reset" in traces["layout"]["title"]["subtitle"]["text"]
+    assert any("**soft reset** subtracts θ" in c for c in caption_texts(at))
     assert table(at, "window n").shape[0] == run.config().distill.t_teacher
 
 

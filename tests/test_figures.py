@@ -13,10 +13,12 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
+import tssd_viz as tv
 from tssd_viz.figures import (ROLE_COLORS, accuracy_figure, accuracy_vs_timesteps_figure, firing_rate_figure,
                               kl_agreement_figure, loss_parts_figure, membrane_traces_figure, neuron_figure,
                               raster_figure, timestep_logits_figure, window_agreement_figure,
                               window_heatmap_figure)
+from tssd_viz.figures.neuron import DODGE
 
 
 def by_name(fig: go.Figure, name: str):
@@ -97,25 +99,56 @@ def test_raster_takes_batch_item_zero_flattened_and_caps_neurons():
     assert len(raster_figure(spikes, max_neurons=3).data[0].x) == 0
 
 
-def test_membrane_traces_lines_spikes_and_threshold():
-    v = np.arange(12, dtype=float).reshape(4, 3) / 10  # (T, n)
-    s = np.zeros((4, 3))
-    s[1, 2] = s[3, 2] = 1
-    fig = membrane_traces_figure(v, s, threshold=0.7, neuron_ids=[0, 2])
-    np.testing.assert_allclose(arr(by_name(fig, "neuron 0").y), v[:, 0])
-    np.testing.assert_allclose(arr(by_name(fig, "neuron 2").y), v[:, 2])
-    assert [tr.name for tr in fig.data].count("neuron 1") == 0
-    marks = by_name(fig, "spikes of neuron 2")
-    assert list(marks.x) == [1, 3] and list(marks.y) == [0.7, 0.7]
-    assert len(by_name(fig, "spikes of neuron 0").x) == 0
-    assert list(by_name(fig, "threshold θ = 0.7").y) == [0.7, 0.7]
+def test_membrane_traces_draw_the_soft_reset_as_a_sawtooth():
+    # Worked by hand, θ = 1, β = 0.5 (τ = 2): H(t) = 0.5·V(t-1) + I(t), a spike when H ≥ 1, V = H - S.
+    # Neuron 0, I = 0.8: H = 0.8, 1.2, 0.9, 1.25 -> S = 0, 1, 0, 1 -> V = 0.8, 0.2, 0.9, 0.25.
+    # Neuron 1, I = 0.3: never fires, V = H = 0.3, 0.45, 0.525, 0.5625.
+    v = np.array([[0.8, 0.3], [0.2, 0.45], [0.9, 0.525], [0.25, 0.5625]])  # (T, n)
+    s = np.array([[0, 0], [1, 0], [0, 0], [1, 0]])
+    spikes, membrane = tv.lif_multistep(torch.tensor([[0.8, 0.3]] * 4), tau=2.0, threshold=1.0)
+    np.testing.assert_allclose(membrane.numpy(), v, rtol=1e-6)  # the library's neuron agrees with the hand
+    np.testing.assert_array_equal(spikes.numpy(), s)
+    fig = membrane_traces_figure(membrane, spikes, threshold=1.0, neuron_ids=[0, 1])
+    fired, quiet = by_name(fig, "neuron 0"), by_name(fig, "neuron 1")
+    # Neuron 0 rises to H(t) and drops straight down by θ to V(t) at the same t (shifted aside by DODGE).
+    assert [c[0] for c in fired.customdata] == [0, 1, 1, 2, 3, 3]
+    np.testing.assert_allclose(arr(fired.y), [0.8, 1.2, 0.2, 0.9, 1.25, 0.25], rtol=1e-6)
+    np.testing.assert_allclose(arr(fired.x), np.array([0, 1, 1, 2, 3, 3]) - DODGE / 2)
+    assert [c[1] for c in fired.customdata][1:3] == ["H(t), before the reset", "V(t), after the reset"]
+    np.testing.assert_allclose(arr(quiet.y), v[:, 1], rtol=1e-6)
+    np.testing.assert_allclose(arr(quiet.x), np.arange(4) + DODGE / 2)
+    # The spikes sit on their own neuron's trace, at H(t), in its colour; the quiet neuron has none.
+    stars = by_name(fig, "spikes of neuron 0")
+    np.testing.assert_allclose(arr(stars.y), [1.2, 1.25], rtol=1e-6)
+    assert list(stars.customdata) == [1, 3] and stars.marker.symbol == "star"
+    assert stars.marker.color == fired.line.color != quiet.line.color
+    assert len(by_name(fig, "spikes of neuron 1").x) == 0
+    assert list(fired.marker.size) == [6, 0, 6, 6, 0, 6]  # dots on V(t); the star marks H(t)
+    assert list(by_name(fig, "threshold θ = 1").y) == [1.0, 1.0]
+    assert "soft reset" in fig.layout.title.subtitle.text
     with pytest.raises(ValueError, match="same shape"):
-        membrane_traces_figure(v, s[:, :2])
+        membrane_traces_figure(v, s[:, :1])
+
+
+def test_membrane_traces_accept_the_lessons_call_and_a_batch():
+    # Lesson 01: membrane_traces_figure(membrane, spikes, threshold=..., neuron_ids=ids, title=...), tensors.
+    v = torch.tensor([[0.5, 0.0], [0.25, 1.5]])  # (T, n): neuron 1 crosses θ = 1 at t = 1 with H = 2.5
+    s = torch.tensor([[0.0, 0.0], [0.0, 1.0]])
+    fig = membrane_traces_figure(v, s, threshold=1.0, neuron_ids=[1], title="layer x: five neurons")
+    assert fig.layout.title.text == "layer x: five neurons"
+    np.testing.assert_allclose(arr(by_name(fig, "neuron 1").y), [0.0, 2.5, 1.5])
+    batch = torch.stack([v, v * 0], dim=1)  # (T, B, n): batch item 0 is drawn
+    np.testing.assert_allclose(arr(membrane_traces_figure(batch, torch.stack([s, s], 1), neuron_ids=[1]).data[0].y),
+                               [0.0, 2.5, 1.5])
 
 
 def test_membrane_traces_without_spikes_or_threshold():
     fig = membrane_traces_figure(np.zeros(6), threshold=None)
     assert [tr.name for tr in fig.data] == ["neuron 0"]
+    assert not fig.layout.title.subtitle.text  # no spikes: no key to the stars
+    # Spikes but no threshold: H cannot be derived, so each spike is marked on V(t).
+    fig = membrane_traces_figure(np.array([0.5, 0.1, 0.6]), np.array([0, 1, 0]), threshold=None)
+    assert list(fig.data[0].y) == [0.5, 0.1, 0.6] and list(fig.data[1].y) == [0.1]
 
 
 def test_firing_rate_bars_in_layer_order_and_grouped_by_run():

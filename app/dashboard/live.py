@@ -41,6 +41,15 @@ def chart(fig: go.Figure, key: str, legend_below: bool = False) -> None:
     st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG)
 
 
+def traces_caption(threshold: float, tau: float) -> str:
+    """Under a membrane-traces chart: how to read the sawtooth of soft reset."""
+    return (f"Each line is one neuron. Between timesteps its potential leaks (× β = 1 − 1/τ = {1 - 1 / tau:g}) "
+            f"and charges with its input, up to H(t). When H(t) reaches the threshold θ = {threshold:g} the neuron "
+            "spikes (★, in its colour) and the **soft reset** subtracts θ: the line drops straight down to "
+            "V(t) = H(t) − θ, so charge beyond θ is kept for the next step. What is recorded is V(t); "
+            "H(t) = V(t) + θ·S(t) is drawn from it.")
+
+
 def percent(v: float | None) -> str:
     return "–" if v is None else f"{v:.1%}"
 
@@ -208,7 +217,8 @@ def _probe_section(run: RunFolder, cfg) -> None:
     with c2:
         chart(figure("probe_traces", version, lambda: figures.membrane_traces_figure(
             membrane, spikes, threshold, neuron_ids=busiest_neurons(spikes, 5),
-            title="membrane potential V(t) · the 5 busiest of them")), "live_traces")
+            title="membrane potential · the 5 busiest of them")), "live_traces")
+        st.caption(traces_caption(threshold, cfg.model.tau))
     c1, c2 = st.columns(2)
     with c1:
         chart(figure("probe_windows", str(path), lambda: figures.window_agreement_figure(

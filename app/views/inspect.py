@@ -100,7 +100,8 @@ def show(run: RunFolder) -> None:
     with c2:
         live.chart(figures.membrane_traces_figure(membrane, spikes, cfg.model.threshold,
                                                   neuron_ids=busiest_neurons(spikes, 5),
-                                                  title="membrane potential V(t) · the 5 busiest"), "inspect_traces")
+                                                  title="membrane potential · the 5 busiest"), "inspect_traces")
+        st.caption(live.traces_caption(cfg.model.threshold, cfg.model.tau))
     history(run, int(index), layer)
 
 

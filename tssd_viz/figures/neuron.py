@@ -17,6 +17,9 @@ from ._inputs import as_numpy, as_series, first_item
 from .style import ROLE_COLORS, category_color, finish, run_color, timestep_ticks
 
 
+DODGE = 0.06  # timesteps between the traces of neighbouring neurons (see membrane_traces_figure)
+
+
 def _threshold_trace(threshold: float, T: int, showlegend: bool = True) -> go.Scatter:
     return go.Scatter(x=[-0.5, T - 0.5], y=[threshold, threshold], mode="lines", name=f"threshold θ = {threshold:g}",
                       line=dict(color=ROLE_COLORS["threshold"], dash="dash", width=1.5),
@@ -88,12 +91,34 @@ def raster_figure(spikes: Any, *, title: str | None = None, max_neurons: int = 2
     return finish(fig, title or f"spike raster ({len(t)} spikes, {N} neurons × {T} timesteps)")
 
 
+def _sawtooth(v: np.ndarray, h: np.ndarray, fired: np.ndarray) -> list[tuple[int, float, str, bool]]:
+    """The path of one neuron's potential: (t, potential, what it is, is it a spike) in drawing order.
+
+    v, h, fired: (T,), V(t), H(t) and S(t). Where the neuron fired, the path charges from V(t-1) up to
+    H(t) (the spike) and drops straight down to V(t) at the same t; elsewhere it just visits V(t).
+    """
+    points = []
+    for t in range(len(v)):
+        if fired[t] and h[t] != v[t]:
+            points += [(t, float(h[t]), "H(t), before the reset", True),
+                       (t, float(v[t]), "V(t), after the reset", False)]
+        else:  # no spike, or no threshold to tell H from V: the spike is marked on V(t)
+            points.append((t, float(v[t]), "V(t)", bool(fired[t])))
+    return points
+
+
 def membrane_traces_figure(membrane: Any, spikes: Any = None, threshold: float | None = 1.0, *,
                            neuron_ids: list[int] | None = None, title: str | None = None) -> go.Figure:
-    """V(t) of a few neurons as lines, their spikes as stars on the threshold line.
+    """The membrane potential of a few neurons, each in its own colour, with the soft reset drawn.
 
-    membrane, spikes: (T, n), (T,) or (T, B, ...) (batch item 0, features flattened).
+    membrane: V(t), the potential after the reset (as `record` and `lif_multistep` return it);
+    spikes: S(t). Shapes (T, n), (T,) or (T, B, ...) (batch item 0, features flattened).
     `neuron_ids`: which of the n columns to draw (default: the first five).
+
+    With soft reset V(t) = H(t) - θ·S(t), so the potential before the reset, H(t) = V(t) + θ·S(t),
+    follows from what was recorded. Each neuron is one line through V(t); where it spiked, the line
+    rises to H(t), marked by a star in the neuron's colour, and drops straight down by θ to V(t) at
+    the same t: a sawtooth. Without a threshold H cannot be derived, and the stars sit on V(t).
     """
     v = first_item(as_numpy(membrane, "membrane"))  # (T, n)
     s = None if spikes is None else first_item(as_numpy(spikes, "spikes"))
@@ -102,26 +127,35 @@ def membrane_traces_figure(membrane: Any, spikes: Any = None, threshold: float |
     T, n = v.shape
     ids = list(range(min(n, 5))) if neuron_ids is None else [int(i) for i in neuron_ids]
     fig = go.Figure()
-    t = np.arange(T)
     for k, i in enumerate(ids):
         color = category_color(k)
-        fig.add_trace(go.Scatter(x=t, y=v[:, i], mode="lines+markers", name=f"neuron {i}",
-                                 legendgroup=f"neuron {i}", line=dict(color=color)))
+        fired = np.zeros(T, bool) if s is None else s[:, i] > 0
+        h = v[:, i] + (threshold or 0.0) * fired  # (T,): H(t) = V(t) + θ·S(t), the soft reset undone
+        t, y, what, spike = zip(*_sawtooth(v[:, i], h, fired))
+        # Neurons that fire at the same t would drop along the same vertical line: each is drawn a little
+        # to the side of the timestep (neuron k by DODGE·(k - centre)), the hover says the true t.
+        x = np.array(t) + DODGE * (k - (len(ids) - 1) / 2)
+        fig.add_trace(go.Scatter(x=x, y=y, customdata=list(zip(t, what)), mode="lines+markers", name=f"neuron {i}",
+                                 legendgroup=f"neuron {i}", line=dict(color=color, width=2),
+                                 marker=dict(color=color, size=[0 if sp else 6 for sp in spike]),  # stars below
+                                 hovertemplate=f"neuron {i}, t=%{{customdata[0]}}: %{{customdata[1]}} = %{{y:.3f}}"
+                                               "<extra></extra>"))
         if s is not None:
-            times = np.flatnonzero(s[:, i])
-            # A spike means H(t) reached the threshold; V(t) is drawn after the reset, so the star
-            # marks the crossing on the threshold line rather than on the (lower) reset potential.
-            level = threshold if threshold is not None else float(np.nanmax(v))
-            fig.add_trace(go.Scatter(x=times, y=[level] * len(times), mode="markers", name=f"spikes of neuron {i}",
-                                     legendgroup=f"neuron {i}", showlegend=False,
-                                     marker=dict(symbol="star", size=12, color=color,
+            j = np.flatnonzero(spike)
+            fig.add_trace(go.Scatter(x=x[j], y=np.array(y)[j], customdata=np.array(t)[j], mode="markers",
+                                     name=f"spikes of neuron {i}", legendgroup=f"neuron {i}", showlegend=False,
+                                     marker=dict(symbol="star", size=13, color=color,
                                                  line=dict(width=1, color="white")),
-                                     hovertemplate=f"neuron {i} spikes at t=%{{x}}<extra></extra>"))
+                                     hovertemplate=f"neuron {i} spikes at t=%{{customdata}}<extra></extra>"))
     if threshold is not None:
         fig.add_trace(_threshold_trace(threshold, T))
     fig.update_xaxes(title_text="timestep t", **timestep_ticks(T))
-    fig.update_yaxes(title_text="membrane potential V(t)")
-    return finish(fig, title or "membrane potential (after reset) and spikes")
+    fig.update_yaxes(title_text="membrane potential")
+    fig = finish(fig, title or "membrane potential of a few neurons")
+    if s is not None and threshold is not None:  # the key to the sawtooth, under the title
+        key = f"★ spike: H(t) reached θ; the line drops by θ = {threshold:g} to V(t) (soft reset)"
+        fig.update_layout(title_subtitle_text=key, margin_t=fig.layout.margin.t + 18)
+    return fig
 
 
 def firing_rate_figure(rates: Mapping[str, float] | Mapping[str, Mapping[str, float]], *,
