@@ -100,6 +100,16 @@ WATCH_LIVE = """() => {
 }"""
 
 
+# The text labels of a chart's scatter points that reach beyond its plot area (where plotly clips them).
+LABELS_OUTSIDE = """(key) => {
+    const plot = document.querySelector(key + ' .js-plotly-plot .nsewdrag').getBoundingClientRect();  // the plot area
+    return [...document.querySelectorAll(key + ' .js-plotly-plot .textpoint text')]
+        .map(t => [t.textContent, t.getBoundingClientRect()])
+        .filter(([_, r]) => r.left < plot.left - 1 || r.right > plot.right + 1)
+        .map(([text, r]) => `${text}: ${r.left}..${r.right} outside ${plot.left}..${plot.right}`);
+}"""
+
+
 def test_train_and_watch_in_a_real_browser(dashboard):
     url, runs = dashboard
     ARTIFACTS.mkdir(exist_ok=True)
@@ -154,6 +164,10 @@ def test_train_and_watch_in_a_real_browser(dashboard):
         expect(one.locator(".st-key-live_final .js-plotly-plot")).to_be_visible(timeout=30_000)
         time.sleep(2)  # let plotly lay the charts out at the new size
         one.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+        # As drawn: neighbouring percent ticks differ, and the eval labels ("n=1", ...) lie inside their plot.
+        ticks = one.locator(".st-key-live_final .ytick text").evaluate_all("ts => ts.map(t => t.textContent)")
+        assert len(ticks) >= 3 and all(a != b for a, b in zip(ticks, ticks[1:])), ticks
+        assert one.evaluate(LABELS_OUTSIDE, ".st-key-live_accuracy") == []
         browser.close()
 
     (ARTIFACTS / "dashboard-timings.json").write_text(json.dumps({

@@ -18,6 +18,7 @@ from tssd_viz.figures import (ROLE_COLORS, accuracy_figure, accuracy_vs_timestep
                               kl_agreement_figure, loss_parts_figure, membrane_traces_figure, neuron_figure,
                               raster_figure, timestep_logits_figure, window_agreement_figure,
                               window_heatmap_figure)
+from tssd_viz.figures.dashboard import firing_rate_history_figure
 from tssd_viz.figures.neuron import DODGE
 
 
@@ -73,6 +74,16 @@ def test_neuron_figure_draws_current_membrane_spikes_and_threshold():
     assert len(thresholds) == 2  # one per membrane row
     assert all(list(tr.y) == [0.8, 0.8] and tr.line.dash == "dash" for tr in thresholds)
     assert thresholds[0].line.color == ROLE_COLORS["threshold"]
+
+
+def test_neuron_figure_wraps_a_long_title():
+    # Lesson 01 names every variant in the title; plotly never wraps, so the end was cut off.
+    title = ("spikes per timestep: ours (soft reset): 0.52 · snntorch, reset_delay=True (its default): 0.43 · "
+             "snntorch, reset_delay=False: 0.52")
+    fig = neuron_figure(np.ones(4), np.zeros(4), np.zeros(4), 1.0, title=title)
+    lines = fig.layout.title.text.split("<br>")
+    assert len(lines) == 3 and max(map(len, lines)) <= 80 and " · ".join(lines) == title
+    assert fig.layout.margin.t >= neuron_figure(np.ones(4), np.zeros(4), np.zeros(4), 1.0).layout.margin.t + 2 * 22
 
 
 def test_neuron_figure_rejects_a_batch():
@@ -159,6 +170,14 @@ def test_firing_rate_bars_in_layer_order_and_grouped_by_run():
     assert [tr.name for tr in fig.data] == ["tssd", "baseline"] and fig.layout.barmode == "group"
     assert list(fig.data[0].x) == ["conv1", "conv2", "fc"]
     assert list(fig.data[0].y) == [0.2, 0.1, None] and list(fig.data[1].y) == [0.3, None, 0.02]
+
+
+def test_firing_rate_axis_title_is_short_enough_for_a_short_chart():
+    # In one line (44 characters, ~300 px) it was longer than a 450 px chart's plot is tall, and ran into
+    # the figure title.
+    for fig in (firing_rate_figure({"a": 0.1}), firing_rate_history_figure([])):
+        lines = fig.layout.yaxis.title.text.split("<br>")
+        assert lines[0] == "firing rate" and max(map(len, lines)) <= 32
 
 
 # --- outputs over time --------------------------------------------------------------------------
@@ -269,6 +288,65 @@ def test_accuracy_vs_timesteps_from_records_and_tables():
     assert [tr.name for tr in fig.data] == ["tssd", "table"]
     assert list(fig.data[0].x) == [1, 2, 3] and list(fig.data[0].y) == [0.5, 0.6, 0.7]
     assert list(fig.data[1].x) == [1, 2, 3] and list(fig.data[1].y) == [0.4, 0.6, 0.8]
+
+
+def plotly_tick_format(axis, dtick: float) -> str:
+    """The format plotly.js gives the ticks of a linear axis at step `dtick`: the first tickformatstop whose
+    dtickrange holds it (both ends inclusive, None open), else the axis's tickformat."""
+    for stop in axis.tickformatstops or ():
+        lo, hi = stop.dtickrange
+        if (lo is None or lo <= dtick) and (hi is None or dtick <= hi):
+            return stop.value
+    return axis.tickformat
+
+
+def tick_labels(axis, start: float, dtick: float, n: int = 6) -> list[str]:
+    fmt = plotly_tick_format(axis, dtick)  # a d3 format such as ".1%", which Python's format reads the same
+    return [format(start + k * dtick, fmt) for k in range(n)]
+
+
+def test_percent_ticks_never_repeat_a_label():
+    narrow = accuracy_vs_timesteps_figure({"quick": {1: 0.1003, 2: 0.1011, 3: 0.1050, 4: 0.1081}})
+    axis = narrow.layout.yaxis
+    # The issue's axis: 10.0% to 10.8%, where plotly steps by 0.2% and ".0%" read "10%, 10%, 10%, 11%".
+    assert tick_labels(axis, 0.100, 0.002, 5) == ["10.0%", "10.2%", "10.4%", "10.6%", "10.8%"]
+    assert tick_labels(axis, 0.9810, 0.0005, 4) == ["98.10%", "98.15%", "98.20%", "98.25%"]  # six "98%" before
+    assert tick_labels(axis, 0.0, 0.2, 3) == ["0%", "20%", "40%"]  # whole percents keep no decimals
+    # Plotly's steps are 1, 2 or 5 times a power of ten: at every one of them neighbours differ.
+    for dtick in [m * 10.0**e for e in range(-5, 0) for m in (1, 2, 5)]:
+        for start in (0.1, 0.5, 0.98):
+            labels = tick_labels(axis, start, dtick)
+            assert len(set(labels)) == len(labels), (dtick, labels)
+    # Every percent axis of the training and output figures formats its ticks the same way.
+    z = np.random.default_rng(2).normal(size=(3, 4, 5))
+    logits = timestep_logits_figure(z[:, 0], None, t_student=1)
+    axes = [accuracy_figure(TSSD).layout.yaxis, kl_agreement_figure(TSSD).layout.yaxis,
+            window_heatmap_figure(TSSD).data[0].colorbar, logits.layout.yaxis2,
+            window_agreement_figure(z).layout.yaxis]
+    for axis in axes:
+        assert plotly_tick_format(axis, 0.002) == ".1%" and plotly_tick_format(axis, 0.1) == ".0%"
+
+
+def test_eval_labels_have_room_at_the_right_edge_and_do_not_pile_up():
+    fig = accuracy_figure(TSSD)  # evaluations of windows 1..3 at step 30, the last step; steps start at 10
+    lo, hi = fig.layout.xaxis.range
+    assert hi >= 30 + 0.1 * (30 - 10) and lo < 10  # room right of the last step for "n=1" (was clipped)
+    evals = by_name(fig, "test, eval (window n)")
+    sides = dict(zip(evals.text, evals.textposition))  # accuracies 0.5, 0.6, 0.7: alternate sides
+    assert sides == {"n=1": "middle right", "n=2": "middle left", "n=3": "middle right"}
+    assert accuracy_figure(BASELINE).layout.xaxis.range is None  # no evaluation: plotly's own range
+
+
+def test_long_legends_go_under_the_plot_instead_of_scrolling():
+    one = loss_parts_figure(TSSD)
+    assert one.layout.legend.orientation is None  # 4 entries: beside the plot
+    modes = {"baseline": BASELINE, "tsd": TSSD, "ssd": TSSD, "tssd": TSSD}  # lesson 03: 2 + 4 + 4 + 4 entries
+    many = loss_parts_figure(modes)
+    assert len(many.data) == 14 and many.layout.legend.orientation == "h"
+    assert many.layout.legend.yanchor == "top" and many.layout.legend.y < 0
+    assert many.layout.height >= 450 + 20 * 14  # the plot keeps its height; the legend gets its own
+    assert accuracy_figure(modes).layout.legend.orientation == "h"
+    assert kl_agreement_figure(modes).layout.legend.orientation is None  # 3 entries
 
 
 def test_kl_agreement_two_axes_and_runs():

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from tssd_viz import RunFolder, figures
+from tssd_viz.figures import style
 from tssd_viz.figures.dashboard import busiest_neurons, firing_rate_history_figure, probe_batch_figure
 from tssd_viz.jobs import ACTIVE, log_tail
 
@@ -34,10 +35,8 @@ def figure(slot: str, version: Any, build: Callable[[], go.Figure]) -> go.Figure
 
 def chart(fig: go.Figure, key: str, legend_below: bool = False) -> None:
     """Draw a figure; `legend_below` moves a long legend under a chart that shares the row with another."""
-    if legend_below:  # the legend takes height instead of width: give it the room
-        entries = sum(1 for d in fig.data if d.showlegend is not False)
-        fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=-0.2, yanchor="top"),
-                          margin=dict(r=20), height=430 + 18 * entries)
+    if legend_below:  # the legend takes height instead of width
+        style.legend_below(fig)
     st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG)
 
 
@@ -235,10 +234,11 @@ def _final_section(name: str, recs: list[dict], final: dict[int, float], cfg) ->
     t_s = cfg.distill.t_student
     st.markdown("##### Test accuracy of every window after training")
     c1, c2 = st.columns([1, 2])
-    table = [{"window n": f"{n} (T_s, the student)" if n == t_s else str(n), "test accuracy": acc}
+    # In percent with one decimal for every window ("percent" would print 97.5% beside 98.33%)
+    table = [{"window n": f"{n} (T_s, the student)" if n == t_s else str(n), "test accuracy": 100 * acc}
              for n, acc in sorted(final.items())]
     c1.dataframe(table, hide_index=True, key="live_final_table", column_config={
-        "test accuracy": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)})
+        "test accuracy": st.column_config.ProgressColumn(format="%.1f%%", min_value=0.0, max_value=100.0)})
     with c2:
         chart(figure("final", (name, len(recs)), lambda: figures.accuracy_vs_timesteps_figure(
             {name: recs}, t_student=t_s)), "live_final")

@@ -14,7 +14,8 @@ import plotly.graph_objects as go
 
 from ._inputs import Records, as_numpy, as_runs
 from .lessons import image_grid_figure
-from .style import category_color, finish, run_dash
+from .neuron import RATE_TITLE
+from .style import LONG_LEGEND, category_color, finish, legend_below, run_dash
 
 
 def firing_rate_history_figure(records_or_runs: Records | Mapping[str, Records], *,
@@ -45,8 +46,9 @@ def firing_rate_history_figure(records_or_runs: Records | Mapping[str, Records],
         fig.update_xaxes(visible=False)
         fig.update_yaxes(visible=False)
     fig.update_xaxes(title_text="training step")
-    fig.update_yaxes(title_text="firing rate (spikes per neuron per timestep)", rangemode="tozero")
-    return finish(fig, title or "firing rate per layer during training", hovermode="x unified")
+    fig.update_yaxes(title_text=RATE_TITLE, rangemode="tozero")
+    return legend_below(finish(fig, title or "firing rate per layer during training", hovermode="x unified"),
+                        LONG_LEGEND)
 
 
 def probe_batch_figure(images: Any, labels: Any, classes: Sequence[str], logits: Any, *, t_student: int,

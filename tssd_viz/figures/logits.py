@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ._inputs import as_numpy
-from .style import ROLE_COLORS, category_color, finish, timestep_ticks
+from .style import ROLE_COLORS, category_color, finish, percent_axis, timestep_ticks
 
 
 def _window_means(z: np.ndarray) -> np.ndarray:
@@ -83,7 +83,7 @@ def timestep_logits_figure(logits: Any, classes: Sequence[str] | None, *, t_stud
                       annotation=dict(text=f"{role} ({who} = {n_mark}): {guess}", font=dict(color=ROLE_COLORS[role])),
                       annotation_position="top right" if role == "student" else "top left")
     fig.update_xaxes(title_text="window n (first n timesteps)", **timestep_ticks(T, start=1), row=2, col=1)
-    fig.update_yaxes(title_text="probability", range=[0, 1.05], tickformat=".0%", row=2, col=1)
+    fig.update_yaxes(title_text="probability", range=[0, 1.05], row=2, col=1, **percent_axis())
     fig.update_layout(legend=dict(y=0, yanchor="bottom"))  # beside the probabilities, below the colour bar
     return finish(fig, title or "one image over time", height=760)
 
@@ -112,7 +112,8 @@ def window_agreement_figure(logits: Any, *, t_student: int | None = None, title:
         fig.add_vline(x=t_student, line=dict(color=ROLE_COLORS["student"], dash="dot", width=2),
                       annotation=dict(text=f"student (T_s = {t_student})", font=dict(color=ROLE_COLORS["student"])))
     fig.update_xaxes(title_text="window n (first n timesteps)", **timestep_ticks(T, start=1))
-    fig.update_yaxes(title_text="agreement (argmax match rate)", range=[0, 1.05], tickformat=".0%", secondary_y=False)
+    fig.update_yaxes(title_text="agreement (argmax match rate)", range=[0, 1.05], secondary_y=False,
+                     **percent_axis())
     fig.update_yaxes(title_text="KL divergence (nats)", rangemode="tozero", showgrid=False, tickmode="auto",
                      secondary_y=True)
     return finish(fig, title or "how close each window is to the full window", hovermode="x unified")

@@ -14,9 +14,12 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ._inputs import as_numpy, as_series, first_item
+from .lessons import _finish as wrapped_finish
 from .style import ROLE_COLORS, category_color, finish, run_color, timestep_ticks
 
 
+# On two lines: in one, the title is longer than a short chart is tall and runs into the figure title.
+RATE_TITLE = "firing rate<br>(spikes per neuron per timestep)"
 DODGE = 0.06  # timesteps between the traces of neighbouring neurons (see membrane_traces_figure)
 
 
@@ -70,7 +73,10 @@ def neuron_figure(current: Any, membrane: Any, spikes: Any, threshold: float, *,
     fig.update_xaxes(**timestep_ticks(T))
     fig.update_xaxes(title_text="timestep t", row=rows, col=1)
     fig.update_layout(showlegend=False)  # every row is named by its subplot title
-    return finish(fig, title or "one LIF neuron", height=220 + 170 * (rows - 1), hovermode="x")
+    # A lesson's title names every variant and may outgrow the figure: wrapped, as the lessons' own, with
+    # room under it for the first row's subplot title.
+    fig = wrapped_finish(fig, title or "one LIF neuron", height=220 + 170 * (rows - 1))
+    return fig.update_layout(hovermode="x", margin_t=fig.layout.margin.t + 20)
 
 
 def raster_figure(spikes: Any, *, title: str | None = None, max_neurons: int = 200) -> go.Figure:
@@ -172,5 +178,5 @@ def firing_rate_figure(rates: Mapping[str, float] | Mapping[str, Mapping[str, fl
                              hovertemplate="%{x}: %{y:.3f}<extra>" + (run or "") + "</extra>"))
     fig.update_layout(barmode="group", showlegend=nested)
     fig.update_xaxes(title_text="layer (forward order)", type="category", tickangle=-30 if len(layers) > 4 else 0)
-    fig.update_yaxes(title_text="firing rate (spikes per neuron per timestep)", rangemode="tozero")
+    fig.update_yaxes(title_text=RATE_TITLE, rangemode="tozero")
     return finish(fig, title or "firing rate per layer")

@@ -64,6 +64,37 @@ def finish(fig: go.Figure, title: str | None, *, height: int | None = None,
     return fig
 
 
+def percent_axis() -> dict:
+    """Axis settings for a fraction shown in percent, with as many decimals as the tick step needs.
+
+    A fixed ".0%" repeats labels on a narrow range (10.0%, 10.2%, 10.4% all read "10%"). Plotly picks
+    the tick step (dtick) from the range and the zoom, always 1, 2 or 5 times a power of ten, and the
+    stops below give each step its decimals: whole percents from a step of 1%, one decimal from 0.1%,
+    and so on. The stop bounds sit between those values, so each step matches exactly one stop.
+    """
+    stops = [([None, 0.00009], ".3%"), ([0.00009, 0.0009], ".2%"), ([0.0009, 0.009], ".1%"), ([0.009, None], ".0%")]
+    return dict(tickformat=".0%", tickformatstops=[dict(dtickrange=r, value=v) for r, v in stops])
+
+
+LONG_LEGEND = 8  # a legend with more entries than this (several runs overlaid) goes under its plot
+
+
+def legend_below(fig: go.Figure, beyond: int = 0) -> go.Figure:
+    """Move the legend under the plot, in rows, and make the figure taller to hold it, when the legend
+    has more than `beyond` entries (0: always).
+
+    Why: a vertical legend taller than its plot scrolls, and beside a narrow chart it takes the width
+    the plot needs. Under the plot, plotly lays the entries out in as many rows as the width requires
+    and scrolls them only beyond half the figure's height: 20 px per entry keeps even one entry per
+    row (a half-page chart, long names) below that.
+    """
+    entries = sum(1 for d in fig.data if d.showlegend is not False and d.name)
+    if entries > beyond and fig.layout.legend.orientation != "h":  # once: the height grows each time
+        fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=-0.2, yanchor="top"),
+                          margin=dict(r=20), height=(fig.layout.height or 450) + 20 * entries)
+    return fig
+
+
 def timestep_ticks(n: int, start: int = 0) -> dict:
     """Axis settings for an integer time axis of n values starting at `start`: whole numbers only."""
     dtick = 1 if n <= 32 else max(1, round(n / 16))

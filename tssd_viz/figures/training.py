@@ -14,7 +14,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ._inputs import Records, as_runs, ema, series
-from .style import ROLE_COLORS, finish, run_color, run_dash, timestep_ticks
+from .style import (LONG_LEGEND, ROLE_COLORS, finish, legend_below, percent_axis, run_color, run_dash,
+                    timestep_ticks)
 
 RecordsOrRuns = Records | Mapping[str, Records]
 
@@ -59,7 +60,8 @@ def loss_parts_figure(records_or_runs: RecordsOrRuns, *, smooth: float = 0.0, ti
                                          legendgroup=str(run), line=dict(color=ROLE_COLORS[key], dash=run_dash(i))))
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="loss (nats)", rangemode="tozero")
-    return finish(_empty_note(fig, "losses"), title or "loss and its parts", hovermode="x unified")
+    return legend_below(finish(_empty_note(fig, "losses"), title or "loss and its parts", hovermode="x unified"),
+                        LONG_LEGEND)
 
 
 def accuracy_figure(records_or_runs: RecordsOrRuns, *, title: str | None = None) -> go.Figure:
@@ -67,6 +69,7 @@ def accuracy_figure(records_or_runs: RecordsOrRuns, *, title: str | None = None)
     their epoch means (diamonds), and test accuracy: an epoch record's `test_acc` (student window)
     and eval records on the test split (black markers labelled with their window n)."""
     fig = go.Figure()
+    labelled = False
     for i, (run, records) in enumerate(as_runs(records_or_runs).items()):
         for key, (role, text) in ACCURACIES.items():
             steps, values = series(records, key)
@@ -87,12 +90,28 @@ def accuracy_figure(records_or_runs: RecordsOrRuns, *, title: str | None = None)
                  and r.get("acc") is not None and r.get("step") is not None]
         if evals:
             fig.add_trace(go.Scatter(x=[r["step"] for r in evals], y=[r["acc"] for r in evals], mode="markers+text",
-                                     text=[f"n={r.get('t')}" for r in evals], textposition="middle right",
+                                     text=[f"n={r.get('t')}" for r in evals], textposition=_label_sides(evals),
                                      name=_name("test, eval (window n)", run), legendgroup=str(run),
                                      marker=dict(color=ROLE_COLORS["test"], symbol="circle-open", size=9)))
+            labelled = True
     fig.update_xaxes(title_text="training step")
-    fig.update_yaxes(title_text="accuracy", range=[0, 1.02], tickformat=".0%")
-    return finish(_empty_note(fig, "accuracies"), title or "accuracy during training", hovermode="x unified")
+    if labelled:  # the evaluations sit at the last step: room on the right for their labels "n=1", ...
+        steps = [x for d in fig.data for x in d.x]
+        span = max(max(steps) - min(steps), 1)
+        fig.update_xaxes(range=[min(steps) - 0.02 * span, max(steps) + 0.12 * span])
+    fig.update_yaxes(title_text="accuracy", range=[0, 1.02], **percent_axis())
+    return legend_below(finish(_empty_note(fig, "accuracies"), title or "accuracy during training",
+                               hovermode="x unified"), LONG_LEGEND)
+
+
+def _label_sides(evals: Records) -> list[str]:
+    """Where each eval label goes: alternately right and left, in order of accuracy, so that windows with
+    nearly equal accuracy (whose labels would sit on top of each other) have theirs on opposite sides."""
+    order = sorted(range(len(evals)), key=lambda j: evals[j]["acc"])
+    sides = [""] * len(evals)
+    for rank, j in enumerate(order):
+        sides[j] = "middle right" if rank % 2 == 0 else "middle left"
+    return sides
 
 
 def window_heatmap_figure(records: Records, *, t_student: int | None = None, title: str | None = None) -> go.Figure:
@@ -108,7 +127,7 @@ def window_heatmap_figure(records: Records, *, t_student: int | None = None, tit
     fig = go.Figure()
     if rows:
         fig.add_trace(go.Heatmap(x=[r["step"] for r in rows], y=list(range(1, L + 1)), z=z, zmin=0, zmax=1,
-                                 colorscale="Viridis", colorbar=dict(title=dict(text="accuracy"), tickformat=".0%"),
+                                 colorscale="Viridis", colorbar=dict(title=dict(text="accuracy"), **percent_axis()),
                                  hovertemplate="step %{x}, window n=%{y}: %{z:.1%}<extra></extra>"))
         if t_student is not None:
             # Outline the student's row rather than cross it out.
@@ -151,7 +170,7 @@ def accuracy_vs_timesteps_figure(runs: Mapping[str, Records | Mapping[int, float
     if all_t:
         fig.update_xaxes(**timestep_ticks(max(all_t) - min(all_t) + 1, start=min(all_t)))
     fig.update_xaxes(title_text="timesteps at inference (window n)")
-    fig.update_yaxes(title_text="test accuracy", tickformat=".0%")
+    fig.update_yaxes(title_text="test accuracy", **percent_axis())
     return finish(_empty_note(fig, "test evaluation"), title or "test accuracy vs timesteps", hovermode="x unified")
 
 
@@ -167,8 +186,8 @@ def kl_agreement_figure(records_or_runs: RecordsOrRuns, *, title: str | None = N
                 fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=_name(text, run), legendgroup=str(run),
                                          line=dict(color=ROLE_COLORS[key], dash=run_dash(i))), secondary_y=right)
     fig.update_xaxes(title_text="training step")
-    fig.update_yaxes(title_text="agreement (argmax match rate)", range=[0, 1.02], tickformat=".0%", secondary_y=False)
+    fig.update_yaxes(title_text="agreement (argmax match rate)", range=[0, 1.02], secondary_y=False, **percent_axis())
     fig.update_yaxes(title_text="KL divergence (nats)", rangemode="tozero", showgrid=False, tickmode="auto",
                      secondary_y=True)
-    return finish(_empty_note(fig, "teacher-student signals"), title or "teacher-student agreement and KL",
-                  hovermode="x unified")
+    return legend_below(finish(_empty_note(fig, "teacher-student signals"), title or "teacher-student agreement and KL",
+                              hovermode="x unified"), LONG_LEGEND)
