@@ -19,6 +19,10 @@ st.set_page_config(page_title="tssd-viz · an SNN teaching itself", page_icon=":
 state.init_session()
 st.html("""<style>
   [data-testid="stSidebar"] { min-width: 340px; }
+  /* "Start from" stays in view: a select box's list closes when the sidebar scrolls, so a click that
+     first had to scroll back up to it only focused it. */
+  [data-testid="stSidebar"] .st-key-cfg_start { position: sticky; top: 0; z-index: 2; padding-bottom: 0.5rem;
+                                               background: var(--st-secondary-background-color, #f0f2f6); }
   [data-testid="stAppDeployButton"] { display: none; }
   .block-container { padding-top: 2.5rem; }
 </style>""")

@@ -138,10 +138,22 @@ def test_train_and_watch_in_a_real_browser(dashboard):
         two.locator(".st-key-cancel_watched button").locator("visible=true").first.click()
         expect(two.get_by_text("cancelled while queued; it never started")).to_be_visible(timeout=30_000)
 
+        # While it trains, one progress bar and one Cancel: the watched run's (the runs panel leaves it out).
+        expect(one.locator(".st-key-live_status").filter(has_text="Live · updated at step")).to_be_visible(
+            timeout=60_000)
+        expect(one.get_by_test_id("stProgress")).to_have_count(1)
+        expect(one.get_by_role("button", name=re.compile("Cancel"))).to_have_count(1)
+
         # The first session's live charts, until the run is done (the rerun then replaces the live line).
         final = one.locator(".st-key-live_status").filter(has_text="Final · updated at step")
         expect(final).to_be_visible(timeout=240_000)
         expect(one.locator(".st-key-live_status")).to_have_count(1, timeout=30_000)
+        # The first click on "Start from" opens its list, even with the sidebar scrolled down to the fields at
+        # its end: the list closes when the sidebar scrolls, so the select box must not need scrolling to.
+        one.get_by_test_id("stSidebarContent").evaluate("e => e.scrollTop = e.scrollHeight")
+        one.locator(".st-key-cfg_start").click()
+        expect(one.get_by_role("option", name="Digits · offline, 8 epochs")).to_be_visible(timeout=5_000)
+        one.keyboard.press("Escape")
         assert RunFolder(runs / name_one).status()["state"] == "done", RunFolder(runs / name_one).status()
         changes = one.evaluate("() => window.__live.changes")
         live = [c for c in changes if c["text"].startswith("Live · updated at step")]

@@ -82,14 +82,19 @@ class FormResult:
     summary: str  # one sentence: what pressing Train will do
 
 
-def config_sidebar() -> FormResult:
-    """Draw the form in the sidebar; return the config it describes (or the reason there is none)."""
-    ss = st.session_state
+def start_picker() -> None:
+    """The "Start from" select box (and the note on the default dataset), at the top of the sidebar."""
     sb = st.sidebar
     sb.selectbox("Start from", list(STARTS), format_func=lambda s: STARTS[s][0], key="cfg_start",
                  on_change=apply_start, help="Fills every field below; then change what you like.", **PERSIST)
-    if ss.get("data_note"):
-        sb.caption(f":material/info: {ss.data_note}")
+    if st.session_state.get("data_note"):
+        sb.caption(f":material/info: {st.session_state.data_note}")
+
+
+def config_sidebar() -> FormResult:
+    """Draw the form's fields in the sidebar; return the config they describe (or the reason there is none)."""
+    ss = st.session_state
+    sb = st.sidebar
     _distillation(sb.expander("Distillation", expanded=True))
     _network(sb.expander("Network", expanded=False))
     _data(sb.expander("Data", expanded=True))

@@ -37,7 +37,7 @@ def watch(name: str | None = None) -> None:
 
 
 def runs_panel() -> None:
-    """Active runs with their progress and a Cancel button; every run in a table below."""
+    """Active runs other than the watched one, with their progress and a Cancel button; every run in a table."""
     rows = reading.run_rows(state.runs_root())
     jobs = state.job_manager()
     running = sum(r.state == "running" for r in rows)
@@ -45,7 +45,8 @@ def runs_panel() -> None:
     st.caption(f"{running} running · {queued} queued · at most {jobs.max_running} at a time · "
                f"runs folder `{state.runs_root()}`")
     mine = set(state.my_runs())
-    for row in [r for r in rows if r.active]:
+    # The watched run has its own progress bar and Cancel below, refreshed more often: one of each.
+    for row in [r for r in rows if r.active and r.name != st.session_state.get("run")]:
         recs = reading.records(RunFolder(row.path))
         prog = reading.progress(row.status, recs, row.cfg)
         text, color, icon = reading.STATE_BADGES[row.state]
@@ -53,8 +54,11 @@ def runs_panel() -> None:
         c1.markdown(f"**{row.name}**" + (" · yours" if row.name in mine else ""))
         c1.badge(text, color=color, icon=icon)
         c2.progress(prog.fraction, text=prog.text)
-        c3.button("Watch", key=f"watch_{row.name}", on_click=watch, args=(row.name,),
-                  disabled=st.session_state.get("run") == row.name)
+        if c3.button("Watch", key=f"watch_{row.name}"):
+            # A button in a fragment reruns only the fragment, and the "Watching" box is the page's: the page
+            # picks the run up on a whole rerun, before it draws that box.
+            st.session_state.watch_next = row.name
+            st.rerun(scope="app")
         with c4:
             live.cancel_button(row.name, f"cancel_{row.name}")
     if rows:
@@ -77,38 +81,49 @@ def run_table(rows: list[reading.RunRow]) -> list[dict]:
     return table
 
 
+def train_controls(form: config_form.FormResult) -> None:
+    """What Train will do (or why it cannot), a run name, the baseline twin, and the Train button."""
+    if form.error:
+        st.error(form.error, icon=":material/block:")
+    else:
+        st.caption(form.summary)
+    st.text_input("Run name (optional)", key="run_name", placeholder="a dated name is chosen for you",
+                  persist_state="session")
+    st.checkbox("Also train the baseline twin (same seed), to compare", key="train_twin", persist_state="session",
+                disabled=form.cfg is not None and form.cfg.distill.mode == "baseline")
+    st.button("Train", key="train_button", type="primary", icon=":material/play_arrow:", width="stretch",
+              disabled=form.cfg is None, on_click=train,
+              args=(form.cfg, form.error, st.session_state.get("train_twin", False),
+                    st.session_state.get("run_name", "")))
+
+
+# Train sits right under the starting point, above the fields it sums up: pick a start, press Train, no
+# scrolling (and "Start from" itself stays at the top of the sidebar, see main.py).
+config_form.start_picker()
+controls = st.sidebar.container()
 form = config_form.config_sidebar()
-sb = st.sidebar
-if form.error:
-    sb.error(form.error, icon=":material/block:")
-else:
-    sb.caption(form.summary)
-sb.text_input("Run name (optional)", key="run_name", placeholder="a dated name is chosen for you",
-              persist_state="session")
-sb.checkbox("Also train the baseline twin (same seed), to compare", key="train_twin", persist_state="session",
-            disabled=form.cfg is not None and form.cfg.distill.mode == "baseline")
-sb.button("Train", key="train_button", type="primary", icon=":material/play_arrow:", width="stretch",
-          disabled=form.cfg is None, on_click=train,
-          args=(form.cfg, form.error, st.session_state.get("train_twin", False),
-                st.session_state.get("run_name", "")))
+with controls:
+    train_controls(form)
 
 st.title("Train and watch")
 st.caption("Pick settings in the sidebar and press **Train**. The run trains in its own process; the charts "
            "follow its run folder about once a second. Closing this tab stops nothing.")
 state.show_flash()
-st.fragment(run_every=2 * state.REFRESH_S)(runs_panel)()
-
 rows = reading.run_rows(state.runs_root())
+names = [r.name for r in rows]
+if st.session_state.get("watch_next") in names:  # Watch was pressed in the runs panel
+    watch(st.session_state.pop("watch_next"))
+elif names and st.session_state.get("run") not in names:  # a new session: the address's run, else the newest active
+    mine = [n for n in state.my_runs() if n in names]
+    active = [r.name for r in rows if r.active]
+    asked = st.query_params.get("run")
+    st.session_state.run = asked if asked in names else (mine[-1:] or active or names)[0]
+st.fragment(run_every=2 * state.REFRESH_S)(runs_panel)()  # knows the watched run, so it leaves that one out
+
 if not rows:
     st.info("No runs yet. The **Quick look** starting point trains in seconds on the offline digits.",
             icon=":material/rocket_launch:")
 else:
-    names = [r.name for r in rows]
-    if st.session_state.get("run") not in names:  # a new session: the address's run, else the newest active
-        mine = [n for n in state.my_runs() if n in names]
-        active = [r.name for r in rows if r.active]
-        asked = st.query_params.get("run")
-        st.session_state.run = asked if asked in names else (mine[-1:] or active or names)[0]
     labels = {r.name: r.label() for r in rows}
     st.selectbox("Watching", names, key="run", format_func=lambda n: labels.get(n, n), on_change=watch,
                  persist_state="session")
