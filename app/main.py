@@ -10,11 +10,14 @@ Environment:
     TSSD_DATA_ROOT    where CIFAR is looked for first (DIR/cifar10); see the README's Data section
 """
 
+from pathlib import Path
+
 import streamlit as st
 
 from dashboard import state
 
-st.set_page_config(page_title="tssd-viz · an SNN teaching itself", page_icon=":material/neurology:",
+# The tab icon is a file of ours: a Material icon name would be fetched from a font server, which fails offline.
+st.set_page_config(page_title="tssd-viz · an SNN teaching itself", page_icon=str(Path(__file__).parent / "icon.svg"),
                    layout="wide", initial_sidebar_state="expanded")
 state.init_session()
 st.html("""<style>

@@ -2,7 +2,9 @@
 
 Two browser sessions at once: the first trains a tiny run and watches its live charts update; the
 second presses Train while the only slot is taken, sees its run queued, and cancels it. Timings go to
-test-artifacts/dashboard-timings.json, the final page to test-artifacts/dashboard.png.
+test-artifacts/dashboard-timings.json, the final page to test-artifacts/dashboard.png. On the way, what a
+new user tripped over: one progress bar and one Cancel while a run trains, "Start from" opening at the
+first click after a run, tick labels and eval labels as drawn, and no request leaving the server.
 """
 
 import json
@@ -72,8 +74,11 @@ def dashboard(tmp_path):
                 pass
 
 
-def open_app(browser, url: str) -> Page:
+def open_app(browser, url: str, elsewhere: list[str] | None = None) -> Page:
+    """A new session on `url`; `elsewhere` collects every request it makes off the app's own server."""
     page = browser.new_context(viewport=VIEWPORT).new_page()  # a context of its own: a session of its own
+    if elsewhere is not None:
+        page.on("request", lambda r: None if r.url.startswith((url, "data:", "blob:")) else elsewhere.append(r.url))
     page.goto(url)
     expect(page.locator(".st-key-train_button button")).to_be_enabled(timeout=90_000)
     return page
@@ -115,7 +120,8 @@ def test_train_and_watch_in_a_real_browser(dashboard):
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        one, two = open_app(browser, url), open_app(browser, url)
+        elsewhere: list[str] = []  # the dashboard works offline: nothing may be fetched from anywhere else
+        one, two = open_app(browser, url, elsewhere), open_app(browser, url)
 
         choose(one, "cfg_start", "Quick look · digits, seconds")
         expect(one.locator(".st-key-cfg_epochs input")).to_have_value("3")
@@ -180,6 +186,12 @@ def test_train_and_watch_in_a_real_browser(dashboard):
         ticks = one.locator(".st-key-live_final .ytick text").evaluate_all("ts => ts.map(t => t.textContent)")
         assert len(ticks) >= 3 and all(a != b for a, b in zip(ticks, ticks[1:])), ticks
         assert one.evaluate(LABELS_OUTSIDE, ".st-key-live_accuracy") == []
+
+        # Every other page, offline too: no request leaves the app's server (the tab icon is ours).
+        for path, title in (("compare", "Compare runs"), ("inspect", "Inspect a run"), ("playground", "Neuron")):
+            one.goto(url + path)
+            expect(one.get_by_role("heading", name=re.compile(title))).to_be_visible(timeout=60_000)
+        assert elsewhere == [], elsewhere
         browser.close()
 
     (ARTIFACTS / "dashboard-timings.json").write_text(json.dumps({
