@@ -1,5 +1,5 @@
 # Two commands do everything (see README.md):
-#   make run    set up, then open the dashboard (offline: the embedded digits dataset)
+#   make run    set up, then serve the dashboard and print its address (offline: the embedded digits dataset)
 #   make test   set up, then run every test (unit, notebooks, app, browser)
 PYTHON ?= python3
 VENV   := .venv
@@ -21,8 +21,14 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "The browser test needs Chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
 
+# The dashboard listens on this machine only (ADDRESS=0.0.0.0 opens it to the network); open the printed address.
+ADDRESS ?= 127.0.0.1
+PORT    ?= 8501
+
 run: setup
-	$(PY) -m streamlit run app/main.py --server.headless true --browser.gatherUsageStats false
+	@echo "Dashboard: http://$(ADDRESS):$(PORT)  (open it in a browser; Ctrl-C stops the server)"
+	$(PY) -m streamlit run app/main.py --server.headless true --browser.gatherUsageStats false \
+	  --server.address $(ADDRESS) --server.port $(PORT)
 
 train-demo: setup
 	$(PY) -m tssd_viz train --preset digits --run-dir runs/digits-demo-$$(date +%s)
