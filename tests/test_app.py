@@ -274,3 +274,16 @@ def test_firing_rate_history_has_a_line_per_layer_and_run():
     both = firing_rate_history_figure({"tssd": recs, "baseline": recs[:2]})
     assert [d.name for d in both.data] == ["stem · tssd", "head · tssd", "stem · baseline", "head · baseline"]
     assert firing_rate_history_figure([]).layout.annotations[0].text == "no firing rates recorded yet"
+
+
+def test_progress_of_a_short_run_names_its_training_time():
+    """A Quick look trains for about three seconds: the finished line must not say "0 s of training"."""
+    import sys
+
+    sys.path.insert(0, str(APP.parent))
+    from dashboard.reading import duration, progress
+
+    assert [duration(s) for s in (0.04, 0.3, 3.26, 9.96, 59.4, 61, 3725)] == [
+        "0.0 s", "0.3 s", "3.3 s", "10 s", "59 s", "1 min 01 s", "1 h 02 min"]
+    done = progress({"state": "done", "total_steps": 24}, [{"kind": "step", "step": 24, "wall_s": 0.31}], None)
+    assert done.text == "done after 24 steps and 0.3 s of training" and done.fraction == 1.0

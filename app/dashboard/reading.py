@@ -174,7 +174,10 @@ class Progress:
 
 
 def duration(seconds: float) -> str:
-    s = int(round(max(seconds, 0)))
+    """Seconds as a student reads them: tenths below 10 s (a digits run trains in 3), then whole units."""
+    if max(seconds, 0) < 9.95:
+        return f"{max(seconds, 0):.1f} s"
+    s = int(round(seconds))
     if s < 60:
         return f"{s} s"
     if s < 3600:
