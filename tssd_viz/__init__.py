@@ -3,7 +3,7 @@
 The public API; notebooks and the app import only from here.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 from . import figures
 from .checkpoints import CheckpointError, load_checkpoint
@@ -18,7 +18,8 @@ from .observers import ConsoleProgress, History, Observer, RunWriter
 from .ops import LayerOps, energy_uj, synaptic_operations
 from .record import Recording, lif_layers, record
 from .runs import RunFolder, list_runs
-from .train import FitInfo, FitResult, TrainingDiverged, evaluate, fit
+from .events import FitInfo, FitResult
+from .train import TrainingDiverged, evaluate, fit
 
 __all__ = [
     "figures",

@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .archs import num_stages
+
 ARCHS = ("vgg_small", "vgg_fast", "vgg11", "resnet19", "vgg_bench")
 MODES = ("baseline", "tsd", "ssd", "tssd")
 DATASETS = ("digits", "cifar10", "cifar100", "folder")
@@ -306,8 +308,6 @@ def validate(cfg: TSSDConfig) -> TSSDConfig:
     Each field must have its annotated type (a bool is not an int, an int is a fine float), be finite
     and lie in its `LIMITS` range or `CHOICES`; then the fields are checked against each other.
     """
-    from .models import num_stages  # local import: models import config
-
     for section in dataclasses.fields(cfg):
         part = getattr(cfg, section.name)
         for f in dataclasses.fields(part):

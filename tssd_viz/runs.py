@@ -119,7 +119,7 @@ class RunFolder:
                 versions[mod] = __import__(mod).__version__
             except Exception:  # an optional extra that is not installed
                 pass
-        from . import __version__
+        from ._version import __version__
 
         versions["tssd_viz"] = __version__
         atomic_write_json(self.env_path, {

@@ -13,54 +13,23 @@ import math
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .checkpoints import FORMAT_TRAIN, load_checkpoint, save_checkpoint
 from .config import ConfigError, TSSDConfig, validate
 from .data import Dataset, Loader, load_dataset
-from .losses import LossParts, Windows, accuracy_by_window, agreement, tssd_loss, windows
+from .events import FitInfo, FitResult
+from .losses import LossParts, Windows, accuracy_by_window, agreement, kd_kl, tssd_loss, windows
 from .models import ModelOutput, SpikingNet, build_model, count_parameters
 from .observers import Observer, RunWriter
 from .record import Recording, lif_layers, record
 from .runs import RunFolder
 from .speed import compile_neurons, tune_allocator
-
-
-@dataclass(frozen=True)
-class FitInfo:
-    """What observers learn before the first step."""
-
-    cfg: TSSDConfig
-    dataset: str
-    classes: tuple[str, ...]
-    arch: str
-    device: str
-    num_parameters: int
-    layers: tuple[str, ...]
-    steps_per_epoch: int
-    total_steps: int
-    start_step: int
-    run_dir: Path | None
-
-
-@dataclass(frozen=True)
-class FitResult:
-    cfg: TSSDConfig
-    model: SpikingNet
-    dataset: Dataset
-    test_acc: dict[int, float]  # window n -> test accuracy, n = 1..T_t
-    stopped: str  # "done", "time_budget" or "cancelled"
-    steps: int
-    train_seconds: float
-    run_dir: Path | None
 
 
 class TrainingDiverged(RuntimeError):
@@ -468,5 +437,4 @@ def _kl(teacher: Tensor | None, student: Tensor | None) -> float | None:
     """KL(teacher || student) at temperature 1, batch mean: how far the student is from its teacher."""
     if teacher is None or student is None:
         return None
-    return F.kl_div(F.log_softmax(student.detach().float(), -1), F.log_softmax(teacher.detach().float(), -1),
-                    log_target=True, reduction="batchmean").item()
+    return kd_kl(teacher.detach().float(), student.detach().float(), temperature=1.0).item()

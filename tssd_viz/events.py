@@ -1,0 +1,45 @@
+"""What `fit()` tells its observers before the first step and after the last (STYLE 6).
+
+The types live here, beside the observers and below the trainer, so that neither imports the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .config import TSSDConfig
+
+if TYPE_CHECKING:
+    from .data import Dataset
+    from .models import SpikingNet
+
+
+@dataclass(frozen=True)
+class FitInfo:
+    """What observers learn before the first step."""
+
+    cfg: TSSDConfig
+    dataset: str
+    classes: tuple[str, ...]
+    arch: str
+    device: str
+    num_parameters: int
+    layers: tuple[str, ...]
+    steps_per_epoch: int
+    total_steps: int
+    start_step: int
+    run_dir: Path | None
+
+
+@dataclass(frozen=True)
+class FitResult:
+    cfg: TSSDConfig
+    model: SpikingNet
+    dataset: Dataset
+    test_acc: dict[int, float]  # window n -> test accuracy, n = 1..T_t
+    stopped: str  # "done", "time_budget" or "cancelled"
+    steps: int
+    train_seconds: float
+    run_dir: Path | None
