@@ -29,7 +29,7 @@ from bench import nets  # noqa: E402
 from tssd_viz.config import TSSDConfig  # noqa: E402
 from tssd_viz.losses import tssd_loss, windows  # noqa: E402
 from tssd_viz.speed import compile_neurons, tune_allocator  # noqa: E402
-from tssd_viz.train import forward_windows  # noqa: E402
+from tssd_viz.step import forward_windows  # noqa: E402
 
 
 @dataclass(frozen=True)

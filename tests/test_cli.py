@@ -167,7 +167,7 @@ def test_a_loss_that_becomes_nan_ends_the_command_with_one_line(tmp_path):
     run_dir = tmp_path / "run"
     script = (
         "import dataclasses, sys\n"
-        "import tssd_viz.train as t\n"
+        "import tssd_viz.step as t\n"
         "real = t.tssd_loss\n"
         "calls = []\n"
         "def poisoned(*a, **k):\n"

@@ -53,7 +53,7 @@ def test_bench_quick_prints_every_table_row():
 def _grads(cfg, x, y):
     from tssd_viz.losses import tssd_loss, windows
     from tssd_viz.models import build_model
-    from tssd_viz.train import forward_windows
+    from tssd_viz.step import forward_windows
 
     torch.manual_seed(0)
     model = build_model(cfg.model, 3, 10, weak_head=cfg.uses_weak_head)

@@ -314,7 +314,7 @@ def poison_loss_part(monkeypatch, part: str, at_call: int, value: float = float(
     """Make `part` of the loss `value` from the `at_call`-th training step on (as a diverging run would)."""
     import dataclasses
 
-    import tssd_viz.train as train_module
+    import tssd_viz.step as train_module
 
     real, calls = train_module.tssd_loss, {"n": 0}
 

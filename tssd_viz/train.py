@@ -9,31 +9,28 @@ exactly an n-step run.
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import time
-from contextlib import nullcontext
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable, Iterable
 
-import numpy as np
 import torch
-from torch import Tensor, nn
 
 from .checkpoints import FORMAT_TRAIN, load_checkpoint, save_checkpoint
 from .config import ConfigError, TSSDConfig, validate
 from .data import Dataset, Loader, load_dataset
+from .evaluation import evaluate, probe_arrays, recompute_bn_stats
 from .events import FitInfo, FitResult
-from .losses import LossParts, Windows, accuracy_by_window, agreement, kd_kl, tssd_loss, windows
-from .models import ModelOutput, SpikingNet, build_model, count_parameters
+from .models import build_model, count_parameters
 from .observers import Observer, RunWriter
-from .record import Recording, lif_layers, record
+from .record import lif_layers
 from .runs import RunFolder
 from .speed import compile_neurons, tune_allocator
+from .step import EpochMeans, TrainingDiverged, lr_factor, make_optimizer, train_step
 
-
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite; the run stopped before that step changed the weights."""
+__all__ = ["Training", "check_sizes", "evaluate", "fit", "lr_factor", "recompute_bn_stats", "resolve_device",
+           "TrainingDiverged"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -42,125 +39,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device", "cuda was asked for but no CUDA device is available; use auto or cpu")
     return torch.device(name)
-
-
-def lr_factor(progress: float, schedule: str, warmup: float) -> float:
-    """Learning-rate multiplier at `progress` in [0, 1] of training.
-
-    Hand-written rather than a torch scheduler because progress here is the larger of the step
-    fraction and the time-budget fraction: a 120-second run anneals to zero at 120 seconds.
-    """
-    p = min(max(progress, 0.0), 1.0)
-    if schedule == "constant":
-        return 1.0
-    if warmup > 0 and p < warmup:
-        return p / warmup
-    q = (p - warmup) / (1 - warmup) if warmup < 1 else 1.0
-    if schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * q))
-    return 1.0 - q  # onecycle: linear warm-up, then linear decay to zero
-
-
-def make_optimizer(model: nn.Module, cfg: TSSDConfig) -> torch.optim.Optimizer:
-    t = cfg.train
-    # No weight decay on batch-norm and bias parameters: decaying them only fights the normalisation.
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    rest = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": rest, "weight_decay": 0.0}]
-    if t.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=t.lr)
-    return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=t.momentum > 0)
-
-
-def forward_windows(model: SpikingNet, x: Tensor, cfg: TSSDConfig) -> tuple[ModelOutput, ModelOutput | None]:
-    """The training forward pass(es) of SPEC §4: (student-pass output, separate teacher output or None)."""
-    d = cfg.distill
-    T = cfg.train_timesteps
-    if T == d.t_student or d.tsd_pass == "shared":
-        return model(x, T), None
-    if d.tsd_pass == "separate":
-        return model(x, d.t_student), model(x, T)
-    # "continue": the extra teacher steps carry on from the student's membrane states without a
-    # graph; valid only when nothing needs their gradient (validate() checks the switches).
-    out = model(x, d.t_student, keep_state=True)
-    with torch.no_grad():
-        rest = model(x, T - d.t_student, state=out.state)
-    return ModelOutput(out.logits, out.weak_logits), ModelOutput(torch.cat([out.logits.detach(), rest.logits]), None)
-
-
-@torch.no_grad()
-def evaluate(model: SpikingNet, loader: Iterable, T: int, device: torch.device | None = None) -> list[float]:
-    """Test accuracy of every window n = 1..T, from one T-step pass per batch (eval mode)."""
-    was_training = model.training
-    model.eval()
-    correct, total = torch.zeros(T), 0
-    for x, y in loader:
-        if device is not None:
-            x, y = x.to(device), y.to(device)
-        logits = model(x, T).logits.float()  # (T, B, K)
-        running = logits.cumsum(0).argmax(-1)  # argmax of a cumulative sum = argmax of the mean
-        correct += (running == y).sum(1).cpu().float()
-        total += y.shape[0]
-    model.train(was_training)
-    return (correct / max(total, 1)).tolist()
-
-
-@torch.no_grad()
-def recompute_bn_stats(model: SpikingNet, batches: Iterable, T: int, device: torch.device | None = None) -> int:
-    """Replace every batch-norm layer's running mean and variance by their exact average over `batches`.
-
-    Why: eval-mode batch norm normalises with running averages (momentum 0.1), which describe the
-    weights of the last ~10-20 steps. Early in training the weights move faster than that average
-    follows, so a short run evaluated with them can sit at chance while its training batches are
-    mostly right. Re-estimating the statistics with the current weights ("precise BN") makes the
-    evaluation describe the network that is being evaluated. Runs the train-mode forward at `T`
-    timesteps without gradients; weights and optimizer are untouched. Returns the batches used.
-    """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return 0
-    was_training, momenta = model.training, [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # None: a cumulative average over every batch seen since the reset
-    model.train()
-    used = 0
-    try:
-        for x, _ in batches:
-            if device is not None:
-                x = x.to(device)
-            model(x, T)
-            used += 1
-    finally:
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
-        model.train(was_training)
-    return used
-
-
-def _probe_arrays(model: SpikingNet, x: Tensor, y: Tensor, images: Tensor, ds: Dataset, T: int,
-                  max_neurons: int, step: int, epoch: int) -> dict[str, np.ndarray]:
-    """Rasters, traces and per-timestep logits of the probe batch (eval mode, T steps)."""
-    was_training = model.training
-    model.eval()
-    with torch.no_grad(), record(model) as rec:
-        out = model(x, T)
-    model.train(was_training)
-    arrays: dict[str, np.ndarray] = {
-        "images": images.numpy(), "labels": y.cpu().numpy(), "classes": np.array(ds.classes),
-        "logits": out.logits.float().cpu().numpy(), "step": np.array(step), "epoch": np.array(epoch),
-    }
-    if out.weak_logits is not None:
-        arrays["weak_logits"] = out.weak_logits.float().cpu().numpy()
-    gen = torch.Generator().manual_seed(0)  # the same neurons at every snapshot
-    for name in rec.layers:
-        s = rec.spikes[name].flatten(2)  # (T, P, ...) -> (T, P, N)
-        idx = torch.randperm(s.shape[2], generator=gen)[:max_neurons].sort().values
-        arrays[f"spikes:{name}"] = s[:, :, idx].numpy()
-        arrays[f"membrane:{name}"] = rec.membrane[name].flatten(2)[:, :, idx].numpy()
-        arrays[f"neurons:{name}"] = idx.numpy()
-        arrays[f"rate:{name}"] = np.array(rec.firing_rate[name])
-    return arrays
 
 
 def fit(
@@ -174,13 +52,13 @@ def fit(
 ) -> FitResult:
     """Train `cfg`; write the run folder `run_dir` if given (resume continues it from last.pt)."""
     validate(cfg)
-    t = cfg.train
-    device = resolve_device(t.device)
-    if t.bf16 and device.type != "cuda":
+    tc = cfg.train
+    device = resolve_device(tc.device)
+    if tc.bf16 and device.type != "cuda":
         raise ConfigError("train.bf16", f"bf16 autocast needs a CUDA device; this run uses {device.type}")
-    if t.threads:
-        torch.set_num_threads(t.threads)
-    if t.tune_allocator and device.type == "cpu":
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    if tc.tune_allocator and device.type == "cpu":
         tune_allocator()  # speed: activations are reused instead of page-faulted in every step
     # Everything that can refuse the run comes before its folder is written: a refusal writes nothing.
     ds = dataset if dataset is not None else load_dataset(cfg.data)
@@ -195,7 +73,7 @@ def fit(
             getattr(o, event)(*args)
 
     try:
-        return _fit(cfg, device, run, resume, ds, should_stop, emit)
+        return Training(cfg, device, ds, run, emit, should_stop).run(resume)
     except BaseException as exc:
         emit("on_error", exc)
         raise
@@ -211,230 +89,189 @@ def check_sizes(cfg: TSSDConfig, ds: Dataset) -> None:
     raise ConfigError("data.batch_size", f"{batch} is larger than the training set ({n} images)")
 
 
-def _fit(cfg, device, run, resume, ds, should_stop, emit) -> FitResult:
-    t, d = cfg.train, cfg.distill
-    torch.manual_seed(t.seed)
-    model = build_model(cfg.model, ds.in_channels, ds.num_classes, weak_head=cfg.uses_weak_head).to(device)
-    memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
-    if t.compile:
-        compile_neurons(model)  # torch.compile the LIF time loops (the rest of the step stays eager)
-    optimizer = make_optimizer(model, cfg)
-    train_loader = Loader(ds.train, ds, cfg.data.batch_size, train=True, augment=cfg.data.augment,
-                          seed=t.seed, device=device, channels_last=t.channels_last)
-    test_loader = Loader(ds.test, ds, 256, train=False, device=device, channels_last=t.channels_last)
-    steps_per_epoch = len(train_loader)  # >= 1: check_sizes()
-    total_steps = t.epochs * steps_per_epoch
+@dataclass
+class Position:
+    """Where training is: what last.pt saves and a resume restores."""
 
-    # Resume: weights, optimizer, position in the data and clock come back from last.pt.
-    step, elapsed, best = 0, 0.0, -1.0
-    if resume and run is not None and (run.checkpoints_dir / "last.pt").exists():
-        ck = load_checkpoint(run.checkpoints_dir / "last.pt", (FORMAT_TRAIN,), map_location=device)
-        model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        step, elapsed, best = ck["step"], ck["elapsed_s"], ck["best_acc"]
-        run.truncate_metrics(ck["metrics_lines"])
-        torch.set_rng_state(ck["rng"])
+    step: int = 0  # optimizer steps taken
+    elapsed: float = 0.0  # seconds spent in training steps: the wall_s clock of the records
+    best: float = -1.0  # best test accuracy at T_s so far (best.pt holds those weights)
+    records: int = 0  # metrics records emitted: metrics.jsonl's line count, kept on resume
 
-    # Batch-norm statistics for evaluation come from unaugmented training images (never the test split).
-    bn_loader = Loader(ds.train, ds, cfg.data.batch_size, train=True, augment=False, seed=t.seed + 1,
-                       device=device, channels_last=t.channels_last)
-    bn_T = cfg.train_timesteps if t.bn_window == "train" else d.t_student
-    bn_fresh_at = -1  # the step whose weights the current statistics describe
 
-    def fresh_bn_stats() -> None:
-        nonlocal bn_fresh_at
-        if t.bn_stats == "recompute" and bn_fresh_at != step:
-            bn_loader.set_epoch(step)
-            recompute_bn_stats(model, itertools.islice(bn_loader, t.bn_batches), bn_T)
-            bn_fresh_at = step
+class Training:
+    """One run of `fit()`: the model, its optimizer and loaders, and the loop over epochs and steps.
 
-    p_idx = torch.arange(min(t.probe_images, len(ds.test.labels)))
-    probe_images = ds.test.images[p_idx]
-    probe_x, probe_y = next(iter(Loader(type(ds.test)(probe_images, ds.test.labels[p_idx]), ds, len(p_idx),
-                                        train=False, device=device, channels_last=t.channels_last)))
-    emit("before_fit", FitInfo(cfg, ds.name, ds.classes, cfg.model.arch, str(device), count_parameters(model),
-                               tuple(lif_layers(model)), steps_per_epoch, total_steps, step, run.path if run else None))
+    Reads top to bottom: `run` (resume, probe 0, epochs, final evaluation) -> `epoch` -> `step`.
+    Observers hear every record through `emit`; the trainer never reads what they wrote.
+    """
 
-    def probe(epoch: int) -> None:
-        fresh_bn_stats()
-        arrays = _probe_arrays(model, probe_x, probe_y, probe_images, ds, d.t_teacher, 256, step, epoch)
-        emit("on_probe", f"epoch-{epoch:04d}", MappingProxyType(arrays))
+    def __init__(self, cfg: TSSDConfig, device: torch.device, ds: Dataset, run: RunFolder | None,
+                 emit: Callable[..., None], should_stop: Callable[[], bool] | None):
+        tc = cfg.train  # "tc", not "t": t is a timestep in this code
+        self.cfg, self.device, self.ds, self.folder, self._emit = cfg, device, ds, run, emit
+        self.should_stop = should_stop or (lambda: False)
+        torch.manual_seed(tc.seed)
+        model = build_model(cfg.model, ds.in_channels, ds.num_classes, weak_head=cfg.uses_weak_head).to(device)
+        self.model = model.to(memory_format=torch.channels_last if tc.channels_last else torch.contiguous_format)
+        if tc.compile:
+            compile_neurons(self.model)  # torch.compile the LIF time loops (the rest of the step stays eager)
+        self.optimizer = make_optimizer(self.model, cfg)
+        on = dict(device=device, channels_last=tc.channels_last)
+        self.train_loader = Loader(ds.train, ds, cfg.data.batch_size, train=True, augment=cfg.data.augment,
+                                   seed=tc.seed, **on)
+        self.test_loader = Loader(ds.test, ds, 256, train=False, **on)
+        # Batch-norm statistics for evaluation come from unaugmented training images, never the test split.
+        self.bn_loader = Loader(ds.train, ds, cfg.data.batch_size, train=True, augment=False, seed=tc.seed + 1, **on)
+        self.bn_T = cfg.train_timesteps if tc.bn_window == "train" else cfg.distill.t_student
+        self.bn_fresh_at = -1  # the step whose weights the stored statistics describe
+        idx = torch.arange(min(tc.probe_images, len(ds.test.labels)))
+        self.probe_images = ds.test.images[idx]  # (P, C, H, W) uint8: what the snapshots show
+        probe_split = type(ds.test)(self.probe_images, ds.test.labels[idx])
+        self.probe_x, self.probe_y = next(iter(Loader(probe_split, ds, len(idx), train=False, **on)))
+        self.steps_per_epoch = len(self.train_loader)  # >= 1: check_sizes()
+        self.total_steps = tc.epochs * self.steps_per_epoch
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.bf16)
+        self.at = Position()
 
-    def checkpoint(name: str) -> None:
-        if run is None:
-            return
-        fresh_bn_stats()  # a checkpoint's batch-norm statistics describe the weights saved with them
-        path = run.checkpoints_dir / f"{name}.pt"
-        n_lines = len(run.metrics_path.read_text().splitlines()) if run.metrics_path.exists() else 0
-        save_checkpoint(path, {
-            "format": FORMAT_TRAIN, "config": cfg.to_dict(), "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "step": step, "elapsed_s": elapsed, "best_acc": best,
-            "metrics_lines": n_lines, "rng": torch.get_rng_state(),
-            "num_classes": ds.num_classes, "in_channels": ds.in_channels, "classes": list(ds.classes),
-        })
-        emit("on_checkpoint", path)
-
-    if step == 0 and t.probe_every:
-        probe(0)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=t.bf16)
-    stopped = "done"
-    model.train()
-    start_epoch = epoch = step // steps_per_epoch
-    final: dict[int, float] = {}
-    for epoch in range(start_epoch + 1, t.epochs + 1):
-        train_loader.set_epoch(epoch)
-        means = EpochMeans()
-        epoch_start_s = elapsed  # epoch_s: this epoch's share of wall_s, the training steps' clock
-        for i, (x, y) in enumerate(train_loader):
-            if i < step - (epoch - 1) * steps_per_epoch:
-                continue  # resuming mid-epoch: this batch was already trained on
-            t0 = time.perf_counter()
-            progress = max(step / total_steps, elapsed / t.time_budget_s if t.time_budget_s else 0.0)
-            for g in optimizer.param_groups:
-                g["lr"] = t.lr * lr_factor(progress, t.schedule, t.warmup)
-            log_now = (step + 1) % t.log_every == 0
-            # Firing rates cost a reduction per layer: taken on logged steps and on each epoch's last.
-            with_rates = log_now or i == steps_per_epoch - 1
-            parts, win, longest, rates = _optimise(model, optimizer, x, y, cfg, autocast, with_rates, step + 1)
-            step += 1
-            elapsed += time.perf_counter() - t0
-            rec = {**_signals(parts, win, y, optimizer), "acc_by_window": accuracy_by_window(longest, y)}
-            if rates is not None:
-                rec["firing_rate"] = dict(rates.firing_rate)
-            means.add(rec)
-            if log_now:
-                emit("after_step", MappingProxyType({
-                    "kind": "step", "step": step, "epoch": epoch, "wall_s": round(elapsed, 3), **rec}))
-            if should_stop is not None and should_stop():
-                stopped = "cancelled"
-            elif t.time_budget_s and elapsed >= t.time_budget_s:
-                stopped = "time_budget"
+    # -- the loop
+    def run(self, resume: bool) -> FitResult:
+        cfg, tc, at = self.cfg, self.cfg.train, self.at
+        if resume:
+            self.resume()
+        self._emit("before_fit", FitInfo(
+            cfg, self.ds.name, self.ds.classes, cfg.model.arch, str(self.device), count_parameters(self.model),
+            tuple(lif_layers(self.model)), self.steps_per_epoch, self.total_steps, at.step,
+            self.folder.path if self.folder else None))
+        if at.step == 0 and tc.probe_every:
+            self.probe(0)
+        self.model.train()
+        stopped, epoch, final = "done", at.step // self.steps_per_epoch, {}
+        for epoch in range(epoch + 1, tc.epochs + 1):
+            stopped, means = self.epoch(epoch)
+            is_last = stopped != "done" or epoch == tc.epochs
+            test_acc = None
+            if stopped != "cancelled" and (is_last or (tc.eval_every and epoch % tc.eval_every == 0)):
+                test_acc = final = self.test_accuracy()
+            if means.count:
+                self.record("after_epoch", self.epoch_record(epoch, means, stopped, test_acc))
+            self.save_epoch(epoch, test_acc, is_last)
             if stopped != "done":
                 break
+        if stopped == "cancelled":
+            final = {}
+        elif not final:  # resumed a run whose training had already finished
+            final = self.test_accuracy()
+        for n, acc in final.items():
+            self.record("after_eval", {"kind": "eval", "step": at.step, "epoch": epoch,
+                                       "wall_s": round(at.elapsed, 3), "split": "test", "t": n, "acc": acc})
+        result = FitResult(cfg, self.model, self.ds, final, stopped, at.step, at.elapsed,
+                           self.folder.path if self.folder else None)
+        self._emit("after_fit", result)
+        return result
 
-        epoch_s = elapsed - epoch_start_s
-        is_last = stopped != "done" or epoch == t.epochs
-        test_acc = None
-        if stopped != "cancelled" and (is_last or (t.eval_every and epoch % t.eval_every == 0)):
-            fresh_bn_stats()
-            test_acc = evaluate(model, test_loader, d.t_teacher)  # every window in one T_t pass
-            final = dict(enumerate(test_acc, start=1))
-        record_ = {"kind": "epoch", "step": step, "epoch": epoch, "wall_s": round(elapsed, 3),
-                   "ce_teacher": None, "ce_weak": None, "loss_tsd": None, "loss_ssd": None,
-                   "acc_teacher": None, "acc_weak": None, "agreement": None, "kl": None,
-                   **means.means(),
-                   "epoch_s": round(epoch_s, 3), "complete": stopped == "done"}
-        if test_acc is not None:
-            record_.update(test_acc=test_acc[d.t_student - 1], test_acc_by_window=test_acc)
-        if means.count:
-            emit("after_epoch", MappingProxyType(record_))
-        if test_acc is not None and test_acc[d.t_student - 1] > best:
-            best = test_acc[d.t_student - 1]
-            checkpoint("best")
-        if t.probe_every and (epoch % t.probe_every == 0 or is_last):
-            probe(epoch)
-        checkpoint("last")
-        if stopped != "done":
-            break
-
-    if stopped == "cancelled":
-        final = {}
-    elif not final:  # resumed a run whose training had already finished
-        fresh_bn_stats()
-        final = dict(enumerate(evaluate(model, test_loader, d.t_teacher), start=1))
-    for n, a in final.items():
-        emit("after_eval", MappingProxyType({"kind": "eval", "step": step, "epoch": epoch,
-                                             "wall_s": round(elapsed, 3), "split": "test", "t": n, "acc": a}))
-    result = FitResult(cfg, model, ds, final, stopped, step, elapsed, run.path if run else None)
-    emit("after_fit", result)
-    return result
-
-
-class EpochMeans:
-    """Means over one epoch of the step signals: numbers, lists (elementwise) and dicts (per key).
-
-    Each key is averaged over the steps that carried it (a None is skipped): the loss parts over
-    every step, firing rates over the steps that recorded them.
-    """
-
-    def __init__(self) -> None:
-        self.sums: dict[str, Any] = {}
-        self.counts: dict[str, int] = {}
-        self.count = 0  # steps added
-
-    def add(self, rec: dict[str, Any]) -> None:
-        self.count += 1
-        for k, v in rec.items():
-            if v is None:
+    def epoch(self, epoch: int) -> tuple[str, EpochMeans]:
+        """Train one epoch (the rest of it, when resuming mid-epoch); return why it ended and its means."""
+        tc, at = self.cfg.train, self.at
+        self.train_loader.set_epoch(epoch)
+        means = EpochMeans(start_elapsed=at.elapsed)
+        done_before = at.step - (epoch - 1) * self.steps_per_epoch  # batches a resumed epoch already trained
+        for i, (x, y) in enumerate(self.train_loader):
+            if i < done_before:
                 continue
-            if isinstance(v, dict):
-                v = {name: np.float64(x) for name, x in v.items()}
-                old = self.sums.get(k, {})
-                self.sums[k] = {name: old.get(name, 0.0) + x for name, x in v.items()}
-            else:
-                self.sums[k] = self.sums.get(k, 0.0) + np.asarray(v, dtype=np.float64)
-            self.counts[k] = self.counts.get(k, 0) + 1
+            log_now = (at.step + 1) % tc.log_every == 0
+            # Firing rates cost a reduction per layer: taken on logged steps and on each epoch's last.
+            signals = self.step(x, y, with_rates=log_now or i == self.steps_per_epoch - 1)
+            means.add(signals)
+            if log_now:
+                self.record("after_step", {"kind": "step", "step": at.step, "epoch": epoch,
+                                           "wall_s": round(at.elapsed, 3), **signals})
+            if self.should_stop():
+                return "cancelled", means
+            if tc.time_budget_s and at.elapsed >= tc.time_budget_s:
+                return "time_budget", means
+        return "done", means
 
-    def means(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for k, total in self.sums.items():
-            n = self.counts[k]
-            if isinstance(total, dict):
-                out[k] = {name: float(x / n) for name, x in total.items()}
-            else:
-                mean = total / n
-                out[k] = mean.tolist() if mean.ndim else float(mean)
-        return out
+    def step(self, x, y, with_rates: bool) -> dict[str, Any]:
+        """One optimizer step at the scheduled learning rate; returns its signals (a step record's fields)."""
+        tc, at = self.cfg.train, self.at
+        t0 = time.perf_counter()
+        progress = max(at.step / self.total_steps, at.elapsed / tc.time_budget_s if tc.time_budget_s else 0.0)
+        lr = tc.lr * lr_factor(progress, tc.schedule, tc.warmup)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        result = train_step(self.model, self.optimizer, x, y, self.cfg, self.autocast, with_rates, at.step + 1)
+        at.step += 1
+        at.elapsed += time.perf_counter() - t0
+        return result.signals(y, lr)
 
+    def epoch_record(self, epoch: int, means: EpochMeans, stopped: str, test_acc: dict[int, float] | None) -> dict:
+        at, t_s = self.at, self.cfg.distill.t_student
+        line = {"kind": "epoch", "step": at.step, "epoch": epoch, "wall_s": round(at.elapsed, 3),
+                "ce_teacher": None, "ce_weak": None, "loss_tsd": None, "loss_ssd": None,
+                "acc_teacher": None, "acc_weak": None, "agreement": None, "kl": None, **means.means(),
+                # epoch_s: this epoch's share of wall_s, the training steps' clock
+                "epoch_s": round(at.elapsed - means.start_elapsed, 3), "complete": stopped == "done"}
+        if test_acc is not None:
+            line.update(test_acc=test_acc[t_s], test_acc_by_window=list(test_acc.values()))
+        return line
 
-def _optimise(model: SpikingNet, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor, cfg: TSSDConfig,
-              autocast: torch.autocast, with_rates: bool, step: int) -> tuple[LossParts, Windows, Tensor, Recording | None]:
-    """Training step number `step`: forward every window and the TSSD loss (under `autocast`), backward, SGD.
-    Returns the loss parts, the windows, the longest window's logits (detached) and, when
-    `with_rates`, the recording of each LIF layer's firing rate over the step (else None).
-    Raises `TrainingDiverged`, before the weights change, when the loss is not finite."""
-    d = cfg.distill
-    rate_probe = record(model, spikes=False, membrane=False) if with_rates else nullcontext()
-    with autocast, rate_probe as rates:
-        out, teacher_out = forward_windows(model, x, cfg)
-        win = windows(out, d.t_student, teacher_out)
-        parts = tssd_loss(win, y, d, cfg.train.label_smoothing)
-    _check_finite(parts, step)
-    optimizer.zero_grad(set_to_none=True)
-    parts.loss.backward()
-    optimizer.step()
-    return parts, win, (teacher_out or out).logits.detach().float(), rates
+    # -- evaluation, snapshots and checkpoints
+    def fresh_bn_stats(self) -> None:
+        """Make the stored batch-norm statistics describe the current weights (train.bn_stats)."""
+        tc = self.cfg.train
+        if tc.bn_stats == "recompute" and self.bn_fresh_at != self.at.step:
+            self.bn_loader.set_epoch(self.at.step)
+            recompute_bn_stats(self.model, itertools.islice(self.bn_loader, tc.bn_batches), self.bn_T)
+            self.bn_fresh_at = self.at.step
 
+    def test_accuracy(self) -> dict[int, float]:
+        """Test accuracy of every window n = 1..T_t, from one T_t pass (an SNN is causal)."""
+        self.fresh_bn_stats()
+        return dict(enumerate(evaluate(self.model, self.test_loader, self.cfg.distill.t_teacher), start=1))
 
-def _check_finite(parts: LossParts, step: int) -> None:
-    """Stop at the first non-finite loss, naming the most specific part that is not finite.
+    def probe(self, epoch: int) -> None:
+        self.fresh_bn_stats()
+        arrays = probe_arrays(self.model, self.probe_x, self.probe_y, self.probe_images, self.ds,
+                              self.cfg.distill.t_teacher, 256, self.at.step, epoch)
+        self._emit("on_probe", f"epoch-{epoch:04d}", MappingProxyType(arrays))
 
-    One device sync per step; the records read every part as a float right after anyway.
-    """
-    if torch.isfinite(parts.loss.detach()).item():
-        return
-    values = parts.as_floats()
-    name = next((k for k in ("loss_tsd", "loss_ssd", "ce_teacher", "ce_weak", "loss_task")
-                 if values[k] is not None and not math.isfinite(values[k])), "loss")
-    raise TrainingDiverged(f"the {name} became {values[name]} at step {step}; training stopped before this step "
-                           "changed the weights (a lower train.lr or smaller loss weights may help)")
+    def save_epoch(self, epoch: int, test_acc: dict[int, float] | None, is_last: bool) -> None:
+        """After an epoch: best.pt when the test accuracy at T_s improved, a probe snapshot, last.pt."""
+        tc, t_s = self.cfg.train, self.cfg.distill.t_student
+        if test_acc is not None and test_acc[t_s] > self.at.best:
+            self.at.best = test_acc[t_s]
+            self.checkpoint("best")
+        if tc.probe_every and (epoch % tc.probe_every == 0 or is_last):
+            self.probe(epoch)
+        self.checkpoint("last")
 
+    def checkpoint(self, name: str) -> None:
+        if self.folder is None:
+            return
+        self.fresh_bn_stats()  # a checkpoint's batch-norm statistics describe the weights saved with them
+        path, at, ds = self.folder.checkpoints_dir / f"{name}.pt", self.at, self.ds
+        save_checkpoint(path, {
+            "format": FORMAT_TRAIN, "config": self.cfg.to_dict(), "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "step": at.step, "elapsed_s": at.elapsed, "best_acc": at.best,
+            "metrics_lines": at.records, "rng": torch.get_rng_state(),
+            "num_classes": ds.num_classes, "in_channels": ds.in_channels, "classes": list(ds.classes),
+        })
+        self._emit("on_checkpoint", path)
 
-def _signals(parts: LossParts, win: Windows, y: Tensor, optimizer: torch.optim.Optimizer) -> dict[str, float | None]:
-    """The step's distillation signals (SPEC §7): cheap reductions on tensors already computed."""
-    return {**{k: v for k, v in parts.as_floats().items() if k != "ce_student"},
-            "acc_student": _acc(win.student, y), "acc_teacher": _acc(win.teacher, y), "acc_weak": _acc(win.weak, y),
-            "agreement": agreement(win.teacher, win.student) if win.teacher is not None else None,
-            "kl": _kl(win.teacher, win.student), "lr": optimizer.param_groups[0]["lr"]}
+    def resume(self) -> None:
+        """Weights, optimizer, position in the data and clock come back from last.pt (if there is one)."""
+        path = self.folder.checkpoints_dir / "last.pt" if self.folder else None
+        if path is None or not path.exists():
+            return
+        ck = load_checkpoint(path, (FORMAT_TRAIN,), map_location=self.device)
+        self.model.load_state_dict(ck["model"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self.at = Position(ck["step"], ck["elapsed_s"], ck["best_acc"], ck["metrics_lines"])
+        self.folder.truncate_metrics(ck["metrics_lines"])  # records after last.pt are redone
+        torch.set_rng_state(ck["rng"])
 
-
-def _acc(logits: Tensor | None, y: Tensor) -> float | None:
-    return None if logits is None else (logits.detach().argmax(-1) == y).float().mean().item()
-
-
-def _kl(teacher: Tensor | None, student: Tensor | None) -> float | None:
-    """KL(teacher || student) at temperature 1, batch mean: how far the student is from its teacher."""
-    if teacher is None or student is None:
-        return None
-    return kd_kl(teacher.detach().float(), student.detach().float(), temperature=1.0).item()
+    def record(self, event: str, line: dict) -> None:
+        """Emit one metrics record (SPEC §8), read-only, and count it."""
+        self.at.records += 1
+        self._emit(event, MappingProxyType(line))

@@ -1,0 +1,90 @@
+"""What a trained network does, measured without training it: accuracy of every window, batch-norm
+statistics that match the weights, and the probe snapshot of rasters, traces and logits.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .data import Dataset
+from .models import SpikingNet
+from .record import record
+
+
+@torch.no_grad()
+def evaluate(model: SpikingNet, loader: Iterable, T: int, device: torch.device | None = None) -> list[float]:
+    """Test accuracy of every window n = 1..T, from one T-step pass per batch (eval mode)."""
+    was_training = model.training
+    model.eval()
+    correct, total = torch.zeros(T), 0
+    for x, y in loader:
+        if device is not None:
+            x, y = x.to(device), y.to(device)
+        logits = model(x, T).logits.float()  # (T, B, K)
+        running = logits.cumsum(0).argmax(-1)  # argmax of a cumulative sum = argmax of the mean
+        correct += (running == y).sum(1).cpu().float()
+        total += y.shape[0]
+    model.train(was_training)
+    return (correct / max(total, 1)).tolist()
+
+
+@torch.no_grad()
+def recompute_bn_stats(model: SpikingNet, batches: Iterable, T: int, device: torch.device | None = None) -> int:
+    """Replace every batch-norm layer's running mean and variance by their exact average over `batches`.
+
+    Why: eval-mode batch norm normalises with running averages (momentum 0.1), which describe the
+    weights of the last ~10-20 steps. Early in training the weights move faster than that average
+    follows, so a short run evaluated with them can sit at chance while its training batches are
+    mostly right. Re-estimating the statistics with the current weights ("precise BN") makes the
+    evaluation describe the network that is being evaluated. Runs the train-mode forward at `T`
+    timesteps without gradients; weights and optimizer are untouched. Returns the batches used.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return 0
+    was_training, momenta = model.training, [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # None: a cumulative average over every batch seen since the reset
+    model.train()
+    used = 0
+    try:
+        for x, _ in batches:
+            if device is not None:
+                x = x.to(device)
+            model(x, T)
+            used += 1
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.train(was_training)
+    return used
+
+
+def probe_arrays(model: SpikingNet, x: Tensor, y: Tensor, images: Tensor, ds: Dataset, T: int,
+                  max_neurons: int, step: int, epoch: int) -> dict[str, np.ndarray]:
+    """Rasters, traces and per-timestep logits of the probe batch (eval mode, T steps)."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), record(model) as rec:
+        out = model(x, T)
+    model.train(was_training)
+    arrays: dict[str, np.ndarray] = {
+        "images": images.numpy(), "labels": y.cpu().numpy(), "classes": np.array(ds.classes),
+        "logits": out.logits.float().cpu().numpy(), "step": np.array(step), "epoch": np.array(epoch),
+    }
+    if out.weak_logits is not None:
+        arrays["weak_logits"] = out.weak_logits.float().cpu().numpy()
+    gen = torch.Generator().manual_seed(0)  # the same neurons at every snapshot
+    for name in rec.layers:
+        s = rec.spikes[name].flatten(2)  # (T, P, ...) -> (T, P, N)
+        idx = torch.randperm(s.shape[2], generator=gen)[:max_neurons].sort().values
+        arrays[f"spikes:{name}"] = s[:, :, idx].numpy()
+        arrays[f"membrane:{name}"] = rec.membrane[name].flatten(2)[:, :, idx].numpy()
+        arrays[f"neurons:{name}"] = idx.numpy()
+        arrays[f"rate:{name}"] = np.array(rec.firing_rate[name])
+    return arrays
