@@ -18,7 +18,6 @@ SIGTERM, on which the CLI finishes the current step, saves last.pt and marks the
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import platform
 import re
@@ -32,10 +31,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .config import ConfigError, TSSDConfig, validate
-from .runs import RunFolder
+from .runs import RunFolder, run_folders
 
 LOCK_NAME = ".queue.lock"
-LOG_NAME = "log.txt"
 ACTIVE = ("queued", "running")
 _NAME_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # the whole name: used with fullmatch
 
@@ -45,24 +43,6 @@ def default_max_running() -> int:
     import torch
 
     return torch.cuda.device_count() or 1
-
-
-def read_status(run: RunFolder) -> dict[str, Any]:
-    """status.json exactly as written ({} when absent or unreadable); `RunFolder.status()` interprets it."""
-    try:
-        return json.loads(run.status_path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-
-
-def log_tail(run: RunFolder, lines: int = 1, sep: str = " / ") -> str:
-    """The last non-empty lines of RUN/log.txt, joined by `sep` ("" when there is none)."""
-    try:
-        text = (run.path / LOG_NAME).read_text(errors="replace")
-    except FileNotFoundError:
-        return ""
-    kept = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return sep.join(kept[-lines:])
 
 
 def _is_training_process(pid: int) -> bool:
@@ -111,16 +91,11 @@ class JobManager:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def _folders(self) -> list[RunFolder]:
-        if not self.root.is_dir():
-            return []
-        return [RunFolder(p) for p in self.root.iterdir() if p.is_dir() and (p / "config.json").exists()]
-
     def queue(self) -> list[RunFolder]:
         """Queued runs in the order they will start: oldest submission first."""
         queued = []
-        for run in self._folders():
-            st = read_status(run)
+        for run in run_folders(self.root):
+            st = run.read_status()
             # Only an explicit "queued": a folder without status.json may be a CLI run still loading data.
             if st.get("state") == "queued":
                 queued.append((st.get("time", 0.0), run.name, run))
@@ -129,7 +104,7 @@ class JobManager:
     def running(self) -> list[RunFolder]:
         """Runs training on this machine now (a run whose process died counts as failed, not running)."""
         out = []
-        for run in self._folders():
+        for run in run_folders(self.root):
             st = run.status()
             if st.get("state") == "running" and st.get("host", self.host) == self.host:
                 out.append(run)
@@ -229,7 +204,7 @@ class JobManager:
             env["CUDA_VISIBLE_DEVICES"] = str(gpu)
         cmd = [self.python, "-m", "tssd_viz", "train", "--config", str(run.config_path), "--run-dir", str(run.path),
                "--no-progress"]
-        with open(run.path / LOG_NAME, "ab") as log:
+        with open(run.log_path, "ab") as log:
             log.write(f"$ {' '.join(cmd)}\n".encode())
             log.flush()
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
@@ -265,7 +240,7 @@ class JobManager:
             cancelling = path in self._cancelling
             self._cancelling.discard(path)
             run = RunFolder(path)
-            if read_status(run).get("state") not in ACTIVE:
+            if run.read_status().get("state") not in ACTIVE:
                 continue  # the CLI wrote its own final status (done, failed or cancelled)
             # Killed by a SIGTERM before the CLI's handler was installed: a cancel, from this manager or
             # from another app process that shares the queue.
@@ -273,7 +248,7 @@ class JobManager:
                 run.set_status("cancelled", "cancelled before training started", pid=proc.pid, host=self.host,
                                exit_code=code)
             else:
-                last = log_tail(run) or "no output"
+                last = run.log_tail() or "no output"
                 run.set_status("failed", f"the training process exited with status {code}: {last}"[:500],
                                pid=proc.pid, host=self.host, exit_code=code)
 

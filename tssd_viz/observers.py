@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .events import FitInfo, FitResult
-from .runs import RunFolder
+from .runs import RunFolder, final_accuracy
 
 
 class Observer:
@@ -59,7 +59,7 @@ class History(Observer):
         return sorted(self.steps + self.epochs + self.evals, key=lambda r: (r["step"], r["kind"] != "step"))
 
     def final_eval(self) -> dict[int, float]:
-        return {r["t"]: r["acc"] for r in self.evals if r.get("split") == "test"}
+        return final_accuracy(self.evals)
 
 
 class RunWriter(Observer):

@@ -6,6 +6,11 @@
                   probes/          epoch-NNNN.npz snapshots: rasters, traces, per-timestep logits
                   checkpoints/     last.pt, best.pt (written atomically)
                   env.json         versions, device, seed
+                  log.txt          the training process's output, when the job manager started it
+
+This module is the only code that knows these names and formats: the trainer, the job manager, the
+app, the figures and the lessons read and write run folders through `RunFolder`, metrics records
+through `MetricsTail` and `final_accuracy`.
 
 Every file that a reader may see half-written is written to a temporary file and renamed; lines of
 metrics.jsonl are appended whole and flushed, so a reader never parses a torn line it keeps.
@@ -19,6 +24,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +64,61 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _mtime_ns(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
+# -- metrics records
+def final_accuracy(records: Iterable[Mapping[str, Any]], split: str = "test") -> dict[int, float]:
+    """Window n -> accuracy from the eval records of `split`; a later evaluation of a window replaces an earlier one."""
+    table = {}
+    for r in records:
+        if r.get("kind") == "eval" and r.get("split") == split and r.get("t") is not None and r.get("acc") is not None:
+            table[int(r["t"])] = r["acc"]
+    return table
+
+
+class MetricsTail:
+    """The records of one metrics.jsonl, kept up to date by parsing only what was appended since.
+
+    A line still being written has no newline yet: it is left for the next `refresh()`, so `records`
+    never holds a torn line. A file replaced by `truncate_metrics` (a resume) is noticed by its inode
+    or a shrunken size and read afresh.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.records: list[dict[str, Any]] = []
+        self.offset = 0  # bytes consumed: always just after a newline
+        self.inode: int | None = None
+
+    def refresh(self) -> bool:
+        """Read new complete lines; True when records were added (or the file was replaced)."""
+        try:
+            st_ = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        replaced = st_.st_ino != self.inode or st_.st_size < self.offset
+        if replaced:
+            self.records, self.offset, self.inode = [], 0, st_.st_ino
+        if st_.st_size == self.offset:
+            return replaced
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read(st_.st_size - self.offset)
+        end = data.rfind(b"\n") + 1  # a line being written has no newline yet: leave it for next time
+        for line in data[:end].splitlines():
+            try:
+                self.records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        self.offset += end
+        return end > 0 or replaced
+
+
 class RunFolder:
     """A run folder on disk. Cheap to construct; every accessor reads the files afresh."""
 
@@ -69,8 +130,13 @@ class RunFolder:
     status_path = property(lambda self: self.path / "status.json")
     metrics_path = property(lambda self: self.path / "metrics.jsonl")
     env_path = property(lambda self: self.path / "env.json")
+    log_path = property(lambda self: self.path / "log.txt")
     probes_dir = property(lambda self: self.path / "probes")
     checkpoints_dir = property(lambda self: self.path / "checkpoints")
+
+    def checkpoint_path(self, which: str = "last") -> Path:
+        """checkpoints/last.pt (written after every epoch) or checkpoints/best.pt (best test accuracy at T_s)."""
+        return self.checkpoints_dir / f"{which}.pt"
 
     @property
     def name(self) -> str:
@@ -145,6 +211,13 @@ class RunFolder:
             saved["train"].setdefault("bn_stats", "running")
         return TSSDConfig.from_dict(saved)
 
+    def read_status(self) -> dict[str, Any]:
+        """status.json exactly as written ({} when absent or unreadable); `status()` interprets it."""
+        try:
+            return json.loads(self.status_path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
     def status(self) -> dict[str, Any]:
         """status.json, with a run whose process died without saying so reported as failed."""
         try:
@@ -161,26 +234,28 @@ class RunFolder:
                                    "its last checkpoint is kept: resume with --resume"}
         return st
 
+    def tail(self) -> MetricsTail:
+        """An incremental reader of metrics.jsonl: call `refresh()`, then read `records`."""
+        return MetricsTail(self.metrics_path)
+
     def metrics(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Records of metrics.jsonl (optionally of one kind); a torn last line is skipped."""
-        if not self.metrics_path.exists():
-            return []
-        out = []
-        with open(self.metrics_path, encoding="utf-8") as f:
-            for line in f:
-                if not line.endswith("\n"):
-                    break  # being written right now
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if kind is None or rec.get("kind") == kind:
-                    out.append(rec)
-        return out
+        tail = self.tail()
+        tail.refresh()
+        return [r for r in tail.records if kind is None or r.get("kind") == kind]
 
     def final_eval(self, split: str = "test") -> dict[int, float]:
         """Window -> accuracy from the last eval records of `split`."""
-        return {r["t"]: r["acc"] for r in self.metrics("eval") if r.get("split") == split}
+        return final_accuracy(self.metrics("eval"), split)
+
+    def log_tail(self, lines: int = 1, sep: str = " / ") -> str:
+        """The last non-empty lines of log.txt, joined by `sep` ("" when there is none)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        kept = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        return sep.join(kept[-lines:])
 
     def probes(self) -> list[Path]:
         return sorted(self.probes_dir.glob("*.npz")) if self.probes_dir.exists() else []
@@ -196,6 +271,16 @@ class RunFolder:
             return {k: z[k] for k in z.files}
 
 
+def run_folders(root: str | os.PathLike) -> list[RunFolder]:
+    """Every run folder directly under `root` (a folder with a config.json), newest first: by when its
+    config was written, then by name."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    runs = [RunFolder(p) for p in root.iterdir() if p.is_dir() and (p / "config.json").exists()]
+    return sorted(runs, key=lambda run: (_mtime_ns(run.config_path), run.name), reverse=True)
+
+
 @dataclass(frozen=True)
 class RunSummary:
     path: Path
@@ -209,21 +294,15 @@ class RunSummary:
 
 
 def list_runs(root: str | os.PathLike) -> list[RunSummary]:
-    """Every run folder directly under `root`, newest first."""
-    root = Path(root)
-    if not root.exists():
-        return []
+    """Every run folder directly under `root` whose config this version reads, newest first."""
     out = []
-    for p in sorted(root.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
-        run = RunFolder(p)
-        if not run.exists():
-            continue
+    for run in run_folders(root):
         try:
             cfg = run.config()
         except Exception:
             continue
         st = run.status()
         acc = run.final_eval().get(cfg.distill.t_student)
-        out.append(RunSummary(p, p.name, st.get("state", "?"), st.get("message", ""), cfg.distill.mode,
+        out.append(RunSummary(run.path, run.name, st.get("state", "?"), st.get("message", ""), cfg.distill.mode,
                               cfg.data.dataset, cfg.distill.t_student, acc))
     return out

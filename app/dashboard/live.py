@@ -17,7 +17,8 @@ import streamlit as st
 from tssd_viz import RunFolder, figures
 from tssd_viz.figures import style
 from tssd_viz.figures.dashboard import busiest_neurons, firing_rate_history_figure, probe_batch_figure
-from tssd_viz.jobs import ACTIVE, log_tail
+from tssd_viz.jobs import ACTIVE
+from tssd_viz.runs import final_accuracy
 
 from . import reading, state
 
@@ -89,7 +90,7 @@ def run_panel(name: str, was_active: bool) -> None:
             st.caption(f"{live} · updated at step {last['step']} · {n_steps} step records · checked {when}")
     if status.get("state") == "failed":
         st.error(status.get("message") or "failed", icon=":material/error:")
-        tail = log_tail(run, 25, sep="\n")
+        tail = run.log_tail(25, sep="\n")
         if tail:
             with st.expander("The end of its log.txt"):
                 st.code(tail, language=None)
@@ -97,7 +98,7 @@ def run_panel(name: str, was_active: bool) -> None:
         st.warning("Its config.json cannot be read by this version of tssd-viz.")
         return
     _tiles(recs)
-    final = reading.final_accuracy(recs)
+    final = final_accuracy(recs)
     if final:  # the headline once training is over
         _final_section(name, recs, final, cfg)
     if recs:
@@ -128,7 +129,7 @@ def _header(run: RunFolder, status: dict, active: bool) -> None:
 def _tiles(recs: list[dict]) -> None:
     last = reading.last_of(recs, "step") or {}
     epoch = next((r for r in reversed(recs) if r.get("kind") == "epoch" and r.get("test_acc") is not None), None)
-    final = reading.final_accuracy(recs)
+    final = final_accuracy(recs)
     tiles = [("student accuracy", percent(last.get("acc_student")), "training batch, window T_s"),
              ("teacher accuracy", percent(last.get("acc_teacher")), "training batch, window T_t"),
              ("weak head accuracy", percent(last.get("acc_weak")), "training batch"),

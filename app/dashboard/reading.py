@@ -1,15 +1,13 @@
 """Reading run folders cheaply, about once a second, for every open browser session.
 
-- metrics.jsonl is read incrementally: a `MetricsTail` remembers its byte offset and parses only the
-  lines appended since (a file replaced by `--resume` is noticed by its inode and read afresh).
+What the files mean is `tssd_viz.runs`'s business; this module only decides how often to read them:
+- metrics.jsonl through one `MetricsTail` per run and session, which parses only the lines appended since.
 - config.json and probe snapshots are cached by (path, modification time).
 - the runs table reads each status.json; final accuracies only once a run has finished.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,39 +19,7 @@ import streamlit as st
 
 from tssd_viz import RunFolder, TSSDConfig
 from tssd_viz.jobs import ACTIVE
-
-
-class MetricsTail:
-    """The records of one metrics.jsonl, kept up to date by parsing only what was appended."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.records: list[dict[str, Any]] = []
-        self.offset = 0  # bytes consumed: always just after a newline
-        self.inode: int | None = None
-
-    def refresh(self) -> bool:
-        """Read new complete lines; True when records were added (or the file was replaced)."""
-        try:
-            st_ = os.stat(self.path)
-        except FileNotFoundError:
-            return False
-        replaced = st_.st_ino != self.inode or st_.st_size < self.offset
-        if replaced:
-            self.records, self.offset, self.inode = [], 0, st_.st_ino
-        if st_.st_size == self.offset:
-            return replaced
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            data = f.read(st_.st_size - self.offset)
-        end = data.rfind(b"\n") + 1  # a line being written has no newline yet: leave it for next time
-        for line in data[:end].splitlines():
-            try:
-                self.records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        self.offset += end
-        return end > 0 or replaced
+from tssd_viz.runs import run_folders
 
 
 def records(run: RunFolder) -> list[dict[str, Any]]:
@@ -61,18 +27,13 @@ def records(run: RunFolder) -> list[dict[str, Any]]:
     tails = st.session_state.setdefault("_tails", {})
     tail = tails.get(run.metrics_path)
     if tail is None:
-        tail = tails[run.metrics_path] = MetricsTail(run.metrics_path)
+        tail = tails[run.metrics_path] = run.tail()
     tail.refresh()
     return tail.records
 
 
 def last_of(recs: list[dict[str, Any]], kind: str) -> dict[str, Any] | None:
     return next((r for r in reversed(recs) if r.get("kind") == kind), None)
-
-
-def final_accuracy(recs: list[dict[str, Any]]) -> dict[int, float]:
-    """Window n -> test accuracy from the eval records (the last evaluation of each window)."""
-    return {int(r["t"]): r["acc"] for r in recs if r.get("kind") == "eval" and r.get("split") == "test"}
 
 
 def thin(recs: list[dict[str, Any]], max_steps: int = 1500) -> list[dict[str, Any]]:
@@ -99,13 +60,13 @@ def _mtime(path: Path) -> int:
 @lru_cache(maxsize=2048)
 def _config(path: str, mtime_ns: int) -> TSSDConfig | None:
     try:
-        return TSSDConfig.from_dict(json.loads(Path(path).read_text()))
+        return RunFolder(path).config()
     except Exception:  # a folder that is not a run of this version: listed as unreadable, never fatal
         return None
 
 
 def config(run: RunFolder) -> TSSDConfig | None:
-    return _config(str(run.config_path), _mtime(run.config_path))
+    return _config(str(run.path), _mtime(run.config_path))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -134,6 +95,10 @@ class RunRow:
     status: dict[str, Any]
 
     @property
+    def run(self) -> RunFolder:
+        return RunFolder(self.path)
+
+    @property
     def active(self) -> bool:
         return self.state in ACTIVE
 
@@ -146,16 +111,10 @@ class RunRow:
 
 def run_rows(root: Path) -> list[RunRow]:
     """Every run folder under `root`, newest first (by the time its config was written)."""
-    if not root.exists():
-        return []
     rows = []
-    for p in root.iterdir():
-        run = RunFolder(p)
-        if not p.is_dir() or not run.config_path.exists():
-            continue
+    for run in run_folders(root):
         status = run.status()
-        rows.append(RunRow(p.name, p, status.get("state", "?"), status.get("message", ""), config(run), status))
-    rows.sort(key=lambda r: (_mtime(r.path / "config.json"), r.name), reverse=True)
+        rows.append(RunRow(run.name, run.path, status.get("state", "?"), status.get("message", ""), config(run), status))
     return rows
 
 
@@ -217,12 +176,11 @@ def _ordinal(n: int) -> str:
 
 @lru_cache(maxsize=1024)
 def _final(path: str, mtime_ns: int) -> dict[int, float]:
-    return RunFolder(Path(path).parent).final_eval()
+    return RunFolder(path).final_eval()
 
 
 def final_of(row: RunRow) -> dict[int, float]:
     """Test accuracy by window of a finished run (read once per change of its metrics.jsonl)."""
     if row.active:
         return {}
-    path = row.path / "metrics.jsonl"
-    return _final(str(path), _mtime(path))
+    return _final(str(row.path), _mtime(row.run.metrics_path))

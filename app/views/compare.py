@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tssd_viz import RunFolder, figures
+from tssd_viz import figures
 from tssd_viz.figures.dashboard import firing_rate_history_figure
+from tssd_viz.runs import final_accuracy
 from dashboard import live, reading, state
 
 
@@ -23,7 +24,7 @@ def accuracy_table(rows: list[reading.RunRow], recs: dict[str, list[dict]]) -> l
     width = max(r.cfg.distill.t_teacher for r in rows)
     table = []
     for r in rows:
-        final = reading.final_accuracy(recs[r.name])
+        final = final_accuracy(recs[r.name])
         t_s = r.cfg.distill.t_student
         table.append({"run": r.name, "mode": r.cfg.distill.mode, "state": r.state, "T_s": t_s,
                       "at T_s": final.get(t_s), **{f"n = {n}": final.get(n) for n in range(1, width + 1)}})
@@ -34,7 +35,7 @@ def comparison(names: list[str]) -> None:
     """The charts and tables; a fragment that refreshes while any of the runs still trains."""
     by_name = {r.name: r for r in reading.run_rows(state.runs_root())}
     rows = [by_name[n] for n in names if n in by_name and by_name[n].cfg is not None]
-    recs = {r.name: reading.records(RunFolder(r.path)) for r in rows}
+    recs = {r.name: reading.records(r.run) for r in rows}
     shown = {name: reading.thin(rs, 800) for name, rs in recs.items()}
     version = tuple((n, len(rs)) for n, rs in recs.items())
     t_students = {r.cfg.distill.t_student for r in rows}

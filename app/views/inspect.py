@@ -20,7 +20,7 @@ def pick_run() -> RunFolder | None:
         if not text.strip():
             return None
         return RunFolder(Path(text.strip()).expanduser())
-    rows = [r for r in reading.run_rows(state.runs_root()) if (r.path / "checkpoints").is_dir()]
+    rows = [r for r in reading.run_rows(state.runs_root()) if r.run.checkpoints_dir.is_dir()]
     if not rows:
         st.info("No run with a checkpoint yet: train one, or open any run folder by its path.")
         return None
@@ -47,7 +47,7 @@ def show(run: RunFolder) -> None:
     status = run.status()
     final = run.final_eval()
     cfg = reading.config(run)
-    ckpts = [w for w in ("best", "last") if (run.checkpoints_dir / f"{w}.pt").exists()]
+    ckpts = [w for w in ("best", "last") if run.checkpoint_path(w).exists()]
     text, color, icon = reading.STATE_BADGES.get(status.get("state"), ("unknown", "gray", ":material/help:"))
     st.badge(text, color=color, icon=icon)
     if cfg is not None:
@@ -60,7 +60,7 @@ def show(run: RunFolder) -> None:
         return
     which = st.radio("Weights", ckpts, key="inspect_ckpt", horizontal=True,
                      format_func={"best": "best (highest test accuracy at T_s)", "last": "last"}.get)
-    path = run.checkpoints_dir / f"{which}.pt"
+    path = run.checkpoint_path(which)
     try:
         loaded = inference.load_model(str(path), path.stat().st_mtime_ns)
         ds = inference.load_data(loaded.cfg.data)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tssd_viz import ConfigError, RunFolder, TSSDConfig
+from tssd_viz import ConfigError, TSSDConfig
 from dashboard import config_form, live, reading, state
 
 
@@ -47,7 +47,7 @@ def runs_panel() -> None:
     mine = set(state.my_runs())
     # The watched run has its own progress bar and Cancel below, refreshed more often: one of each.
     for row in [r for r in rows if r.active and r.name != st.session_state.get("run")]:
-        recs = reading.records(RunFolder(row.path))
+        recs = reading.records(row.run)
         prog = reading.progress(row.status, recs, row.cfg)
         text, color, icon = reading.STATE_BADGES[row.state]
         c1, c2, c3, c4 = st.columns([3, 4, 1, 1], vertical_alignment="center")

@@ -13,6 +13,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..runs import final_accuracy
 from ._inputs import Records, as_runs, ema, series
 from .style import (LONG_LEGEND, ROLE_COLORS, finish, legend_below, percent_axis, run_color, run_dash,
                     timestep_ticks)
@@ -142,11 +143,7 @@ def window_heatmap_figure(records: Records, *, t_student: int | None = None, tit
 def _test_acc_by_window(records_or_table: Records | Mapping[Any, float]) -> dict[int, float]:
     if isinstance(records_or_table, Mapping):
         return {int(t): acc for t, acc in records_or_table.items() if acc is not None}
-    table = {}
-    for r in records_or_table:  # a later evaluation of the same window replaces an earlier one
-        if r.get("kind") == "eval" and r.get("split") == "test" and r.get("t") is not None and r.get("acc") is not None:
-            table[int(r["t"])] = r["acc"]
-    return table
+    return final_accuracy(records_or_table)
 
 
 def accuracy_vs_timesteps_figure(runs: Mapping[str, Records | Mapping[int, float]], *, t_student: int | None = None,
