@@ -1,13 +1,15 @@
-"""runs.py: the one reader and writer of run folders (metrics records, status, listing)."""
+"""runs.py: the one reader and writer of run folders (metrics records, status, probe snapshots, listing)."""
 
 import json
 import os
 import subprocess
 import sys
 
+import numpy as np
+import pytest
 
 from tssd_viz import History, RunFolder, preset
-from tssd_viz.runs import MetricsTail, final_accuracy, run_folders
+from tssd_viz.runs import MetricsTail, ProbeSnapshot, final_accuracy, read_probe, run_folders
 
 
 def evals(*rows, split="test"):
@@ -83,6 +85,77 @@ def test_metrics_skips_a_torn_last_line_and_filters_by_kind(tmp_path):
     run.metrics_path.write_text('{"kind":"step","step":1}\nnot json\n{"kind":"epoch","step":1}\n{"kind":"ev')
     assert run.metrics() == [{"kind": "step", "step": 1}, {"kind": "epoch", "step": 1}]
     assert run.metrics("epoch") == [{"kind": "epoch", "step": 1}]
+
+
+# -- probe snapshots
+def trainer_arrays(weak=True):
+    """What the trainer emits for a probe batch of P=3 images, T=4, K=10, two layers of N=5 and 2 neurons."""
+    rng = np.random.default_rng(0)
+    arrays = {"images": rng.integers(0, 255, (3, 1, 8, 8), dtype=np.uint8), "labels": np.array([3, 1, 4]),
+              "classes": np.array(tuple("0123456789")), "logits": rng.normal(size=(4, 3, 10)).astype(np.float32),
+              "step": np.array(44), "epoch": np.array(1)}
+    if weak:
+        arrays["weak_logits"] = rng.normal(size=(4, 3, 10)).astype(np.float32)
+    for name, n, rate in (("stem_lif", 5, 0.125), ("stages.0.lif", 2, 0.25)):
+        arrays[f"spikes:{name}"] = rng.integers(0, 2, (4, 3, n), dtype=np.uint8)
+        arrays[f"membrane:{name}"] = rng.normal(size=(4, 3, n)).astype(np.float32)
+        arrays[f"neurons:{name}"] = np.arange(n) * 3
+        arrays[f"rate:{name}"] = np.array(rate)
+    return arrays
+
+
+def test_probe_written_from_trainer_arrays_keeps_every_npz_key(tmp_path):
+    arrays = trainer_arrays()
+    path = RunFolder(tmp_path).write_probe("epoch-0001", arrays)
+    assert path == tmp_path / "probes" / "epoch-0001.npz"
+    with np.load(path, allow_pickle=False) as z:
+        assert z.files == list(arrays)  # the same keys, in the same order
+        for k, a in arrays.items():
+            assert z[k].dtype == a.dtype
+            np.testing.assert_array_equal(z[k], a)
+
+
+def test_probe_snapshot_round_trip(tmp_path):
+    run, arrays = RunFolder(tmp_path), trainer_arrays()
+    run.write_probe("epoch-0000", arrays)
+    run.write_probe("epoch-0001", arrays)
+    probe = run.load_probe()  # the latest
+    assert isinstance(probe, ProbeSnapshot)
+    assert probe.step == 44 and probe.epoch == 1 and probe.classes == tuple("0123456789")
+    assert probe.layers == ["stem_lif", "stages.0.lif"]  # forward order, as recorded
+    assert probe.rate == {"stem_lif": 0.125, "stages.0.lif": 0.25}
+    assert probe.spikes["stem_lif"].shape == (4, 3, 5) and probe.membrane["stages.0.lif"].shape == (4, 3, 2)
+    np.testing.assert_array_equal(probe.neurons["stem_lif"], [0, 3, 6, 9, 12])
+    np.testing.assert_array_equal(probe.labels, [3, 1, 4])
+    np.testing.assert_array_equal(probe.weak_logits, arrays["weak_logits"])
+    np.testing.assert_array_equal(probe["spikes:stem_lif"], arrays["spikes:stem_lif"])  # by its .npz key
+    # A snapshot written as such reads back the same
+    again = read_probe(run.write_probe("copy", probe))
+    for k, a in probe.to_arrays().items():
+        np.testing.assert_array_equal(again[k], a)
+
+
+def test_probe_without_weak_head_or_sampled_neurons(tmp_path):
+    arrays = {k: a for k, a in trainer_arrays(weak=False).items() if not k.startswith("neurons:")}
+    probe = read_probe(RunFolder(tmp_path).write_probe("p", arrays))
+    assert probe.weak_logits is None and probe.neurons == {} and probe.layers == ["stem_lif", "stages.0.lif"]
+
+
+def test_probe_keys_out_of_the_format_are_refused(tmp_path):
+    run = RunFolder(tmp_path)
+    with pytest.raises(ValueError, match="extra"):
+        run.write_probe("p", {**trainer_arrays(), "extra": np.zeros(2)})
+    with pytest.raises(ValueError, match="membrane:stem_lif"):
+        run.write_probe("p", {k: a for k, a in trainer_arrays().items() if k != "membrane:stem_lif"})
+    assert run.probes() == []
+    with pytest.raises(FileNotFoundError):
+        run.load_probe()
+
+
+def test_history_keeps_probe_snapshots():
+    hist = History()
+    hist.on_probe("epoch-0000", trainer_arrays())
+    assert hist.probes["epoch-0000"].layers == ["stem_lif", "stages.0.lif"]
 
 
 # -- status and the runs folder

@@ -2,7 +2,8 @@
 
 Events, in order: before_fit(info) · after_step(record)* · after_epoch(record) · after_eval(record)*
 · on_probe(name, arrays) · on_checkpoint(path) · after_fit(result) — or on_error(exc) when training
-raises. Records are read-only mappings in the metrics.jsonl format of SPEC §8.
+raises. Records are read-only mappings in the metrics.jsonl format of SPEC §8; a probe is a
+`ProbeSnapshot` or its arrays under their .npz keys (both defined in runs.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .events import FitInfo, FitResult
-from .runs import RunFolder, final_accuracy
+from .runs import ProbeSnapshot, RunFolder, final_accuracy
 
 
 class Observer:
@@ -26,7 +27,7 @@ class Observer:
     def after_step(self, record: Mapping[str, Any]) -> None: ...
     def after_epoch(self, record: Mapping[str, Any]) -> None: ...
     def after_eval(self, record: Mapping[str, Any]) -> None: ...
-    def on_probe(self, name: str, arrays: Mapping[str, np.ndarray]) -> None: ...
+    def on_probe(self, name: str, arrays: ProbeSnapshot | Mapping[str, np.ndarray]) -> None: ...
     def on_checkpoint(self, path: Path) -> None: ...
     def after_fit(self, result: FitResult) -> None: ...
     def on_error(self, exc: BaseException) -> None: ...
@@ -34,12 +35,12 @@ class Observer:
 
 @dataclass
 class History(Observer):
-    """Everything in memory, for notebooks: lists of records and the probe snapshots."""
+    """Everything in memory, for notebooks: lists of records and the probe snapshots by name."""
 
     steps: list[dict] = field(default_factory=list)
     epochs: list[dict] = field(default_factory=list)
     evals: list[dict] = field(default_factory=list)
-    probes: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    probes: dict[str, ProbeSnapshot] = field(default_factory=dict)
 
     def after_step(self, record):
         self.steps.append(dict(record))
@@ -51,7 +52,7 @@ class History(Observer):
         self.evals.append(dict(record))
 
     def on_probe(self, name, arrays):
-        self.probes[name] = dict(arrays)
+        self.probes[name] = ProbeSnapshot.of(arrays)
 
     @property
     def records(self) -> list[dict]:
@@ -79,7 +80,7 @@ class RunWriter(Observer):
     after_epoch = after_eval = after_step
 
     def on_probe(self, name, arrays):
-        self.run.write_probe(name, dict(arrays))
+        self.run.write_probe(name, arrays)
 
     def after_fit(self, result):
         acc = result.test_acc.get(result.cfg.distill.t_student)

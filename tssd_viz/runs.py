@@ -10,7 +10,7 @@
 
 This module is the only code that knows these names and formats: the trainer, the job manager, the
 app, the figures and the lessons read and write run folders through `RunFolder`, metrics records
-through `MetricsTail` and `final_accuracy`.
+through `MetricsTail` and `final_accuracy`, probe snapshots as `ProbeSnapshot`s.
 
 Every file that a reader may see half-written is written to a temporary file and renamed; lines of
 metrics.jsonl are appended whole and flushed, so a reader never parses a torn line it keeps.
@@ -119,6 +119,78 @@ class MetricsTail:
         return end > 0 or replaced
 
 
+# -- probe snapshots
+@dataclass(frozen=True, eq=False)
+class ProbeSnapshot:
+    """The fixed probe batch (P images, K classes) run in eval mode for T timesteps, at one point of training.
+
+    On disk an .npz with the keys "images", "labels", "classes", "logits", "step", "epoch", optionally
+    "weak_logits", and per recorded LIF layer "spikes:{layer}", "membrane:{layer}", "rate:{layer}" and
+    "neurons:{layer}". `probe["spikes:stem_lif"]` reads an array by that key.
+    """
+
+    images: np.ndarray  # (P, C, H, W) uint8
+    labels: np.ndarray  # (P,) int64
+    classes: tuple[str, ...]  # K class names
+    logits: np.ndarray  # (T, P, K) per-timestep logits of the final classifier
+    step: int  # training steps done when it was taken (0: before the first)
+    epoch: int
+    spikes: dict[str, np.ndarray]  # layer -> (T, P, N) uint8 of N sampled neurons, layers in forward order
+    membrane: dict[str, np.ndarray]  # layer -> (T, P, N) float32, V(t) after the reset
+    rate: dict[str, float]  # layer -> spikes per neuron per timestep, over the whole layer
+    neurons: dict[str, np.ndarray]  # layer -> (N,) the sampled neurons' indices in the flattened layer
+    weak_logits: np.ndarray | None = None  # (T, P, K) of the weak head, None without one
+
+    @property
+    def layers(self) -> list[str]:
+        """The recorded LIF layers, in forward order."""
+        return list(self.spikes)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays under their .npz keys."""
+        arrays = {"images": self.images, "labels": self.labels, "classes": np.array(self.classes),
+                  "logits": self.logits, "step": np.array(self.step), "epoch": np.array(self.epoch)}
+        if self.weak_logits is not None:
+            arrays["weak_logits"] = self.weak_logits
+        for layer in self.layers:
+            arrays[f"spikes:{layer}"] = self.spikes[layer]
+            arrays[f"membrane:{layer}"] = self.membrane[layer]
+            if layer in self.neurons:
+                arrays[f"neurons:{layer}"] = self.neurons[layer]
+            arrays[f"rate:{layer}"] = np.array(self.rate[layer])
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> ProbeSnapshot:
+        """From the .npz keys (keys this version does not know are ignored; "neurons:" may be missing)."""
+        try:
+            layers = [k.split(":", 1)[1] for k in arrays if k.startswith("spikes:")]
+            return cls(images=arrays["images"], labels=arrays["labels"],
+                       classes=tuple(str(c) for c in arrays["classes"]), logits=arrays["logits"],
+                       step=int(arrays["step"]), epoch=int(arrays["epoch"]),
+                       spikes={layer: arrays[f"spikes:{layer}"] for layer in layers},
+                       membrane={layer: arrays[f"membrane:{layer}"] for layer in layers},
+                       rate={layer: float(arrays[f"rate:{layer}"]) for layer in layers},
+                       neurons={layer: arrays[f"neurons:{layer}"] for layer in layers if f"neurons:{layer}" in arrays},
+                       weak_logits=arrays["weak_logits"] if "weak_logits" in arrays else None)
+        except KeyError as e:
+            raise ValueError(f"not a probe snapshot: no array {e.args[0]!r}") from None
+
+    @classmethod
+    def of(cls, probe: ProbeSnapshot | Mapping[str, np.ndarray]) -> ProbeSnapshot:
+        """`probe` itself, or the snapshot its arrays (by .npz key) describe."""
+        return probe if isinstance(probe, ProbeSnapshot) else cls.from_arrays(probe)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self.to_arrays()[key]
+
+
+def read_probe(path: str | os.PathLike) -> ProbeSnapshot:
+    """A probe snapshot file (.npz)."""
+    with np.load(path, allow_pickle=False) as z:
+        return ProbeSnapshot.from_arrays({k: z[k] for k in z.files})
+
+
 class RunFolder:
     """A run folder on disk. Cheap to construct; every accessor reads the files afresh."""
 
@@ -194,7 +266,12 @@ class RunFolder:
             "cuda": torch.cuda.get_device_name() if device.startswith("cuda") else None,
         })
 
-    def write_probe(self, name: str, arrays: dict[str, np.ndarray]) -> Path:
+    def write_probe(self, name: str, probe: ProbeSnapshot | Mapping[str, np.ndarray]) -> Path:
+        """probes/{name}.npz, from a snapshot or from its arrays by .npz key (as the trainer emits them)."""
+        arrays = ProbeSnapshot.of(probe).to_arrays()
+        unknown = set(probe) - set(arrays) if not isinstance(probe, ProbeSnapshot) else set()
+        if unknown:
+            raise ValueError(f"probe arrays {sorted(unknown)} have no place in a ProbeSnapshot")
         path = self.probes_dir / f"{name}.npz"
         self.probes_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.probes_dir, prefix=f".{name}.", suffix=".npz")
@@ -260,15 +337,14 @@ class RunFolder:
     def probes(self) -> list[Path]:
         return sorted(self.probes_dir.glob("*.npz")) if self.probes_dir.exists() else []
 
-    def load_probe(self, path: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
-        """A probe snapshot (default: the latest) as a dict of arrays."""
-        paths = self.probes()
+    def load_probe(self, path: str | os.PathLike | None = None) -> ProbeSnapshot:
+        """A probe snapshot (default: the latest)."""
         if path is None:
+            paths = self.probes()
             if not paths:
                 raise FileNotFoundError(f"{self.path} has no probe snapshots yet")
             path = paths[-1]
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        return read_probe(path)
 
 
 def run_folders(root: str | os.PathLike) -> list[RunFolder]:

@@ -189,27 +189,27 @@ def _probe_section(run: RunFolder, cfg) -> None:
                           format_func=snapshot_label)
     path = paths[-1] if choice == "latest" or choice not in stems else paths[stems.index(choice)]
     probe = reading.load_probe(path)
-    when = snapshot_label(f"epoch-{int(probe['epoch']):04d}")
-    labels, classes = probe["labels"], [str(c) for c in probe["classes"]]
+    when = snapshot_label(f"epoch-{probe.epoch:04d}")
+    labels, classes = probe.labels, list(probe.classes)
     P = len(labels)
     if st.session_state.get("probe_image", 0) >= P:
         st.session_state.probe_image = 0
     i = c2.selectbox("Image", list(range(P)), key="probe_image",
                      format_func=lambda k: f"#{k} · {classes[int(labels[k])]}")
-    layers = reading.probe_layers(probe)
+    layers = probe.layers
     if st.session_state.get("probe_layer") not in layers:
         st.session_state.probe_layer = layers[0]
     layer = c3.selectbox("Layer", layers, key="probe_layer")
     t_s, threshold = cfg.distill.t_student, cfg.model.threshold
     version = (str(path), i, layer)
     chart(figure("probe_batch", str(path), lambda: probe_batch_figure(
-        probe["images"], labels, classes, probe["logits"], t_student=t_s,
-        title=f"probe images {when} (step {int(probe['step'])}) · the student's guess at T_s = {t_s}")),
+        probe.images, labels, classes, probe.logits, t_student=t_s,
+        title=f"probe images {when} (step {probe.step}) · the student's guess at T_s = {t_s}")),
         "live_probe_batch")
     chart(figure("probe_logits", version, lambda: figures.timestep_logits_figure(
-        probe["logits"][:, i], classes, t_student=t_s, label=int(labels[i]),
+        probe.logits[:, i], classes, t_student=t_s, label=int(labels[i]),
         title=f"image #{i}: what each timestep says, and what each window decides")), "live_probe_logits")
-    spikes, membrane = probe[f"spikes:{layer}"][:, i], probe[f"membrane:{layer}"][:, i]  # (T, N) of image i
+    spikes, membrane = probe.spikes[layer][:, i], probe.membrane[layer][:, i]  # (T, N) of image i
     c1, c2 = st.columns(2)
     with c1:
         chart(figure("probe_raster", version, lambda: figures.raster_figure(
@@ -222,12 +222,11 @@ def _probe_section(run: RunFolder, cfg) -> None:
     c1, c2 = st.columns(2)
     with c1:
         chart(figure("probe_windows", str(path), lambda: figures.window_agreement_figure(
-            probe["logits"], t_student=t_s, title="the probe batch: each window vs the full window")),
+            probe.logits, t_student=t_s, title="the probe batch: each window vs the full window")),
             "live_probe_windows", True)
     with c2:
-        rates = {layer_: float(probe[f"rate:{layer_}"]) for layer_ in layers}
         fig = figure("probe_rates", str(path), lambda: figures.firing_rate_figure(
-            rates, title="firing rate per layer on the probe batch"))
+            probe.rate, title="firing rate per layer on the probe batch"))
         chart(fig.update_xaxes(tickangle=-20), "live_probe_rates")
 
 

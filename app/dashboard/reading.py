@@ -14,12 +14,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import streamlit as st
 
 from tssd_viz import RunFolder, TSSDConfig
 from tssd_viz.jobs import ACTIVE
-from tssd_viz.runs import run_folders
+from tssd_viz.runs import ProbeSnapshot, read_probe, run_folders
 
 
 def records(run: RunFolder) -> list[dict[str, Any]]:
@@ -70,18 +69,13 @@ def config(run: RunFolder) -> TSSDConfig | None:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _probe(path: str, mtime_ns: int) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+def _probe(path: str, mtime_ns: int) -> ProbeSnapshot:
+    return read_probe(path)
 
 
-def load_probe(path: Path) -> dict[str, np.ndarray]:
+def load_probe(path: Path) -> ProbeSnapshot:
+    """A probe snapshot file of `RunFolder.probes()`."""
     return _probe(str(path), _mtime(path))
-
-
-def probe_layers(probe: dict[str, np.ndarray]) -> list[str]:
-    """LIF layers recorded in a probe snapshot, in forward order."""
-    return [k.split(":", 1)[1] for k in probe if k.startswith("spikes:")]
 
 
 # -- the runs table

@@ -36,8 +36,7 @@ def neurons_of(run: RunFolder) -> dict:
     paths = run.probes()
     if not paths:
         return {}
-    probe = reading.load_probe(paths[-1])
-    return {layer: probe[f"neurons:{layer}"] for layer in reading.probe_layers(probe) if f"neurons:{layer}" in probe}
+    return reading.load_probe(paths[-1]).neurons
 
 
 def show(run: RunFolder) -> None:
@@ -111,8 +110,8 @@ def history(run: RunFolder, index: int, layer: str) -> None:
     if not paths:
         return
     first = reading.load_probe(paths[0])
-    if index >= len(first["labels"]) or f"spikes:{layer}" not in first:
-        st.caption(f"Test images 0–{len(first['labels']) - 1} are the probe batch: pick one of them to see how "
+    if index >= len(first.labels) or layer not in first.spikes:
+        st.caption(f"Test images 0–{len(first.labels) - 1} are the probe batch: pick one of them to see how "
                    "its spikes changed during training.")
         return
     st.markdown(f"##### During training: image #{index} in {layer}, at each snapshot")
@@ -120,7 +119,7 @@ def history(run: RunFolder, index: int, layer: str) -> None:
     stem = st.select_slider("Snapshot", stems, value=stems[-1], key="inspect_snapshot",
                             format_func=live.snapshot_label)
     probe = reading.load_probe(paths[stems.index(stem)])
-    live.chart(figures.raster_figure(probe[f"spikes:{layer}"][:, index],
+    live.chart(figures.raster_figure(probe.spikes[layer][:, index],
                                      title=f"spike raster {live.snapshot_label(stem)}"), "inspect_history")
 
 
