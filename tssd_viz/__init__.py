@@ -17,7 +17,8 @@ from .neurons import LIF, LIFParams, lif_multistep, lif_step, rect_surrogate_gra
 from .observers import ConsoleProgress, History, Observer, RunWriter
 from .ops import LayerOps, energy_uj, synaptic_operations
 from .record import Recording, lif_layers, record
-from .runs import RunFolder, list_runs
+from .probes import ProbeSnapshot, read_probe, snapshot
+from .runs import RunFolder, final_accuracy, list_runs, run_folders
 from .events import FitInfo, FitResult
 from .train import TrainingDiverged, evaluate, fit
 
@@ -29,6 +30,6 @@ __all__ = [
     "ModelConfig", "ModelOutput", "Observer", "Recording", "RunFolder", "RunWriter", "SpikingNet",
     "TSSDConfig", "TrainConfig", "TrainingDiverged", "Windows", "accuracy_by_window", "agreement", "build_model",
     "count_parameters", "evaluate", "fit", "kd_kl", "lif_layers", "lif_multistep", "lif_step",
-    "list_runs", "load_checkpoint", "load_dataset", "offline_default", "preset", "record",
+    "list_runs", "ProbeSnapshot", "read_probe", "snapshot", "final_accuracy", "run_folders", "load_checkpoint", "load_dataset", "offline_default", "preset", "record",
     "rect_surrogate_grad", "tssd_loss", "validate", "windows",
 ]

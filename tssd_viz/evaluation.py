@@ -6,13 +6,10 @@ from __future__ import annotations
 
 from typing import Iterable
 
-import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from .data import Dataset
 from .models import SpikingNet
-from .record import record
 
 
 @torch.no_grad()
@@ -63,28 +60,3 @@ def recompute_bn_stats(model: SpikingNet, batches: Iterable, T: int, device: tor
             m.momentum = momentum
         model.train(was_training)
     return used
-
-
-def probe_arrays(model: SpikingNet, x: Tensor, y: Tensor, images: Tensor, ds: Dataset, T: int,
-                  max_neurons: int, step: int, epoch: int) -> dict[str, np.ndarray]:
-    """Rasters, traces and per-timestep logits of the probe batch (eval mode, T steps)."""
-    was_training = model.training
-    model.eval()
-    with torch.no_grad(), record(model) as rec:
-        out = model(x, T)
-    model.train(was_training)
-    arrays: dict[str, np.ndarray] = {
-        "images": images.numpy(), "labels": y.cpu().numpy(), "classes": np.array(ds.classes),
-        "logits": out.logits.float().cpu().numpy(), "step": np.array(step), "epoch": np.array(epoch),
-    }
-    if out.weak_logits is not None:
-        arrays["weak_logits"] = out.weak_logits.float().cpu().numpy()
-    gen = torch.Generator().manual_seed(0)  # the same neurons at every snapshot
-    for name in rec.layers:
-        s = rec.spikes[name].flatten(2)  # (T, P, ...) -> (T, P, N)
-        idx = torch.randperm(s.shape[2], generator=gen)[:max_neurons].sort().values
-        arrays[f"spikes:{name}"] = s[:, :, idx].numpy()
-        arrays[f"membrane:{name}"] = rec.membrane[name].flatten(2)[:, :, idx].numpy()
-        arrays[f"neurons:{name}"] = idx.numpy()
-        arrays[f"rate:{name}"] = np.array(rec.firing_rate[name])
-    return arrays

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .config import ConfigError, TSSDConfig
+from .probes import ProbeSnapshot, read_probe
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 
@@ -117,78 +118,6 @@ class MetricsTail:
                 continue
         self.offset += end
         return end > 0 or replaced
-
-
-# -- probe snapshots
-@dataclass(frozen=True, eq=False)
-class ProbeSnapshot:
-    """The fixed probe batch (P images, K classes) run in eval mode for T timesteps, at one point of training.
-
-    On disk an .npz with the keys "images", "labels", "classes", "logits", "step", "epoch", optionally
-    "weak_logits", and per recorded LIF layer "spikes:{layer}", "membrane:{layer}", "rate:{layer}" and
-    "neurons:{layer}". `probe["spikes:stem_lif"]` reads an array by that key.
-    """
-
-    images: np.ndarray  # (P, C, H, W) uint8
-    labels: np.ndarray  # (P,) int64
-    classes: tuple[str, ...]  # K class names
-    logits: np.ndarray  # (T, P, K) per-timestep logits of the final classifier
-    step: int  # training steps done when it was taken (0: before the first)
-    epoch: int
-    spikes: dict[str, np.ndarray]  # layer -> (T, P, N) uint8 of N sampled neurons, layers in forward order
-    membrane: dict[str, np.ndarray]  # layer -> (T, P, N) float32, V(t) after the reset
-    rate: dict[str, float]  # layer -> spikes per neuron per timestep, over the whole layer
-    neurons: dict[str, np.ndarray]  # layer -> (N,) the sampled neurons' indices in the flattened layer
-    weak_logits: np.ndarray | None = None  # (T, P, K) of the weak head, None without one
-
-    @property
-    def layers(self) -> list[str]:
-        """The recorded LIF layers, in forward order."""
-        return list(self.spikes)
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """The arrays under their .npz keys."""
-        arrays = {"images": self.images, "labels": self.labels, "classes": np.array(self.classes),
-                  "logits": self.logits, "step": np.array(self.step), "epoch": np.array(self.epoch)}
-        if self.weak_logits is not None:
-            arrays["weak_logits"] = self.weak_logits
-        for layer in self.layers:
-            arrays[f"spikes:{layer}"] = self.spikes[layer]
-            arrays[f"membrane:{layer}"] = self.membrane[layer]
-            if layer in self.neurons:
-                arrays[f"neurons:{layer}"] = self.neurons[layer]
-            arrays[f"rate:{layer}"] = np.array(self.rate[layer])
-        return arrays
-
-    @classmethod
-    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> ProbeSnapshot:
-        """From the .npz keys (keys this version does not know are ignored; "neurons:" may be missing)."""
-        try:
-            layers = [k.split(":", 1)[1] for k in arrays if k.startswith("spikes:")]
-            return cls(images=arrays["images"], labels=arrays["labels"],
-                       classes=tuple(str(c) for c in arrays["classes"]), logits=arrays["logits"],
-                       step=int(arrays["step"]), epoch=int(arrays["epoch"]),
-                       spikes={layer: arrays[f"spikes:{layer}"] for layer in layers},
-                       membrane={layer: arrays[f"membrane:{layer}"] for layer in layers},
-                       rate={layer: float(arrays[f"rate:{layer}"]) for layer in layers},
-                       neurons={layer: arrays[f"neurons:{layer}"] for layer in layers if f"neurons:{layer}" in arrays},
-                       weak_logits=arrays["weak_logits"] if "weak_logits" in arrays else None)
-        except KeyError as e:
-            raise ValueError(f"not a probe snapshot: no array {e.args[0]!r}") from None
-
-    @classmethod
-    def of(cls, probe: ProbeSnapshot | Mapping[str, np.ndarray]) -> ProbeSnapshot:
-        """`probe` itself, or the snapshot its arrays (by .npz key) describe."""
-        return probe if isinstance(probe, ProbeSnapshot) else cls.from_arrays(probe)
-
-    def __getitem__(self, key: str) -> np.ndarray:
-        return self.to_arrays()[key]
-
-
-def read_probe(path: str | os.PathLike) -> ProbeSnapshot:
-    """A probe snapshot file (.npz)."""
-    with np.load(path, allow_pickle=False) as z:
-        return ProbeSnapshot.from_arrays({k: z[k] for k in z.files})
 
 
 class RunFolder:

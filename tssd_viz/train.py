@@ -20,10 +20,11 @@ import torch
 from .checkpoints import FORMAT_TRAIN, load_checkpoint, save_checkpoint
 from .config import ConfigError, TSSDConfig, validate
 from .data import Dataset, Loader, load_dataset
-from .evaluation import evaluate, probe_arrays, recompute_bn_stats
+from .evaluation import evaluate, recompute_bn_stats
 from .events import FitInfo, FitResult
 from .models import build_model, count_parameters
 from .observers import Observer, RunWriter
+from .probes import snapshot
 from .record import lif_layers
 from .runs import RunFolder
 from .speed import compile_neurons, tune_allocator
@@ -232,9 +233,9 @@ class Training:
 
     def probe(self, epoch: int) -> None:
         self.fresh_bn_stats()
-        arrays = probe_arrays(self.model, self.probe_x, self.probe_y, self.probe_images, self.ds,
-                              self.cfg.distill.t_teacher, 256, self.at.step, epoch)
-        self._emit("on_probe", f"epoch-{epoch:04d}", MappingProxyType(arrays))
+        snap = snapshot(self.model, self.probe_x, self.cfg.distill.t_teacher, labels=self.probe_y,
+                        images=self.probe_images, classes=self.ds.classes, step=self.at.step, epoch=epoch)
+        self._emit("on_probe", f"epoch-{epoch:04d}", snap)
 
     def save_epoch(self, epoch: int, test_acc: dict[int, float] | None, is_last: bool) -> None:
         """After an epoch: best.pt when the test accuracy at T_s improved, a probe snapshot, last.pt."""

@@ -1,0 +1,126 @@
+"""Probe snapshots: what a network does on a fixed batch, recorded and sampled, one typed value.
+
+`snapshot()` runs the network in eval mode on a batch and keeps, per LIF layer, the spikes and
+membrane potentials of a fixed random sample of neurons (the same ones at every snapshot, so a
+raster can be compared across training), the layer's firing rate and the per-timestep logits. The
+trainer takes one after every epoch, the dashboard of any checkpoint, the lessons of their own nets.
+`ProbeSnapshot` is also the probe file format of a run folder (probes/epoch-NNNN.npz).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .record import record
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value
+class ProbeSnapshot:
+    """The fixed probe batch (P images, K classes) run in eval mode for T timesteps, at one point of training.
+
+    On disk an .npz with the keys "images", "labels", "classes", "logits", "step", "epoch", optionally
+    "weak_logits", and per recorded LIF layer "spikes:{layer}", "membrane:{layer}", "rate:{layer}" and
+    "neurons:{layer}". `probe["spikes:stem_lif"]` reads an array by that key.
+    """
+
+    images: np.ndarray  # (P, C, H, W) uint8
+    labels: np.ndarray  # (P,) int64
+    classes: tuple[str, ...]  # K class names
+    logits: np.ndarray  # (T, P, K) per-timestep logits of the final classifier
+    step: int  # training steps done when it was taken (0: before the first)
+    epoch: int
+    spikes: dict[str, np.ndarray]  # layer -> (T, P, N) uint8 of N sampled neurons, layers in forward order
+    membrane: dict[str, np.ndarray]  # layer -> (T, P, N) float32, V(t) after the reset
+    rate: dict[str, float]  # layer -> spikes per neuron per timestep, over the whole layer
+    neurons: dict[str, np.ndarray]  # layer -> (N,) the sampled neurons' indices in the flattened layer
+    weak_logits: np.ndarray | None = None  # (T, P, K) of the weak head, None without one
+
+    @property
+    def layers(self) -> list[str]:
+        """The recorded LIF layers, in forward order."""
+        return list(self.spikes)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays under their .npz keys."""
+        arrays = {"images": self.images, "labels": self.labels, "classes": np.array(self.classes),
+                  "logits": self.logits, "step": np.array(self.step), "epoch": np.array(self.epoch)}
+        if self.weak_logits is not None:
+            arrays["weak_logits"] = self.weak_logits
+        for layer in self.layers:
+            arrays[f"spikes:{layer}"] = self.spikes[layer]
+            arrays[f"membrane:{layer}"] = self.membrane[layer]
+            if layer in self.neurons:
+                arrays[f"neurons:{layer}"] = self.neurons[layer]
+            arrays[f"rate:{layer}"] = np.array(self.rate[layer])
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> ProbeSnapshot:
+        """From the .npz keys (keys this version does not know are ignored; "neurons:" may be missing)."""
+        try:
+            layers = [k.split(":", 1)[1] for k in arrays if k.startswith("spikes:")]
+            return cls(images=arrays["images"], labels=arrays["labels"],
+                       classes=tuple(str(c) for c in arrays["classes"]), logits=arrays["logits"],
+                       step=int(arrays["step"]), epoch=int(arrays["epoch"]),
+                       spikes={layer: arrays[f"spikes:{layer}"] for layer in layers},
+                       membrane={layer: arrays[f"membrane:{layer}"] for layer in layers},
+                       rate={layer: float(arrays[f"rate:{layer}"]) for layer in layers},
+                       neurons={layer: arrays[f"neurons:{layer}"] for layer in layers if f"neurons:{layer}" in arrays},
+                       weak_logits=arrays["weak_logits"] if "weak_logits" in arrays else None)
+        except KeyError as e:
+            raise ValueError(f"not a probe snapshot: no array {e.args[0]!r}") from None
+
+    @classmethod
+    def of(cls, probe: ProbeSnapshot | Mapping[str, np.ndarray]) -> ProbeSnapshot:
+        """`probe` itself, or the snapshot its arrays (by .npz key) describe."""
+        return probe if isinstance(probe, ProbeSnapshot) else cls.from_arrays(probe)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self.to_arrays()[key]
+
+
+def read_probe(path: str | os.PathLike) -> ProbeSnapshot:
+    """A probe snapshot file (.npz)."""
+    with np.load(path, allow_pickle=False) as z:
+        return ProbeSnapshot.from_arrays({k: z[k] for k in z.files})
+
+
+@torch.no_grad()
+def snapshot(model: torch.nn.Module, x: Tensor, T: int, *, labels: Tensor | np.ndarray | None = None,
+             images: Tensor | np.ndarray | None = None, classes: Sequence[str] = (), max_neurons: int = 256,
+             layers: Sequence[str] | None = None, step: int = 0, epoch: int = 0) -> ProbeSnapshot:
+    """Run `model` on the batch `x` for T timesteps in eval mode and record it.
+
+    x: (P, C, H, W) normalised images or (T, P, C, H, W) frames; `images` are what a figure shows
+    (default: x). Per LIF layer (all, or `layers`), `max_neurons` neurons are sampled with a fixed
+    generator, so every snapshot of a network shows the same neurons. The model's train/eval mode is
+    restored afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with record(model, layers=layers) as rec:
+            out = model(x, T)
+    finally:
+        model.train(was_training)
+    gen = torch.Generator().manual_seed(0)  # the same neurons at every snapshot
+    spikes, membrane, neurons = {}, {}, {}
+    for name in rec.layers:
+        s = rec.spikes[name].flatten(2)  # (T, P, ...) -> (T, P, N)
+        idx = torch.randperm(s.shape[2], generator=gen)[:max_neurons].sort().values
+        spikes[name] = s[:, :, idx].numpy()
+        membrane[name] = rec.membrane[name].flatten(2)[:, :, idx].numpy()
+        neurons[name] = idx.numpy()
+    shown = x if images is None else images
+    return ProbeSnapshot(
+        images=shown.cpu().numpy() if isinstance(shown, Tensor) else np.asarray(shown),
+        labels=(labels.cpu().numpy() if isinstance(labels, Tensor) else np.asarray(labels if labels is not None else [])),
+        classes=tuple(str(c) for c in classes), logits=out.logits.float().cpu().numpy(), step=step, epoch=epoch,
+        spikes=spikes, membrane=membrane, rate=dict(rec.firing_rate), neurons=neurons,
+        weak_logits=None if out.weak_logits is None else out.weak_logits.float().cpu().numpy())
