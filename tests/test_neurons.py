@@ -2,29 +2,18 @@
 snntorch's Leaky as an independent implementation (where it is the same neuron, and where not)."""
 
 import pytest
-import snntorch as snn
 import torch
-from snntorch import surrogate
 
-from tssd_viz.neurons import LIF, LIFParams, lif_multistep, rect_surrogate_grad
+from tssd_viz.neurons import LIF, LIFParams, lif_multistep, rect_surrogate_grad, snntorch_multistep
 
 
 def snntorch_leaky(tau=2.0, threshold=1.0, width=1.0, reset_delay=False):
-    def rect(input_, grad_input, spikes):  # input_ is H - theta
-        return grad_input * (input_.abs() < width / 2).to(grad_input.dtype) / width
-
-    return snn.Leaky(beta=1 - 1 / tau, threshold=threshold, reset_mechanism="subtract",
-                     reset_delay=reset_delay, spike_grad=surrogate.custom_surrogate(rect))
+    """snntorch's Leaky, as the library's comparison neuron runs it (spikes, membrane = run(current))."""
+    return lambda current: snntorch_multistep(current, tau, threshold, width, reset_delay)
 
 
 def run_snntorch(leaky, current):
-    mem = torch.zeros_like(current[0])  # explicit state: never snntorch's global registry
-    spikes, membrane = [], []
-    for t in range(current.shape[0]):
-        s, mem = leaky(current[t], mem)
-        spikes.append(s)
-        membrane.append(mem)
-    return torch.stack(spikes), torch.stack(membrane)
+    return leaky(current)
 
 
 def test_golden_constant_input():

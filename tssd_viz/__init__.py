@@ -13,7 +13,7 @@ from .data import Dataset, DataUnavailable, Loader, Split, cache_dir, is_availab
 from .jobs import JobManager
 from .losses import LossParts, Windows, accuracy_by_window, agreement, kd_kl, tssd_loss, windows
 from .models import ModelOutput, SpikingNet, build_model, count_parameters
-from .neurons import LIF, LIFParams, lif_multistep, lif_step, rect_surrogate_grad
+from .neurons import LIF, LIFParams, lif_multistep, lif_step, rect_surrogate_grad, snntorch_multistep
 from .observers import ConsoleProgress, History, Observer, RunWriter
 from .ops import LayerOps, energy_uj, synaptic_operations
 from .record import Recording, lif_layers, record
@@ -31,5 +31,5 @@ __all__ = [
     "TSSDConfig", "TrainConfig", "TrainingDiverged", "Windows", "accuracy_by_window", "agreement", "build_model",
     "count_parameters", "evaluate", "fit", "kd_kl", "lif_layers", "lif_multistep", "lif_step",
     "list_runs", "ProbeSnapshot", "read_probe", "snapshot", "final_accuracy", "run_folders", "load_checkpoint", "load_dataset", "offline_default", "preset", "record",
-    "rect_surrogate_grad", "tssd_loss", "validate", "windows",
+    "rect_surrogate_grad", "snntorch_multistep", "tssd_loss", "validate", "windows",
 ]

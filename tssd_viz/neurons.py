@@ -217,3 +217,35 @@ class LIF(nn.Module):
     def extra_repr(self) -> str:
         p = self.params
         return f"tau={p.tau}, threshold={p.threshold}, surrogate_width={p.surrogate_width}, detach_reset={p.detach_reset}"
+
+
+def snntorch_multistep(
+    current: Tensor,
+    tau: float = 2.0,
+    threshold: float = 1.0,
+    surrogate_width: float = 1.0,
+    reset_delay: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """snntorch's `Leaky` with subtractive reset over time: an independent implementation to compare
+    with. current (T, ...) -> (spikes (T, ...), membrane (T, ...)), the return order of `lif_multistep`.
+
+    Same decay (beta = 1 - 1/tau), threshold and rectangular surrogate of width a. With
+    `reset_delay=False` it is this module's neuron while H < 2 theta (SPEC §1); snntorch's default,
+    `reset_delay=True`, lands the reset one step later. The membrane state is passed explicitly, so
+    snntorch's class-level registry of hidden states is never touched.
+    """
+    import snntorch as snn  # imported here: only the comparisons need it
+    from snntorch import surrogate
+
+    def rect(input_: Tensor, grad_input: Tensor, spikes: Tensor) -> Tensor:  # input_ is H - theta
+        return grad_input * (input_.abs() < surrogate_width / 2).to(grad_input.dtype) / surrogate_width
+
+    leaky = snn.Leaky(beta=1 - 1 / tau, threshold=threshold, reset_mechanism="subtract", reset_delay=reset_delay,
+                      spike_grad=surrogate.custom_surrogate(rect))
+    mem = torch.zeros_like(current[0])
+    spikes, membrane = [], []
+    for t in range(current.shape[0]):
+        s, mem = leaky(current[t], mem)
+        spikes.append(s)
+        membrane.append(mem)
+    return torch.stack(spikes), torch.stack(membrane)

@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from tssd_viz import figures, lif_multistep
+from tssd_viz import figures, lif_multistep, snntorch_multistep
 
 INPUTS = {
     "constant": "the same current at every step",
@@ -32,18 +32,10 @@ def input_current(kind: str, amplitude: float, T: int, noise: float, period: int
 
 
 def snntorch_variant(current: torch.Tensor, tau: float, threshold: float, reset_delay: bool):
-    """snntorch's Leaky with subtractive reset, its state passed explicitly (never its global registry)."""
-    import snntorch as snn  # imported here: only this page needs it
-
-    leaky = snn.Leaky(beta=1 - 1 / tau, threshold=threshold, reset_mechanism="subtract", reset_delay=reset_delay)
-    mem = torch.zeros_like(current[0])
-    spikes, membrane = [], []
+    """snntorch's Leaky beside ours (the library's comparison neuron): (membrane, spikes) as numpy."""
     with torch.no_grad():
-        for t in range(current.shape[0]):
-            s, mem = leaky(current[t], mem)
-            spikes.append(s)
-            membrane.append(mem)
-    return torch.stack(membrane).numpy(), torch.stack(spikes).numpy()
+        spikes, membrane = snntorch_multistep(current, tau, threshold, reset_delay=reset_delay)
+    return membrane.numpy(), spikes.numpy()
 
 
 st.title("Neuron playground")
