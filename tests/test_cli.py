@@ -239,3 +239,24 @@ def test_short_run_on_real_cifar10(tmp_path):
     acc = run.final_eval()[run.config().distill.t_student]
     print(f"real CIFAR-10, 2 epochs on 4,000 images: test accuracy at T_s = {acc:.3f}")
     assert acc > 0.25  # chance is 0.10
+
+
+def test_trained_networks_load_and_export_through_the_library(tmp_path):
+    """The library's loader gives what the CLI's evaluate prints, and an export drops the weak head."""
+    from tssd_viz import evaluate, fit, load_dataset, load_trained, preset
+    from tssd_viz.checkpoints import CheckpointError
+    from tssd_viz.data import Loader
+    from tssd_viz.trained import export_student
+
+    cfg = preset("quick").replace(**{"train.epochs": 1, "data.limit_test": 64, "train.probe_every": 0})
+    result = fit(cfg, run_dir=tmp_path / "r")
+    trained = load_trained(tmp_path / "r" / "checkpoints" / "last.pt")
+    assert trained.cfg == cfg and not trained.is_student and trained.t_eval == cfg.distill.t_teacher
+    ds = load_dataset(cfg.data)
+    accs = evaluate(trained.model, Loader(ds.test, ds, 256, train=False), trained.t_eval)
+    assert dict(enumerate(accs, start=1)) == pytest.approx(result.test_acc)
+    kept, plain = export_student(trained, tmp_path / "student.pt")
+    student = load_trained(tmp_path / "student.pt")
+    assert student.is_student and student.model.weak_head is None and plain < kept
+    with pytest.raises(CheckpointError, match="already an exported student"):
+        export_student(student, tmp_path / "again.pt")

@@ -21,6 +21,7 @@ from .probes import ProbeSnapshot, read_probe, snapshot
 from .runs import RunFolder, final_accuracy, list_runs, run_folders
 from .events import FitInfo, FitResult
 from .train import TrainingDiverged, evaluate, fit
+from .trained import Trained, export_student, load_trained
 
 __all__ = [
     "figures",
@@ -31,5 +32,5 @@ __all__ = [
     "TSSDConfig", "TrainConfig", "TrainingDiverged", "Windows", "accuracy_by_window", "agreement", "build_model",
     "count_parameters", "evaluate", "fit", "kd_kl", "lif_layers", "lif_multistep", "lif_step",
     "list_runs", "ProbeSnapshot", "read_probe", "snapshot", "final_accuracy", "run_folders", "load_checkpoint", "load_dataset", "offline_default", "preset", "record",
-    "rect_surrogate_grad", "snntorch_multistep", "tssd_loss", "validate", "windows",
+    "rect_surrogate_grad", "snntorch_multistep", "Trained", "export_student", "load_trained", "tssd_loss", "validate", "windows",
 ]

@@ -20,12 +20,12 @@ from typing import NoReturn
 
 import tyro
 
-from .checkpoints import FORMAT_STUDENT, FORMAT_TRAIN, CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoints import CheckpointError
 from .config import PRESETS, ConfigError, TSSDConfig, preset, validate
 from .data import DataUnavailable, Loader, load_dataset
-from .models import build_model, count_parameters
 from .observers import ConsoleProgress
 from .runs import RunFolder
+from .trained import export_student, load_trained
 
 EXIT_BAD_INPUT, EXIT_CANCELLED = 2, 130
 USAGE = """usage:
@@ -187,22 +187,6 @@ def _checkpoint_path(run_dir: str | None, checkpoint: str | None, which: str) ->
     return path
 
 
-def load_trained(path: Path, data_overrides: list[str] | None = None):
-    """(config, model in eval mode, payload) from a training checkpoint or an exported student."""
-    payload = load_checkpoint(path)
-    cfg = TSSDConfig.from_dict(payload["config"])
-    if data_overrides:
-        cfg = parse_config(cfg, data_overrides, "python -m tssd_viz evaluate")
-    student = payload["format"] == FORMAT_STUDENT
-    model = build_model(cfg.model, payload["in_channels"], payload["num_classes"],
-                        weak_head=cfg.uses_weak_head and not student)
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError as e:
-        raise CheckpointError(f"{path} does not fit the network its config describes: {str(e).splitlines()[0]}") from None
-    return cfg, model.eval(), payload
-
-
 def cmd_evaluate(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m tssd_viz evaluate")
     ap.add_argument("--run-dir")
@@ -214,9 +198,12 @@ def cmd_evaluate(argv: list[str]) -> int:
     if any(not a.startswith("--data.") for a in rest[::2]):
         fail(f"unknown option {rest[0]}; evaluate takes --run-dir, --checkpoint, --which, --t, --json and --data.* fields")
     try:
-        cfg, model, payload = load_trained(_checkpoint_path(known.run_dir, known.checkpoint, known.which), rest)
+        path = _checkpoint_path(known.run_dir, known.checkpoint, known.which)
+        saved = load_trained(path)
+        cfg = parse_config(saved.cfg, rest, "python -m tssd_viz evaluate") if rest else saved.cfg
         validate(cfg)
-        T = known.t or (cfg.distill.t_student if payload["format"] == FORMAT_STUDENT else cfg.distill.t_teacher)
+        model = saved.model
+        T = known.t or saved.t_eval
         if T < 1:
             fail(f"--t must be >= 1, got {T}")
         ds = load_dataset(cfg.data)
@@ -243,25 +230,15 @@ def cmd_export(argv: list[str]) -> int:
     ap.add_argument("--which", choices=("best", "last"), default="best")
     ap.add_argument("--out", default=None, help="default: RUN_DIR/student.pt")
     known = ap.parse_args(argv)
+    out = Path(known.out) if known.out else Path(known.run_dir) / "student.pt"
     try:
-        path = _checkpoint_path(known.run_dir, None, known.which)
-        cfg, model, payload = load_trained(path)
+        trained = load_trained(_checkpoint_path(known.run_dir, None, known.which))
+        n_trained, n_plain = export_student(trained, out)
     except CheckpointError as e:
         fail(str(e))
-    if payload["format"] != FORMAT_TRAIN:
-        fail(f"{path} is already an exported student")
-    # The weak head exists only for training: the student is the backbone and final classifier.
-    state = {k: v for k, v in payload["model"].items() if not k.startswith("weak_head.")}
-    student = build_model(cfg.model, payload["in_channels"], payload["num_classes"], weak_head=False)
-    student.load_state_dict(state)
-    out = Path(known.out) if known.out else Path(known.run_dir) / "student.pt"
-    save_checkpoint(out, {"format": FORMAT_STUDENT, "config": cfg.to_dict(), "model": state,
-                          "in_channels": payload["in_channels"], "num_classes": payload["num_classes"],
-                          "classes": payload.get("classes", [])})
-    trained, plain = count_parameters(model), count_parameters(student)
-    print(f"exported the student (T_s={cfg.distill.t_student}) to {out}")
-    print(f"parameters: {plain:,} (the plain network: {plain:,}; the weak head dropped "
-          f"{trained - plain:,} used only in training)")
+    print(f"exported the student (T_s={trained.cfg.distill.t_student}) to {out}")
+    print(f"parameters: {n_plain:,} (the plain network: {n_plain:,}; the weak head dropped "
+          f"{n_trained - n_plain:,} used only in training)")
     return 0
 
 

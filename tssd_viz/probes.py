@@ -94,13 +94,15 @@ def read_probe(path: str | os.PathLike) -> ProbeSnapshot:
 @torch.no_grad()
 def snapshot(model: torch.nn.Module, x: Tensor, T: int, *, labels: Tensor | np.ndarray | None = None,
              images: Tensor | np.ndarray | None = None, classes: Sequence[str] = (), max_neurons: int = 256,
-             layers: Sequence[str] | None = None, step: int = 0, epoch: int = 0) -> ProbeSnapshot:
+             layers: Sequence[str] | None = None, neurons: Mapping[str, np.ndarray] | None = None,
+             step: int = 0, epoch: int = 0) -> ProbeSnapshot:
     """Run `model` on the batch `x` for T timesteps in eval mode and record it.
 
     x: (P, C, H, W) normalised images or (T, P, C, H, W) frames; `images` are what a figure shows
     (default: x). Per LIF layer (all, or `layers`), `max_neurons` neurons are sampled with a fixed
-    generator, so every snapshot of a network shows the same neurons. The model's train/eval mode is
-    restored afterwards.
+    generator, so every snapshot of a network shows the same neurons; `neurons` (layer -> indices in
+    the flattened layer, e.g. an earlier snapshot's) picks them instead. The model's train/eval mode
+    is restored afterwards.
     """
     was_training = model.training
     model.eval()
@@ -110,17 +112,19 @@ def snapshot(model: torch.nn.Module, x: Tensor, T: int, *, labels: Tensor | np.n
     finally:
         model.train(was_training)
     gen = torch.Generator().manual_seed(0)  # the same neurons at every snapshot
-    spikes, membrane, neurons = {}, {}, {}
+    spikes, membrane, chosen = {}, {}, {}
     for name in rec.layers:
         s = rec.spikes[name].flatten(2)  # (T, P, ...) -> (T, P, N)
-        idx = torch.randperm(s.shape[2], generator=gen)[:max_neurons].sort().values
+        idx = torch.randperm(s.shape[2], generator=gen)[:max_neurons].sort().values  # drawn always: same stream
+        if neurons is not None and name in neurons:
+            idx = torch.as_tensor(np.asarray(neurons[name]), dtype=torch.long)
         spikes[name] = s[:, :, idx].numpy()
         membrane[name] = rec.membrane[name].flatten(2)[:, :, idx].numpy()
-        neurons[name] = idx.numpy()
+        chosen[name] = idx.numpy()
     shown = x if images is None else images
     return ProbeSnapshot(
         images=shown.cpu().numpy() if isinstance(shown, Tensor) else np.asarray(shown),
         labels=(labels.cpu().numpy() if isinstance(labels, Tensor) else np.asarray(labels if labels is not None else [])),
         classes=tuple(str(c) for c in classes), logits=out.logits.float().cpu().numpy(), step=step, epoch=epoch,
-        spikes=spikes, membrane=membrane, rate=dict(rec.firing_rate), neurons=neurons,
+        spikes=spikes, membrane=membrane, rate=dict(rec.firing_rate), neurons=chosen,
         weak_logits=None if out.weak_logits is None else out.weak_logits.float().cpu().numpy())

@@ -11,14 +11,12 @@ import dataclasses
 import json
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import streamlit as st
 import torch
 
-from tssd_viz import DataConfig, Dataset, Loader, Split, lif_layers, load_dataset, record
-from tssd_viz.cli import load_trained
+from tssd_viz import DataConfig, Dataset, Loader, Split, lif_layers, load_dataset, load_trained, snapshot
 
 MAX_NEURONS = 256  # per layer, as in the probe snapshots
 
@@ -33,8 +31,8 @@ class Loaded:
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the checkpoint…")
 def load_model(path: str, mtime_ns: int) -> Loaded:
-    cfg, model, payload = load_trained(Path(path))
-    return Loaded(cfg, model, tuple(payload.get("classes") or ()), threading.Lock())
+    trained = load_trained(path)
+    return Loaded(trained.cfg, trained.model, trained.classes, threading.Lock())
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the test images…")
@@ -63,17 +61,12 @@ def trace_image(loaded: Loaded, ds: Dataset, index: int, T: int,
     (the probe snapshots' choice, so Inspect shows the neurons the live charts showed)."""
     split = Split(ds.test.images[index:index + 1], ds.test.labels[index:index + 1])
     x, _ = next(iter(Loader(split, ds, 1, train=False)))  # normalised as in training: (1, C, H, W)
-    with loaded.lock, torch.no_grad(), record(loaded.model) as rec:
-        out = loaded.model(x, T)
-    spikes, membrane = {}, {}
-    for name in rec.layers:
-        s = rec.spikes[name][:, 0].flatten(1)  # (T, 1, ...) -> (T, N)
-        idx = neurons.get(name) if neurons else None
-        idx = torch.as_tensor(idx) if idx is not None else torch.arange(min(s.shape[1], MAX_NEURONS))
-        spikes[name] = s[:, idx].numpy()
-        membrane[name] = rec.membrane[name][:, 0].flatten(1)[:, idx].numpy()
-    return Trace(split.images.numpy(), int(split.labels[0]), out.logits.float().numpy(), spikes, membrane,
-                 dict(rec.firing_rate))
+    with loaded.lock:
+        snap = snapshot(loaded.model, x, T, images=split.images, labels=split.labels, max_neurons=MAX_NEURONS,
+                        neurons=neurons)
+    return Trace(snap.images, int(snap.labels[0]), snap.logits,
+                 {k: v[:, 0] for k, v in snap.spikes.items()},  # (T, 1, N) -> (T, N)
+                 {k: v[:, 0] for k, v in snap.membrane.items()}, snap.rate)
 
 
 def lif_layer_names(loaded: Loaded) -> list[str]:
