@@ -1,13 +1,22 @@
-"""The lessons as files: committed without outputs, and markdown that renders as a lesson.
+"""The lessons as files: committed without outputs, and markdown that renders as a lesson; and the
+lessons in a real JupyterLab in Chromium, where every figure draws and every control redraws.
 
 (Executing them is nbmake's job: `pytest` collects `notebooks/` too, in fast mode.)
 """
 
 import json
+import os
 import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
+from waiting import wait_for  # tests/waiting.py
 
 LESSONS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
@@ -43,3 +52,140 @@ def _outside_code(cell: str) -> list[str]:
         elif not fenced:
             lines.append(line)
     return lines
+
+
+# The lessons in a real JupyterLab, driven by headless Chromium: Run All, then every figure must be
+# drawn and every control of every figure_explorer must redraw its figures. nbmake only executes the
+# code; this is where the plotly renderer, the ipywidgets manager and the Output widget meet. Lesson 3
+# has no controls (nbmake runs it), so only the lessons with widgets are opened here.
+LAB_LESSONS = [p for p in LESSONS if "ipywidgets" in p.read_text()]
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in the tab in front
+CELLS_JS = """() => [...document.querySelectorAll('%s .jp-CodeCell')].map(c => ({
+    prompt: c.querySelector('.jp-InputPrompt').textContent.trim(),
+    plots: c.querySelectorAll('.js-plotly-plot').length,
+    drawn: [...c.querySelectorAll('.js-plotly-plot')].filter(p => p.querySelector('.main-svg')).length,
+    errors: [...c.querySelectorAll("[data-mime-type='application/vnd.jupyter.stderr']")]
+        .map(e => e.textContent).filter(t => /Traceback|Error/.test(t)),
+    broken_widget: /Error displaying widget|Loading widget/.test(c.textContent)}))""" % NOTEBOOK
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(tmp_path_factory):
+    """`jupyter lab` on a free localhost port serving a copy of the lessons, its kernels in fast mode:
+    (its address, its log file)."""
+    root, settings = tmp_path_factory.mktemp("lessons"), tmp_path_factory.mktemp("lab-settings")
+    for path in LAB_LESSONS:
+        shutil.copy(path, root / path.name)
+    tracker = settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True)
+    tracker.write_text('{"windowingMode": "none"}')  # every cell in the page, not only those in view
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "TSSD_FAST": "1", "JUPYTERLAB_SETTINGS_DIR": str(settings),
+           "JUPYTERLAB_WORKSPACES_DIR": str(settings)}
+    log = open(root / "jupyterlab.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip", "127.0.0.1", "--port", str(port),
+         "--ServerApp.token=", "--ServerApp.password=", "--allow-root", f"--notebook-dir={root}"],
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        assert server.poll() is None, (root / "jupyterlab.log").read_text()
+        try:
+            return urllib.request.urlopen(url + "/api/status", timeout=2).status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_for(up, timeout=90, what="jupyter lab to start")
+        yield url, root / "jupyterlab.log"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the server and the kernels it started
+        server.wait(timeout=30)
+        log.close()
+
+
+@pytest.mark.parametrize("path", LAB_LESSONS, ids=lambda p: p.stem)
+def test_lesson_runs_draws_and_redraws_in_jupyterlab(jupyterlab, path):
+    url, jupyterlab_log = jupyterlab
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                    args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{url}/lab/tree/{path.name}?reset")  # reset: no tabs of an earlier test
+            indicator = f"{NOTEBOOK} .jp-Notebook-ExecutionIndicator"
+            page.wait_for_selector(f"{indicator}[data-status='idle']", timeout=120_000)
+            _run_all(page)
+
+            seen = {}
+
+            def finished() -> bool:  # every cell numbered and the kernel idle, or an error that stops the run
+                cells = page.evaluate(CELLS_JS)
+                seen.update(kernel=page.get_attribute(indicator, "data-status"), prompts=[c["prompt"] for c in cells])
+                done = all(re.fullmatch(r"\[\d+\]:", c["prompt"]) for c in cells)
+                return seen["kernel"] == "idle" and (done or any(c["errors"] for c in cells))
+
+            try:
+                wait_for(finished, timeout=280, what=f"{path.name} to run")
+            except TimeoutError as e:
+                page.screenshot(path=str(jupyterlab_log.parent / f"{path.stem}.png"))
+                raise AssertionError(f"{e}: {seen}; see {jupyterlab_log}") from e
+            page.wait_for_timeout(1000)  # the last figures' first paint
+            cells = page.evaluate(CELLS_JS)
+            assert not [c["errors"] for c in cells if c["errors"]]
+            assert all(re.fullmatch(r"\[\d+\]:", c["prompt"]) for c in cells), [c["prompt"] for c in cells]
+            assert not any(c["broken_widget"] for c in cells)
+            assert sum(c["plots"] for c in cells) >= 5 and all(c["drawn"] == c["plots"] for c in cells), cells
+            _every_control_redraws(page)
+        finally:
+            browser.close()
+
+
+def _run_all(page) -> None:
+    """Run > Run All Cells, again if no cell started: a kernel that is still connecting drops the requests."""
+    def started() -> bool:
+        return any(c["prompt"] != "[ ]:" for c in page.evaluate(CELLS_JS))
+
+    for attempt in range(3):
+        page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+        page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+        try:
+            return wait_for(started, timeout=30, what="the first cell to start")
+        except TimeoutError:
+            if attempt == 2:
+                raise
+
+
+def _every_control_redraws(page) -> None:
+    """Move each slider one step, flip each checkbox, pick another dropdown option; wait for new figures."""
+    explorers = page.locator(f"{NOTEBOOK} .jp-CodeCell .widget-vbox:has(> .widget-hbox)")
+    assert explorers.count() >= 1
+    for e in range(explorers.count()):
+        box = explorers.nth(e)
+        controls = box.locator(":scope > .widget-hbox > *")
+        for j in range(controls.count()):
+            control, kind = controls.nth(j), controls.nth(j).get_attribute("class")
+            box.scroll_into_view_if_needed()
+            box.evaluate("b => b.querySelectorAll('.js-plotly-plot').forEach(p => p.dataset.old = '1')")
+            if "widget-slider" in kind:
+                control.locator(".noUi-handle").focus()
+                page.keyboard.press("ArrowRight")
+            elif "widget-checkbox" in kind:
+                control.locator("input[type=checkbox]").click()
+            elif "widget-dropdown" in kind:
+                select = control.locator("select")
+                others = select.evaluate("s => [...s.options].map(o => o.value).filter(v => v !== s.value)")
+                select.select_option(others[0])
+            else:
+                raise AssertionError(f"a control of an unknown kind: {kind}")
+            wait_for(lambda: box.evaluate("""b => { const ps = [...b.querySelectorAll('.js-plotly-plot')];
+                         return ps.length > 0 && ps.every(p => !p.dataset.old && p.querySelector('.main-svg')); }"""),
+                     timeout=60, what=f"explorer {e}, control {j} ({kind.split()[-1]}) to redraw")
+            assert not box.locator("[data-mime-type='application/vnd.jupyter.stderr']").count()
