@@ -20,7 +20,7 @@ from tssd_viz.models import num_stages
 # Starting points: a full config each; the form then overrides the fields it shows.
 STARTS: dict[str, tuple[str, Callable[[], TSSDConfig]]] = {
     "quick": ("Quick look · digits, seconds", lambda: preset("quick")),
-    "digits": ("Digits · offline, 8 epochs", lambda: preset("digits")),
+    "digits": ("Digits · offline, 8 epochs, about 20 s", lambda: preset("digits")),
     "classroom": ("Classroom · CIFAR-10 subset, minutes", lambda: preset("classroom")),
     "paper": ("Paper · ResNet-19 on CIFAR-10, 200 epochs (GPU)", lambda: preset("paper-resnet19")),
 }
