@@ -34,6 +34,7 @@ train-demo: setup
 	$(PY) -m tssd_viz train --preset digits --run-dir runs/digits-demo-$$(date +%s)
 
 test: setup browser
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .
 	TSSD_FAST=1 $(PY) -m pytest
 
 lab: setup

@@ -13,12 +13,15 @@ Environment:
 from pathlib import Path
 
 import streamlit as st
-
 from dashboard import state
 
 # The tab icon is a file of ours: a Material icon name would be fetched from a font server, which fails offline.
-st.set_page_config(page_title="tssd-viz · an SNN teaching itself", page_icon=str(Path(__file__).parent / "icon.svg"),
-                   layout="wide", initial_sidebar_state="expanded")
+st.set_page_config(
+    page_title="tssd-viz · an SNN teaching itself",
+    page_icon=str(Path(__file__).parent / "icon.svg"),
+    layout="wide",
+    initial_sidebar_state="expanded",
+)
 state.init_session()
 st.html("""<style>
   [data-testid="stSidebar"] { min-width: 340px; }

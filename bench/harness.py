@@ -14,9 +14,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -172,12 +172,29 @@ def jemalloc_path() -> str | None:
     return None
 
 
-def classroom_run(mode: str, seed: int, budget_s: float, data: list[str], run_dir: Path,
-                  extra: list[str] = ()) -> float:
+def classroom_run(
+    mode: str, seed: int, budget_s: float, data: list[str], run_dir: Path, extra: list[str] = ()
+) -> float:
     """Train the classroom preset through the CLI for `budget_s` seconds; test accuracy at T_s."""
-    cmd = [sys.executable, "-m", "tssd_viz", "train", "--preset", "classroom", "--run-dir", str(run_dir),
-           "--no-progress", "--distill.mode", mode, "--train.seed", str(seed),
-           "--train.time-budget-s", str(budget_s), *data, *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tssd_viz",
+        "train",
+        "--preset",
+        "classroom",
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+        "--distill.mode",
+        mode,
+        "--train.seed",
+        str(seed),
+        "--train.time-budget-s",
+        str(budget_s),
+        *data,
+        *extra,
+    ]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-8:])

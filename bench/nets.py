@@ -35,7 +35,7 @@ def ours(arch: str, width: float, num_classes: int = 10, weak_head: bool = False
 
 def ann(arch: str, width: float, num_classes: int = 10) -> SpikingNet:
     net = copy.deepcopy(ours(arch, width, num_classes))
-    for name, module in list(net.named_modules()):
+    for _, module in list(net.named_modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, LIF):
                 setattr(module, child_name, ReLUNeuron())
@@ -60,9 +60,18 @@ class TutorialNet(nn.Module):
         for stage in VGG_SPECS[arch]:
             for c in stage:
                 c = max(4, int(round(c * width)))
-                layers += [nn.Conv2d(cin, c, 3, padding=1, bias=False), nn.BatchNorm2d(c),
-                           snn.Leaky(beta=0.5, threshold=1.0, reset_mechanism="subtract",
-                                     reset_delay=False, spike_grad=_rect(), init_hidden=True)]
+                layers += [
+                    nn.Conv2d(cin, c, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(c),
+                    snn.Leaky(
+                        beta=0.5,
+                        threshold=1.0,
+                        reset_mechanism="subtract",
+                        reset_delay=False,
+                        spike_grad=_rect(),
+                        init_hidden=True,
+                    ),
+                ]
                 cin = c
             layers.append(nn.AvgPool2d(2))
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes)]

@@ -101,8 +101,13 @@ def allocator_rows(table: Table, shape: Shape, reps: int) -> None:
     runs = [("glibc malloc, defaults", False, {}), ("glibc + tune_allocator (the default)", True, {})]
     jem = harness.jemalloc_path()
     if jem:
-        runs.append(("jemalloc preloaded, decay off", False,
-                     {"LD_PRELOAD": jem, "MALLOC_CONF": "dirty_decay_ms:-1,muzzy_decay_ms:-1"}))
+        runs.append(
+            (
+                "jemalloc preloaded, decay off",
+                False,
+                {"LD_PRELOAD": jem, "MALLOC_CONF": "dirty_decay_ms:-1,muzzy_decay_ms:-1"},
+            )
+        )
     for name, tune, env in runs:
         m = medians(shape, ["ann", "ours"], reps, tune=tune, env=env)
         table.row(f"   allocator: {name}, step / {shape.T} x ANN", m["ours"] / (shape.T * m["ann"]))
@@ -112,8 +117,14 @@ def classroom_rows(table: Table, seeds: list[int], budget_s: float, quick: bool,
     if quick:  # the digits preset stands in: the same code path in seconds
         data = ["--data.dataset", "digits", "--model.width", "0.25", "--data.batch-size", "64"]
     else:
-        root = next((p for p in (harness.ROOT / ".data" / "cifar10", harness.ROOT.parent / "shared" / "data" / "cifar10")
-                     if p.exists()), None)
+        root = next(
+            (
+                p
+                for p in (harness.ROOT / ".data" / "cifar10", harness.ROOT.parent / "shared" / "data" / "cifar10")
+                if p.exists()
+            ),
+            None,
+        )
         if root is None:
             print("(classroom rows skipped: no CIFAR-10 folder at .data/cifar10)")
             return
@@ -128,24 +139,38 @@ def classroom_rows(table: Table, seeds: list[int], budget_s: float, quick: bool,
                 run_dir = Path(tmp) / f"{i}-{seed}"
                 accs[i].append(harness.classroom_run(mode, seed, budget_s, data, run_dir, extra))
     label = f"{int(budget_s)} s, {len(seeds)} seed{'s' * (len(seeds) > 1)}"
-    table.row(f"5. classroom preset, TSSD(4,2), test acc at T_s=2 ({label})", 100 * statistics.mean(accs[0]),
-              ">=70%", fmt="{:.1f}%")
-    table.row("   same preset and budget, baseline (plain T_s=2 training)", 100 * statistics.mean(accs[1]),
-              fmt="{:.1f}%")
+    table.row(
+        f"5. classroom preset, TSSD(4,2), test acc at T_s=2 ({label})",
+        100 * statistics.mean(accs[0]),
+        ">=70%",
+        fmt="{:.1f}%",
+    )
+    table.row(
+        "   same preset and budget, baseline (plain T_s=2 training)", 100 * statistics.mean(accs[1]), fmt="{:.1f}%"
+    )
     if with_continue:
-        table.row("   same, TSSD with tsd_pass=continue, teacher_ce=false", 100 * statistics.mean(accs[2]),
-                  fmt="{:.1f}%")
+        table.row(
+            "   same, TSSD with tsd_pass=continue, teacher_ce=false", 100 * statistics.mean(accs[2]), fmt="{:.1f}%"
+        )
 
 
 def describe(shape: Shape, started: float, load_before: float) -> None:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
+    cpu = (
+        next(
+            (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+            platform.processor(),
+        )
+        if os.path.exists("/proc/cpuinfo")
+        else platform.processor()
+    )
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    print(f"\nnet {shape.arch} width {shape.width}, batch {shape.batch}, {shape.size}x{shape.size}, T={shape.T}; "
-          f"device cpu ({cpu}, {torch.get_num_threads()} threads), GPU: {device}; torch {torch.__version__}, "
-          f"python {platform.python_version()}; {time.time() - started:.0f} s; load average "
-          f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (above {os.cpu_count()}: the "
-          f"machine was shared and the ratios are less reliable)")
+    print(
+        f"\nnet {shape.arch} width {shape.width}, batch {shape.batch}, {shape.size}x{shape.size}, T={shape.T}; "
+        f"device cpu ({cpu}, {torch.get_num_threads()} threads), GPU: {device}; torch {torch.__version__}, "
+        f"python {platform.python_version()}; {time.time() - started:.0f} s; load average "
+        f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (above {os.cpu_count()}: the "
+        f"machine was shared and the ratios are less reliable)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,8 +202,9 @@ def main(argv: list[str] | None = None) -> int:
             allocator_rows(table, shape, reps=2)
     if not args.no_classroom:
         seeds = list(range(args.seeds or (1 if args.quick else 3)))
-        classroom_rows(table, seeds, args.budget_s or (2.0 if args.quick else 120.0), args.quick,
-                       args.continue_accuracy)
+        classroom_rows(
+            table, seeds, args.budget_s or (2.0 if args.quick else 120.0), args.quick, args.continue_accuracy
+        )
     describe(shape, started, load_before)
     return 0
 

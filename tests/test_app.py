@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from waiting import wait_for  # tests/waiting.py
 
 from tssd_viz import RunFolder
-
-from waiting import wait_for  # tests/waiting.py
 
 APP = Path(__file__).resolve().parents[1] / "app" / "main.py"
 
@@ -106,8 +105,16 @@ def test_a_tiny_run_launched_from_the_page_completes_and_its_metrics_appear(fini
     assert tiles["student accuracy"].endswith("%") and tiles["test accuracy at T_s"].endswith("%")
     loss = chart(at, "live_loss")
     assert {d["name"] for d in loss["data"]} >= {"total loss", "TSD loss (teacher → student)"}
-    for key in ("live_accuracy", "live_kl", "live_windows", "live_rates", "live_raster", "live_traces",
-                "live_probe_logits", "live_final"):
+    for key in (
+        "live_accuracy",
+        "live_kl",
+        "live_windows",
+        "live_rates",
+        "live_raster",
+        "live_traces",
+        "live_probe_logits",
+        "live_final",
+    ):
         chart(at, key)
     traces = chart(at, "live_traces")  # membrane traces: H(t) before the reset and V(t) after, explained below
     assert "soft reset" in traces["layout"]["title"]["subtitle"]["text"]
@@ -130,8 +137,10 @@ def cancelled_run(finished_run, runs_dir):
     run = RunFolder(runs_dir / name)
     wait_for(lambda: run.metrics("step"), what="the first step record")
     at.run()
-    training = {"progress": [p.proto.text for p in at.get("progress")],
-                "cancel": [b.key for b in at.button if b.label == "Cancel"]}
+    training = {
+        "progress": [p.proto.text for p in at.get("progress")],
+        "cancel": [b.key for b in at.button if b.label == "Cancel"],
+    }
     at.button(key="cancel_watched").click().run()
     wait_for(lambda: run.status()["state"] == "cancelled", timeout=60, what="the run to stop")
     return at, name, training
@@ -284,6 +293,13 @@ def test_progress_of_a_short_run_names_its_training_time():
     from dashboard.reading import duration, progress
 
     assert [duration(s) for s in (0.04, 0.3, 3.26, 9.96, 59.4, 61, 3725)] == [
-        "0.0 s", "0.3 s", "3.3 s", "10 s", "59 s", "1 min 01 s", "1 h 02 min"]
+        "0.0 s",
+        "0.3 s",
+        "3.3 s",
+        "10 s",
+        "59 s",
+        "1 min 01 s",
+        "1 h 02 min",
+    ]
     done = progress({"state": "done", "total_steps": 24}, [{"kind": "step", "step": 24, "wall_s": 0.31}], None)
     assert done.text == "done after 24 steps and 0.3 s of training" and done.fraction == 1.0

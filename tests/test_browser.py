@@ -28,8 +28,16 @@ from tssd_viz import RunFolder
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 VIEWPORT = {"width": 1500, "height": 1000}
 
 
@@ -46,10 +54,29 @@ def dashboard(tmp_path):
     env = {**os.environ, "TSSD_RUNS_DIR": str(runs), "TSSD_MAX_RUNNING": "1", "PYTHONUNBUFFERED": "1"}
     log = open(tmp_path / "streamlit.log", "w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app/main.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 90
     while True:
@@ -146,7 +173,8 @@ def test_train_and_watch_in_a_real_browser(dashboard):
 
         # While it trains, one progress bar and one Cancel: the watched run's (the runs panel leaves it out).
         expect(one.locator(".st-key-live_status").filter(has_text="Live · updated at step")).to_be_visible(
-            timeout=60_000)
+            timeout=60_000
+        )
         expect(one.get_by_test_id("stProgress")).to_have_count(1)
         expect(one.get_by_role("button", name=re.compile("Cancel"))).to_have_count(1)
 
@@ -194,11 +222,24 @@ def test_train_and_watch_in_a_real_browser(dashboard):
         assert elsewhere == [], elsewhere
         browser.close()
 
-    (ARTIFACTS / "dashboard-timings.json").write_text(json.dumps({
-        "click_to_first_live_point_s": round(live[0]["t"], 2),
-        "refresh_interval_s": {"median": round(statistics.median(gaps), 2), "min": round(min(gaps), 2),
-                               "max": round(max(gaps), 2), "n": len(gaps)} if gaps else None,
-        "live_updates_seen": len(set(steps)), "steps_seen_live": [min(steps), max(steps)],
-        "loss_chart_points_seen": [min(counts), max(counts)],
-        "second_session": {"run": name_two, "state": st_two["state"], "message": st_two["message"]},
-    }, indent=2) + "\n")
+    (ARTIFACTS / "dashboard-timings.json").write_text(
+        json.dumps(
+            {
+                "click_to_first_live_point_s": round(live[0]["t"], 2),
+                "refresh_interval_s": {
+                    "median": round(statistics.median(gaps), 2),
+                    "min": round(min(gaps), 2),
+                    "max": round(max(gaps), 2),
+                    "n": len(gaps),
+                }
+                if gaps
+                else None,
+                "live_updates_seen": len(set(steps)),
+                "steps_seen_live": [min(steps), max(steps)],
+                "loss_chart_points_seen": [min(counts), max(counts)],
+                "second_session": {"run": name_two, "state": st_two["state"], "message": st_two["message"]},
+            },
+            indent=2,
+        )
+        + "\n"
+    )

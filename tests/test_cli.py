@@ -10,17 +10,35 @@ import pytest
 
 from tssd_viz import RunFolder, load_checkpoint
 from tssd_viz.cli import main
-from tssd_viz.models import build_model, count_parameters
 from tssd_viz.config import TSSDConfig
+from tssd_viz.models import build_model, count_parameters
 
-TINY = ["--preset", "digits", "--data.limit-train", "256", "--data.limit-test", "128", "--train.epochs", "1",
-        "--model.width", "0.25", "--train.device", "cpu"]
+TINY = [
+    "--preset",
+    "digits",
+    "--data.limit-train",
+    "256",
+    "--data.limit-test",
+    "128",
+    "--train.epochs",
+    "1",
+    "--model.width",
+    "0.25",
+    "--train.device",
+    "cpu",
+]
 
 
 def cli(*args, cwd=None, timeout=300):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "tssd_viz", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "tssd_viz", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=env,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,16 +86,19 @@ def test_export_drops_the_weak_head_and_evaluates_at_ts(trained, tmp_path):
     assert accs["2"] == pytest.approx(RunFolder(run_dir).final_eval()[2], abs=1e-6)
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--distill.t-teacher", "2"], "distill.t_teacher: must be > distill.t_student (2), got 2"),
-    (["--distill.alpha", "-1"], "distill.alpha: must be >= 0"),
-    (["--model.arch", "alexnet"], "model.arch: 'alexnet' is not one of vgg_small"),
-    (["--model.aux-stage", "7"], "model.aux_stage: must be between 1 and 2"),
-    (["--data.dataset", "imagenet"], "data.dataset"),
-    (["--data.batch-size", "0"], "data.batch_size"),
-    (["--train.epochs", "0"], "train.epochs"),
-    (["--preset", "huge"], "preset: 'huge' is not one of"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--distill.t-teacher", "2"], "distill.t_teacher: must be > distill.t_student (2), got 2"),
+        (["--distill.alpha", "-1"], "distill.alpha: must be >= 0"),
+        (["--model.arch", "alexnet"], "model.arch: 'alexnet' is not one of vgg_small"),
+        (["--model.aux-stage", "7"], "model.aux_stage: must be between 1 and 2"),
+        (["--data.dataset", "imagenet"], "data.dataset"),
+        (["--data.batch-size", "0"], "data.batch_size"),
+        (["--train.epochs", "0"], "train.epochs"),
+        (["--preset", "huge"], "preset: 'huge' is not one of"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, needle):
     run_dir = tmp_path / "run"
     p = cli("train", *TINY, *args, "--run-dir", run_dir)
@@ -89,24 +110,27 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, needle)
 
 # Refused before anything is written (issue 11: each crashed with a traceback, trained with NaN losses,
 # trained for ever, or printed tyro's 5-9 line box). Run in-process: the refusal happens before fit().
-@pytest.mark.parametrize("args,needle", [
-    (["--model.width", "nan"], "model.width: must be a finite number, got nan"),
-    (["--model.width", "inf"], "model.width: must be a finite number, got inf"),
-    (["--model.width", "1e6"], "model.width: must be <= 4, got 1000000.0"),
-    (["--train.seed", "99999999999999999999999"], "train.seed: must be <= 4294967295"),
-    (["--train.threads", "100000"], "train.threads: must be <= 256, got 100000"),
-    (["--train.epochs", "1000000000"], "train.epochs: must be <= 10000"),
-    (["--distill.alpha", "nan"], "distill.alpha: must be a finite number"),
-    (["--train.lr", "inf"], "train.lr: must be a finite number"),
-    (["--distill.kd-temperature", "nan"], "distill.kd_temperature: must be a finite number"),
-    (["--train.epochs", "abc"], "error: --train.epochs: 'abc' is not an integer"),
-    (["--train.epochs=2.5"], "error: --train.epochs: '2.5' is not an integer"),
-    (["--distill.alpha", "lots"], "error: --distill.alpha: 'lots' is not a number"),
-    (["--data.augment", "yes"], "error: --data.augment: 'yes' is not True or False"),
-    (["--bogus", "3"], "error: --bogus: no such option"),
-    (["--train.epochs"], "error: --train.epochs: needs a value"),
-    (["stray"], "error: unexpected argument 'stray'"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--model.width", "nan"], "model.width: must be a finite number, got nan"),
+        (["--model.width", "inf"], "model.width: must be a finite number, got inf"),
+        (["--model.width", "1e6"], "model.width: must be <= 4, got 1000000.0"),
+        (["--train.seed", "99999999999999999999999"], "train.seed: must be <= 4294967295"),
+        (["--train.threads", "100000"], "train.threads: must be <= 256, got 100000"),
+        (["--train.epochs", "1000000000"], "train.epochs: must be <= 10000"),
+        (["--distill.alpha", "nan"], "distill.alpha: must be a finite number"),
+        (["--train.lr", "inf"], "train.lr: must be a finite number"),
+        (["--distill.kd-temperature", "nan"], "distill.kd_temperature: must be a finite number"),
+        (["--train.epochs", "abc"], "error: --train.epochs: 'abc' is not an integer"),
+        (["--train.epochs=2.5"], "error: --train.epochs: '2.5' is not an integer"),
+        (["--distill.alpha", "lots"], "error: --distill.alpha: 'lots' is not a number"),
+        (["--data.augment", "yes"], "error: --data.augment: 'yes' is not True or False"),
+        (["--bogus", "3"], "error: --bogus: no such option"),
+        (["--train.epochs"], "error: --train.epochs: needs a value"),
+        (["stray"], "error: unexpected argument 'stray'"),
+    ],
+)
 def test_refusals_are_one_line_exit_2_and_write_nothing(tmp_path, capsys, args, needle):
     run_dir = tmp_path / "run"
     assert needle in refusal(capsys, ["train", "--run-dir", str(run_dir), *TINY, *args])
@@ -122,17 +146,20 @@ def refusal(capsys, argv: list[str]) -> str:
     return err
 
 
-@pytest.mark.parametrize("content,needle", [
-    ('{"train": {"epochs": "3"}}', "train.epochs: must be a whole number, got '3'"),
-    ('{"model": {"width": null}}', "model.width: must be a number, got None"),
-    ('{"train": {"epochs": 1e999}}', "train.epochs: must be a whole number, got inf"),
-    ('{"distill": {"alpha": NaN}}', "distill.alpha: must be a finite number, got nan"),
-    ('{"model": [1, 2]}', "model: must be a mapping of fields"),
-    ("[1, 2]", "config: must be a mapping of sections"),
-    ('{"model": {"width": 0.5}', "cannot read a config from it"),
-    ("[" * 100_000, "cannot read a config from it"),
-    (b"\xff\xfe{}", "cannot read a config from it"),
-])
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        ('{"train": {"epochs": "3"}}', "train.epochs: must be a whole number, got '3'"),
+        ('{"model": {"width": null}}', "model.width: must be a number, got None"),
+        ('{"train": {"epochs": 1e999}}', "train.epochs: must be a whole number, got inf"),
+        ('{"distill": {"alpha": NaN}}', "distill.alpha: must be a finite number, got nan"),
+        ('{"model": [1, 2]}', "model: must be a mapping of fields"),
+        ("[1, 2]", "config: must be a mapping of sections"),
+        ('{"model": {"width": 0.5}', "cannot read a config from it"),
+        ("[" * 100_000, "cannot read a config from it"),
+        (b"\xff\xfe{}", "cannot read a config from it"),
+    ],
+)
 def test_bad_config_files_are_one_line_exit_2_and_write_nothing(tmp_path, capsys, content, needle):
     path, run_dir = tmp_path / "config.json", tmp_path / "run"
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
@@ -149,12 +176,18 @@ def test_refusals_from_a_real_process_have_no_traceback(tmp_path, args):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--data.batch-size", "100000"], "data.batch_size: must be <= 65536"),
-    (["--data.batch-size", "2000", "--data.limit-train", "0"], "data.batch_size: 2000 is larger than the training set"),
-    (["--data.limit-train", "1"], "data.limit_train: 1 training images are fewer than one batch"),
-    (["--data.dataset", "folder", "--data.root", "/nonexistent/tssd-tree"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--data.batch-size", "100000"], "data.batch_size: must be <= 65536"),
+        (
+            ["--data.batch-size", "2000", "--data.limit-train", "0"],
+            "data.batch_size: 2000 is larger than the training set",
+        ),
+        (["--data.limit-train", "1"], "data.limit_train: 1 training images are fewer than one batch"),
+        (["--data.dataset", "folder", "--data.root", "/nonexistent/tssd-tree"], "does not exist"),
+    ],
+)
 def test_data_that_cannot_train_is_refused_before_the_run_folder_is_written(tmp_path, args, needle):
     p = cli("train", *TINY, *args, "--run-dir", tmp_path / "run")
     assert p.returncode == 2 and needle in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
@@ -175,13 +208,18 @@ def test_a_loss_that_becomes_nan_ends_the_command_with_one_line(tmp_path):
         "    calls.append(1)\n"
         "    if len(calls) < 3:\n"
         "        return parts\n"
-        "    return dataclasses.replace(parts, loss_tsd=parts.loss_tsd * float('nan'), loss=parts.loss * float('nan'))\n"
+        "    nan = float('nan')\n"
+        "    return dataclasses.replace(parts, loss_tsd=parts.loss_tsd * nan, loss=parts.loss * nan)\n"
         "t.tssd_loss = poisoned\n"
         "from tssd_viz.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
-    p = subprocess.run([sys.executable, "-c", script, "train", *TINY, "--run-dir", str(run_dir), "--no-progress"],
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-c", script, "train", *TINY, "--run-dir", str(run_dir), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 2, p.stderr
     errors = [line for line in p.stderr.splitlines() if line.startswith("error:")]
     assert errors == [line for line in p.stderr.splitlines()[-1:]], p.stderr  # the last line, the only error
@@ -193,8 +231,17 @@ def test_a_loss_that_becomes_nan_ends_the_command_with_one_line(tmp_path):
 def test_missing_dataset_offline_is_actionable(tmp_path):
     env_root = tmp_path / "empty"
     env_root.mkdir()
-    p = cli("train", "--preset", "classroom", "--data.root", env_root, "--data.download", "False",
-            "--run-dir", tmp_path / "run")
+    p = cli(
+        "train",
+        "--preset",
+        "classroom",
+        "--data.root",
+        env_root,
+        "--data.download",
+        "False",
+        "--run-dir",
+        tmp_path / "run",
+    )
     assert p.returncode == 2
     assert "cifar10" in p.stderr.lower() and "--data.dataset digits" in p.stderr
     assert "Traceback" not in p.stderr
@@ -230,8 +277,23 @@ def test_short_run_on_real_cifar10(tmp_path):
     if not root or not Path(root, "test").is_dir():
         pytest.skip("real CIFAR-10 not on disk: set TSSD_CIFAR10_ROOT to the extracted image-folder tree (CI does)")
     run_dir = tmp_path / "cifar"
-    p = cli("train", "--preset", "classroom", "--data.root", root, "--data.limit-train", "4000",
-            "--data.limit-test", "2000", "--train.epochs", "2", "--run-dir", run_dir, "--no-progress", timeout=900)
+    p = cli(
+        "train",
+        "--preset",
+        "classroom",
+        "--data.root",
+        root,
+        "--data.limit-train",
+        "4000",
+        "--data.limit-test",
+        "2000",
+        "--train.epochs",
+        "2",
+        "--run-dir",
+        run_dir,
+        "--no-progress",
+        timeout=900,
+    )
     assert p.returncode == 0, p.stderr
     run = RunFolder(run_dir)
     steps = run.metrics("step")

@@ -22,24 +22,27 @@ def test_json_round_trip():
     assert TSSDConfig.from_dict(json.loads(cfg.to_json())) == cfg
 
 
-@pytest.mark.parametrize("field,value,match", [
-    ("distill.t_teacher", 2, "distill.t_teacher: must be > distill.t_student"),
-    ("distill.t_student", 0, "distill.t_student"),
-    ("distill.alpha", -1.0, "distill.alpha: must be >= 0"),
-    ("distill.beta", -0.1, "distill.beta"),
-    ("distill.kd_temperature", 0.0, "distill.kd_temperature: must be >= 0.1"),
-    ("distill.mode", "kd", "distill.mode: 'kd' is not one of baseline, tsd, ssd, tssd"),
-    ("model.arch", "vgg99", "model.arch: 'vgg99' is not one of"),
-    ("model.aux_stage", 3, "model.aux_stage: must be between 1 and 2 for vgg_small"),
-    ("model.aux_stage", 0, "model.aux_stage"),
-    ("data.dataset", "mnist", "data.dataset: 'mnist' is not one of digits, cifar10, cifar100, folder"),
-    ("data.batch_size", 0, "data.batch_size: must be >= 1"),
-    ("train.epochs", 0, "train.epochs: must be >= 1"),
-    ("train.device", "tpu", "train.device"),
-    ("distill.tsd_pass", "twice", "distill.tsd_pass"),
-    ("distill.ssd_teacher", "weak", "distill.ssd_teacher"),
-    ("model.tau", 1.0, "model.tau"),
-])
+@pytest.mark.parametrize(
+    "field,value,match",
+    [
+        ("distill.t_teacher", 2, "distill.t_teacher: must be > distill.t_student"),
+        ("distill.t_student", 0, "distill.t_student"),
+        ("distill.alpha", -1.0, "distill.alpha: must be >= 0"),
+        ("distill.beta", -0.1, "distill.beta"),
+        ("distill.kd_temperature", 0.0, "distill.kd_temperature: must be >= 0.1"),
+        ("distill.mode", "kd", "distill.mode: 'kd' is not one of baseline, tsd, ssd, tssd"),
+        ("model.arch", "vgg99", "model.arch: 'vgg99' is not one of"),
+        ("model.aux_stage", 3, "model.aux_stage: must be between 1 and 2 for vgg_small"),
+        ("model.aux_stage", 0, "model.aux_stage"),
+        ("data.dataset", "mnist", "data.dataset: 'mnist' is not one of digits, cifar10, cifar100, folder"),
+        ("data.batch_size", 0, "data.batch_size: must be >= 1"),
+        ("train.epochs", 0, "train.epochs: must be >= 1"),
+        ("train.device", "tpu", "train.device"),
+        ("distill.tsd_pass", "twice", "distill.tsd_pass"),
+        ("distill.ssd_teacher", "weak", "distill.ssd_teacher"),
+        ("model.tau", 1.0, "model.tau"),
+    ],
+)
 def test_bad_values_name_the_field(field, value, match):
     with pytest.raises(ConfigError, match=match) as e:
         validate(TSSDConfig().replace(**{field: value}))
@@ -63,10 +66,16 @@ def test_unknown_fields_and_presets_are_refused():
         preset("nope")
 
 
-@pytest.mark.parametrize("mode,ssd_teacher,T", [
-    ("baseline", "student", 2), ("tsd", "student", 4), ("ssd", "student", 2), ("ssd", "teacher", 4),
-    ("tssd", "student", 4),
-])
+@pytest.mark.parametrize(
+    "mode,ssd_teacher,T",
+    [
+        ("baseline", "student", 2),
+        ("tsd", "student", 4),
+        ("ssd", "student", 2),
+        ("ssd", "teacher", 4),
+        ("tssd", "student", 4),
+    ],
+)
 def test_training_timesteps_follow_the_mode(mode, ssd_teacher, T):
     cfg = TSSDConfig().replace(**{"distill.mode": mode, "distill.ssd_teacher": ssd_teacher})
     assert cfg.train_timesteps == T
@@ -78,20 +87,42 @@ def test_training_timesteps_follow_the_mode(mode, ssd_teacher, T):
 NAN, INF = float("nan"), float("inf")
 
 
-@pytest.mark.parametrize("field,value", [
-    # a string, None, a list or a dict in a numeric field raised TypeError from a comparison
-    ("model.width", "1"), ("model.tau", None), ("distill.alpha", [1]), ("train.lr", {"a": 1}),
-    ("train.epochs", "3"), ("data.batch_size", None), ("distill.t_student", [2]), ("train.seed", "0"),
-    ("model.aux_stage", "2"), ("distill.t_teacher", None), ("train.warmup", "0.1"),
-    # 1.5 or a bool in an integer field
-    ("train.epochs", 1.5), ("train.epochs", True), ("data.batch_size", 32.0), ("train.threads", False),
-    ("distill.t_student", True), ("model.aux_stage", 1.0),
-    # a bool in a float field, anything but a bool in a bool field
-    ("distill.alpha", True), ("model.detach_reset", 1), ("data.augment", "yes"), ("train.bf16", None),
-    ("distill.teacher_ce", "False"), ("train.compile", 0.0),
-    # a string field that is not a string
-    ("data.root", 3), ("distill.mode", None), ("model.arch", ["vgg11"]), ("train.bn_stats", {"x": 1}),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        # a string, None, a list or a dict in a numeric field raised TypeError from a comparison
+        ("model.width", "1"),
+        ("model.tau", None),
+        ("distill.alpha", [1]),
+        ("train.lr", {"a": 1}),
+        ("train.epochs", "3"),
+        ("data.batch_size", None),
+        ("distill.t_student", [2]),
+        ("train.seed", "0"),
+        ("model.aux_stage", "2"),
+        ("distill.t_teacher", None),
+        ("train.warmup", "0.1"),
+        # 1.5 or a bool in an integer field
+        ("train.epochs", 1.5),
+        ("train.epochs", True),
+        ("data.batch_size", 32.0),
+        ("train.threads", False),
+        ("distill.t_student", True),
+        ("model.aux_stage", 1.0),
+        # a bool in a float field, anything but a bool in a bool field
+        ("distill.alpha", True),
+        ("model.detach_reset", 1),
+        ("data.augment", "yes"),
+        ("train.bf16", None),
+        ("distill.teacher_ce", "False"),
+        ("train.compile", 0.0),
+        # a string field that is not a string
+        ("data.root", 3),
+        ("distill.mode", None),
+        ("model.arch", ["vgg11"]),
+        ("train.bn_stats", {"x": 1}),
+    ],
+)
 def test_wrong_types_are_refused_naming_the_field(field, value):
     with pytest.raises(ConfigError) as e:
         validate(TSSDConfig().replace(**{field: value}))
@@ -99,11 +130,24 @@ def test_wrong_types_are_refused_naming_the_field(field, value):
     assert "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("field", [
-    "model.width", "model.tau", "model.threshold", "model.surrogate_width", "distill.alpha", "distill.beta",
-    "distill.kd_temperature", "train.time_budget_s", "train.lr", "train.momentum", "train.weight_decay",
-    "train.warmup", "train.label_smoothing",
-])
+@pytest.mark.parametrize(
+    "field",
+    [
+        "model.width",
+        "model.tau",
+        "model.threshold",
+        "model.surrogate_width",
+        "distill.alpha",
+        "distill.beta",
+        "distill.kd_temperature",
+        "train.time_budget_s",
+        "train.lr",
+        "train.momentum",
+        "train.weight_decay",
+        "train.warmup",
+        "train.label_smoothing",
+    ],
+)
 @pytest.mark.parametrize("value", [NAN, INF, -INF, 1e18])
 def test_nan_inf_and_huge_numbers_are_refused(field, value):
     with pytest.raises(ConfigError) as e:
@@ -145,8 +189,11 @@ BOUNDS = [
 
 @pytest.mark.parametrize("field,accepted,refused", BOUNDS)
 def test_documented_bounds(field, accepted, refused):
-    base = TSSDConfig().replace(**{"distill.t_student": 1, "distill.t_teacher": 64}) \
-        if field == "distill.t_student" else TSSDConfig()
+    base = (
+        TSSDConfig().replace(**{"distill.t_student": 1, "distill.t_teacher": 64})
+        if field == "distill.t_student"
+        else TSSDConfig()
+    )
     for value in accepted:
         validate(base.replace(**{field: value}))
     for value in refused:
@@ -167,11 +214,19 @@ def test_a_root_with_a_nul_byte_is_refused():
         validate(TSSDConfig().replace(**{"data.root": "a\0b"}))
 
 
-@pytest.mark.parametrize("d,field", [
-    ([1, 2], "config"), ("model", "config"), (None, "config"),
-    ({"model": [1]}, "model"), ({"train": "fast"}, "train"), ({"data": None}, "data"),
-    ({"model": {1: 2}}, "model.1"), ({3: {}}, "3"),
-])
+@pytest.mark.parametrize(
+    "d,field",
+    [
+        ([1, 2], "config"),
+        ("model", "config"),
+        (None, "config"),
+        ({"model": [1]}, "model"),
+        ({"train": "fast"}, "train"),
+        ({"data": None}, "data"),
+        ({"model": {1: 2}}, "model.1"),
+        ({3: {}}, "3"),
+    ],
+)
 def test_from_dict_refuses_garbage_structure(d, field):
     with pytest.raises(ConfigError) as e:
         TSSDConfig.from_dict(d)
@@ -192,8 +247,15 @@ def test_every_numeric_and_string_field_has_a_range_or_choices():
     assert {n for n, k in FIELDS if k == "str"} - free_text == set(CHOICES)
 
 
-GARBAGE = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=6),
-                    st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+GARBAGE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=6),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
 HUGE = st.sampled_from([10**9, 2**32, 2**63, 10**30, 1e18, -1e18, 1e308, 5e-324])
 
 
@@ -240,7 +302,9 @@ def assert_refused_or_sane(cfg) -> None:
             assert not isinstance(value, float) or math.isfinite(value), name
         if name in LIMITS:
             r = LIMITS[name]
-            assert (r.lo < value if r.lo_open else r.lo <= value) and (value < r.hi if r.hi_open else value <= r.hi), name
+            assert (r.lo < value if r.lo_open else r.lo <= value) and (value < r.hi if r.hi_open else value <= r.hi), (
+                name
+            )
         if name in CHOICES:
             assert value in CHOICES[name], name
     assert 1 <= cfg.model.aux_stage < num_stages(cfg.model.arch)
@@ -253,9 +317,11 @@ def test_any_config_is_refused_naming_a_field_or_accepted_and_sane(cfg):
     assert_refused_or_sane(cfg)
 
 
-JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
-                       lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
-                       max_leaves=8)
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 def section_dict(cls):

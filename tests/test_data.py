@@ -24,9 +24,17 @@ from sklearn.model_selection import train_test_split
 from torchvision.io import decode_jpeg, encode_jpeg, write_png
 
 from tssd_viz.config import DataConfig
-from tssd_viz.data import (Dataset, DataUnavailable, Loader, Split, is_available, load_dataset,
-                           offline_default, random_crop)
-from tssd_viz.data import folders
+from tssd_viz.data import (
+    Dataset,
+    DataUnavailable,
+    Loader,
+    Split,
+    folders,
+    is_available,
+    load_dataset,
+    offline_default,
+    random_crop,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning")
 
@@ -118,8 +126,8 @@ def slow_crop(image: torch.Tensor, pad: int, dy: int, dx: int) -> torch.Tensor:
     """One (C, H, W) image: copy it into a zero canvas, then read the window at (dy, dx)."""
     c, h, w = image.shape
     canvas = torch.zeros(c, h + 2 * pad, w + 2 * pad, dtype=image.dtype)
-    canvas[:, pad:pad + h, pad:pad + w] = image
-    return canvas[:, dy:dy + h, dx:dx + w]
+    canvas[:, pad : pad + h, pad : pad + w] = image
+    return canvas[:, dy : dy + h, dx : dx + w]
 
 
 def test_random_crop_matches_a_per_image_reference():
@@ -139,8 +147,12 @@ def test_augmented_images_are_windows_of_the_zero_padded_original(digits, pad):
     for x, y in Loader(ds.train, ds, 64, train=True, seed=1):
         for img, i in zip(to_pixels(x, ds), y.tolist()):
             src = ds.train.images[i]
-            found = [(a, b) for a in range(2 * pad + 1) for b in range(2 * pad + 1)
-                     if torch.equal(img, slow_crop(src, pad, a, b))]
+            found = [
+                (a, b)
+                for a in range(2 * pad + 1)
+                for b in range(2 * pad + 1)
+                if torch.equal(img, slow_crop(src, pad, a, b))
+            ]
             assert found, f"image {i} is no window of its padded original"
             offsets.update(found)
     assert len(offsets) == (2 * pad + 1) ** 2  # every offset is drawn
@@ -258,8 +270,11 @@ def test_corrupt_cache_is_deleted_and_rebuilt(isolated):
 
 def test_grey_and_alpha_images_become_rgb(isolated):
     root = isolated / "tree"
-    for split, cls, mode, value in (("train", "a", "L", 7), ("train", "b", "RGBA", (9, 9, 9, 128)),
-                                    ("test", "a", "RGB", (5, 5, 5))):
+    for split, cls, mode, value in (
+        ("train", "a", "L", 7),
+        ("train", "b", "RGBA", (9, 9, 9, 128)),
+        ("test", "a", "RGB", (5, 5, 5)),
+    ):
         (root / split / cls).mkdir(parents=True)
         Image.new(mode, (4, 4), value).save(root / split / cls / "0.png")  # torchvision cannot write RGBA
     ds = load_dataset(DataConfig(dataset="folder", root=str(root)))

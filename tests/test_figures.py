@@ -14,10 +14,20 @@ import pytest
 import torch
 
 import tssd_viz as tv
-from tssd_viz.figures import (ROLE_COLORS, accuracy_figure, accuracy_vs_timesteps_figure, firing_rate_figure,
-                              kl_agreement_figure, loss_parts_figure, membrane_traces_figure, neuron_figure,
-                              raster_figure, timestep_logits_figure, window_agreement_figure,
-                              window_heatmap_figure)
+from tssd_viz.figures import (
+    ROLE_COLORS,
+    accuracy_figure,
+    accuracy_vs_timesteps_figure,
+    firing_rate_figure,
+    kl_agreement_figure,
+    loss_parts_figure,
+    membrane_traces_figure,
+    neuron_figure,
+    raster_figure,
+    timestep_logits_figure,
+    window_agreement_figure,
+    window_heatmap_figure,
+)
 from tssd_viz.figures.dashboard import firing_rate_history_figure
 from tssd_viz.figures.neuron import DODGE
 
@@ -38,26 +48,85 @@ def step(s, **kw):
 
 # A tssd run logged at steps 10, 20, 30; one epoch record; final eval lines for windows 1..3.
 TSSD = [
-    step(10, loss=2.0, loss_task=1.8, loss_tsd=0.15, loss_ssd=0.05, acc_student=0.2, acc_teacher=0.25,
-         acc_weak=0.1, agreement=0.5, kl=0.4, acc_by_window=[0.1, 0.2], firing_rate={"a": 0.1}),
-    step(20, loss=1.5, loss_task=1.3, loss_tsd=0.12, loss_ssd=0.08, acc_student=0.4, acc_teacher=0.45,
-         acc_weak=0.3, agreement=0.6, kl=0.3, acc_by_window=[0.3, 0.4, 0.5], firing_rate={"a": 0.1}),
-    {"kind": "epoch", "step": 20, "epoch": 1, "wall_s": 2.0, "loss": 1.7, "acc_student": 0.3,
-     "acc_teacher": 0.35, "acc_weak": 0.2, "test_acc": 0.33},
-    step(30, loss=1.0, loss_task=0.9, loss_tsd=0.07, loss_ssd=0.03, acc_student=0.6, acc_teacher=0.65,
-         acc_weak=0.5, agreement=0.8, kl=0.2, acc_by_window=[0.5, 0.6, 0.7], firing_rate={"a": 0.1}),
+    step(
+        10,
+        loss=2.0,
+        loss_task=1.8,
+        loss_tsd=0.15,
+        loss_ssd=0.05,
+        acc_student=0.2,
+        acc_teacher=0.25,
+        acc_weak=0.1,
+        agreement=0.5,
+        kl=0.4,
+        acc_by_window=[0.1, 0.2],
+        firing_rate={"a": 0.1},
+    ),
+    step(
+        20,
+        loss=1.5,
+        loss_task=1.3,
+        loss_tsd=0.12,
+        loss_ssd=0.08,
+        acc_student=0.4,
+        acc_teacher=0.45,
+        acc_weak=0.3,
+        agreement=0.6,
+        kl=0.3,
+        acc_by_window=[0.3, 0.4, 0.5],
+        firing_rate={"a": 0.1},
+    ),
+    {
+        "kind": "epoch",
+        "step": 20,
+        "epoch": 1,
+        "wall_s": 2.0,
+        "loss": 1.7,
+        "acc_student": 0.3,
+        "acc_teacher": 0.35,
+        "acc_weak": 0.2,
+        "test_acc": 0.33,
+    },
+    step(
+        30,
+        loss=1.0,
+        loss_task=0.9,
+        loss_tsd=0.07,
+        loss_ssd=0.03,
+        acc_student=0.6,
+        acc_teacher=0.65,
+        acc_weak=0.5,
+        agreement=0.8,
+        kl=0.2,
+        acc_by_window=[0.5, 0.6, 0.7],
+        firing_rate={"a": 0.1},
+    ),
     {"kind": "eval", "step": 30, "epoch": 1, "wall_s": 3.0, "split": "test", "t": 1, "acc": 0.5},
     {"kind": "eval", "step": 30, "epoch": 1, "wall_s": 3.0, "split": "test", "t": 2, "acc": 0.6},
     {"kind": "eval", "step": 30, "epoch": 1, "wall_s": 3.0, "split": "test", "t": 3, "acc": 0.7},
     {"kind": "eval", "step": 30, "epoch": 1, "wall_s": 3.0, "split": "val", "t": 3, "acc": 0.99},
 ]
 # A baseline run: no teacher, no weak head, so those parts are None or absent.
-BASELINE = [step(10, loss=2.1, loss_task=2.1, loss_tsd=None, loss_ssd=None, acc_student=0.15, acc_teacher=None,
-                 acc_weak=None, agreement=None, kl=None, acc_by_window=[0.15, 0.2]),
-            step(20, loss=1.9, loss_task=1.9, acc_student=0.25)]
+BASELINE = [
+    step(
+        10,
+        loss=2.1,
+        loss_task=2.1,
+        loss_tsd=None,
+        loss_ssd=None,
+        acc_student=0.15,
+        acc_teacher=None,
+        acc_weak=None,
+        agreement=None,
+        kl=None,
+        acc_by_window=[0.15, 0.2],
+    ),
+    step(20, loss=1.9, loss_task=1.9, acc_student=0.25),
+]
 
 
 # --- neurons and layers -------------------------------------------------------------------------
+
 
 def test_neuron_figure_draws_current_membrane_spikes_and_threshold():
     current = torch.tensor([0.6, 0.6, 2.5, 0.0, 1.2])
@@ -78,8 +147,10 @@ def test_neuron_figure_draws_current_membrane_spikes_and_threshold():
 
 def test_neuron_figure_wraps_a_long_title():
     # Lesson 01 names every variant in the title; plotly never wraps, so the end was cut off.
-    title = ("spikes per timestep: ours (soft reset): 0.52 · snntorch, reset_delay=True (its default): 0.43 · "
-             "snntorch, reset_delay=False: 0.52")
+    title = (
+        "spikes per timestep: ours (soft reset): 0.52 · snntorch, reset_delay=True (its default): 0.43 · "
+        "snntorch, reset_delay=False: 0.52"
+    )
     fig = neuron_figure(np.ones(4), np.zeros(4), np.zeros(4), 1.0, title=title)
     lines = fig.layout.title.text.split("<br>")
     assert len(lines) == 3 and max(map(len, lines)) <= 80 and " · ".join(lines) == title
@@ -149,8 +220,9 @@ def test_membrane_traces_accept_the_lessons_call_and_a_batch():
     assert fig.layout.title.text == "layer x: five neurons"
     np.testing.assert_allclose(arr(by_name(fig, "neuron 1").y), [0.0, 2.5, 1.5])
     batch = torch.stack([v, v * 0], dim=1)  # (T, B, n): batch item 0 is drawn
-    np.testing.assert_allclose(arr(membrane_traces_figure(batch, torch.stack([s, s], 1), neuron_ids=[1]).data[0].y),
-                               [0.0, 2.5, 1.5])
+    np.testing.assert_allclose(
+        arr(membrane_traces_figure(batch, torch.stack([s, s], 1), neuron_ids=[1]).data[0].y), [0.0, 2.5, 1.5]
+    )
 
 
 def test_membrane_traces_without_spikes_or_threshold():
@@ -181,6 +253,7 @@ def test_firing_rate_axis_title_is_short_enough_for_a_short_chart():
 
 
 # --- outputs over time --------------------------------------------------------------------------
+
 
 def softmax_of_window_mean(z: np.ndarray, n: int) -> np.ndarray:
     m = z[:n].sum(0) / n
@@ -232,6 +305,7 @@ def test_window_agreement_matches_an_independent_computation():
 
 
 # --- training curves ----------------------------------------------------------------------------
+
 
 def test_loss_parts_one_run():
     fig = loss_parts_figure(TSSD)
@@ -320,9 +394,13 @@ def test_percent_ticks_never_repeat_a_label():
     # Every percent axis of the training and output figures formats its ticks the same way.
     z = np.random.default_rng(2).normal(size=(3, 4, 5))
     logits = timestep_logits_figure(z[:, 0], None, t_student=1)
-    axes = [accuracy_figure(TSSD).layout.yaxis, kl_agreement_figure(TSSD).layout.yaxis,
-            window_heatmap_figure(TSSD).data[0].colorbar, logits.layout.yaxis2,
-            window_agreement_figure(z).layout.yaxis]
+    axes = [
+        accuracy_figure(TSSD).layout.yaxis,
+        kl_agreement_figure(TSSD).layout.yaxis,
+        window_heatmap_figure(TSSD).data[0].colorbar,
+        logits.layout.yaxis2,
+        window_agreement_figure(z).layout.yaxis,
+    ]
     for axis in axes:
         assert plotly_tick_format(axis, 0.002) == ".1%" and plotly_tick_format(axis, 0.1) == ".0%"
 
@@ -359,8 +437,10 @@ def test_kl_agreement_two_axes_and_runs():
 
 
 def test_training_figures_tolerate_empty_and_sparse_records():
-    sparse = [MappingProxyType({"kind": "step", "step": 1, "epoch": 0, "wall_s": 0.0}),
-              {"kind": "eval", "step": 1, "epoch": 0, "wall_s": 0.0, "split": "test", "t": 1, "acc": None}]
+    sparse = [
+        MappingProxyType({"kind": "step", "step": 1, "epoch": 0, "wall_s": 0.0}),
+        {"kind": "eval", "step": 1, "epoch": 0, "wall_s": 0.0, "split": "test", "t": 1, "acc": None},
+    ]
     for records in ([], sparse):
         for build in (loss_parts_figure, accuracy_figure, window_heatmap_figure, kl_agreement_figure):
             fig = build(records)
@@ -374,10 +454,16 @@ def test_every_figure_is_json_serialisable():
     z = np.random.default_rng(1).normal(size=(4, 3, 5)).astype(np.float32)
     figs = [
         neuron_figure(np.ones(4), np.zeros(4), np.zeros(4), 1.0, compare={"v": (np.ones(4), np.ones(4))}),
-        raster_figure(np.eye(4)), membrane_traces_figure(np.eye(4), np.eye(4)), firing_rate_figure({"a": 0.1}),
+        raster_figure(np.eye(4)),
+        membrane_traces_figure(np.eye(4), np.eye(4)),
+        firing_rate_figure({"a": 0.1}),
         timestep_logits_figure(torch.from_numpy(z[:, 0]).bfloat16(), list("abcde"), t_student=2, label="c"),
-        window_agreement_figure(z), loss_parts_figure({"a": TSSD, "b": BASELINE}), accuracy_figure(TSSD),
-        window_heatmap_figure(TSSD), accuracy_vs_timesteps_figure({"a": TSSD}), kl_agreement_figure(TSSD),
+        window_agreement_figure(z),
+        loss_parts_figure({"a": TSSD, "b": BASELINE}),
+        accuracy_figure(TSSD),
+        window_heatmap_figure(TSSD),
+        accuracy_vs_timesteps_figure({"a": TSSD}),
+        kl_agreement_figure(TSSD),
     ]
     for fig in figs:
         assert isinstance(fig, go.Figure)

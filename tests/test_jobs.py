@@ -5,18 +5,25 @@ import signal
 import time
 
 import pytest
+from waiting import wait_for  # tests/waiting.py
 
 from tssd_viz import ConfigError, RunFolder, preset
 from tssd_viz.jobs import JobManager
 
-from waiting import wait_for  # tests/waiting.py
-
 
 def tiny(epochs=1, seed=0):
     """A run of a few seconds of training on the offline digits (most of its time is Python starting)."""
-    return preset("digits").replace(**{
-        "model.width": 0.25, "data.limit_train": 256, "data.limit_test": 128, "train.epochs": epochs,
-        "train.log_every": 1, "train.device": "cpu", "train.seed": seed})
+    return preset("digits").replace(
+        **{
+            "model.width": 0.25,
+            "data.limit_train": 256,
+            "data.limit_test": 128,
+            "train.epochs": epochs,
+            "train.log_every": 1,
+            "train.device": "cpu",
+            "train.seed": seed,
+        }
+    )
 
 
 def states(jobs, *runs):

@@ -51,12 +51,15 @@ def test_windows_from_one_shared_pass():
     assert windows(ModelOutput(z[:2], None), t_student=2).teacher is None
 
 
-@pytest.mark.parametrize("mode,present", [
-    ("baseline", set()),
-    ("tsd", {"ce_teacher", "loss_tsd"}),
-    ("ssd", {"ce_weak", "loss_ssd"}),
-    ("tssd", {"ce_teacher", "loss_tsd", "ce_weak", "loss_ssd"}),
-])
+@pytest.mark.parametrize(
+    "mode,present",
+    [
+        ("baseline", set()),
+        ("tsd", {"ce_teacher", "loss_tsd"}),
+        ("ssd", {"ce_weak", "loss_ssd"}),
+        ("tssd", {"ce_teacher", "loss_tsd", "ce_weak", "loss_ssd"}),
+    ],
+)
 def test_terms_by_mode(mode, present):
     z, wz = logits(), logits(seed=1)
     y = torch.tensor([0, 1, 2, 3, 4, 0])
@@ -102,7 +105,9 @@ def test_detached_teacher_gets_no_gradient_from_the_kl():
     tssd_loss(Windows(zs, zt, None), y, cfg).loss.backward()
     assert zt.grad is None and zs.grad.abs().sum() > 0
     zt2 = torch.randn(4, 5, requires_grad=True)
-    tssd_loss(Windows(zs, zt2, None), y, DistillConfig(mode="tsd", teacher_ce=False, detach_teacher=False)).loss.backward()
+    tssd_loss(
+        Windows(zs, zt2, None), y, DistillConfig(mode="tsd", teacher_ce=False, detach_teacher=False)
+    ).loss.backward()
     assert zt2.grad is not None and zt2.grad.abs().sum() > 0
 
 

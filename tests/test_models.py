@@ -88,7 +88,7 @@ def test_record_probe_removes_its_hooks():
     assert rec.spikes["stem_lif"].shape == (3, 2, 32, 32, 32) and rec.spikes["stem_lif"].dtype == torch.uint8
     assert rec.membrane["stem_lif"].shape == (3, 2, 32, 32, 32)
     assert rec.firing_rate["stem_lif"] == pytest.approx(rec.spikes["stem_lif"].float().mean().item())
-    assert all(not l._forward_hooks and not l.membrane_tap._forward_hooks for l in lif_layers(m).values())
+    assert all(not lif._forward_hooks and not lif.membrane_tap._forward_hooks for lif in lif_layers(m).values())
     with pytest.raises(KeyError, match="stem_lif"):
         with record(m, layers=["nope"]):
             pass

@@ -86,7 +86,7 @@ def test_v0_continues_a_run_in_pieces():
 def test_equals_snntorch_leaky_without_reset_delay_in_the_weak_input_regime():
     # While H < 2*theta (so V after a reset stays below theta) the two are the same neuron.
     torch.manual_seed(3)
-    current = (torch.rand(10, 32, 16, dtype=torch.float64) * 1.4 - 0.5)  # H <= 0.5 + 0.9 < 2
+    current = torch.rand(10, 32, 16, dtype=torch.float64) * 1.4 - 0.5  # H <= 0.5 + 0.9 < 2
     a, b = current.clone().requires_grad_(), current.clone().requires_grad_()
     s, m = LIF().run(a)
     s_snn, m_snn = run_snntorch(snntorch_leaky(), b)

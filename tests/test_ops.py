@@ -25,8 +25,12 @@ class Toy(nn.Module):
         return self.fc(s.flatten(2))  # (T, B, 8) -> (T, B, 3)
 
 
-IMAGES = torch.tensor([[[[1.0, 2.0], [-1.0, 0.0]]],  # 3 spikes: two > 0 on channel 0, one < 0 on channel 1
-                       [[[1.0, 1.0], [1.0, 1.0]]]])  # 4 spikes, all on channel 0
+IMAGES = torch.tensor(
+    [
+        [[[1.0, 2.0], [-1.0, 0.0]]],  # 3 spikes: two > 0 on channel 0, one < 0 on channel 1
+        [[[1.0, 1.0], [1.0, 1.0]]],
+    ]
+)  # 4 spikes, all on channel 0
 
 
 def test_golden_numbers_of_a_toy_by_hand():
@@ -64,8 +68,13 @@ def test_sops_equal_spikes_times_fan_out_on_a_real_network():
     for name, m in net.named_modules():
         if isinstance(m, nn.Conv2d) and not name.startswith("stem"):
             assert m.stride == (1, 1) and m.padding == (1, 1) and m.kernel_size == (3, 3)
-            hooks.append(m.register_forward_hook(
-                lambda mod, inp, out, name=name: seen.__setitem__(name, inp[0].sum().item() * mod.out_channels * 9 / 4)))
+            hooks.append(
+                m.register_forward_hook(
+                    lambda mod, inp, out, name=name: seen.__setitem__(
+                        name, inp[0].sum().item() * mod.out_channels * 9 / 4
+                    )
+                )
+            )
     with torch.no_grad():
         net(x, T)
     for h in hooks:

@@ -1,8 +1,9 @@
 """Packaging: pyproject.toml and environment.yml name the same packages; the public API is explicit."""
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 import tssd_viz
 

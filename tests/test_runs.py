@@ -18,8 +18,12 @@ def evals(*rows, split="test"):
 
 # -- final accuracy from eval records
 def test_final_accuracy_reads_the_test_evals_only():
-    recs = [{"kind": "step", "step": 1, "t": 1, "acc": 0.1}, *evals((1, 0.5), (2, 0.75)),
-            *evals((1, 0.9), split="train"), {"kind": "epoch", "step": 8, "split": "test", "t": 2, "acc": 0.2}]
+    recs = [
+        {"kind": "step", "step": 1, "t": 1, "acc": 0.1},
+        *evals((1, 0.5), (2, 0.75)),
+        *evals((1, 0.9), split="train"),
+        {"kind": "epoch", "step": 8, "split": "test", "t": 2, "acc": 0.2},
+    ]
     assert final_accuracy(recs) == {1: 0.5, 2: 0.75}
     assert final_accuracy(recs, "train") == {1: 0.9}
     assert final_accuracy([]) == {}
@@ -91,9 +95,14 @@ def test_metrics_skips_a_torn_last_line_and_filters_by_kind(tmp_path):
 def trainer_arrays(weak=True):
     """What the trainer emits for a probe batch of P=3 images, T=4, K=10, two layers of N=5 and 2 neurons."""
     rng = np.random.default_rng(0)
-    arrays = {"images": rng.integers(0, 255, (3, 1, 8, 8), dtype=np.uint8), "labels": np.array([3, 1, 4]),
-              "classes": np.array(tuple("0123456789")), "logits": rng.normal(size=(4, 3, 10)).astype(np.float32),
-              "step": np.array(44), "epoch": np.array(1)}
+    arrays = {
+        "images": rng.integers(0, 255, (3, 1, 8, 8), dtype=np.uint8),
+        "labels": np.array([3, 1, 4]),
+        "classes": np.array(tuple("0123456789")),
+        "logits": rng.normal(size=(4, 3, 10)).astype(np.float32),
+        "step": np.array(44),
+        "epoch": np.array(1),
+    }
     if weak:
         arrays["weak_logits"] = rng.normal(size=(4, 3, 10)).astype(np.float32)
     for name, n, rate in (("stem_lif", 5, 0.125), ("stages.0.lif", 2, 0.25)):

@@ -40,11 +40,21 @@ def test_compiled_neurons_match_the_reference_gradients_included():
 
 def test_bench_quick_prints_every_table_row():
     # The harness end to end on tiny shapes: the same code as `python bench/run.py`, in seconds.
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--no-classroom", "--reps", "1"],
-                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
-    for row in ("1. SNN step T=4 / (4 x ANN step", "2. snntorch-tutorial step / ours, same allocator", "2. as shipped: tutorial",
-                "3. TSSD(4,2) step, tsd_pass=continue", "4. activation memory T=4"):
-        line = next(l for l in out.splitlines() if row in l)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--no-classroom", "--reps", "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+    for row in (
+        "1. SNN step T=4 / (4 x ANN step",
+        "2. snntorch-tutorial step / ours, same allocator",
+        "2. as shipped: tutorial",
+        "3. TSSD(4,2) step, tsd_pass=continue",
+        "4. activation memory T=4",
+    ):
+        line = next(text for text in out.splitlines() if row in text)
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[1].endswith("x") and float(cells[1][:-1]) > 0 and cells[3] in ("yes", "no")
     assert "device cpu" in out

@@ -12,18 +12,44 @@ import pytest
 from tssd_viz import RunFolder
 from tssd_viz.cli import parse_config
 from tssd_viz.config import TSSDConfig, preset
-from tssd_viz.sweep import (ABLATIONS, EPOCH_CAP_FACTOR, SWEEP_DEFAULTS, Cell, SweepError, expand, render_markdown,
-                            rewrite_section, run_cell, select, summarize)
+from tssd_viz.sweep import (
+    ABLATIONS,
+    EPOCH_CAP_FACTOR,
+    SWEEP_DEFAULTS,
+    Cell,
+    SweepError,
+    expand,
+    render_markdown,
+    rewrite_section,
+    run_cell,
+    select,
+    summarize,
+)
 
-TINY = ["--preset", "digits", "--data.limit-train", "128", "--data.limit-test", "64", "--train.epochs", "1",
-        "--model.width", "0.25", "--train.device", "cpu", "--data.batch-size", "64"]
+TINY = [
+    "--preset",
+    "digits",
+    "--data.limit-train",
+    "128",
+    "--data.limit-test",
+    "64",
+    "--train.epochs",
+    "1",
+    "--model.width",
+    "0.25",
+    "--train.device",
+    "cpu",
+    "--data.batch-size",
+    "64",
+]
 BASE = preset("digits").replace(**SWEEP_DEFAULTS)
 
 
 def cli(*args, timeout=600):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "tssd_viz", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "tssd_viz", *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def diff(a: TSSDConfig, b: TSSDConfig) -> set[str]:
@@ -57,8 +83,13 @@ def test_ablations_change_one_field_around_the_reference():
     for c in cells[1:]:
         assert diff(c.cfg, reference.cfg) == {c.factor}, c.name
     names = {c.name for c in cells}
-    assert {"tssd-ts1-tt2-alpha0.5-s0-epochs", "tssd-ts1-tt6-s0-epochs", "tssd-ts1-tt2-separatepass-s0-epochs",
-            "tssd-ts1-tt2-noteacherce-s0-epochs", "tssd-ts1-tt2-ssdteacher-s0-epochs"} <= names
+    assert {
+        "tssd-ts1-tt2-alpha0.5-s0-epochs",
+        "tssd-ts1-tt6-s0-epochs",
+        "tssd-ts1-tt2-separatepass-s0-epochs",
+        "tssd-ts1-tt2-noteacherce-s0-epochs",
+        "tssd-ts1-tt2-ssdteacher-s0-epochs",
+    } <= names
     # "all" shares the reference with the main grid instead of running it twice
     assert len(expand("all", BASE, seeds=3, ablation_seeds=1)) == 48 + expected
 
@@ -68,19 +99,27 @@ def test_budget_and_selection():
     assert {c.cfg.train.time_budget_s for c in cells if c.budget == "time"} == {12.5}
     assert {c.cfg.train.time_budget_s for c in cells if c.budget == "epochs"} == {0.0}
     assert [c.name for c in select(cells, "baseline-ts1-*,tssd-ts2-tt4-s0-time")] == [
-        "baseline-ts1-tt2-s0-epochs", "baseline-ts1-tt2-s0-time", "tssd-ts2-tt4-s0-time"]
+        "baseline-ts1-tt2-s0-epochs",
+        "baseline-ts1-tt2-s0-time",
+        "tssd-ts2-tt4-s0-time",
+    ]
 
 
 # -- summaries from planted run folders -------------------------------------------------------------------
+
 
 def plant(runs_dir: Path, cell: Cell, accs: dict[int, float], epoch_s: float = 2.0) -> None:
     """A finished run folder with the given final test accuracies, as the trainer would leave it."""
     run = RunFolder(runs_dir / cell.name)
     run.prepare(cell.cfg)
     (run.path / "cell.json").write_text(json.dumps({**cell.meta, "process_s": 10.0}))
-    run.append_metric({"kind": "epoch", "step": 10, "epoch": 1, "wall_s": epoch_s, "epoch_s": epoch_s, "complete": True})
+    run.append_metric(
+        {"kind": "epoch", "step": 10, "epoch": 1, "wall_s": epoch_s, "epoch_s": epoch_s, "complete": True}
+    )
     for t, a in accs.items():
-        run.append_metric({"kind": "eval", "step": 10, "epoch": 1, "wall_s": epoch_s, "split": "test", "t": t, "acc": a})
+        run.append_metric(
+            {"kind": "eval", "step": 10, "epoch": 1, "wall_s": epoch_s, "split": "test", "t": t, "acc": a}
+        )
     run.set_status("done", "finished")
 
 
@@ -95,7 +134,9 @@ def test_mean_and_std_over_seeds(tmp_path):
     s = summarize(tmp_path)
     tssd = next(r for r in s["main"]["epochs"] if r["mode"] == "tssd")
     assert tssd["n"] == 3 and tssd["seeds"] == [0, 1, 2]
-    assert tssd["acc"][0] == pytest.approx(0.61) and tssd["acc"][1] == pytest.approx(statistics.stdev([0.60, 0.62, 0.61]))
+    assert tssd["acc"][0] == pytest.approx(0.61) and tssd["acc"][1] == pytest.approx(
+        statistics.stdev([0.60, 0.62, 0.61])
+    )
     assert tssd["acc_by_window"][2][0] == pytest.approx(0.72)
     assert tssd["acc_by_window"][2][1] == pytest.approx(statistics.stdev([0.70, 0.71, 0.75]))
     assert tssd["epoch_s"] == pytest.approx(4.0)
@@ -105,7 +146,7 @@ def test_mean_and_std_over_seeds(tmp_path):
     assert [r["value"] for r in s["ablations"]["distill.t_teacher"]] == [2, 6]
     md = render_markdown(s)
     # baseline: 0.55, 0.57, 0.56 -> the same spread; 2 SE of the difference = 2 sqrt(2 * 0.01^2 / 3)
-    assert f"| tssd | 1 | 2 | 61.0 ± 1.0 | +5.0 (±{200 * (2 * 0.01 ** 2 / 3) ** 0.5:.1f}) | 4.0 | 3 |" in md
+    assert f"| tssd | 1 | 2 | 61.0 ± 1.0 | +5.0 (±{200 * (2 * 0.01**2 / 3) ** 0.5:.1f}) | 4.0 | 3 |" in md
     assert "| 0.5 | 50.0 | 2.0 | 1 |" in md  # one seed: no spread to show
     assert s["totals"]["runs"] == 8
 

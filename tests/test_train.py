@@ -14,16 +14,38 @@ from tssd_viz.config import ConfigError
 from tssd_viz.data import DataUnavailable
 from tssd_viz.train import lr_factor
 
-STEP_KEYS = {"kind", "step", "epoch", "wall_s", "loss", "loss_task", "loss_tsd", "loss_ssd", "acc_student",
-             "acc_teacher", "acc_weak", "agreement", "acc_by_window", "firing_rate"}
+STEP_KEYS = {
+    "kind",
+    "step",
+    "epoch",
+    "wall_s",
+    "loss",
+    "loss_task",
+    "loss_tsd",
+    "loss_ssd",
+    "acc_student",
+    "acc_teacher",
+    "acc_weak",
+    "agreement",
+    "acc_by_window",
+    "firing_rate",
+}
 
 
 def tiny(mode="tssd", **over):
-    cfg = preset("digits").replace(**{
-        "distill.mode": mode, "data.limit_train": 256, "data.limit_test": 128, "data.batch_size": 64,
-        "train.epochs": 2, "train.log_every": 1, "train.probe_images": 4, "model.width": 0.25,
-        "train.device": "cpu",
-    })
+    cfg = preset("digits").replace(
+        **{
+            "distill.mode": mode,
+            "data.limit_train": 256,
+            "data.limit_test": 128,
+            "data.batch_size": 64,
+            "train.epochs": 2,
+            "train.log_every": 1,
+            "train.probe_images": 4,
+            "model.width": 0.25,
+            "train.device": "cpu",
+        }
+    )
     return cfg.replace(**over) if over else cfg
 
 
@@ -248,8 +270,15 @@ def test_eleven_steps_evaluate_like_the_training_batches_say(bn_stats):
     """The short run of the CLI example (one epoch of 128-image batches, 11 steps): with statistics
     recomputed for the current weights, test accuracy sits within 10 points of the last training
     batch; PyTorch's running averages still describe the first weights and give chance."""
-    cfg = preset("digits").replace(**{"train.epochs": 1, "data.batch_size": 128, "train.log_every": 1,
-                                      "train.probe_every": 0, "train.bn_stats": bn_stats})
+    cfg = preset("digits").replace(
+        **{
+            "train.epochs": 1,
+            "data.batch_size": 128,
+            "train.log_every": 1,
+            "train.probe_every": 0,
+            "train.bn_stats": bn_stats,
+        }
+    )
     hist = History()
     result = fit(cfg, [hist])
     test, last_batch = result.test_acc[cfg.distill.t_student], hist.steps[-1]["acc_student"]
@@ -296,13 +325,23 @@ def test_a_cancelled_runs_checkpoint_holds_statistics_of_its_weights(tmp_path):
             torch.testing.assert_close(v, ck["model"][k])
 
 
-@pytest.mark.parametrize("over,error,needle", [
-    ({"data.batch_size": 100_000}, ConfigError, "data.batch_size: must be <= 65536"),
-    ({"data.batch_size": 2000, "data.limit_train": 0}, ConfigError,
-     r"data.batch_size: 2000 is larger than the training set \(1437 images\)"),
-    ({"data.limit_train": 1}, ConfigError, r"data.limit_train: 1 training images are fewer than one batch \(data.batch_size 64\)"),
-    ({"data.dataset": "folder", "data.root": "/nonexistent/tssd-tree"}, DataUnavailable, "does not exist"),
-])
+@pytest.mark.parametrize(
+    "over,error,needle",
+    [
+        ({"data.batch_size": 100_000}, ConfigError, "data.batch_size: must be <= 65536"),
+        (
+            {"data.batch_size": 2000, "data.limit_train": 0},
+            ConfigError,
+            r"data.batch_size: 2000 is larger than the training set \(1437 images\)",
+        ),
+        (
+            {"data.limit_train": 1},
+            ConfigError,
+            r"data.limit_train: 1 training images are fewer than one batch \(data.batch_size 64\)",
+        ),
+        ({"data.dataset": "folder", "data.root": "/nonexistent/tssd-tree"}, DataUnavailable, "does not exist"),
+    ],
+)
 def test_a_run_refused_at_the_start_writes_no_run_folder(tmp_path, over, error, needle):
     """Issue 11: these were refused only after the run folder held config.json and a failed status."""
     with pytest.raises(error, match=needle):

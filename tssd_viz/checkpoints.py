@@ -32,8 +32,11 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     atomic_write_bytes(Path(path), buf.getvalue())  # a crash mid-write leaves the old file intact
 
 
-def load_checkpoint(path: str | os.PathLike, expect: tuple[str, ...] = (FORMAT_TRAIN, FORMAT_STUDENT),
-                    map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike,
+    expect: tuple[str, ...] = (FORMAT_TRAIN, FORMAT_STUDENT),
+    map_location: str | torch.device = "cpu",
+) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")

@@ -28,14 +28,20 @@ from .runs import RunFolder
 from .trained import export_student, load_trained
 
 EXIT_BAD_INPUT, EXIT_CANCELLED = 2, 130
-USAGE = """usage:
+USAGE = (
+    """usage:
   python -m tssd_viz train [--preset NAME | --config JSON] [--run-dir DIR] [--CONFIG.FIELD VALUE ...]
   python -m tssd_viz train --resume DIR
-  python -m tssd_viz evaluate (--run-dir DIR | --checkpoint FILE) [--which best|last] [--t N] [--json] [--data.FIELD VALUE ...]
+  python -m tssd_viz evaluate (--run-dir DIR | --checkpoint FILE) [--which best|last] [--t N] [--json]
+        [--data.FIELD VALUE ...]
   python -m tssd_viz export --run-dir DIR [--which best|last] [--out FILE]
   python -m tssd_viz sweep --sweep-dir DIR [--grid main|ablations|all] [--preset NAME] [--seeds N] [--budget-s S]
-        [--jobs N] [--dry-run | --summarize-only | --background] [--only GLOBS] [--readme FILE] [--CONFIG.FIELD VALUE ...]
-presets: """ + ", ".join(PRESETS) + "\nconfig fields: python -m tssd_viz train --help"
+        [--jobs N] [--dry-run | --summarize-only | --background] [--only GLOBS] [--readme FILE]
+        [--CONFIG.FIELD VALUE ...]
+presets: """
+    + ", ".join(PRESETS)
+    + "\nconfig fields: python -m tssd_viz train --help"
+)
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
@@ -59,8 +65,11 @@ def parse_config(base: TSSDConfig, overrides: list[str], prog: str) -> TSSDConfi
 
 
 # The type of every config flag, by its name on the command line (--section.field-name).
-FLAG_KINDS = {f"--{sec.name}.{f.name.replace('_', '-')}": str(f.type)
-              for sec in dataclasses.fields(TSSDConfig) for f in dataclasses.fields(sec.default_factory)}
+FLAG_KINDS = {
+    f"--{sec.name}.{f.name.replace('_', '-')}": str(f.type)
+    for sec in dataclasses.fields(TSSDConfig)
+    for f in dataclasses.fields(sec.default_factory)
+}
 
 
 def override_error(args: list[str], prog: str) -> str | None:
@@ -131,8 +140,10 @@ def cmd_train(argv: list[str]) -> int:
     ap.add_argument("--no-progress", action="store_true")
     known, rest = ap.parse_known_args(argv)
     if "-h" in rest or "--help" in rest:
-        print("python -m tssd_viz train [--preset NAME] [--run-dir DIR | --resume DIR] [--no-progress] [config flags]\n"
-              f"presets: {', '.join(PRESETS)}; config flags below.\n")
+        print(
+            "python -m tssd_viz train [--preset NAME] [--run-dir DIR | --resume DIR] [--no-progress] [config flags]\n"
+            f"presets: {', '.join(PRESETS)}; config flags below.\n"
+        )
     if known.resume:
         if rest:
             fail("--resume continues a run with its saved config; start a new --run-dir to change settings")
@@ -165,8 +176,13 @@ def cmd_train(argv: list[str]) -> int:
     from .train import TrainingDiverged, fit  # imported late: keeps `--help` and input errors fast
 
     try:
-        result = fit(cfg, [ConsoleProgress(bar=not known.no_progress)], run_dir=run_dir, resume=resume,
-                     should_stop=lambda: stop["requested"])
+        result = fit(
+            cfg,
+            [ConsoleProgress(bar=not known.no_progress)],
+            run_dir=run_dir,
+            resume=resume,
+            should_stop=lambda: stop["requested"],
+        )
     except (ConfigError, DataUnavailable, CheckpointError, TrainingDiverged) as e:
         fail(str(e))
     print(f"run folder: {run_dir}")
@@ -196,7 +212,10 @@ def cmd_evaluate(argv: list[str]) -> int:
     ap.add_argument("--json", action="store_true")
     known, rest = ap.parse_known_args(argv)
     if any(not a.startswith("--data.") for a in rest[::2]):
-        fail(f"unknown option {rest[0]}; evaluate takes --run-dir, --checkpoint, --which, --t, --json and --data.* fields")
+        fail(
+            f"unknown option {rest[0]}; evaluate takes --run-dir, --checkpoint, --which, --t, --json "
+            "and --data.* fields"
+        )
     try:
         path = _checkpoint_path(known.run_dir, known.checkpoint, known.which)
         saved = load_trained(path)
@@ -237,8 +256,10 @@ def cmd_export(argv: list[str]) -> int:
     except CheckpointError as e:
         fail(str(e))
     print(f"exported the student (T_s={trained.cfg.distill.t_student}) to {out}")
-    print(f"parameters: {n_plain:,} (the plain network: {n_plain:,}; the weak head dropped "
-          f"{n_trained - n_plain:,} used only in training)")
+    print(
+        f"parameters: {n_plain:,} (the plain network: {n_plain:,}; the weak head dropped "
+        f"{n_trained - n_plain:,} used only in training)"
+    )
     return 0
 
 
@@ -252,8 +273,12 @@ def cmd_sweep(argv: list[str]) -> int:
     ap.add_argument("--preset", default="classroom")
     ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 of the main grid")
     ap.add_argument("--ablation-seeds", type=int, default=1)
-    ap.add_argument("--budget-s", type=float, default=None,
-                    help="equal-time budget in training seconds (default: median of the baseline's equal-epoch runs)")
+    ap.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="equal-time budget in training seconds (default: median of the baseline's equal-epoch runs)",
+    )
     ap.add_argument("--dry-run", action="store_true", help="print the planned runs and an estimated cost")
     ap.add_argument("--summarize-only", action="store_true", help="rebuild the summary from the run folders")
     ap.add_argument("--background", action="store_true", help="detach; progress goes to <sweep-dir>/sweep.log")
@@ -274,8 +299,9 @@ def cmd_sweep(argv: list[str]) -> int:
         return 0
     try:
         base = parse_config(preset(known.preset).replace(**sweep.SWEEP_DEFAULTS), rest, "python -m tssd_viz sweep")
-        cells = sweep.expand(known.grid, base, seeds=known.seeds, ablation_seeds=known.ablation_seeds,
-                             budget_s=known.budget_s)
+        cells = sweep.expand(
+            known.grid, base, seeds=known.seeds, ablation_seeds=known.ablation_seeds, budget_s=known.budget_s
+        )
         cells = sweep.select(cells, known.only)
         for cell in cells:
             validate(cell.cfg)
@@ -286,15 +312,23 @@ def cmd_sweep(argv: list[str]) -> int:
         return 0
     if known.background:
         pid = sweep.start_background(argv, sweep_dir)
-        print(f"sweep running in the background, pid {pid}; progress: {sweep_dir / 'sweep.log'}\n"
-              f"stop it with `kill {pid}` (the run in progress is checkpointed); run the same command to resume")
+        print(
+            f"sweep running in the background, pid {pid}; progress: {sweep_dir / 'sweep.log'}\n"
+            f"stop it with `kill {pid}` (the run in progress is checkpointed); run the same command to resume"
+        )
         return 0
     log = sweep.Log(sweep_dir / "sweep.log")
     sweep.write_manifest(sweep_dir, known.grid, base, argv, cells)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C: the run is checkpointed
     try:
-        states = sweep.run_sweep(cells, sweep_dir, log, jobs=max(known.jobs, 1), keep_checkpoints=known.keep_checkpoints,
-                                 after_run=lambda: sweep.write_summary(sweep_dir, png=False))
+        states = sweep.run_sweep(
+            cells,
+            sweep_dir,
+            log,
+            jobs=max(known.jobs, 1),
+            keep_checkpoints=known.keep_checkpoints,
+            after_run=lambda: sweep.write_summary(sweep_dir, png=False),
+        )
         summary = sweep.write_summary(sweep_dir, readme)
     except sweep.SweepError as e:
         log(f"error: {e}")
@@ -303,8 +337,10 @@ def cmd_sweep(argv: list[str]) -> int:
         log("stopped; run the same command to resume")
         return EXIT_CANCELLED
     failed = [name for name, state in states.items() if state != "done"]
-    log(f"finished: {summary['totals']['runs']} runs summarised in {sweep_dir / 'summary.md'}"
-        + (f"; not done: {', '.join(failed)}" if failed else ""))
+    log(
+        f"finished: {summary['totals']['runs']} runs summarised in {sweep_dir / 'summary.md'}"
+        + (f"; not done: {', '.join(failed)}" if failed else "")
+    )
     return 1 if failed else 0
 
 

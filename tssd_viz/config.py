@@ -167,7 +167,7 @@ class TSSDConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TSSDConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TSSDConfig:
         """Build from a (possibly partial) nested dict; unknown keys or a wrong structure are a `ConfigError`.
 
         Only the structure is checked here (sections are dicts of known fields); the values are
@@ -191,7 +191,7 @@ class TSSDConfig:
             parts[name] = sub_cls(**sub)
         return cls(**parts)
 
-    def replace(self, **dotted: Any) -> "TSSDConfig":
+    def replace(self, **dotted: Any) -> TSSDConfig:
         """A copy with dotted fields replaced: `cfg.replace(**{"distill.mode": "baseline"})`."""
         d = self.to_dict()
         for key, value in dotted.items():
@@ -267,9 +267,16 @@ LIMITS: dict[str, Range] = {
     "train.threads": Range(0, 256),  # 100,000 threads crashed the process
 }
 CHOICES: dict[str, tuple[str, ...]] = {
-    "model.arch": ARCHS, "distill.mode": MODES, "distill.tsd_pass": TSD_PASSES,
-    "distill.ssd_teacher": SSD_TEACHERS, "data.dataset": DATASETS, "train.optimizer": OPTIMIZERS,
-    "train.schedule": SCHEDULES, "train.device": DEVICES, "train.bn_stats": BN_STATS, "train.bn_window": BN_WINDOWS,
+    "model.arch": ARCHS,
+    "distill.mode": MODES,
+    "distill.tsd_pass": TSD_PASSES,
+    "distill.ssd_teacher": SSD_TEACHERS,
+    "data.dataset": DATASETS,
+    "train.optimizer": OPTIMIZERS,
+    "train.schedule": SCHEDULES,
+    "train.device": DEVICES,
+    "train.bn_stats": BN_STATS,
+    "train.bn_window": BN_WINDOWS,
 }
 
 
@@ -318,9 +325,7 @@ def validate(cfg: TSSDConfig) -> TSSDConfig:
     if not 1 <= m.aux_stage <= n - 1:
         raise ConfigError("model.aux_stage", f"must be between 1 and {n - 1} for {m.arch}, got {m.aux_stage}")
     if d.t_teacher <= d.t_student:
-        raise ConfigError(
-            "distill.t_teacher", f"must be > distill.t_student ({d.t_student}), got {d.t_teacher}"
-        )
+        raise ConfigError("distill.t_teacher", f"must be > distill.t_student ({d.t_student}), got {d.t_teacher}")
     if d.tsd_pass == "continue" and (not d.detach_teacher or d.teacher_ce):
         raise ConfigError(
             "distill.tsd_pass",

@@ -4,7 +4,7 @@ statistics that match the weights, and the probe snapshot of rasters, traces and
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn

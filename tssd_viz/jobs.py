@@ -26,9 +26,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .config import ConfigError, TSSDConfig, validate
 from .runs import RunFolder, run_folders
@@ -65,8 +66,7 @@ def _is_training_process(pid: int) -> bool:
 class JobManager:
     """Queue, start, watch and cancel training runs under `runs_root`."""
 
-    def __init__(self, runs_root: str | os.PathLike, max_running: int | None = None, *,
-                 python: str | None = None):
+    def __init__(self, runs_root: str | os.PathLike, max_running: int | None = None, *, python: str | None = None):
         self.root = Path(runs_root).absolute()
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_running = max_running if max_running is not None else default_max_running()
@@ -187,7 +187,7 @@ class JobManager:
         with self._locked():
             self._reap()
             free = self.max_running - len(self.running())
-            for run in self.queue()[:max(free, 0)]:
+            for run in self.queue()[: max(free, 0)]:
                 self._start(run)
                 started.append(run)
         return started
@@ -202,20 +202,36 @@ class JobManager:
         gpu = self._free_gpu() if cfg.train.device != "cpu" else None
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = str(gpu)
-        cmd = [self.python, "-m", "tssd_viz", "train", "--config", str(run.config_path), "--run-dir", str(run.path),
-               "--no-progress"]
+        cmd = [
+            self.python,
+            "-m",
+            "tssd_viz",
+            "train",
+            "--config",
+            str(run.config_path),
+            "--run-dir",
+            str(run.path),
+            "--no-progress",
+        ]
         with open(run.log_path, "ab") as log:
             log.write(f"$ {' '.join(cmd)}\n".encode())
             log.flush()
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+            )
         path = run.path.absolute()
         self._children[path] = proc
         if gpu is not None:
             self._gpus[path] = gpu
         # "running" with the child's pid from the first moment: if it dies while importing, status() says failed.
-        run.set_status("running", "starting: loading the data and building the network", pid=proc.pid,
-                       host=self.host, started=time.time(), **({"gpu": gpu} if gpu is not None else {}))
+        run.set_status(
+            "running",
+            "starting: loading the data and building the network",
+            pid=proc.pid,
+            host=self.host,
+            started=time.time(),
+            **({"gpu": gpu} if gpu is not None else {}),
+        )
 
     def _free_gpu(self) -> int | None:
         """With several GPUs, the lowest one that none of this manager's live runs uses."""
@@ -245,12 +261,18 @@ class JobManager:
             # Killed by a SIGTERM before the CLI's handler was installed: a cancel, from this manager or
             # from another app process that shares the queue.
             if cancelling or code in (-signal.SIGTERM, -signal.SIGINT, 130):
-                run.set_status("cancelled", "cancelled before training started", pid=proc.pid, host=self.host,
-                               exit_code=code)
+                run.set_status(
+                    "cancelled", "cancelled before training started", pid=proc.pid, host=self.host, exit_code=code
+                )
             else:
                 last = run.log_tail() or "no output"
-                run.set_status("failed", f"the training process exited with status {code}: {last}"[:500],
-                               pid=proc.pid, host=self.host, exit_code=code)
+                run.set_status(
+                    "failed",
+                    f"the training process exited with status {code}: {last}"[:500],
+                    pid=proc.pid,
+                    host=self.host,
+                    exit_code=code,
+                )
 
     # -- the background poller
     def start(self, interval: float = 0.5) -> None:

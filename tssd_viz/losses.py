@@ -105,8 +105,8 @@ def tssd_loss(w: Windows, y: Tensor, cfg: DistillConfig, label_smoothing: float 
         if cfg.weak_ce:
             ce_weak = ce(w.weak)
 
-    loss_task = ce_student + (ce_teacher if ce_teacher is not None else zero) + (
-        ce_weak if ce_weak is not None else zero
+    loss_task = (
+        ce_student + (ce_teacher if ce_teacher is not None else zero) + (ce_weak if ce_weak is not None else zero)
     )
     loss = loss_task
     if loss_tsd is not None:

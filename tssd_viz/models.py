@@ -24,6 +24,7 @@ from .archs import num_stages as num_stages  # still importable from here
 from .config import ModelConfig
 from .neurons import LIF, LIFParams
 
+
 @dataclass(frozen=True)
 class ModelOutput:
     logits: Tensor  # (T, B, K) per-timestep logits of the final classifier
@@ -57,9 +58,7 @@ def unfold(x: Tensor, T: int) -> Tensor:
 
 
 def conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout)
-    )
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout))
 
 
 class ConvBNLIF(nn.Module):
@@ -129,8 +128,15 @@ class Head(nn.Module):
 
 
 class SpikingNet(nn.Module):
-    def __init__(self, stem: nn.Module, stem_lif: LIF, stages: list[Stage], head: Head,
-                 weak_head: nn.Linear | None, aux_stage: int):
+    def __init__(
+        self,
+        stem: nn.Module,
+        stem_lif: LIF,
+        stages: list[Stage],
+        head: Head,
+        weak_head: nn.Linear | None,
+        aux_stage: int,
+    ):
         super().__init__()
         self.stem, self.stem_lif = stem, stem_lif
         self.stages = nn.ModuleList(stages)
@@ -141,8 +147,9 @@ class SpikingNet(nn.Module):
             if isinstance(module, LIF):
                 module.name = name  # stable key for carried state and recordings
 
-    def forward(self, x: Tensor, T: int, state: dict[str, Tensor] | None = None,
-                keep_state: bool = False) -> ModelOutput:
+    def forward(
+        self, x: Tensor, T: int, state: dict[str, Tensor] | None = None, keep_state: bool = False
+    ) -> ModelOutput:
         """x: static images (B, C, H, W) or event frames (T, B, C, H, W) -> ModelOutput over T steps.
 
         `state` continues from the membrane potentials of an earlier call (`keep_state=True`).
@@ -172,8 +179,9 @@ def build_model(cfg: ModelConfig, in_channels: int, num_classes: int, weak_head:
         stem_c = ch(RESNET19_STEM)
         stages, cin, widths = [], stem_c, []
         for n_blocks, c, stride in RESNET19_STAGES:
-            blocks = [BasicBlock(cin if i == 0 else ch(c), ch(c), stride if i == 0 else 1, lif)
-                      for i in range(n_blocks)]
+            blocks = [
+                BasicBlock(cin if i == 0 else ch(c), ch(c), stride if i == 0 else 1, lif) for i in range(n_blocks)
+            ]
             stages.append(Stage(blocks, pool=False))
             cin = ch(c)
             widths.append(cin)

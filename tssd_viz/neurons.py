@@ -204,19 +204,17 @@ class LIF(nn.Module):
                 current, p.tau, p.threshold, p.surrogate_width, p.detach_reset, v0=v0
             )
         elif self.fused and current.dtype in (torch.float32, torch.float64):
-            spikes, membrane, _ = _FusedLIF.apply(
-                current, v0, p.beta, p.threshold, p.surrogate_width, p.detach_reset
-            )
+            spikes, membrane, _ = _FusedLIF.apply(current, v0, p.beta, p.threshold, p.surrogate_width, p.detach_reset)
         else:  # e.g. bf16 autocast: the reference loop keeps the dtype rules of autograd
-            spikes, membrane = lif_multistep(
-                current, p.tau, p.threshold, p.surrogate_width, p.detach_reset, v0=v0
-            )
+            spikes, membrane = lif_multistep(current, p.tau, p.threshold, p.surrogate_width, p.detach_reset, v0=v0)
         membrane = self.membrane_tap(membrane)
         return spikes, membrane
 
     def extra_repr(self) -> str:
         p = self.params
-        return f"tau={p.tau}, threshold={p.threshold}, surrogate_width={p.surrogate_width}, detach_reset={p.detach_reset}"
+        return (
+            f"tau={p.tau}, threshold={p.threshold}, surrogate_width={p.surrogate_width}, detach_reset={p.detach_reset}"
+        )
 
 
 def snntorch_multistep(
@@ -240,8 +238,13 @@ def snntorch_multistep(
     def rect(input_: Tensor, grad_input: Tensor, spikes: Tensor) -> Tensor:  # input_ is H - theta
         return grad_input * (input_.abs() < surrogate_width / 2).to(grad_input.dtype) / surrogate_width
 
-    leaky = snn.Leaky(beta=1 - 1 / tau, threshold=threshold, reset_mechanism="subtract", reset_delay=reset_delay,
-                      spike_grad=surrogate.custom_surrogate(rect))
+    leaky = snn.Leaky(
+        beta=1 - 1 / tau,
+        threshold=threshold,
+        reset_mechanism="subtract",
+        reset_delay=reset_delay,
+        spike_grad=surrogate.custom_surrogate(rect),
+    )
     mem = torch.zeros_like(current[0])
     spikes, membrane = [], []
     for t in range(current.shape[0]):

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -71,8 +72,9 @@ class RunWriter(Observer):
 
     def before_fit(self, info):
         self.run.write_env(info.device, info.cfg.train.seed)
-        self.run.set_status("running", f"training {info.cfg.distill.mode} on {info.dataset}",
-                            host=_host(), total_steps=info.total_steps)
+        self.run.set_status(
+            "running", f"training {info.cfg.distill.mode} on {info.dataset}", host=_host(), total_steps=info.total_steps
+        )
 
     def after_step(self, record):
         self.run.append_metric(dict(record))
@@ -114,11 +116,19 @@ class ConsoleProgress(Observer):
         if self.use_bar:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=info.total_steps, initial=info.start_step, unit="step",
-                            file=self.file, dynamic_ncols=True, leave=False)
-        self._write(f"{info.cfg.distill.mode} · {info.arch} · {info.dataset} · {info.device} · "
-                    f"T_s={info.cfg.distill.t_student} T_t={info.cfg.distill.t_teacher} · "
-                    f"{info.num_parameters:,} parameters")
+            self.bar = tqdm(
+                total=info.total_steps,
+                initial=info.start_step,
+                unit="step",
+                file=self.file,
+                dynamic_ncols=True,
+                leave=False,
+            )
+        self._write(
+            f"{info.cfg.distill.mode} · {info.arch} · {info.dataset} · {info.device} · "
+            f"T_s={info.cfg.distill.t_student} T_t={info.cfg.distill.t_teacher} · "
+            f"{info.num_parameters:,} parameters"
+        )
         self._write("  ".join(f"{c:>8}" for c in self.COLUMNS))
 
     def after_step(self, record):
@@ -128,9 +138,18 @@ class ConsoleProgress(Observer):
             self.bar.refresh()
 
     def after_epoch(self, record):
-        cells = [record["epoch"], record.get("loss"), record.get("loss_tsd"), record.get("loss_ssd"),
-                 record.get("acc_student"), record.get("acc_teacher"), record.get("acc_weak"),
-                 record.get("agreement"), record.get("test_acc"), record.get("epoch_s")]
+        cells = [
+            record["epoch"],
+            record.get("loss"),
+            record.get("loss_tsd"),
+            record.get("loss_ssd"),
+            record.get("acc_student"),
+            record.get("acc_teacher"),
+            record.get("acc_weak"),
+            record.get("agreement"),
+            record.get("test_acc"),
+            record.get("epoch_s"),
+        ]
         self._write("  ".join(_cell(c) for c in cells))
 
     def after_fit(self, result):

@@ -63,6 +63,7 @@ def synaptic_operations(net: nn.Module, x: Tensor, T: int, stem: str = "stem") -
             else:
                 layer = LayerOps(sops=dense * inputs[0].float().mean().item(), macs=0.0, ann_macs=dense / T)
             ops[name] = ops[name] + layer if name in ops else layer  # a module called twice counts twice
+
         return count
 
     hooks = [m.register_forward_hook(hook(n)) for n, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]

@@ -48,8 +48,14 @@ class ProbeSnapshot:
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The arrays under their .npz keys."""
-        arrays = {"images": self.images, "labels": self.labels, "classes": np.array(self.classes),
-                  "logits": self.logits, "step": np.array(self.step), "epoch": np.array(self.epoch)}
+        arrays = {
+            "images": self.images,
+            "labels": self.labels,
+            "classes": np.array(self.classes),
+            "logits": self.logits,
+            "step": np.array(self.step),
+            "epoch": np.array(self.epoch),
+        }
         if self.weak_logits is not None:
             arrays["weak_logits"] = self.weak_logits
         for layer in self.layers:
@@ -65,14 +71,19 @@ class ProbeSnapshot:
         """From the .npz keys (keys this version does not know are ignored; "neurons:" may be missing)."""
         try:
             layers = [k.split(":", 1)[1] for k in arrays if k.startswith("spikes:")]
-            return cls(images=arrays["images"], labels=arrays["labels"],
-                       classes=tuple(str(c) for c in arrays["classes"]), logits=arrays["logits"],
-                       step=int(arrays["step"]), epoch=int(arrays["epoch"]),
-                       spikes={layer: arrays[f"spikes:{layer}"] for layer in layers},
-                       membrane={layer: arrays[f"membrane:{layer}"] for layer in layers},
-                       rate={layer: float(arrays[f"rate:{layer}"]) for layer in layers},
-                       neurons={layer: arrays[f"neurons:{layer}"] for layer in layers if f"neurons:{layer}" in arrays},
-                       weak_logits=arrays["weak_logits"] if "weak_logits" in arrays else None)
+            return cls(
+                images=arrays["images"],
+                labels=arrays["labels"],
+                classes=tuple(str(c) for c in arrays["classes"]),
+                logits=arrays["logits"],
+                step=int(arrays["step"]),
+                epoch=int(arrays["epoch"]),
+                spikes={layer: arrays[f"spikes:{layer}"] for layer in layers},
+                membrane={layer: arrays[f"membrane:{layer}"] for layer in layers},
+                rate={layer: float(arrays[f"rate:{layer}"]) for layer in layers},
+                neurons={layer: arrays[f"neurons:{layer}"] for layer in layers if f"neurons:{layer}" in arrays},
+                weak_logits=arrays["weak_logits"] if "weak_logits" in arrays else None,
+            )
         except KeyError as e:
             raise ValueError(f"not a probe snapshot: no array {e.args[0]!r}") from None
 
@@ -92,10 +103,20 @@ def read_probe(path: str | os.PathLike) -> ProbeSnapshot:
 
 
 @torch.no_grad()
-def snapshot(model: torch.nn.Module, x: Tensor, T: int, *, labels: Tensor | np.ndarray | None = None,
-             images: Tensor | np.ndarray | None = None, classes: Sequence[str] = (), max_neurons: int = 256,
-             layers: Sequence[str] | None = None, neurons: Mapping[str, np.ndarray] | None = None,
-             step: int = 0, epoch: int = 0) -> ProbeSnapshot:
+def snapshot(
+    model: torch.nn.Module,
+    x: Tensor,
+    T: int,
+    *,
+    labels: Tensor | np.ndarray | None = None,
+    images: Tensor | np.ndarray | None = None,
+    classes: Sequence[str] = (),
+    max_neurons: int = 256,
+    layers: Sequence[str] | None = None,
+    neurons: Mapping[str, np.ndarray] | None = None,
+    step: int = 0,
+    epoch: int = 0,
+) -> ProbeSnapshot:
     """Run `model` on the batch `x` for T timesteps in eval mode and record it.
 
     x: (P, C, H, W) normalised images or (T, P, C, H, W) frames; `images` are what a figure shows
@@ -124,7 +145,16 @@ def snapshot(model: torch.nn.Module, x: Tensor, T: int, *, labels: Tensor | np.n
     shown = x if images is None else images
     return ProbeSnapshot(
         images=shown.cpu().numpy() if isinstance(shown, Tensor) else np.asarray(shown),
-        labels=(labels.cpu().numpy() if isinstance(labels, Tensor) else np.asarray(labels if labels is not None else [])),
-        classes=tuple(str(c) for c in classes), logits=out.logits.float().cpu().numpy(), step=step, epoch=epoch,
-        spikes=spikes, membrane=membrane, rate=dict(rec.firing_rate), neurons=chosen,
-        weak_logits=None if out.weak_logits is None else out.weak_logits.float().cpu().numpy())
+        labels=(
+            labels.cpu().numpy() if isinstance(labels, Tensor) else np.asarray(labels if labels is not None else [])
+        ),
+        classes=tuple(str(c) for c in classes),
+        logits=out.logits.float().cpu().numpy(),
+        step=step,
+        epoch=epoch,
+        spikes=spikes,
+        membrane=membrane,
+        rate=dict(rec.firing_rate),
+        neurons=chosen,
+        weak_logits=None if out.weak_logits is None else out.weak_logits.float().cpu().numpy(),
+    )

@@ -10,9 +10,9 @@ the `with` block runs exactly as before and keeps no recording state.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -67,11 +67,13 @@ def record(
             rec.firing_rate[name] = float(out.detach().float().mean())
             if spikes:
                 rec.spikes[name] = out.detach()[:, keep].to("cpu", copy=True).to(torch.uint8)
+
         return hook
 
     def on_membrane(name: str):
         def hook(_module, _inputs, out: Tensor) -> None:
             rec.membrane[name] = out.detach()[:, keep].float().to("cpu", copy=True)
+
         return hook
 
     try:
@@ -83,5 +85,3 @@ def record(
     finally:
         for h in handles:
             h.remove()
-
-

@@ -156,7 +156,8 @@ class RunFolder:
             has_metrics = self.metrics_path.exists() and self.metrics_path.stat().st_size > 0
             if has_metrics and not resume:
                 raise ConfigError(
-                    "run_dir", f"{self.path} already holds this run's results; use --resume {self.path} or another --run-dir"
+                    "run_dir",
+                    f"{self.path} already holds this run's results; use --resume {self.path} or another --run-dir",
                 )
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(self.config_path, (cfg.to_json() + "\n").encode())
@@ -189,11 +190,18 @@ class RunFolder:
         from ._version import __version__
 
         versions["tssd_viz"] = __version__
-        atomic_write_json(self.env_path, {
-            "versions": versions, "device": device, "seed": seed, "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name() if device.startswith("cuda") else None,
-        })
+        atomic_write_json(
+            self.env_path,
+            {
+                "versions": versions,
+                "device": device,
+                "seed": seed,
+                "platform": platform.platform(),
+                "cpu_count": os.cpu_count(),
+                "torch_threads": torch.get_num_threads(),
+                "cuda": torch.cuda.get_device_name() if device.startswith("cuda") else None,
+            },
+        )
 
     def write_probe(self, name: str, probe: ProbeSnapshot | Mapping[str, np.ndarray]) -> Path:
         """probes/{name}.npz, from a snapshot or from its arrays by .npz key (as the trainer emits them)."""
@@ -235,9 +243,12 @@ class RunFolder:
         if st.get("state") == "running" and st.get("host", platform.node()) == platform.node():
             pid = st.get("pid")
             if isinstance(pid, int) and not _pid_alive(pid):
-                return {**st, "state": "failed",
-                        "message": "the training process ended without a final status (killed?); "
-                                   "its last checkpoint is kept: resume with --resume"}
+                return {
+                    **st,
+                    "state": "failed",
+                    "message": "the training process ended without a final status (killed?); "
+                    "its last checkpoint is kept: resume with --resume",
+                }
         return st
 
     def tail(self) -> MetricsTail:
@@ -308,6 +319,16 @@ def list_runs(root: str | os.PathLike) -> list[RunSummary]:
             continue
         st = run.status()
         acc = run.final_eval().get(cfg.distill.t_student)
-        out.append(RunSummary(run.path, run.name, st.get("state", "?"), st.get("message", ""), cfg.distill.mode,
-                              cfg.data.dataset, cfg.distill.t_student, acc))
+        out.append(
+            RunSummary(
+                run.path,
+                run.name,
+                st.get("state", "?"),
+                st.get("message", ""),
+                cfg.distill.mode,
+                cfg.data.dataset,
+                cfg.distill.t_student,
+                acc,
+            )
+        )
     return out

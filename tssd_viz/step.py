@@ -81,19 +81,31 @@ class StepResult:
     def signals(self, y: Tensor, lr: float) -> dict[str, Any]:
         """The step's record fields of SPEC §7-8: cheap reductions of tensors already computed."""
         win = self.windows
-        out = {**{k: v for k, v in self.parts.as_floats().items() if k != "ce_student"},
-               "acc_student": _acc(win.student, y), "acc_teacher": _acc(win.teacher, y),
-               "acc_weak": _acc(win.weak, y),
-               "agreement": agreement(win.teacher, win.student) if win.teacher is not None else None,
-               "kl": _kl(win.teacher, win.student), "lr": lr,
-               "acc_by_window": accuracy_by_window(self.longest, y)}
+        out = {
+            **{k: v for k, v in self.parts.as_floats().items() if k != "ce_student"},
+            "acc_student": _acc(win.student, y),
+            "acc_teacher": _acc(win.teacher, y),
+            "acc_weak": _acc(win.weak, y),
+            "agreement": agreement(win.teacher, win.student) if win.teacher is not None else None,
+            "kl": _kl(win.teacher, win.student),
+            "lr": lr,
+            "acc_by_window": accuracy_by_window(self.longest, y),
+        }
         if self.rates is not None:
             out["firing_rate"] = dict(self.rates.firing_rate)
         return out
 
 
-def train_step(model: SpikingNet, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor, cfg: TSSDConfig,
-               autocast: torch.autocast, with_rates: bool, step: int) -> StepResult:
+def train_step(
+    model: SpikingNet,
+    optimizer: torch.optim.Optimizer,
+    x: Tensor,
+    y: Tensor,
+    cfg: TSSDConfig,
+    autocast: torch.autocast,
+    with_rates: bool,
+    step: int,
+) -> StepResult:
     """Training step number `step`: forward every window and the TSSD loss (under `autocast`), backward, SGD.
     With `with_rates`, the result also holds each LIF layer's firing rate over the step.
     Raises `TrainingDiverged`, before the weights change, when the loss is not finite."""
@@ -118,10 +130,18 @@ def _check_finite(parts: LossParts, step: int) -> None:
     if torch.isfinite(parts.loss.detach()).item():
         return
     values = parts.as_floats()
-    name = next((k for k in ("loss_tsd", "loss_ssd", "ce_teacher", "ce_weak", "loss_task")
-                 if values[k] is not None and not math.isfinite(values[k])), "loss")
-    raise TrainingDiverged(f"the {name} became {values[name]} at step {step}; training stopped before this step "
-                           "changed the weights (a lower train.lr or smaller loss weights may help)")
+    name = next(
+        (
+            k
+            for k in ("loss_tsd", "loss_ssd", "ce_teacher", "ce_weak", "loss_task")
+            if values[k] is not None and not math.isfinite(values[k])
+        ),
+        "loss",
+    )
+    raise TrainingDiverged(
+        f"the {name} became {values[name]} at step {step}; training stopped before this step "
+        "changed the weights (a lower train.lr or smaller loss weights may help)"
+    )
 
 
 def _acc(logits: Tensor | None, y: Tensor) -> float | None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 
@@ -30,8 +31,16 @@ from .runs import RunFolder
 from .speed import compile_neurons, tune_allocator
 from .step import EpochMeans, TrainingDiverged, lr_factor, make_optimizer, train_step
 
-__all__ = ["Training", "check_sizes", "evaluate", "fit", "lr_factor", "recompute_bn_stats", "resolve_device",
-           "TrainingDiverged"]
+__all__ = [
+    "Training",
+    "check_sizes",
+    "evaluate",
+    "fit",
+    "lr_factor",
+    "recompute_bn_stats",
+    "resolve_device",
+    "TrainingDiverged",
+]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -107,8 +116,15 @@ class Training:
     Observers hear every record through `emit`; the trainer never reads what they wrote.
     """
 
-    def __init__(self, cfg: TSSDConfig, device: torch.device, ds: Dataset, run: RunFolder | None,
-                 emit: Callable[..., None], should_stop: Callable[[], bool] | None):
+    def __init__(
+        self,
+        cfg: TSSDConfig,
+        device: torch.device,
+        ds: Dataset,
+        run: RunFolder | None,
+        emit: Callable[..., None],
+        should_stop: Callable[[], bool] | None,
+    ):
         tc = cfg.train  # "tc", not "t": t is a timestep in this code
         self.cfg, self.device, self.ds, self.folder, self._emit = cfg, device, ds, run, emit
         self.should_stop = should_stop or (lambda: False)
@@ -119,8 +135,9 @@ class Training:
             compile_neurons(self.model)  # torch.compile the LIF time loops (the rest of the step stays eager)
         self.optimizer = make_optimizer(self.model, cfg)
         on = dict(device=device, channels_last=tc.channels_last)
-        self.train_loader = Loader(ds.train, ds, cfg.data.batch_size, train=True, augment=cfg.data.augment,
-                                   seed=tc.seed, **on)
+        self.train_loader = Loader(
+            ds.train, ds, cfg.data.batch_size, train=True, augment=cfg.data.augment, seed=tc.seed, **on
+        )
         self.test_loader = Loader(ds.test, ds, 256, train=False, **on)
         # Batch-norm statistics for evaluation come from unaugmented training images, never the test split.
         self.bn_loader = Loader(ds.train, ds, cfg.data.batch_size, train=True, augment=False, seed=tc.seed + 1, **on)
@@ -140,15 +157,28 @@ class Training:
         cfg, tc, at = self.cfg, self.cfg.train, self.at
         if resume:
             self.resume()
-        self._emit("before_fit", FitInfo(
-            cfg, self.ds.name, self.ds.classes, cfg.model.arch, str(self.device), count_parameters(self.model),
-            tuple(lif_layers(self.model)), self.steps_per_epoch, self.total_steps, at.step,
-            self.folder.path if self.folder else None))
+        self._emit(
+            "before_fit",
+            FitInfo(
+                cfg,
+                self.ds.name,
+                self.ds.classes,
+                cfg.model.arch,
+                str(self.device),
+                count_parameters(self.model),
+                tuple(lif_layers(self.model)),
+                self.steps_per_epoch,
+                self.total_steps,
+                at.step,
+                self.folder.path if self.folder else None,
+            ),
+        )
         if at.step == 0 and tc.probe_every:
             self.probe(0)
         self.model.train()
-        stopped, epoch, final = "done", at.step // self.steps_per_epoch, {}
-        for epoch in range(epoch + 1, tc.epochs + 1):
+        stopped, final = "done", {}
+        epoch = start = at.step // self.steps_per_epoch  # epochs already complete (a resume starts after them)
+        for epoch in range(start + 1, tc.epochs + 1):
             stopped, means = self.epoch(epoch)
             is_last = stopped != "done" or epoch == tc.epochs
             test_acc = None
@@ -164,10 +194,21 @@ class Training:
         elif not final:  # resumed a run whose training had already finished
             final = self.test_accuracy()
         for n, acc in final.items():
-            self.record("after_eval", {"kind": "eval", "step": at.step, "epoch": epoch,
-                                       "wall_s": round(at.elapsed, 3), "split": "test", "t": n, "acc": acc})
-        result = FitResult(cfg, self.model, self.ds, final, stopped, at.step, at.elapsed,
-                           self.folder.path if self.folder else None)
+            self.record(
+                "after_eval",
+                {
+                    "kind": "eval",
+                    "step": at.step,
+                    "epoch": epoch,
+                    "wall_s": round(at.elapsed, 3),
+                    "split": "test",
+                    "t": n,
+                    "acc": acc,
+                },
+            )
+        result = FitResult(
+            cfg, self.model, self.ds, final, stopped, at.step, at.elapsed, self.folder.path if self.folder else None
+        )
         self._emit("after_fit", result)
         return result
 
@@ -185,8 +226,10 @@ class Training:
             signals = self.step(x, y, with_rates=log_now or i == self.steps_per_epoch - 1)
             means.add(signals)
             if log_now:
-                self.record("after_step", {"kind": "step", "step": at.step, "epoch": epoch,
-                                           "wall_s": round(at.elapsed, 3), **signals})
+                self.record(
+                    "after_step",
+                    {"kind": "step", "step": at.step, "epoch": epoch, "wall_s": round(at.elapsed, 3), **signals},
+                )
             if self.should_stop():
                 return "cancelled", means
             if tc.time_budget_s and at.elapsed >= tc.time_budget_s:
@@ -208,11 +251,24 @@ class Training:
 
     def epoch_record(self, epoch: int, means: EpochMeans, stopped: str, test_acc: dict[int, float] | None) -> dict:
         at, t_s = self.at, self.cfg.distill.t_student
-        line = {"kind": "epoch", "step": at.step, "epoch": epoch, "wall_s": round(at.elapsed, 3),
-                "ce_teacher": None, "ce_weak": None, "loss_tsd": None, "loss_ssd": None,
-                "acc_teacher": None, "acc_weak": None, "agreement": None, "kl": None, **means.means(),
-                # epoch_s: this epoch's share of wall_s, the training steps' clock
-                "epoch_s": round(at.elapsed - means.start_elapsed, 3), "complete": stopped == "done"}
+        line = {
+            "kind": "epoch",
+            "step": at.step,
+            "epoch": epoch,
+            "wall_s": round(at.elapsed, 3),
+            "ce_teacher": None,
+            "ce_weak": None,
+            "loss_tsd": None,
+            "loss_ssd": None,
+            "acc_teacher": None,
+            "acc_weak": None,
+            "agreement": None,
+            "kl": None,
+            **means.means(),
+            # epoch_s: this epoch's share of wall_s, the training steps' clock
+            "epoch_s": round(at.elapsed - means.start_elapsed, 3),
+            "complete": stopped == "done",
+        }
         if test_acc is not None:
             line.update(test_acc=test_acc[t_s], test_acc_by_window=list(test_acc.values()))
         return line
@@ -233,8 +289,16 @@ class Training:
 
     def probe(self, epoch: int) -> None:
         self.fresh_bn_stats()
-        snap = snapshot(self.model, self.probe_x, self.cfg.distill.t_teacher, labels=self.probe_y,
-                        images=self.probe_images, classes=self.ds.classes, step=self.at.step, epoch=epoch)
+        snap = snapshot(
+            self.model,
+            self.probe_x,
+            self.cfg.distill.t_teacher,
+            labels=self.probe_y,
+            images=self.probe_images,
+            classes=self.ds.classes,
+            step=self.at.step,
+            epoch=epoch,
+        )
         self._emit("on_probe", f"epoch-{epoch:04d}", snap)
 
     def save_epoch(self, epoch: int, test_acc: dict[int, float] | None, is_last: bool) -> None:
@@ -252,12 +316,23 @@ class Training:
             return
         self.fresh_bn_stats()  # a checkpoint's batch-norm statistics describe the weights saved with them
         path, at, ds = self.folder.checkpoints_dir / f"{name}.pt", self.at, self.ds
-        save_checkpoint(path, {
-            "format": FORMAT_TRAIN, "config": self.cfg.to_dict(), "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "step": at.step, "elapsed_s": at.elapsed, "best_acc": at.best,
-            "metrics_lines": at.records, "rng": torch.get_rng_state(),
-            "num_classes": ds.num_classes, "in_channels": ds.in_channels, "classes": list(ds.classes),
-        })
+        save_checkpoint(
+            path,
+            {
+                "format": FORMAT_TRAIN,
+                "config": self.cfg.to_dict(),
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "step": at.step,
+                "elapsed_s": at.elapsed,
+                "best_acc": at.best,
+                "metrics_lines": at.records,
+                "rng": torch.get_rng_state(),
+                "num_classes": ds.num_classes,
+                "in_channels": ds.in_channels,
+                "classes": list(ds.classes),
+            },
+        )
         self._emit("on_checkpoint", path)
 
     def resume(self) -> None:

@@ -43,12 +43,15 @@ def load_trained(path: str | os.PathLike, cfg: TSSDConfig | None = None) -> Trai
     payload = load_checkpoint(path, (FORMAT_TRAIN, FORMAT_STUDENT))
     cfg = cfg or TSSDConfig.from_dict(payload["config"])
     student = payload["format"] == FORMAT_STUDENT
-    model = build_model(cfg.model, payload["in_channels"], payload["num_classes"],
-                        weak_head=cfg.uses_weak_head and not student)
+    model = build_model(
+        cfg.model, payload["in_channels"], payload["num_classes"], weak_head=cfg.uses_weak_head and not student
+    )
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as e:
-        raise CheckpointError(f"{path} does not fit the network its config describes: {str(e).splitlines()[0]}") from None
+        raise CheckpointError(
+            f"{path} does not fit the network its config describes: {str(e).splitlines()[0]}"
+        ) from None
     return Trained(cfg, model.eval(), tuple(payload.get("classes") or ()), student, payload, path)
 
 
@@ -61,7 +64,15 @@ def export_student(trained: Trained, out: str | os.PathLike) -> tuple[int, int]:
     state = {k: v for k, v in payload["model"].items() if not k.startswith("weak_head.")}
     student = build_model(cfg.model, payload["in_channels"], payload["num_classes"], weak_head=False)
     student.load_state_dict(state)
-    save_checkpoint(Path(out), {"format": FORMAT_STUDENT, "config": cfg.to_dict(), "model": state,
-                                "in_channels": payload["in_channels"], "num_classes": payload["num_classes"],
-                                "classes": list(trained.classes)})
+    save_checkpoint(
+        Path(out),
+        {
+            "format": FORMAT_STUDENT,
+            "config": cfg.to_dict(),
+            "model": state,
+            "in_channels": payload["in_channels"],
+            "num_classes": payload["num_classes"],
+            "classes": list(trained.classes),
+        },
+    )
     return count_parameters(trained.model), count_parameters(student)

@@ -7,8 +7,9 @@ widgets cannot rule out is checked by the library's `validate()`, whose one-line
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import streamlit as st
 import torch
@@ -25,12 +26,33 @@ STARTS: dict[str, tuple[str, Callable[[], TSSDConfig]]] = {
     "paper": ("Paper · ResNet-19 on CIFAR-10, 200 epochs (GPU)", lambda: preset("paper-resnet19")),
 }
 FIELDS = (  # the fields the form shows, by dotted name; widget key: cfg_<name>
-    "distill.mode", "distill.t_student", "distill.t_teacher", "distill.alpha", "distill.beta",
-    "distill.kd_temperature", "distill.tsd_pass", "distill.detach_teacher", "distill.teacher_ce",
-    "distill.ssd_teacher", "distill.weak_ce",
-    "model.arch", "model.width", "model.aux_stage", "model.tau", "model.threshold", "model.detach_reset",
-    "data.dataset", "data.root", "data.limit_train", "data.batch_size",
-    "train.epochs", "train.time_budget_s", "train.seed", "train.device", "train.optimizer", "train.lr",
+    "distill.mode",
+    "distill.t_student",
+    "distill.t_teacher",
+    "distill.alpha",
+    "distill.beta",
+    "distill.kd_temperature",
+    "distill.tsd_pass",
+    "distill.detach_teacher",
+    "distill.teacher_ce",
+    "distill.ssd_teacher",
+    "distill.weak_ce",
+    "model.arch",
+    "model.width",
+    "model.aux_stage",
+    "model.tau",
+    "model.threshold",
+    "model.detach_reset",
+    "data.dataset",
+    "data.root",
+    "data.limit_train",
+    "data.batch_size",
+    "train.epochs",
+    "train.time_budget_s",
+    "train.seed",
+    "train.device",
+    "train.optimizer",
+    "train.lr",
     "train.log_every",
 )
 MODE_HELP = {
@@ -40,8 +62,10 @@ MODE_HELP = {
     "tssd": "both, as in the paper",
 }
 ARCH_HELP = {
-    "vgg_small": "vgg_small · 3 stages, CPU-sized", "vgg_fast": "vgg_fast · 4 stages, the classroom net",
-    "vgg11": "vgg11 · 5 stages", "resnet19": "resnet19 · the paper's CIFAR net (GPU)",
+    "vgg_small": "vgg_small · 3 stages, CPU-sized",
+    "vgg_fast": "vgg_fast · 4 stages, the classroom net",
+    "vgg11": "vgg11 · 5 stages",
+    "resnet19": "resnet19 · the paper's CIFAR net (GPU)",
     "vgg_bench": "vgg_bench · the benchmark's net",
 }
 WIDTHS = (0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
@@ -85,8 +109,15 @@ class FormResult:
 def start_picker() -> None:
     """The "Start from" select box (and the note on the default dataset), at the top of the sidebar."""
     sb = st.sidebar
-    sb.selectbox("Start from", list(STARTS), format_func=lambda s: STARTS[s][0], key="cfg_start",
-                 on_change=apply_start, help="Fills every field below; then change what you like.", **PERSIST)
+    sb.selectbox(
+        "Start from",
+        list(STARTS),
+        format_func=lambda s: STARTS[s][0],
+        key="cfg_start",
+        on_change=apply_start,
+        help="Fills every field below; then change what you like.",
+        **PERSIST,
+    )
     if st.session_state.get("data_note"):
         sb.caption(f":material/info: {st.session_state.data_note}")
 
@@ -118,43 +149,95 @@ def _cast(dotted: str, value: Any) -> Any:
 
 def _distillation(box) -> None:
     ss = st.session_state
-    box.segmented_control("Mode", MODES, key=key("distill.mode"), required=True, width="stretch", help=" · ".join(
-        f"**{m}**: {t}" for m, t in MODE_HELP.items()), **PERSIST)
+    box.segmented_control(
+        "Mode",
+        MODES,
+        key=key("distill.mode"),
+        required=True,
+        width="stretch",
+        help=" · ".join(f"**{m}**: {t}" for m, t in MODE_HELP.items()),
+        **PERSIST,
+    )
     box.caption(MODE_HELP[ss[key("distill.mode")]])
     c1, c2 = box.columns(2)
-    c1.number_input("Student T_s", min_value=1, max_value=32, step=1, key=key("distill.t_student"),
-                    help="Timesteps the network uses at inference.", **PERSIST)
+    c1.number_input(
+        "Student T_s",
+        min_value=1,
+        max_value=32,
+        step=1,
+        key=key("distill.t_student"),
+        help="Timesteps the network uses at inference.",
+        **PERSIST,
+    )
     t_s = int(ss[key("distill.t_student")])
     if ss[key("distill.t_teacher")] <= t_s:  # the teacher must see more timesteps than the student
         ss[key("distill.t_teacher")] = t_s + 1
-    c2.number_input("Teacher T_t", min_value=t_s + 1, max_value=64, step=1, key=key("distill.t_teacher"),
-                    help="Timesteps of the teacher window in training (more than T_s); every window "
-                         "n = 1..T_t is evaluated.", **PERSIST)
+    c2.number_input(
+        "Teacher T_t",
+        min_value=t_s + 1,
+        max_value=64,
+        step=1,
+        key=key("distill.t_teacher"),
+        help="Timesteps of the teacher window in training (more than T_s); every window n = 1..T_t is evaluated.",
+        **PERSIST,
+    )
     mode = ss[key("distill.mode")]
     temporal, spatial = mode in ("tsd", "tssd"), mode in ("ssd", "tssd")
     c1, c2, c3 = box.columns(3)
-    c1.number_input("α (TSD)", min_value=0.0, max_value=100.0, step=0.1, key=key("distill.alpha"),
-                    disabled=not temporal, help="Weight of the temporal term; only tsd and tssd have one.",
-                    **PERSIST)
-    c2.number_input("β (SSD)", min_value=0.0, max_value=100.0, step=0.1, key=key("distill.beta"),
-                    disabled=not spatial, help="Weight of the spatial term; only ssd and tssd have one.",
-                    **PERSIST)
-    c3.number_input("τ_kd", min_value=0.1, max_value=20.0, step=0.5, key=key("distill.kd_temperature"),
-                    disabled=not (temporal or spatial), help="Softmax temperature of both KL terms.", **PERSIST)
+    c1.number_input(
+        "α (TSD)",
+        min_value=0.0,
+        max_value=100.0,
+        step=0.1,
+        key=key("distill.alpha"),
+        disabled=not temporal,
+        help="Weight of the temporal term; only tsd and tssd have one.",
+        **PERSIST,
+    )
+    c2.number_input(
+        "β (SSD)",
+        min_value=0.0,
+        max_value=100.0,
+        step=0.1,
+        key=key("distill.beta"),
+        disabled=not spatial,
+        help="Weight of the spatial term; only ssd and tssd have one.",
+        **PERSIST,
+    )
+    c3.number_input(
+        "τ_kd",
+        min_value=0.1,
+        max_value=20.0,
+        step=0.5,
+        key=key("distill.kd_temperature"),
+        disabled=not (temporal or spatial),
+        help="Softmax temperature of both KL terms.",
+        **PERSIST,
+    )
     with box.popover("The method's open choices", width="stretch"):
-        st.selectbox("Teacher pass", TSD_PASSES, key=key("distill.tsd_pass"), disabled=not temporal,
-                     help="shared: one T_t pass, the student is its first T_s steps; separate: two passes; "
-                          "continue: the teacher's extra steps run without a graph.", **PERSIST)
+        st.selectbox(
+            "Teacher pass",
+            TSD_PASSES,
+            key=key("distill.tsd_pass"),
+            disabled=not temporal,
+            help="shared: one T_t pass, the student is its first T_s steps; separate: two passes; "
+            "continue: the teacher's extra steps run without a graph.",
+            **PERSIST,
+        )
         continuing = ss[key("distill.tsd_pass")] == "continue"
         if continuing:  # no graph for the teacher's extra steps: nothing there may need a gradient
             ss[key("distill.detach_teacher")], ss[key("distill.teacher_ce")] = True, False
-            st.caption("'continue' builds no graph for the teacher's extra steps, so the teacher stays "
-                       "detached and gets no task loss.")
+            st.caption(
+                "'continue' builds no graph for the teacher's extra steps, so the teacher stays "
+                "detached and gets no task loss."
+            )
         st.checkbox("Detach the teacher in the KL", key=key("distill.detach_teacher"), disabled=continuing, **PERSIST)
-        st.checkbox("Teacher window also gets the task loss", key=key("distill.teacher_ce"), disabled=continuing,
-                    **PERSIST)
-        st.selectbox("Who teaches the weak head", SSD_TEACHERS, key=key("distill.ssd_teacher"), disabled=not spatial,
-                     **PERSIST)
+        st.checkbox(
+            "Teacher window also gets the task loss", key=key("distill.teacher_ce"), disabled=continuing, **PERSIST
+        )
+        st.selectbox(
+            "Who teaches the weak head", SSD_TEACHERS, key=key("distill.ssd_teacher"), disabled=not spatial, **PERSIST
+        )
         st.checkbox("Weak head also gets the task loss", key=key("distill.weak_ce"), disabled=not spatial, **PERSIST)
         st.checkbox("Detach the reset in the backward pass", key=key("model.detach_reset"), **PERSIST)
 
@@ -164,17 +247,30 @@ def _network(box) -> None:
     box.selectbox("Architecture", ARCHS, format_func=ARCH_HELP.get, key=key("model.arch"), **PERSIST)
     if ss[key("model.width")] not in WIDTHS:
         ss[key("model.width")] = min(WIDTHS, key=lambda w: abs(w - ss[key("model.width")]))
-    box.select_slider("Width", WIDTHS, key=key("model.width"), help="Multiplier on every layer's channels.",
-                      **PERSIST)
+    box.select_slider("Width", WIDTHS, key=key("model.width"), help="Multiplier on every layer's channels.", **PERSIST)
     last = num_stages(ss[key("model.arch")]) - 1  # the weak head needs a stage after it
     ss[key("model.aux_stage")] = min(max(int(ss[key("model.aux_stage")]), 1), last)
     spatial = ss[key("distill.mode")] in ("ssd", "tssd")
-    box.number_input(f"Weak head after stage (1–{last})", min_value=1, max_value=last, step=1,
-                     key=key("model.aux_stage"), disabled=not spatial,
-                     help="Where the weak classifier reads spikes; only ssd and tssd have one.", **PERSIST)
+    box.number_input(
+        f"Weak head after stage (1–{last})",
+        min_value=1,
+        max_value=last,
+        step=1,
+        key=key("model.aux_stage"),
+        disabled=not spatial,
+        help="Where the weak classifier reads spikes; only ssd and tssd have one.",
+        **PERSIST,
+    )
     c1, c2 = box.columns(2)
-    c1.number_input("Membrane τ", min_value=1.05, max_value=50.0, step=0.5, key=key("model.tau"),
-                    help="LIF time constant in timesteps; decay β = 1 − 1/τ.", **PERSIST)
+    c1.number_input(
+        "Membrane τ",
+        min_value=1.05,
+        max_value=50.0,
+        step=0.5,
+        key=key("model.tau"),
+        help="LIF time constant in timesteps; decay β = 1 − 1/τ.",
+        **PERSIST,
+    )
     c2.number_input("Threshold θ", min_value=0.05, max_value=10.0, step=0.1, key=key("model.threshold"), **PERSIST)
 
 
@@ -182,17 +278,27 @@ def _data(box) -> None:
     ss = st.session_state
 
     root = ss[key("data.root")] or ""
-    where = {name: "offline" if name == "digits" else ("on disk" if is_available(name, root) else "not found")
-             for name in DATASETS}
-    box.selectbox("Dataset", DATASETS, format_func=lambda name: f"{name} · {where[name]}", key=key("data.dataset"),
-                  **PERSIST)
+    where = {
+        name: "offline" if name == "digits" else ("on disk" if is_available(name, root) else "not found")
+        for name in DATASETS
+    }
+    box.selectbox(
+        "Dataset", DATASETS, format_func=lambda name: f"{name} · {where[name]}", key=key("data.dataset"), **PERSIST
+    )
     dataset = ss[key("data.dataset")]
-    box.text_input("Data root", key=key("data.root"), placeholder="the cache folder" if dataset != "folder"
-                   else "a folder with train/<class>/* and test/<class>/*",
-                   help="Where the dataset lives; empty: $TSSD_DATA_ROOT/<name> or the cache.", **PERSIST)
+    box.text_input(
+        "Data root",
+        key=key("data.root"),
+        placeholder="the cache folder" if dataset != "folder" else "a folder with train/<class>/* and test/<class>/*",
+        help="Where the dataset lives; empty: $TSSD_DATA_ROOT/<name> or the cache.",
+        **PERSIST,
+    )
     if dataset in ("cifar10", "cifar100") and not is_available(dataset, ss[key("data.root")] or ""):
-        box.warning(f"{dataset} is not on disk: the run will try to download it, which needs the internet. "
-                    "Offline, give a data root or use digits.", icon=":material/cloud_download:")
+        box.warning(
+            f"{dataset} is not on disk: the run will try to download it, which needs the internet. "
+            "Offline, give a data root or use digits.",
+            icon=":material/cloud_download:",
+        )
     c1, c2 = box.columns(2)
     c1.number_input("Training images (0 = all)", min_value=0, step=256, key=key("data.limit_train"), **PERSIST)
     c2.number_input("Batch size", min_value=1, max_value=4096, step=16, key=key("data.batch_size"), **PERSIST)
@@ -202,23 +308,41 @@ def _training(box) -> None:
     ss = st.session_state
     c1, c2 = box.columns(2)
     c1.number_input("Epochs", min_value=1, max_value=1000, step=1, key=key("train.epochs"), **PERSIST)
-    c2.number_input("Time budget (s)", min_value=0, max_value=86400, step=30, key=key("train.time_budget_s"),
-                    help="0: no limit. Training stops at the epochs or the budget, whichever comes first, "
-                         "and every window is still evaluated.", **PERSIST)
+    c2.number_input(
+        "Time budget (s)",
+        min_value=0,
+        max_value=86400,
+        step=30,
+        key=key("train.time_budget_s"),
+        help="0: no limit. Training stops at the epochs or the budget, whichever comes first, "
+        "and every window is still evaluated.",
+        **PERSIST,
+    )
     c1, c2 = box.columns(2)
     c1.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=key("train.seed"), **PERSIST)
     gpu = torch.cuda.is_available()
     devices = ["auto", "cpu", "cuda"] if gpu else ["auto", "cpu"]
     if ss[key("train.device")] not in devices:
         ss[key("train.device")] = "auto"
-    c2.selectbox("Device", devices, key=key("train.device"), **PERSIST,
-                 help="auto: " + ("the GPU" if gpu else "the CPU (no GPU found)"))
+    c2.selectbox(
+        "Device",
+        devices,
+        key=key("train.device"),
+        **PERSIST,
+        help="auto: " + ("the GPU" if gpu else "the CPU (no GPU found)"),
+    )
     c1, c2, c3 = box.columns(3)
     c1.selectbox("Optimizer", ("sgd", "adamw"), key=key("train.optimizer"), **PERSIST)
-    c2.number_input("Peak lr", min_value=1e-5, max_value=10.0, step=0.01, format="%.4g", key=key("train.lr"),
-                    **PERSIST)
-    c3.number_input("Log every", min_value=1, max_value=1000, step=1, key=key("train.log_every"),
-                    help="Write a step record every N steps (the live charts' resolution).", **PERSIST)
+    c2.number_input("Peak lr", min_value=1e-5, max_value=10.0, step=0.01, format="%.4g", key=key("train.lr"), **PERSIST)
+    c3.number_input(
+        "Log every",
+        min_value=1,
+        max_value=1000,
+        step=1,
+        key=key("train.log_every"),
+        help="Write a step record every N steps (the live charts' resolution).",
+        **PERSIST,
+    )
 
 
 def summary(cfg: TSSDConfig) -> str:
@@ -227,6 +351,8 @@ def summary(cfg: TSSDConfig) -> str:
     stop = f"{t.epochs} epoch{'s' if t.epochs != 1 else ''}"
     if t.time_budget_s:
         stop += f" or {t.time_budget_s:g} s"
-    return (f"**{d.mode}**: {m.arch} ×{m.width:g} on {cfg.data.dataset}, {stop}, seed {t.seed}, on the {device}; "
-            f"the student reads {d.t_student} timestep{'s' if d.t_student != 1 else ''}, "
-            f"the teacher window {d.t_teacher}.")
+    return (
+        f"**{d.mode}**: {m.arch} ×{m.width:g} on {cfg.data.dataset}, {stop}, seed {t.seed}, on the {device}; "
+        f"the student reads {d.t_student} timestep{'s' if d.t_student != 1 else ''}, "
+        f"the teacher window {d.t_teacher}."
+    )

@@ -55,18 +55,23 @@ class Trace:
     rates: dict[str, float]  # layer -> spikes per neuron per timestep, over the whole layer
 
 
-def trace_image(loaded: Loaded, ds: Dataset, index: int, T: int,
-                neurons: dict[str, np.ndarray] | None = None) -> Trace:
+def trace_image(loaded: Loaded, ds: Dataset, index: int, T: int, neurons: dict[str, np.ndarray] | None = None) -> Trace:
     """Run test image `index` for T timesteps; `neurons`: which neurons to keep per layer
     (the probe snapshots' choice, so Inspect shows the neurons the live charts showed)."""
-    split = Split(ds.test.images[index:index + 1], ds.test.labels[index:index + 1])
+    split = Split(ds.test.images[index : index + 1], ds.test.labels[index : index + 1])
     x, _ = next(iter(Loader(split, ds, 1, train=False)))  # normalised as in training: (1, C, H, W)
     with loaded.lock:
-        snap = snapshot(loaded.model, x, T, images=split.images, labels=split.labels, max_neurons=MAX_NEURONS,
-                        neurons=neurons)
-    return Trace(snap.images, int(snap.labels[0]), snap.logits,
-                 {k: v[:, 0] for k, v in snap.spikes.items()},  # (T, 1, N) -> (T, N)
-                 {k: v[:, 0] for k, v in snap.membrane.items()}, snap.rate)
+        snap = snapshot(
+            loaded.model, x, T, images=split.images, labels=split.labels, max_neurons=MAX_NEURONS, neurons=neurons
+        )
+    return Trace(
+        snap.images,
+        int(snap.labels[0]),
+        snap.logits,
+        {k: v[:, 0] for k, v in snap.spikes.items()},  # (T, 1, N) -> (T, N)
+        {k: v[:, 0] for k, v in snap.membrane.items()},
+        snap.rate,
+    )
 
 
 def lif_layer_names(loaded: Loaded) -> list[str]:

@@ -9,7 +9,8 @@ a figure is rebuilt only when its data changed.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -43,11 +44,13 @@ def chart(fig: go.Figure, key: str, legend_below: bool = False) -> None:
 
 def traces_caption(threshold: float, tau: float) -> str:
     """Under a membrane-traces chart: how to read the sawtooth of soft reset."""
-    return (f"Each line is one neuron. Between timesteps its potential leaks (× β = 1 − 1/τ = {1 - 1 / tau:g}) "
-            f"and charges with its input, up to H(t). When H(t) reaches the threshold θ = {threshold:g} the neuron "
-            "spikes (★, in its colour) and the **soft reset** subtracts θ: the line drops straight down to "
-            "V(t) = H(t) − θ, so charge beyond θ is kept for the next step. What is recorded is V(t); "
-            "H(t) = V(t) + θ·S(t) is drawn from it.")
+    return (
+        f"Each line is one neuron. Between timesteps its potential leaks (× β = 1 − 1/τ = {1 - 1 / tau:g}) "
+        f"and charges with its input, up to H(t). When H(t) reaches the threshold θ = {threshold:g} the neuron "
+        "spikes (★, in its colour) and the **soft reset** subtracts θ: the line drops straight down to "
+        "V(t) = H(t) − θ, so charge beyond θ is kept for the next step. What is recorded is V(t); "
+        "H(t) = V(t) + θ·S(t) is drawn from it."
+    )
 
 
 def percent(v: float | None) -> str:
@@ -55,8 +58,12 @@ def percent(v: float | None) -> str:
 
 
 def cancel_button(name: str, key: str) -> None:
-    if st.button("Cancel", key=key, icon=":material/stop_circle:", help="Stop after the current step; "
-                 "the last checkpoint is kept."):
+    if st.button(
+        "Cancel",
+        key=key,
+        icon=":material/stop_circle:",
+        help="Stop after the current step; the last checkpoint is kept.",
+    ):
         st.toast(f"{name}: {state.job_manager().cancel(state.runs_root() / name)}")
 
 
@@ -130,12 +137,17 @@ def _tiles(recs: list[dict]) -> None:
     last = reading.last_of(recs, "step") or {}
     epoch = next((r for r in reversed(recs) if r.get("kind") == "epoch" and r.get("test_acc") is not None), None)
     final = final_accuracy(recs)
-    tiles = [("student accuracy", percent(last.get("acc_student")), "training batch, window T_s"),
-             ("teacher accuracy", percent(last.get("acc_teacher")), "training batch, window T_t"),
-             ("weak head accuracy", percent(last.get("acc_weak")), "training batch"),
-             ("agreement", percent(last.get("agreement")), "argmax of teacher = argmax of student"),
-             ("test accuracy at T_s", percent(epoch["test_acc"] if epoch else None), "held-out, at the last "
-              "evaluated epoch")]
+    tiles = [
+        ("student accuracy", percent(last.get("acc_student")), "training batch, window T_s"),
+        ("teacher accuracy", percent(last.get("acc_teacher")), "training batch, window T_t"),
+        ("weak head accuracy", percent(last.get("acc_weak")), "training batch"),
+        ("agreement", percent(last.get("agreement")), "argmax of teacher = argmax of student"),
+        (
+            "test accuracy at T_s",
+            percent(epoch["test_acc"] if epoch else None),
+            "held-out, at the last evaluated epoch",
+        ),
+    ]
     if final and epoch is None:
         tiles[-1] = ("test accuracy at T_s", "–", "")
     for col, (label, value, help_) in zip(st.columns(len(tiles)), tiles):
@@ -164,8 +176,13 @@ def _training_charts(name: str, recs: list[dict], cfg) -> None:
     last = reading.last_of(recs, "step")
     with c2:
         if last and last.get("firing_rate"):
-            fig = figure("rate_bars", version, lambda: figures.firing_rate_figure(
-                last["firing_rate"], title=f"firing rate per layer at step {last['step']}"))
+            fig = figure(
+                "rate_bars",
+                version,
+                lambda: figures.firing_rate_figure(
+                    last["firing_rate"], title=f"firing rate per layer at step {last['step']}"
+                ),
+            )
             chart(fig.update_xaxes(tickangle=-20), "live_rate_bars")
 
 
@@ -185,8 +202,7 @@ def _probe_section(run: RunFolder, cfg) -> None:
     stems = [p.stem for p in paths]
     c1, c2, c3 = st.columns([1.2, 1, 1.4])
     # "latest" follows the run; its label stays fixed (a select box keeps the label it first drew)
-    choice = c1.selectbox("Snapshot", ["latest"] + stems[::-1], key="probe_snapshot",
-                          format_func=snapshot_label)
+    choice = c1.selectbox("Snapshot", ["latest"] + stems[::-1], key="probe_snapshot", format_func=snapshot_label)
     path = paths[-1] if choice == "latest" or choice not in stems else paths[stems.index(choice)]
     probe = reading.load_probe(path)
     when = snapshot_label(f"epoch-{probe.epoch:04d}")
@@ -194,39 +210,92 @@ def _probe_section(run: RunFolder, cfg) -> None:
     P = len(labels)
     if st.session_state.get("probe_image", 0) >= P:
         st.session_state.probe_image = 0
-    i = c2.selectbox("Image", list(range(P)), key="probe_image",
-                     format_func=lambda k: f"#{k} · {classes[int(labels[k])]}")
+    i = c2.selectbox(
+        "Image", list(range(P)), key="probe_image", format_func=lambda k: f"#{k} · {classes[int(labels[k])]}"
+    )
     layers = probe.layers
     if st.session_state.get("probe_layer") not in layers:
         st.session_state.probe_layer = layers[0]
     layer = c3.selectbox("Layer", layers, key="probe_layer")
     t_s, threshold = cfg.distill.t_student, cfg.model.threshold
     version = (str(path), i, layer)
-    chart(figure("probe_batch", str(path), lambda: probe_batch_figure(
-        probe.images, labels, classes, probe.logits, t_student=t_s,
-        title=f"probe images {when} (step {probe.step}) · the student's guess at T_s = {t_s}")),
-        "live_probe_batch")
-    chart(figure("probe_logits", version, lambda: figures.timestep_logits_figure(
-        probe.logits[:, i], classes, t_student=t_s, label=int(labels[i]),
-        title=f"image #{i}: what each timestep says, and what each window decides")), "live_probe_logits")
+    chart(
+        figure(
+            "probe_batch",
+            str(path),
+            lambda: probe_batch_figure(
+                probe.images,
+                labels,
+                classes,
+                probe.logits,
+                t_student=t_s,
+                title=f"probe images {when} (step {probe.step}) · the student's guess at T_s = {t_s}",
+            ),
+        ),
+        "live_probe_batch",
+    )
+    chart(
+        figure(
+            "probe_logits",
+            version,
+            lambda: figures.timestep_logits_figure(
+                probe.logits[:, i],
+                classes,
+                t_student=t_s,
+                label=int(labels[i]),
+                title=f"image #{i}: what each timestep says, and what each window decides",
+            ),
+        ),
+        "live_probe_logits",
+    )
     spikes, membrane = probe.spikes[layer][:, i], probe.membrane[layer][:, i]  # (T, N) of image i
     c1, c2 = st.columns(2)
     with c1:
-        chart(figure("probe_raster", version, lambda: figures.raster_figure(
-            spikes, title=f"spike raster · {layer} · {spikes.shape[1]} sampled neurons")), "live_raster")
+        chart(
+            figure(
+                "probe_raster",
+                version,
+                lambda: figures.raster_figure(
+                    spikes, title=f"spike raster · {layer} · {spikes.shape[1]} sampled neurons"
+                ),
+            ),
+            "live_raster",
+        )
     with c2:
-        chart(figure("probe_traces", version, lambda: figures.membrane_traces_figure(
-            membrane, spikes, threshold, neuron_ids=busiest_neurons(spikes, 5),
-            title="membrane potential · the 5 busiest of them")), "live_traces")
+        chart(
+            figure(
+                "probe_traces",
+                version,
+                lambda: figures.membrane_traces_figure(
+                    membrane,
+                    spikes,
+                    threshold,
+                    neuron_ids=busiest_neurons(spikes, 5),
+                    title="membrane potential · the 5 busiest of them",
+                ),
+            ),
+            "live_traces",
+        )
         st.caption(traces_caption(threshold, cfg.model.tau))
     c1, c2 = st.columns(2)
     with c1:
-        chart(figure("probe_windows", str(path), lambda: figures.window_agreement_figure(
-            probe.logits, t_student=t_s, title="the probe batch: each window vs the full window")),
-            "live_probe_windows", True)
+        chart(
+            figure(
+                "probe_windows",
+                str(path),
+                lambda: figures.window_agreement_figure(
+                    probe.logits, t_student=t_s, title="the probe batch: each window vs the full window"
+                ),
+            ),
+            "live_probe_windows",
+            True,
+        )
     with c2:
-        fig = figure("probe_rates", str(path), lambda: figures.firing_rate_figure(
-            probe.rate, title="firing rate per layer on the probe batch"))
+        fig = figure(
+            "probe_rates",
+            str(path),
+            lambda: figures.firing_rate_figure(probe.rate, title="firing rate per layer on the probe batch"),
+        )
         chart(fig.update_xaxes(tickangle=-20), "live_probe_rates")
 
 
@@ -235,10 +304,22 @@ def _final_section(name: str, recs: list[dict], final: dict[int, float], cfg) ->
     st.markdown("##### Test accuracy of every window after training")
     c1, c2 = st.columns([1, 2])
     # In percent with one decimal for every window ("percent" would print 97.5% beside 98.33%)
-    table = [{"window n": f"{n} (T_s, the student)" if n == t_s else str(n), "test accuracy": 100 * acc}
-             for n, acc in sorted(final.items())]
-    c1.dataframe(table, hide_index=True, key="live_final_table", column_config={
-        "test accuracy": st.column_config.ProgressColumn(format="%.1f%%", min_value=0.0, max_value=100.0)})
+    table = [
+        {"window n": f"{n} (T_s, the student)" if n == t_s else str(n), "test accuracy": 100 * acc}
+        for n, acc in sorted(final.items())
+    ]
+    c1.dataframe(
+        table,
+        hide_index=True,
+        key="live_final_table",
+        column_config={
+            "test accuracy": st.column_config.ProgressColumn(format="%.1f%%", min_value=0.0, max_value=100.0)
+        },
+    )
     with c2:
-        chart(figure("final", (name, len(recs)), lambda: figures.accuracy_vs_timesteps_figure(
-            {name: recs}, t_student=t_s)), "live_final")
+        chart(
+            figure(
+                "final", (name, len(recs)), lambda: figures.accuracy_vs_timesteps_figure({name: recs}, t_student=t_s)
+            ),
+            "live_final",
+        )

@@ -108,15 +108,19 @@ def run_rows(root: Path) -> list[RunRow]:
     rows = []
     for run in run_folders(root):
         status = run.status()
-        rows.append(RunRow(run.name, run.path, status.get("state", "?"), status.get("message", ""), config(run), status))
+        rows.append(
+            RunRow(run.name, run.path, status.get("state", "?"), status.get("message", ""), config(run), status)
+        )
     return rows
 
 
-STATE_BADGES = {"queued": ("queued", "gray", ":material/schedule:"),
-                "running": ("running", "blue", ":material/play_circle:"),
-                "done": ("done", "green", ":material/check_circle:"),
-                "failed": ("failed", "red", ":material/error:"),
-                "cancelled": ("cancelled", "orange", ":material/cancel:")}
+STATE_BADGES = {
+    "queued": ("queued", "gray", ":material/schedule:"),
+    "running": ("running", "blue", ":material/play_circle:"),
+    "done": ("done", "green", ":material/check_circle:"),
+    "failed": ("failed", "red", ":material/error:"),
+    "cancelled": ("cancelled", "orange", ":material/cancel:"),
+}
 
 
 # -- progress and time left
@@ -138,8 +142,9 @@ def duration(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
-def progress(status: dict[str, Any], recs: list[dict[str, Any]], cfg: TSSDConfig | None,
-             queue_position: int | None = None) -> Progress:
+def progress(
+    status: dict[str, Any], recs: list[dict[str, Any]], cfg: TSSDConfig | None, queue_position: int | None = None
+) -> Progress:
     """Where a run is, from status.json (`total_steps`) and its latest step record (`step`, `wall_s`)."""
     state = status.get("state")
     if state == "queued":

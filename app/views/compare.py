@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import streamlit as st
+from dashboard import live, reading, state
 
 from tssd_viz import figures
 from tssd_viz.figures.dashboard import firing_rate_history_figure
 from tssd_viz.runs import final_accuracy
-from dashboard import live, reading, state
 
 
 def differing_settings(rows: list[reading.RunRow]) -> list[dict]:
@@ -26,8 +26,16 @@ def accuracy_table(rows: list[reading.RunRow], recs: dict[str, list[dict]]) -> l
     for r in rows:
         final = final_accuracy(recs[r.name])
         t_s = r.cfg.distill.t_student
-        table.append({"run": r.name, "mode": r.cfg.distill.mode, "state": r.state, "T_s": t_s,
-                      "at T_s": final.get(t_s), **{f"n = {n}": final.get(n) for n in range(1, width + 1)}})
+        table.append(
+            {
+                "run": r.name,
+                "mode": r.cfg.distill.mode,
+                "state": r.state,
+                "T_s": t_s,
+                "at T_s": final.get(t_s),
+                **{f"n = {n}": final.get(n) for n in range(1, width + 1)},
+            }
+        )
     return table
 
 
@@ -43,8 +51,14 @@ def comparison(names: list[str]) -> None:
 
     st.markdown("##### Test accuracy of every window n (the first n timesteps)")
     table = accuracy_table(rows, recs)
-    st.dataframe(table, hide_index=True, key="compare_table", column_config={
-        k: st.column_config.NumberColumn(format="percent") for k in table[0] if k == "at T_s" or k.startswith("n =")})
+    st.dataframe(
+        table,
+        hide_index=True,
+        key="compare_table",
+        column_config={
+            k: st.column_config.NumberColumn(format="percent") for k in table[0] if k == "at T_s" or k.startswith("n =")
+        },
+    )
     diff = differing_settings(rows)
     if diff:
         with st.expander(f"Settings that differ ({len(diff)})", expanded=True):
@@ -54,41 +68,63 @@ def comparison(names: list[str]) -> None:
 
     c1, c2 = st.columns(2)
     with c1:
-        live.chart(live.figure("cmp_windows", version, lambda: figures.accuracy_vs_timesteps_figure(
-            shown, t_student=t_s)), "compare_windows", True)
+        live.chart(
+            live.figure("cmp_windows", version, lambda: figures.accuracy_vs_timesteps_figure(shown, t_student=t_s)),
+            "compare_windows",
+            True,
+        )
     with c2:
         live.chart(live.figure("cmp_acc", version, lambda: figures.accuracy_figure(shown)), "compare_accuracy", True)
     smooth = st.slider("Smoothing of the training curves", 0.0, 0.95, 0.6, 0.05, key="compare_smooth")
     c1, c2 = st.columns(2)
     with c1:
-        live.chart(live.figure("cmp_loss", (version, smooth), lambda: figures.loss_parts_figure(
-            shown, smooth=smooth)), "compare_loss", True)
+        live.chart(
+            live.figure("cmp_loss", (version, smooth), lambda: figures.loss_parts_figure(shown, smooth=smooth)),
+            "compare_loss",
+            True,
+        )
     with c2:
         live.chart(live.figure("cmp_kl", version, lambda: figures.kl_agreement_figure(shown)), "compare_kl", True)
     live.chart(live.figure("cmp_rates", version, lambda: firing_rate_history_figure(shown)), "compare_rates", True)
     st.markdown("##### Accuracy of each window over training")
     for col, r in zip(st.columns(min(len(rows), 3)), rows[:3]):
         with col:
-            live.chart(live.figure(f"cmp_heat_{r.name}", (r.name, len(recs[r.name])), lambda r=r: (
-                figures.window_heatmap_figure(shown[r.name], t_student=r.cfg.distill.t_student, title=r.name))),
-                f"compare_heat_{r.name}")
+            live.chart(
+                live.figure(
+                    f"cmp_heat_{r.name}",
+                    (r.name, len(recs[r.name])),
+                    lambda r=r: figures.window_heatmap_figure(
+                        shown[r.name], t_student=r.cfg.distill.t_student, title=r.name
+                    ),
+                ),
+                f"compare_heat_{r.name}",
+            )
 
 
 st.title("Compare runs")
-st.caption("Overlay runs on the same charts, e.g. the baseline and TSSD from the same seed: a quantity keeps its "
-           "colour, each run gets its own dash.")
+st.caption(
+    "Overlay runs on the same charts, e.g. the baseline and TSSD from the same seed: a quantity keeps its "
+    "colour, each run gets its own dash."
+)
 rows = [r for r in reading.run_rows(state.runs_root()) if r.cfg is not None and r.state != "queued"]
 if len(rows) < 2:
-    st.info("Comparing needs at least two runs that have started. On *Train and watch*, tick "
-            "“Also train the baseline twin” to get a TSSD run and its baseline from the same seed.",
-            icon=":material/compare_arrows:")
+    st.info(
+        "Comparing needs at least two runs that have started. On *Train and watch*, tick "
+        "“Also train the baseline twin” to get a TSSD run and its baseline from the same seed.",
+        icon=":material/compare_arrows:",
+    )
 else:
     names = [r.name for r in rows]
     kept = [n for n in st.session_state.get("compare_runs", []) if n in names]
     st.session_state.compare_runs = kept or names[:2]  # first visit: the two newest
     labels = {r.name: r.label() for r in rows}
-    chosen = st.multiselect("Runs", names, key="compare_runs", format_func=lambda n: labels.get(n, n),
-                            max_selections=len(figures.RUN_DASHES))
+    chosen = st.multiselect(
+        "Runs",
+        names,
+        key="compare_runs",
+        format_func=lambda n: labels.get(n, n),
+        max_selections=len(figures.RUN_DASHES),
+    )
     if len(chosen) < 2:
         st.info("Pick at least two runs.")
     else:

@@ -5,16 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
+from dashboard import inference, live, reading, state
 
 from tssd_viz import CheckpointError, DataUnavailable, RunFolder, figures
 from tssd_viz.figures.dashboard import busiest_neurons, probe_batch_figure
-from dashboard import inference, live, reading, state
 
 
 def pick_run() -> RunFolder | None:
     """The run folder to open: one under the runs folder, or any path."""
-    source = st.radio("Open", ["runs folder", "any folder"], key="inspect_source", horizontal=True,
-                      format_func={"runs folder": "a run in the runs folder", "any folder": "any run folder"}.get)
+    source = st.radio(
+        "Open",
+        ["runs folder", "any folder"],
+        key="inspect_source",
+        horizontal=True,
+        format_func={"runs folder": "a run in the runs folder", "any folder": "any run folder"}.get,
+    )
     if source == "any folder":
         text = st.text_input("Run folder", key="inspect_path", placeholder="e.g. runs/first or ~/notebook-runs/x")
         if not text.strip():
@@ -51,14 +56,21 @@ def show(run: RunFolder) -> None:
     st.badge(text, color=color, icon=icon)
     if cfg is not None:
         t_s = cfg.distill.t_student
-        st.caption(f"{cfg.distill.mode} · {cfg.model.arch} ×{cfg.model.width:g} · {cfg.data.dataset} · "
-                   f"T_s = {t_s}, T_t = {cfg.distill.t_teacher}" +
-                   (f" · test accuracy at T_s: {final[t_s]:.1%}" if t_s in final else ""))
+        st.caption(
+            f"{cfg.distill.mode} · {cfg.model.arch} ×{cfg.model.width:g} · {cfg.data.dataset} · "
+            f"T_s = {t_s}, T_t = {cfg.distill.t_teacher}"
+            + (f" · test accuracy at T_s: {final[t_s]:.1%}" if t_s in final else "")
+        )
     if not ckpts:
         st.warning("This run has no checkpoint yet (one is written after every epoch).")
         return
-    which = st.radio("Weights", ckpts, key="inspect_ckpt", horizontal=True,
-                     format_func={"best": "best (highest test accuracy at T_s)", "last": "last"}.get)
+    which = st.radio(
+        "Weights",
+        ckpts,
+        key="inspect_ckpt",
+        horizontal=True,
+        format_func={"best": "best (highest test accuracy at T_s)", "last": "last"}.get,
+    )
     path = run.checkpoint_path(which)
     try:
         loaded = inference.load_model(str(path), path.stat().st_mtime_ns)
@@ -73,33 +85,58 @@ def show(run: RunFolder) -> None:
     n_test = len(ds.test.labels)
     if st.session_state.get("inspect_image", 0) >= n_test:
         st.session_state.inspect_image = 0
-    index = c1.number_input(f"Test image (0–{n_test - 1})", min_value=0, max_value=n_test - 1, step=1,
-                            key="inspect_image")
+    index = c1.number_input(
+        f"Test image (0–{n_test - 1})", min_value=0, max_value=n_test - 1, step=1, key="inspect_image"
+    )
     if st.session_state.get("inspect_layer") not in layers:
         st.session_state.inspect_layer = layers[0]
     layer = c2.selectbox("Layer", layers, key="inspect_layer")
-    T = c3.slider("Timesteps to run", 1, max(16, 2 * t_t), t_t, key="inspect_T",
-                  help=f"Trained with T_s = {t_s} (student) and T_t = {t_t} (teacher); try more.")
+    T = c3.slider(
+        "Timesteps to run",
+        1,
+        max(16, 2 * t_t),
+        t_t,
+        key="inspect_T",
+        help=f"Trained with T_s = {t_s} (student) and T_t = {t_t} (teacher); try more.",
+    )
     trace = inference.trace_image(loaded, ds, int(index), int(T), neurons_of(run))
     classes = list(ds.classes)
     c1, c2 = st.columns([1, 2])
     with c1:
-        live.chart(probe_batch_figure(trace.images, [trace.label], classes, trace.logits, t_student=min(t_s, T),
-                                      title=f"test image #{index}"), "inspect_image_fig")
-        live.chart(figures.firing_rate_figure(trace.rates, title="firing rate per layer, this image")
-                   .update_xaxes(tickangle=-30), "inspect_rates")
+        live.chart(
+            probe_batch_figure(
+                trace.images, [trace.label], classes, trace.logits, t_student=min(t_s, T), title=f"test image #{index}"
+            ),
+            "inspect_image_fig",
+        )
+        live.chart(
+            figures.firing_rate_figure(trace.rates, title="firing rate per layer, this image").update_xaxes(
+                tickangle=-30
+            ),
+            "inspect_rates",
+        )
     with c2:
-        live.chart(figures.timestep_logits_figure(trace.logits[:, 0], classes, t_student=min(t_s, T),
-                                                  label=trace.label), "inspect_logits")
+        live.chart(
+            figures.timestep_logits_figure(trace.logits[:, 0], classes, t_student=min(t_s, T), label=trace.label),
+            "inspect_logits",
+        )
     spikes, membrane = trace.spikes[layer], trace.membrane[layer]
     c1, c2 = st.columns(2)
     with c1:
-        live.chart(figures.raster_figure(spikes, title=f"spike raster · {layer} · {spikes.shape[1]} neurons"),
-                   "inspect_raster")
+        live.chart(
+            figures.raster_figure(spikes, title=f"spike raster · {layer} · {spikes.shape[1]} neurons"), "inspect_raster"
+        )
     with c2:
-        live.chart(figures.membrane_traces_figure(membrane, spikes, cfg.model.threshold,
-                                                  neuron_ids=busiest_neurons(spikes, 5),
-                                                  title="membrane potential · the 5 busiest"), "inspect_traces")
+        live.chart(
+            figures.membrane_traces_figure(
+                membrane,
+                spikes,
+                cfg.model.threshold,
+                neuron_ids=busiest_neurons(spikes, 5),
+                title="membrane potential · the 5 busiest",
+            ),
+            "inspect_traces",
+        )
         st.caption(live.traces_caption(cfg.model.threshold, cfg.model.tau))
     history(run, int(index), layer)
 
@@ -111,21 +148,26 @@ def history(run: RunFolder, index: int, layer: str) -> None:
         return
     first = reading.load_probe(paths[0])
     if index >= len(first.labels) or layer not in first.spikes:
-        st.caption(f"Test images 0–{len(first.labels) - 1} are the probe batch: pick one of them to see how "
-                   "its spikes changed during training.")
+        st.caption(
+            f"Test images 0–{len(first.labels) - 1} are the probe batch: pick one of them to see how "
+            "its spikes changed during training."
+        )
         return
     st.markdown(f"##### During training: image #{index} in {layer}, at each snapshot")
     stems = [p.stem for p in paths]
-    stem = st.select_slider("Snapshot", stems, value=stems[-1], key="inspect_snapshot",
-                            format_func=live.snapshot_label)
+    stem = st.select_slider("Snapshot", stems, value=stems[-1], key="inspect_snapshot", format_func=live.snapshot_label)
     probe = reading.load_probe(paths[stems.index(stem)])
-    live.chart(figures.raster_figure(probe.spikes[layer][:, index],
-                                     title=f"spike raster {live.snapshot_label(stem)}"), "inspect_history")
+    live.chart(
+        figures.raster_figure(probe.spikes[layer][:, index], title=f"spike raster {live.snapshot_label(stem)}"),
+        "inspect_history",
+    )
 
 
 st.title("Inspect a run")
-st.caption("Open any run folder, pick a test image and a layer: the trained network runs it here and shows "
-           "its spikes, membrane potentials and per-timestep logits.")
+st.caption(
+    "Open any run folder, pick a test image and a layer: the trained network runs it here and shows "
+    "its spikes, membrane potentials and per-timestep logits."
+)
 chosen = pick_run()
 if chosen is not None:
     show(chosen)

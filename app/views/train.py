@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import streamlit as st
+from dashboard import config_form, live, reading, state
 
 from tssd_viz import ConfigError, TSSDConfig
-from dashboard import config_form, live, reading, state
 
 
 def train(cfg: TSSDConfig | None, error: str | None, twin: bool, name: str) -> None:
@@ -42,8 +42,10 @@ def runs_panel() -> None:
     jobs = state.job_manager()
     running = sum(r.state == "running" for r in rows)
     queued = sum(r.state == "queued" for r in rows)
-    st.caption(f"{running} running · {queued} queued · at most {jobs.max_running} at a time · "
-               f"runs folder `{state.runs_root()}`")
+    st.caption(
+        f"{running} running · {queued} queued · at most {jobs.max_running} at a time · "
+        f"runs folder `{state.runs_root()}`"
+    )
     mine = set(state.my_runs())
     # The watched run has its own progress bar and Cancel below, refreshed more often: one of each.
     for row in [r for r in rows if r.active and r.name != st.session_state.get("run")]:
@@ -63,8 +65,11 @@ def runs_panel() -> None:
             live.cancel_button(row.name, f"cancel_{row.name}")
     if rows:
         with st.expander(f"All runs ({len(rows)})"):
-            st.dataframe(run_table(rows), hide_index=True, column_config={
-                "test accuracy at T_s": st.column_config.NumberColumn(format="percent")})
+            st.dataframe(
+                run_table(rows),
+                hide_index=True,
+                column_config={"test accuracy at T_s": st.column_config.NumberColumn(format="percent")},
+            )
 
 
 def run_table(rows: list[reading.RunRow]) -> list[dict]:
@@ -72,12 +77,19 @@ def run_table(rows: list[reading.RunRow]) -> list[dict]:
     for r in rows:
         c = r.cfg
         final = reading.final_of(r)
-        table.append({
-            "run": r.name, "state": r.state, "mode": c.distill.mode if c else "?",
-            "dataset": c.data.dataset if c else "?", "T_s": c.distill.t_student if c else None,
-            "T_t": c.distill.t_teacher if c else None, "seed": c.train.seed if c else None,
-            "test accuracy at T_s": final.get(c.distill.t_student) if c else None, "message": r.message,
-        })
+        table.append(
+            {
+                "run": r.name,
+                "state": r.state,
+                "mode": c.distill.mode if c else "?",
+                "dataset": c.data.dataset if c else "?",
+                "T_s": c.distill.t_student if c else None,
+                "T_t": c.distill.t_teacher if c else None,
+                "seed": c.train.seed if c else None,
+                "test accuracy at T_s": final.get(c.distill.t_student) if c else None,
+                "message": r.message,
+            }
+        )
     return table
 
 
@@ -87,14 +99,25 @@ def train_controls(form: config_form.FormResult) -> None:
         st.error(form.error, icon=":material/block:")
     else:
         st.caption(form.summary)
-    st.text_input("Run name (optional)", key="run_name", placeholder="a dated name is chosen for you",
-                  persist_state="session")
-    st.checkbox("Also train the baseline twin (same seed), to compare", key="train_twin", persist_state="session",
-                disabled=form.cfg is not None and form.cfg.distill.mode == "baseline")
-    st.button("Train", key="train_button", type="primary", icon=":material/play_arrow:", width="stretch",
-              disabled=form.cfg is None, on_click=train,
-              args=(form.cfg, form.error, st.session_state.get("train_twin", False),
-                    st.session_state.get("run_name", "")))
+    st.text_input(
+        "Run name (optional)", key="run_name", placeholder="a dated name is chosen for you", persist_state="session"
+    )
+    st.checkbox(
+        "Also train the baseline twin (same seed), to compare",
+        key="train_twin",
+        persist_state="session",
+        disabled=form.cfg is not None and form.cfg.distill.mode == "baseline",
+    )
+    st.button(
+        "Train",
+        key="train_button",
+        type="primary",
+        icon=":material/play_arrow:",
+        width="stretch",
+        disabled=form.cfg is None,
+        on_click=train,
+        args=(form.cfg, form.error, st.session_state.get("train_twin", False), st.session_state.get("run_name", "")),
+    )
 
 
 # Train sits right under the starting point, above the fields it sums up: pick a start, press Train, no
@@ -106,8 +129,10 @@ with controls:
     train_controls(form)
 
 st.title("Train and watch")
-st.caption("Pick settings in the sidebar and press **Train**. The run trains in its own process; the charts "
-           "follow its run folder about once a second. Closing this tab stops nothing.")
+st.caption(
+    "Pick settings in the sidebar and press **Train**. The run trains in its own process; the charts "
+    "follow its run folder about once a second. Closing this tab stops nothing."
+)
 state.show_flash()
 rows = reading.run_rows(state.runs_root())
 names = [r.name for r in rows]
@@ -121,12 +146,15 @@ elif names and st.session_state.get("run") not in names:  # a new session: the a
 st.fragment(run_every=2 * state.REFRESH_S)(runs_panel)()  # knows the watched run, so it leaves that one out
 
 if not rows:
-    st.info("No runs yet. The **Quick look** starting point trains in seconds on the offline digits.",
-            icon=":material/rocket_launch:")
+    st.info(
+        "No runs yet. The **Quick look** starting point trains in seconds on the offline digits.",
+        icon=":material/rocket_launch:",
+    )
 else:
     labels = {r.name: r.label() for r in rows}
-    st.selectbox("Watching", names, key="run", format_func=lambda n: labels.get(n, n), on_change=watch,
-                 persist_state="session")
+    st.selectbox(
+        "Watching", names, key="run", format_func=lambda n: labels.get(n, n), on_change=watch, persist_state="session"
+    )
     row = next(r for r in rows if r.name == st.session_state.run)
     st.divider()
     st.fragment(run_every=state.REFRESH_S if row.active else None)(live.run_panel)(row.name, row.active)

@@ -21,5 +21,14 @@ from .dataset import Dataset, DataUnavailable, Split, cache_dir
 from .loader import Loader, random_crop
 from .sources import is_available, load_dataset, offline_default
 
-__all__ = ["DataUnavailable", "Dataset", "Loader", "Split", "cache_dir", "is_available", "load_dataset",
-           "offline_default", "random_crop"]
+__all__ = [
+    "DataUnavailable",
+    "Dataset",
+    "Loader",
+    "Split",
+    "cache_dir",
+    "is_available",
+    "load_dataset",
+    "offline_default",
+    "random_crop",
+]

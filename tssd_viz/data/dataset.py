@@ -24,7 +24,8 @@ class DataUnavailable(RuntimeError):
         super().__init__(
             f"{LABELS.get(dataset, dataset)} (--data.dataset {dataset}) is not available: {reason}. "
             f"Paths tried: {paths}. Pass --data.root PATH (a torchvision download folder or an image-folder tree "
-            "train/<class>/*, test/<class>/*) or use --data.dataset digits (offline).")
+            "train/<class>/*, test/<class>/*) or use --data.dataset digits (offline)."
+        )
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing tensors field by field has no single truth value

@@ -42,18 +42,38 @@ def load_image_tree(root: Path, name: str) -> Dataset:
     if blob is None:
         train, test = (_decode_files(files[s], name, root) for s in ("train", "test"))
         if train.images.shape[1:] != test.images.shape[1:]:
-            raise DataUnavailable(name, [root], f"train images are {tuple(train.images.shape[1:])} but test "
-                                  f"images are {tuple(test.images.shape[1:])} (channels, height, width)")
+            raise DataUnavailable(
+                name,
+                [root],
+                f"train images are {tuple(train.images.shape[1:])} but test "
+                f"images are {tuple(test.images.shape[1:])} (channels, height, width)",
+            )
         mean, std = channel_stats(train.images)
-        blob = {"format": CACHE_FORMAT, "classes": classes, "mean": list(mean), "std": list(std),
-                "train_images": train.images, "train_labels": train.labels,
-                "test_images": test.images, "test_labels": test.labels}
+        blob = {
+            "format": CACHE_FORMAT,
+            "classes": classes,
+            "mean": list(mean),
+            "std": list(std),
+            "train_images": train.images,
+            "train_labels": train.labels,
+            "test_images": test.images,
+            "test_labels": test.labels,
+        }
         _write_cache(cache, blob)
     train = Split(blob["train_images"], blob["train_labels"])
     h, w = train.images.shape[2:]
     # flip=True: a tree of natural images is assumed; mirrored text or digits would need a switch.
-    return Dataset(name, train, Split(blob["test_images"], blob["test_labels"]), tuple(blob["classes"]),
-                   tuple(blob["mean"]), tuple(blob["std"]), pad=default_pad(h, w), flip=True, source=str(root))
+    return Dataset(
+        name,
+        train,
+        Split(blob["test_images"], blob["test_labels"]),
+        tuple(blob["classes"]),
+        tuple(blob["mean"]),
+        tuple(blob["std"]),
+        pad=default_pad(h, w),
+        flip=True,
+        source=str(root),
+    )
 
 
 def _list_tree(root: Path, name: str) -> tuple[list[str], dict[str, list[Item]]]:
@@ -73,8 +93,10 @@ def _list_tree(root: Path, name: str) -> tuple[list[str], dict[str, list[Item]]]
             found = _images_in(root / split / cls)
             if split == "train" and not found:
                 raise DataUnavailable(name, [root], f"{root / split / cls} holds no .jpg/.png images")
-            keyed += [((rank, label), (f"{split}/{cls}/{fname}", label, st.st_size, st.st_mtime_ns))
-                      for rank, (fname, st) in enumerate(found)]
+            keyed += [
+                ((rank, label), (f"{split}/{cls}/{fname}", label, st.st_size, st.st_mtime_ns))
+                for rank, (fname, st) in enumerate(found)
+            ]
         if not keyed:
             raise DataUnavailable(name, [root], f"{root / split} holds no .jpg/.png images")
         files[split] = [item for _, item in sorted(keyed, key=lambda k: k[0])]  # interleave the classes
@@ -121,7 +143,7 @@ def _to_channels(img: Tensor, c: int) -> Tensor:
 def _decode_files(items: list[Item], name: str, root: Path) -> Split:
     images: list[Tensor] = []
     for i in range(0, len(items), DECODE_CHUNK):
-        chunk = [root / rel for rel, *_ in items[i:i + DECODE_CHUNK]]
+        chunk = [root / rel for rel, *_ in items[i : i + DECODE_CHUNK]]
         datas = [torch.frombuffer(bytearray(p.read_bytes()), dtype=torch.uint8) for p in chunk]
         try:
             images += _decode_batch(datas)
@@ -136,8 +158,12 @@ def _decode_files(items: list[Item], name: str, root: Path) -> Split:
     size = tuple(images[0].shape[1:])
     for (rel, *_), img in zip(items, images):
         if tuple(img.shape[1:]) != size:
-            raise DataUnavailable(name, [root], f"all images must share one size, but {items[0][0]} is "
-                                  f"{size[0]}x{size[1]} and {rel} is {img.shape[1]}x{img.shape[2]} (resize them first)")
+            raise DataUnavailable(
+                name,
+                [root],
+                f"all images must share one size, but {items[0][0]} is "
+                f"{size[0]}x{size[1]} and {rel} is {img.shape[1]}x{img.shape[2]} (resize them first)",
+            )
     stacked = torch.stack([_to_channels(img, c) for img in images])  # (N, C, H, W)
     return Split(stacked, torch.tensor([label for _, label, *_ in items], dtype=torch.int64))
 
@@ -153,7 +179,7 @@ def _read_cache(path: Path) -> dict | None:
             raise ValueError("unexpected cache layout")
         return blob
     except Exception as e:  # a torn or foreign file: rebuild rather than crash
-        warnings.warn(f"rebuilding the unreadable dataset cache {path} ({type(e).__name__}: {e})")
+        warnings.warn(f"rebuilding the unreadable dataset cache {path} ({type(e).__name__}: {e})", stacklevel=2)
         path.unlink(missing_ok=True)
         return None
 

@@ -43,9 +43,19 @@ class Loader:
     yields every image, the last partial batch too.
     """
 
-    def __init__(self, split: Split, dataset: Dataset, batch_size: int, *, train: bool, augment: bool = True,
-                 seed: int = 0, device: str | torch.device = "cpu", channels_last: bool = False,
-                 drop_last: bool | None = None):
+    def __init__(
+        self,
+        split: Split,
+        dataset: Dataset,
+        batch_size: int,
+        *,
+        train: bool,
+        augment: bool = True,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        channels_last: bool = False,
+        drop_last: bool | None = None,
+    ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.device = torch.device(device)

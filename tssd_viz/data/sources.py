@@ -80,8 +80,17 @@ def load_dataset(cfg: DataConfig) -> Dataset:
         return Split(split.images[:n], split.labels[:n]) if n else split
 
     # mean/std stay those of the full train split: a shorter run normalises like a longer one.
-    return Dataset(ds.name, limit(ds.train, cfg.limit_train), limit(ds.test, cfg.limit_test), ds.classes,
-                   ds.mean, ds.std, ds.pad, ds.flip, ds.source)
+    return Dataset(
+        ds.name,
+        limit(ds.train, cfg.limit_train),
+        limit(ds.test, cfg.limit_test),
+        ds.classes,
+        ds.mean,
+        ds.std,
+        ds.pad,
+        ds.flip,
+        ds.source,
+    )
 
 
 def _load_digits() -> Dataset:
@@ -93,12 +102,15 @@ def _load_digits() -> Dataset:
     images = pixels[:, None]  # (1797, 1, 8, 8)
     labels = torch.from_numpy(d.target).to(torch.int64)
     # A fixed stratified split: random_state=0 makes it the same on every machine and every run.
-    tr, te = (torch.from_numpy(i) for i in train_test_split(
-        np.arange(len(labels)), test_size=0.2, random_state=0, stratify=d.target))
+    tr, te = (
+        torch.from_numpy(i)
+        for i in train_test_split(np.arange(len(labels)), test_size=0.2, random_state=0, stratify=d.target)
+    )
     train, test = Split(images[tr], labels[tr]), Split(images[te], labels[te])
     mean, std = channel_stats(train.images)
-    return Dataset("digits", train, test, tuple(str(i) for i in range(10)), mean, std, pad=1, flip=False,
-                   source="scikit-learn")
+    return Dataset(
+        "digits", train, test, tuple(str(i) for i in range(10)), mean, std, pad=1, flip=False, source="scikit-learn"
+    )
 
 
 def _load_cifar(cfg: DataConfig) -> Dataset:
@@ -126,8 +138,13 @@ def _load_torchvision(name: str, root: Path, *, download: bool, tried: list[Path
         doing = f"downloading into {root} failed" if download else f"the files in {root} could not be read"
         # `from None`: the one-line cause is in the message; a download traceback helps no student.
         raise DataUnavailable(name, tried, f"{doing} ({type(e).__name__}: {e})") from None
-    train, test = (Split(torch.from_numpy(s.data).permute(0, 3, 1, 2),  # (N, 32, 32, 3) -> (N, 3, 32, 32)
-                         torch.tensor(s.targets, dtype=torch.int64)) for s in splits)
+    train, test = (
+        Split(
+            torch.from_numpy(s.data).permute(0, 3, 1, 2),  # (N, 32, 32, 3) -> (N, 3, 32, 32)
+            torch.tensor(s.targets, dtype=torch.int64),
+        )
+        for s in splits
+    )
     # Computed, not the usual constants: on CIFAR-10 they agree (0.4914, 0.4822, 0.4465 / 0.2470, ...).
     mean, std = channel_stats(train.images)
     return Dataset(name, train, test, tuple(splits[0].classes), mean, std, pad=4, flip=True, source=str(root))

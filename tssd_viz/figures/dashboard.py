@@ -18,8 +18,9 @@ from .neuron import RATE_TITLE
 from .style import LONG_LEGEND, category_color, finish, legend_below, run_dash
 
 
-def firing_rate_history_figure(records_or_runs: Records | Mapping[str, Records], *,
-                               title: str | None = None) -> go.Figure:
+def firing_rate_history_figure(
+    records_or_runs: Records | Mapping[str, Records], *, title: str | None = None
+) -> go.Figure:
     """Firing rate of every LIF layer (one colour per layer, in forward order) against the training step.
 
     Reads the `firing_rate` mapping {layer: spikes per neuron per timestep} of the step records; with
@@ -37,22 +38,39 @@ def firing_rate_history_figure(records_or_runs: Records | Mapping[str, Records],
                 continue
             steps, rates = zip(*points)
             name = layer if run is None else f"{layer} · {run}"
-            fig.add_trace(go.Scatter(x=steps, y=rates, mode="lines", name=name, legendgroup=str(run),
-                                     line=dict(color=category_color(j), dash=run_dash(i)),
-                                     hovertemplate="step %{x}: %{y:.3f}<extra>" + name + "</extra>"))
+            fig.add_trace(
+                go.Scatter(
+                    x=steps,
+                    y=rates,
+                    mode="lines",
+                    name=name,
+                    legendgroup=str(run),
+                    line=dict(color=category_color(j), dash=run_dash(i)),
+                    hovertemplate="step %{x}: %{y:.3f}<extra>" + name + "</extra>",
+                )
+            )
     if not fig.data:
-        fig.add_annotation(text="no firing rates recorded yet", showarrow=False, xref="paper", yref="paper",
-                           x=0.5, y=0.5, font=dict(size=16, color="#7F7F7F"))
+        fig.add_annotation(
+            text="no firing rates recorded yet",
+            showarrow=False,
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5,
+            font=dict(size=16, color="#7F7F7F"),
+        )
         fig.update_xaxes(visible=False)
         fig.update_yaxes(visible=False)
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text=RATE_TITLE, rangemode="tozero")
-    return legend_below(finish(fig, title or "firing rate per layer during training", hovermode="x unified"),
-                        LONG_LEGEND)
+    return legend_below(
+        finish(fig, title or "firing rate per layer during training", hovermode="x unified"), LONG_LEGEND
+    )
 
 
-def probe_batch_figure(images: Any, labels: Any, classes: Sequence[str], logits: Any, *, t_student: int,
-                       title: str | None = None) -> go.Figure:
+def probe_batch_figure(
+    images: Any, labels: Any, classes: Sequence[str], logits: Any, *, t_student: int, title: str | None = None
+) -> go.Figure:
     """The probe images with their true class and the student's prediction (window T_s) under each.
 
     images: (P, C, H, W) uint8; labels: (P,); logits: (T, P, K) per-timestep logits, T >= t_student.
@@ -61,9 +79,14 @@ def probe_batch_figure(images: Any, labels: Any, classes: Sequence[str], logits:
     if not 1 <= t_student <= z.shape[0]:
         raise ValueError(f"t_student should be in 1..{z.shape[0]}, got {t_student}")
     student = z[:t_student].mean(0).argmax(-1)  # the window of the first T_s steps: (P, K) -> (P,)
-    return image_grid_figure(images, labels=as_numpy(labels, "labels", 1), classes=list(classes),
-                             predictions=student, columns=8,
-                             title=title or f"probe images · student's guess at T_s = {t_student}")
+    return image_grid_figure(
+        images,
+        labels=as_numpy(labels, "labels", 1),
+        classes=list(classes),
+        predictions=student,
+        columns=8,
+        title=title or f"probe images · student's guess at T_s = {t_student}",
+    )
 
 
 def busiest_neurons(spikes: Any, k: int = 5) -> list[int]:

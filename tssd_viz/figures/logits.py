@@ -36,8 +36,14 @@ def _class_names(classes: Sequence[str] | None, K: int) -> list[str]:
     return names
 
 
-def timestep_logits_figure(logits: Any, classes: Sequence[str] | None, *, t_student: int,
-                           label: int | str | None = None, title: str | None = None) -> go.Figure:
+def timestep_logits_figure(
+    logits: Any,
+    classes: Sequence[str] | None,
+    *,
+    t_student: int,
+    label: int | str | None = None,
+    title: str | None = None,
+) -> go.Figure:
     """Per-timestep logits of one image (top) and the prediction of every window n = 1..T (bottom).
 
     logits: (T, K), T the teacher's window T_t. `label`: the true class (index or name), highlighted.
@@ -53,13 +59,30 @@ def timestep_logits_figure(logits: Any, classes: Sequence[str] | None, *, t_stud
     y = names.index(label) if isinstance(label, str) else label
     probs = np.exp(_log_softmax(_window_means(z)))  # (T, K): row n-1 is window n
 
-    fig = make_subplots(rows=2, cols=1, vertical_spacing=0.16, row_heights=[0.5, 0.5],
-                        subplot_titles=[
-                            "what each timestep says: logits z(t)",
-                            "what each window decides: softmax of the mean of z over the first n timesteps"])
-    fig.add_trace(go.Heatmap(x=np.arange(T), y=names, z=z.T, colorscale="RdBu_r", zmid=0, name="z(t)",
-                             colorbar=dict(title=dict(text="logit z(t)"), len=0.42, y=0.79),
-                             hovertemplate="t=%{x}, %{y}: z=%{z:.2f}<extra></extra>"), row=1, col=1)
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        vertical_spacing=0.16,
+        row_heights=[0.5, 0.5],
+        subplot_titles=[
+            "what each timestep says: logits z(t)",
+            "what each window decides: softmax of the mean of z over the first n timesteps",
+        ],
+    )
+    fig.add_trace(
+        go.Heatmap(
+            x=np.arange(T),
+            y=names,
+            z=z.T,
+            colorscale="RdBu_r",
+            zmid=0,
+            name="z(t)",
+            colorbar=dict(title=dict(text="logit z(t)"), len=0.42, y=0.79),
+            hovertemplate="t=%{x}, %{y}: z=%{z:.2f}<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
     ticktext = [f"<b>{c} (true)</b>" if k == y else c for k, c in enumerate(names)]
     fig.update_yaxes(tickvals=names, ticktext=ticktext, title_text="class", row=1, col=1)
     fig.update_xaxes(title_text="timestep t", **timestep_ticks(T), row=1, col=1)
@@ -70,18 +93,31 @@ def timestep_logits_figure(logits: Any, classes: Sequence[str] | None, *, t_stud
     n = np.arange(1, T + 1)
     for i, k in enumerate(shown):
         true = k == y
-        fig.add_trace(go.Scatter(x=n, y=probs[:, k], mode="lines+markers",
-                                 name=names[k] + (" (true label)" if true else ""),
-                                 line=dict(color=category_color(i), width=4 if true else 1.5),
-                                 opacity=1.0 if true or y is None else 0.6,
-                                 hovertemplate=f"{names[k]}: " + "%{y:.1%} at n=%{x}<extra></extra>"), row=2, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=n,
+                y=probs[:, k],
+                mode="lines+markers",
+                name=names[k] + (" (true label)" if true else ""),
+                line=dict(color=category_color(i), width=4 if true else 1.5),
+                opacity=1.0 if true or y is None else 0.6,
+                hovertemplate=f"{names[k]}: " + "%{y:.1%} at n=%{x}<extra></extra>",
+            ),
+            row=2,
+            col=1,
+        )
     for n_mark, role, who in ((t_student, "student", "T_s"), (T, "teacher", "T_t")):
         if role == "teacher" and T == t_student:
             continue  # recorded only the student window: no teacher to mark
         guess = names[int(np.argmax(probs[n_mark - 1]))]
-        fig.add_vline(x=n_mark, line=dict(color=ROLE_COLORS[role], dash="dash", width=2), row=2, col=1,
-                      annotation=dict(text=f"{role} ({who} = {n_mark}): {guess}", font=dict(color=ROLE_COLORS[role])),
-                      annotation_position="top right" if role == "student" else "top left")
+        fig.add_vline(
+            x=n_mark,
+            line=dict(color=ROLE_COLORS[role], dash="dash", width=2),
+            row=2,
+            col=1,
+            annotation=dict(text=f"{role} ({who} = {n_mark}): {guess}", font=dict(color=ROLE_COLORS[role])),
+            annotation_position="top right" if role == "student" else "top left",
+        )
     fig.update_xaxes(title_text="window n (first n timesteps)", **timestep_ticks(T, start=1), row=2, col=1)
     fig.update_yaxes(title_text="probability", range=[0, 1.05], row=2, col=1, **percent_axis())
     fig.update_layout(legend=dict(y=0, yanchor="bottom"))  # beside the probabilities, below the colour bar
@@ -102,18 +138,37 @@ def window_agreement_figure(logits: Any, *, t_student: int | None = None, title:
     kl = (np.exp(logp[-1]) * (logp[-1] - logp)).sum(-1).mean(-1)  # (T, B, K) -> (T,)
     n = np.arange(1, T + 1)
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Scatter(x=n, y=agree, mode="lines+markers", name="agreement with window T",
-                             line=dict(color=ROLE_COLORS["agreement"]), hovertemplate="n=%{x}: %{y:.1%}"),
-                  secondary_y=False)
-    fig.add_trace(go.Scatter(x=n, y=kl, mode="lines+markers", name="KL(window T ‖ window n)",
-                             line=dict(color=ROLE_COLORS["kl"], dash="dash"), hovertemplate="n=%{x}: %{y:.3f} nats"),
-                  secondary_y=True)
+    fig.add_trace(
+        go.Scatter(
+            x=n,
+            y=agree,
+            mode="lines+markers",
+            name="agreement with window T",
+            line=dict(color=ROLE_COLORS["agreement"]),
+            hovertemplate="n=%{x}: %{y:.1%}",
+        ),
+        secondary_y=False,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=n,
+            y=kl,
+            mode="lines+markers",
+            name="KL(window T ‖ window n)",
+            line=dict(color=ROLE_COLORS["kl"], dash="dash"),
+            hovertemplate="n=%{x}: %{y:.3f} nats",
+        ),
+        secondary_y=True,
+    )
     if t_student is not None:
-        fig.add_vline(x=t_student, line=dict(color=ROLE_COLORS["student"], dash="dot", width=2),
-                      annotation=dict(text=f"student (T_s = {t_student})", font=dict(color=ROLE_COLORS["student"])))
+        fig.add_vline(
+            x=t_student,
+            line=dict(color=ROLE_COLORS["student"], dash="dot", width=2),
+            annotation=dict(text=f"student (T_s = {t_student})", font=dict(color=ROLE_COLORS["student"])),
+        )
     fig.update_xaxes(title_text="window n (first n timesteps)", **timestep_ticks(T, start=1))
-    fig.update_yaxes(title_text="agreement (argmax match rate)", range=[0, 1.05], secondary_y=False,
-                     **percent_axis())
-    fig.update_yaxes(title_text="KL divergence (nats)", rangemode="tozero", showgrid=False, tickmode="auto",
-                     secondary_y=True)
+    fig.update_yaxes(title_text="agreement (argmax match rate)", range=[0, 1.05], secondary_y=False, **percent_axis())
+    fig.update_yaxes(
+        title_text="KL divergence (nats)", rangemode="tozero", showgrid=False, tickmode="auto", secondary_y=True
+    )
     return finish(fig, title or "how close each window is to the full window", hovermode="x unified")

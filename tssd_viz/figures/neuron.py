@@ -17,21 +17,34 @@ from ._inputs import as_numpy, as_series, first_item
 from .lessons import _finish as wrapped_finish
 from .style import ROLE_COLORS, category_color, finish, run_color, timestep_ticks
 
-
 # On two lines: in one, the title is longer than a short chart is tall and runs into the figure title.
 RATE_TITLE = "firing rate<br>(spikes per neuron per timestep)"
 DODGE = 0.06  # timesteps between the traces of neighbouring neurons (see membrane_traces_figure)
 
 
 def _threshold_trace(threshold: float, T: int, showlegend: bool = True) -> go.Scatter:
-    return go.Scatter(x=[-0.5, T - 0.5], y=[threshold, threshold], mode="lines", name=f"threshold θ = {threshold:g}",
-                      line=dict(color=ROLE_COLORS["threshold"], dash="dash", width=1.5),
-                      legendgroup="threshold", showlegend=showlegend, hoverinfo="skip")
+    return go.Scatter(
+        x=[-0.5, T - 0.5],
+        y=[threshold, threshold],
+        mode="lines",
+        name=f"threshold θ = {threshold:g}",
+        line=dict(color=ROLE_COLORS["threshold"], dash="dash", width=1.5),
+        legendgroup="threshold",
+        showlegend=showlegend,
+        hoverinfo="skip",
+    )
 
 
-def neuron_figure(current: Any, membrane: Any, spikes: Any, threshold: float, *, title: str | None = None,
-                  compare: Mapping[str, tuple[Any, Any]] | None = None,
-                  label: str = "soft reset (tssd-viz LIF)") -> go.Figure:
+def neuron_figure(
+    current: Any,
+    membrane: Any,
+    spikes: Any,
+    threshold: float,
+    *,
+    title: str | None = None,
+    compare: Mapping[str, tuple[Any, Any]] | None = None,
+    label: str = "soft reset (tssd-viz LIF)",
+) -> go.Figure:
     """One LIF neuron driven by `current`: I(t), then V(t) of each variant, then the spike times.
 
     current, membrane, spikes: (T,). membrane[t] is V(t), the potential after the reset.
@@ -39,37 +52,61 @@ def neuron_figure(current: Any, membrane: Any, spikes: Any, threshold: float, *,
     delayed reset); each gets its own V(t) row, and all spike trains share the bottom row so their
     timing can be compared at a glance. `label` names the main variant.
     """
-    I = as_numpy(current, "current", 1)
+    I = as_numpy(current, "current", 1)  # noqa: E741 (I: the input current, as in SPEC §1)
     variants = {label: (membrane, spikes), **dict(compare or {})}
-    variants = {k: (as_numpy(v, f"membrane of {k!r}", 1), as_numpy(s, f"spikes of {k!r}", 1))
-                for k, (v, s) in variants.items()}
+    variants = {
+        k: (as_numpy(v, f"membrane of {k!r}", 1), as_numpy(s, f"spikes of {k!r}", 1)) for k, (v, s) in variants.items()
+    }
     T, n_var = len(I), len(variants)
     t = np.arange(T)
     rows = 2 + n_var  # current, one membrane row per variant, spikes
     fig = make_subplots(
-        rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.05,
+        rows=rows,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.05,
         row_heights=[0.8] + [1.0] * n_var + [0.25 + 0.15 * n_var],
-        subplot_titles=["input current I(t)", *(f"membrane potential V(t): {k}" for k in variants),
-                        "spikes S(t)"])
-    fig.add_trace(go.Scatter(x=t, y=I, mode="lines+markers", name="input current I(t)",
-                             line=dict(color=ROLE_COLORS["current"])), row=1, col=1)
+        subplot_titles=["input current I(t)", *(f"membrane potential V(t): {k}" for k in variants), "spikes S(t)"],
+    )
+    fig.add_trace(
+        go.Scatter(x=t, y=I, mode="lines+markers", name="input current I(t)", line=dict(color=ROLE_COLORS["current"])),
+        row=1,
+        col=1,
+    )
     for i, (name, (v, s)) in enumerate(variants.items()):
         color = ROLE_COLORS["membrane"] if i == 0 else run_color(i)
-        fig.add_trace(go.Scatter(x=t, y=v, mode="lines+markers", name=f"V(t): {name}",
-                                 line=dict(color=color)), row=2 + i, col=1)
+        fig.add_trace(
+            go.Scatter(x=t, y=v, mode="lines+markers", name=f"V(t): {name}", line=dict(color=color)), row=2 + i, col=1
+        )
         fig.add_trace(_threshold_trace(threshold, T, showlegend=i == 0), row=2 + i, col=1)
-        fig.add_annotation(x=T - 0.5, y=threshold, text=f"θ = {threshold:g}", showarrow=False, xanchor="right",
-                           yanchor="bottom", font=dict(color=ROLE_COLORS["threshold"]), row=2 + i, col=1)
+        fig.add_annotation(
+            x=T - 0.5,
+            y=threshold,
+            text=f"θ = {threshold:g}",
+            showarrow=False,
+            xanchor="right",
+            yanchor="bottom",
+            font=dict(color=ROLE_COLORS["threshold"]),
+            row=2 + i,
+            col=1,
+        )
         fig.update_yaxes(title_text="V(t)", row=2 + i, col=1)
         times = np.flatnonzero(s)
         # The spike row is categorical: one line of ticks per variant, top to bottom in order.
-        fig.add_trace(go.Scatter(x=times, y=[name] * len(times), mode="markers", name=f"spikes: {name}",
-                                 marker=dict(symbol="line-ns-open", size=18, color=color,
-                                             line=dict(width=3, color=color)),
-                                 hovertemplate="spike at t=%{x}<extra>" + name + "</extra>"), row=rows, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=times,
+                y=[name] * len(times),
+                mode="markers",
+                name=f"spikes: {name}",
+                marker=dict(symbol="line-ns-open", size=18, color=color, line=dict(width=3, color=color)),
+                hovertemplate="spike at t=%{x}<extra>" + name + "</extra>",
+            ),
+            row=rows,
+            col=1,
+        )
     fig.update_yaxes(title_text="I(t)", row=1, col=1)
-    fig.update_yaxes(type="category", categoryorder="array", categoryarray=list(variants)[::-1],
-                     row=rows, col=1)
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=list(variants)[::-1], row=rows, col=1)
     fig.update_xaxes(**timestep_ticks(T))
     fig.update_xaxes(title_text="timestep t", row=rows, col=1)
     fig.update_layout(showlegend=False)  # every row is named by its subplot title
@@ -89,9 +126,16 @@ def raster_figure(spikes: Any, *, title: str | None = None, max_neurons: int = 2
     T, N = s.shape
     t, neuron = np.nonzero(s)  # time-major order
     size = float(np.clip(500 / max(N, 1), 4, 10))
-    fig = go.Figure(go.Scatter(x=t, y=neuron, mode="markers", name="spike",
-                               marker=dict(color=ROLE_COLORS["spike"], size=size, symbol="square"),
-                               hovertemplate="t=%{x}, neuron %{y}<extra></extra>"))
+    fig = go.Figure(
+        go.Scatter(
+            x=t,
+            y=neuron,
+            mode="markers",
+            name="spike",
+            marker=dict(color=ROLE_COLORS["spike"], size=size, symbol="square"),
+            hovertemplate="t=%{x}, neuron %{y}<extra></extra>",
+        )
+    )
     fig.update_xaxes(title_text="timestep t", **timestep_ticks(T))
     fig.update_yaxes(title_text="neuron index", range=[-0.5, N - 0.5])
     return finish(fig, title or f"spike raster ({len(t)} spikes, {N} neurons × {T} timesteps)")
@@ -106,15 +150,23 @@ def _sawtooth(v: np.ndarray, h: np.ndarray, fired: np.ndarray) -> list[tuple[int
     points = []
     for t in range(len(v)):
         if fired[t] and h[t] != v[t]:
-            points += [(t, float(h[t]), "H(t), before the reset", True),
-                       (t, float(v[t]), "V(t), after the reset", False)]
+            points += [
+                (t, float(h[t]), "H(t), before the reset", True),
+                (t, float(v[t]), "V(t), after the reset", False),
+            ]
         else:  # no spike, or no threshold to tell H from V: the spike is marked on V(t)
             points.append((t, float(v[t]), "V(t)", bool(fired[t])))
     return points
 
 
-def membrane_traces_figure(membrane: Any, spikes: Any = None, threshold: float | None = 1.0, *,
-                           neuron_ids: list[int] | None = None, title: str | None = None) -> go.Figure:
+def membrane_traces_figure(
+    membrane: Any,
+    spikes: Any = None,
+    threshold: float | None = 1.0,
+    *,
+    neuron_ids: list[int] | None = None,
+    title: str | None = None,
+) -> go.Figure:
     """The membrane potential of a few neurons, each in its own colour, with the soft reset drawn.
 
     membrane: V(t), the potential after the reset (as `record` and `lif_multistep` return it);
@@ -141,18 +193,34 @@ def membrane_traces_figure(membrane: Any, spikes: Any = None, threshold: float |
         # Neurons that fire at the same t would drop along the same vertical line: each is drawn a little
         # to the side of the timestep (neuron k by DODGE·(k - centre)), the hover says the true t.
         x = np.array(t) + DODGE * (k - (len(ids) - 1) / 2)
-        fig.add_trace(go.Scatter(x=x, y=y, customdata=list(zip(t, what)), mode="lines+markers", name=f"neuron {i}",
-                                 legendgroup=f"neuron {i}", line=dict(color=color, width=2),
-                                 marker=dict(color=color, size=[0 if sp else 6 for sp in spike]),  # stars below
-                                 hovertemplate=f"neuron {i}, t=%{{customdata[0]}}: %{{customdata[1]}} = %{{y:.3f}}"
-                                               "<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                customdata=list(zip(t, what)),
+                mode="lines+markers",
+                name=f"neuron {i}",
+                legendgroup=f"neuron {i}",
+                line=dict(color=color, width=2),
+                marker=dict(color=color, size=[0 if sp else 6 for sp in spike]),  # stars below
+                hovertemplate=f"neuron {i}, t=%{{customdata[0]}}: %{{customdata[1]}} = %{{y:.3f}}<extra></extra>",
+            )
+        )
         if s is not None:
             j = np.flatnonzero(spike)
-            fig.add_trace(go.Scatter(x=x[j], y=np.array(y)[j], customdata=np.array(t)[j], mode="markers",
-                                     name=f"spikes of neuron {i}", legendgroup=f"neuron {i}", showlegend=False,
-                                     marker=dict(symbol="star", size=13, color=color,
-                                                 line=dict(width=1, color="white")),
-                                     hovertemplate=f"neuron {i} spikes at t=%{{customdata}}<extra></extra>"))
+            fig.add_trace(
+                go.Scatter(
+                    x=x[j],
+                    y=np.array(y)[j],
+                    customdata=np.array(t)[j],
+                    mode="markers",
+                    name=f"spikes of neuron {i}",
+                    legendgroup=f"neuron {i}",
+                    showlegend=False,
+                    marker=dict(symbol="star", size=13, color=color, line=dict(width=1, color="white")),
+                    hovertemplate=f"neuron {i} spikes at t=%{{customdata}}<extra></extra>",
+                )
+            )
     if threshold is not None:
         fig.add_trace(_threshold_trace(threshold, T))
     fig.update_xaxes(title_text="timestep t", **timestep_ticks(T))
@@ -164,8 +232,9 @@ def membrane_traces_figure(membrane: Any, spikes: Any = None, threshold: float |
     return fig
 
 
-def firing_rate_figure(rates: Mapping[str, float] | Mapping[str, Mapping[str, float]], *,
-                       title: str | None = None) -> go.Figure:
+def firing_rate_figure(
+    rates: Mapping[str, float] | Mapping[str, Mapping[str, float]], *, title: str | None = None
+) -> go.Figure:
     """Firing rate per layer, in layer order: bars of {layer: rate}, or grouped bars of {run: {layer: rate}}.
 
     A rate is spikes per neuron per timestep, in [0, 1].
@@ -173,9 +242,15 @@ def firing_rate_figure(rates: Mapping[str, float] | Mapping[str, Mapping[str, fl
     runs, layers, nested = as_series(rates)
     fig = go.Figure()
     for i, (run, r) in enumerate(runs.items()):
-        fig.add_trace(go.Bar(x=layers, y=[r.get(name) for name in layers], name=run or "firing rate",
-                             marker_color=run_color(i) if nested else ROLE_COLORS["spike"],
-                             hovertemplate="%{x}: %{y:.3f}<extra>" + (run or "") + "</extra>"))
+        fig.add_trace(
+            go.Bar(
+                x=layers,
+                y=[r.get(name) for name in layers],
+                name=run or "firing rate",
+                marker_color=run_color(i) if nested else ROLE_COLORS["spike"],
+                hovertemplate="%{x}: %{y:.3f}<extra>" + (run or "") + "</extra>",
+            )
+        )
     fig.update_layout(barmode="group", showlegend=nested)
     fig.update_xaxes(title_text="layer (forward order)", type="category", tickangle=-30 if len(layers) > 4 else 0)
     fig.update_yaxes(title_text=RATE_TITLE, rangemode="tozero")

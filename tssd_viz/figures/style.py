@@ -33,8 +33,18 @@ RUN_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", 
 # When a figure already uses colour for the quantity, runs are told apart by dash.
 RUN_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 # Classes and neurons are not roles: a plain categorical palette.
-CATEGORY_COLORS = ("#4E79A7", "#F28E2B", "#E15759", "#76B7B2", "#59A14F",
-                   "#EDC948", "#B07AA1", "#FF9DA7", "#9C755F", "#BAB0AC")
+CATEGORY_COLORS = (
+    "#4E79A7",
+    "#F28E2B",
+    "#E15759",
+    "#76B7B2",
+    "#59A14F",
+    "#EDC948",
+    "#B07AA1",
+    "#FF9DA7",
+    "#9C755F",
+    "#BAB0AC",
+)
 
 TEMPLATE = "plotly_white"
 FONT = dict(family="Inter, Helvetica, Arial, sans-serif", size=13)
@@ -52,11 +62,15 @@ def category_color(i: int) -> str:
     return CATEGORY_COLORS[i % len(CATEGORY_COLORS)]
 
 
-def finish(fig: go.Figure, title: str | None, *, height: int | None = None,
-           hovermode: str | bool = "closest") -> go.Figure:
+def finish(
+    fig: go.Figure, title: str | None, *, height: int | None = None, hovermode: str | bool = "closest"
+) -> go.Figure:
     """Apply the shared template, title, margins and legend; return the figure."""
     fig.update_layout(
-        template=TEMPLATE, font=FONT, hovermode=hovermode, height=height,
+        template=TEMPLATE,
+        font=FONT,
+        hovermode=hovermode,
+        height=height,
         title=dict(text=title, x=0.01, xanchor="left") if title else None,
         margin=dict(l=70, r=30, t=70 if title else 30, b=60),
         legend=dict(groupclick="toggleitem", tracegroupgap=8),
@@ -90,8 +104,11 @@ def legend_below(fig: go.Figure, beyond: int = 0) -> go.Figure:
     """
     entries = sum(1 for d in fig.data if d.showlegend is not False and d.name)
     if entries > beyond and fig.layout.legend.orientation != "h":  # once: the height grows each time
-        fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=-0.2, yanchor="top"),
-                          margin=dict(r=20), height=(fig.layout.height or 450) + 20 * entries)
+        fig.update_layout(
+            legend=dict(orientation="h", x=0, xanchor="left", y=-0.2, yanchor="top"),
+            margin=dict(r=20),
+            height=(fig.layout.height or 450) + 20 * entries,
+        )
     return fig
 
 

@@ -15,8 +15,7 @@ from plotly.subplots import make_subplots
 
 from ..runs import final_accuracy
 from ._inputs import Records, as_runs, ema, series
-from .style import (LONG_LEGEND, ROLE_COLORS, finish, legend_below, percent_axis, run_color, run_dash,
-                    timestep_ticks)
+from .style import LONG_LEGEND, ROLE_COLORS, finish, legend_below, percent_axis, run_color, run_dash, timestep_ticks
 
 RecordsOrRuns = Records | Mapping[str, Records]
 
@@ -40,8 +39,15 @@ def _name(quantity: str, run: str | None) -> str:
 def _empty_note(fig: go.Figure, what: str) -> go.Figure:
     """A live dashboard opens runs before their first record: say so instead of drawing empty axes."""
     if not fig.data:
-        fig.add_annotation(text=f"no {what} recorded yet", showarrow=False, xref="paper", yref="paper",
-                           x=0.5, y=0.5, font=dict(size=16, color=ROLE_COLORS["threshold"]))
+        fig.add_annotation(
+            text=f"no {what} recorded yet",
+            showarrow=False,
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5,
+            font=dict(size=16, color=ROLE_COLORS["threshold"]),
+        )
         fig.update_xaxes(visible=False)
         fig.update_yaxes(visible=False)
     return fig
@@ -57,12 +63,21 @@ def loss_parts_figure(records_or_runs: RecordsOrRuns, *, smooth: float = 0.0, ti
         for key, text in LOSS_PARTS.items():
             steps, values = series(records, key)
             if steps:
-                fig.add_trace(go.Scatter(x=steps, y=ema(values, smooth), mode="lines", name=_name(text, run),
-                                         legendgroup=str(run), line=dict(color=ROLE_COLORS[key], dash=run_dash(i))))
+                fig.add_trace(
+                    go.Scatter(
+                        x=steps,
+                        y=ema(values, smooth),
+                        mode="lines",
+                        name=_name(text, run),
+                        legendgroup=str(run),
+                        line=dict(color=ROLE_COLORS[key], dash=run_dash(i)),
+                    )
+                )
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="loss (nats)", rangemode="tozero")
-    return legend_below(finish(_empty_note(fig, "losses"), title or "loss and its parts", hovermode="x unified"),
-                        LONG_LEGEND)
+    return legend_below(
+        finish(_empty_note(fig, "losses"), title or "loss and its parts", hovermode="x unified"), LONG_LEGEND
+    )
 
 
 def accuracy_figure(records_or_runs: RecordsOrRuns, *, title: str | None = None) -> go.Figure:
@@ -75,25 +90,64 @@ def accuracy_figure(records_or_runs: RecordsOrRuns, *, title: str | None = None)
         for key, (role, text) in ACCURACIES.items():
             steps, values = series(records, key)
             if steps:
-                fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=_name(text, run), legendgroup=str(run),
-                                         line=dict(color=ROLE_COLORS[role], dash=run_dash(i))))
+                fig.add_trace(
+                    go.Scatter(
+                        x=steps,
+                        y=values,
+                        mode="lines",
+                        name=_name(text, run),
+                        legendgroup=str(run),
+                        line=dict(color=ROLE_COLORS[role], dash=run_dash(i)),
+                    )
+                )
             steps, values = series(records, key, kind="epoch")
             if steps:
-                fig.add_trace(go.Scatter(x=steps, y=values, mode="markers", name=_name(f"{text}, epoch mean", run),
-                                         legendgroup=str(run), marker=dict(color=ROLE_COLORS[role], symbol="diamond",
-                                                                           size=9, line=dict(width=1, color="white"))))
+                fig.add_trace(
+                    go.Scatter(
+                        x=steps,
+                        y=values,
+                        mode="markers",
+                        name=_name(f"{text}, epoch mean", run),
+                        legendgroup=str(run),
+                        marker=dict(
+                            color=ROLE_COLORS[role], symbol="diamond", size=9, line=dict(width=1, color="white")
+                        ),
+                    )
+                )
         steps, values = series(records, "test_acc", kind="epoch")
         if steps:
-            fig.add_trace(go.Scatter(x=steps, y=values, mode="lines+markers", name=_name("test (window T_s)", run),
-                                     legendgroup=str(run), line=dict(color=ROLE_COLORS["test"], dash=run_dash(i)),
-                                     marker=dict(symbol="square", size=8)))
-        evals = [r for r in records if r.get("kind") == "eval" and r.get("split") == "test"
-                 and r.get("acc") is not None and r.get("step") is not None]
+            fig.add_trace(
+                go.Scatter(
+                    x=steps,
+                    y=values,
+                    mode="lines+markers",
+                    name=_name("test (window T_s)", run),
+                    legendgroup=str(run),
+                    line=dict(color=ROLE_COLORS["test"], dash=run_dash(i)),
+                    marker=dict(symbol="square", size=8),
+                )
+            )
+        evals = [
+            r
+            for r in records
+            if r.get("kind") == "eval"
+            and r.get("split") == "test"
+            and r.get("acc") is not None
+            and r.get("step") is not None
+        ]
         if evals:
-            fig.add_trace(go.Scatter(x=[r["step"] for r in evals], y=[r["acc"] for r in evals], mode="markers+text",
-                                     text=[f"n={r.get('t')}" for r in evals], textposition=_label_sides(evals),
-                                     name=_name("test, eval (window n)", run), legendgroup=str(run),
-                                     marker=dict(color=ROLE_COLORS["test"], symbol="circle-open", size=9)))
+            fig.add_trace(
+                go.Scatter(
+                    x=[r["step"] for r in evals],
+                    y=[r["acc"] for r in evals],
+                    mode="markers+text",
+                    text=[f"n={r.get('t')}" for r in evals],
+                    textposition=_label_sides(evals),
+                    name=_name("test, eval (window n)", run),
+                    legendgroup=str(run),
+                    marker=dict(color=ROLE_COLORS["test"], symbol="circle-open", size=9),
+                )
+            )
             labelled = True
     fig.update_xaxes(title_text="training step")
     if labelled:  # the evaluations sit at the last step: room on the right for their labels "n=1", ...
@@ -101,8 +155,9 @@ def accuracy_figure(records_or_runs: RecordsOrRuns, *, title: str | None = None)
         span = max(max(steps) - min(steps), 1)
         fig.update_xaxes(range=[min(steps) - 0.02 * span, max(steps) + 0.12 * span])
     fig.update_yaxes(title_text="accuracy", range=[0, 1.02], **percent_axis())
-    return legend_below(finish(_empty_note(fig, "accuracies"), title or "accuracy during training",
-                               hovermode="x unified"), LONG_LEGEND)
+    return legend_below(
+        finish(_empty_note(fig, "accuracies"), title or "accuracy during training", hovermode="x unified"), LONG_LEGEND
+    )
 
 
 def _label_sides(evals: Records) -> list[str]:
@@ -127,14 +182,27 @@ def window_heatmap_figure(records: Records, *, t_student: int | None = None, tit
     z = [[r["acc_by_window"][n] if n < len(r["acc_by_window"]) else None for r in rows] for n in range(L)]
     fig = go.Figure()
     if rows:
-        fig.add_trace(go.Heatmap(x=[r["step"] for r in rows], y=list(range(1, L + 1)), z=z, zmin=0, zmax=1,
-                                 colorscale="Viridis", colorbar=dict(title=dict(text="accuracy"), **percent_axis()),
-                                 hovertemplate="step %{x}, window n=%{y}: %{z:.1%}<extra></extra>"))
+        fig.add_trace(
+            go.Heatmap(
+                x=[r["step"] for r in rows],
+                y=list(range(1, L + 1)),
+                z=z,
+                zmin=0,
+                zmax=1,
+                colorscale="Viridis",
+                colorbar=dict(title=dict(text="accuracy"), **percent_axis()),
+                hovertemplate="step %{x}, window n=%{y}: %{z:.1%}<extra></extra>",
+            )
+        )
         if t_student is not None:
             # Outline the student's row rather than cross it out.
-            fig.add_hrect(y0=t_student - 0.5, y1=t_student + 0.5, line=dict(color="white", dash="dash", width=2),
-                          annotation=dict(text=f"student (T_s = {t_student})", font=dict(color="white")),
-                          annotation_position="top left")
+            fig.add_hrect(
+                y0=t_student - 0.5,
+                y1=t_student + 0.5,
+                line=dict(color="white", dash="dash", width=2),
+                annotation=dict(text=f"student (T_s = {t_student})", font=dict(color="white")),
+                annotation_position="top left",
+            )
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="window n (first n timesteps)", **(timestep_ticks(L, start=1) if L else {}))
     return finish(_empty_note(fig, "accuracy by window"), title or "accuracy of each window over training")
@@ -146,8 +214,9 @@ def _test_acc_by_window(records_or_table: Records | Mapping[Any, float]) -> dict
     return final_accuracy(records_or_table)
 
 
-def accuracy_vs_timesteps_figure(runs: Mapping[str, Records | Mapping[int, float]], *, t_student: int | None = None,
-                                 title: str | None = None) -> go.Figure:
+def accuracy_vs_timesteps_figure(
+    runs: Mapping[str, Records | Mapping[int, float]], *, t_student: int | None = None, title: str | None = None
+) -> go.Figure:
     """Test accuracy against the number of timesteps n used at inference, one line per run.
 
     Each run is its records (eval records on the test split give (t, acc)) or a table {n: accuracy}.
@@ -159,11 +228,22 @@ def accuracy_vs_timesteps_figure(runs: Mapping[str, Records | Mapping[int, float
         if table:
             ts = sorted(table)
             all_t.update(ts)
-            fig.add_trace(go.Scatter(x=ts, y=[table[t] for t in ts], mode="lines+markers", name=str(run),
-                                     line=dict(color=run_color(i)), hovertemplate="n=%{x}: %{y:.1%}"))
+            fig.add_trace(
+                go.Scatter(
+                    x=ts,
+                    y=[table[t] for t in ts],
+                    mode="lines+markers",
+                    name=str(run),
+                    line=dict(color=run_color(i)),
+                    hovertemplate="n=%{x}: %{y:.1%}",
+                )
+            )
     if t_student is not None and fig.data:
-        fig.add_vline(x=t_student, line=dict(color=ROLE_COLORS["student"], dash="dot", width=2),
-                      annotation=dict(text=f"student (T_s = {t_student})", font=dict(color=ROLE_COLORS["student"])))
+        fig.add_vline(
+            x=t_student,
+            line=dict(color=ROLE_COLORS["student"], dash="dot", width=2),
+            annotation=dict(text=f"student (T_s = {t_student})", font=dict(color=ROLE_COLORS["student"])),
+        )
     if all_t:
         fig.update_xaxes(**timestep_ticks(max(all_t) - min(all_t) + 1, start=min(all_t)))
     fig.update_xaxes(title_text="timesteps at inference (window n)")
@@ -176,15 +256,33 @@ def kl_agreement_figure(records_or_runs: RecordsOrRuns, *, title: str | None = N
     nats, the record's `kl`) against the training step, from the step records."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     for i, (run, records) in enumerate(as_runs(records_or_runs).items()):
-        for key, text, right in (("agreement", "agreement (teacher vs student)", False),
-                                 ("kl", "KL(teacher ‖ student)", True)):
+        for key, text, right in (
+            ("agreement", "agreement (teacher vs student)", False),
+            ("kl", "KL(teacher ‖ student)", True),
+        ):
             steps, values = series(records, key)
             if steps:
-                fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=_name(text, run), legendgroup=str(run),
-                                         line=dict(color=ROLE_COLORS[key], dash=run_dash(i))), secondary_y=right)
+                fig.add_trace(
+                    go.Scatter(
+                        x=steps,
+                        y=values,
+                        mode="lines",
+                        name=_name(text, run),
+                        legendgroup=str(run),
+                        line=dict(color=ROLE_COLORS[key], dash=run_dash(i)),
+                    ),
+                    secondary_y=right,
+                )
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="agreement (argmax match rate)", range=[0, 1.02], secondary_y=False, **percent_axis())
-    fig.update_yaxes(title_text="KL divergence (nats)", rangemode="tozero", showgrid=False, tickmode="auto",
-                     secondary_y=True)
-    return legend_below(finish(_empty_note(fig, "teacher-student signals"), title or "teacher-student agreement and KL",
-                              hovermode="x unified"), LONG_LEGEND)
+    fig.update_yaxes(
+        title_text="KL divergence (nats)", rangemode="tozero", showgrid=False, tickmode="auto", secondary_y=True
+    )
+    return legend_below(
+        finish(
+            _empty_note(fig, "teacher-student signals"),
+            title or "teacher-student agreement and KL",
+            hovermode="x unified",
+        ),
+        LONG_LEGEND,
+    )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..config import TSSDConfig
 
@@ -30,9 +31,12 @@ ABLATIONS: dict[str, tuple] = {
 }
 # How a field that differs from the base shows in a run name (T_t is in every name already).
 SHORT: dict[str, Callable[[Any], str]] = {
-    "distill.alpha": lambda v: f"alpha{v:g}", "distill.beta": lambda v: f"beta{v:g}",
-    "distill.kd_temperature": lambda v: f"temp{v:g}", "distill.tsd_pass": lambda v: f"{v}pass",
-    "distill.teacher_ce": lambda v: "teacherce" if v else "noteacherce", "distill.ssd_teacher": lambda v: f"ssd{v}",
+    "distill.alpha": lambda v: f"alpha{v:g}",
+    "distill.beta": lambda v: f"beta{v:g}",
+    "distill.kd_temperature": lambda v: f"temp{v:g}",
+    "distill.tsd_pass": lambda v: f"{v}pass",
+    "distill.teacher_ce": lambda v: "teacherce" if v else "noteacherce",
+    "distill.ssd_teacher": lambda v: f"ssd{v}",
 }
 TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "digits": 1_437}
 TEST_SIZES = {"cifar10": 10_000, "cifar100": 10_000, "digits": 360}
@@ -54,8 +58,15 @@ class Cell:
     @property
     def meta(self) -> dict[str, Any]:
         d = self.cfg.distill
-        return {"name": self.name, "budget": self.budget, "factor": self.factor, "mode": d.mode,
-                "t_student": d.t_student, "t_teacher": d.t_teacher, "seed": self.cfg.train.seed}
+        return {
+            "name": self.name,
+            "budget": self.budget,
+            "factor": self.factor,
+            "mode": d.mode,
+            "t_student": d.t_student,
+            "t_teacher": d.t_teacher,
+            "seed": self.cfg.train.seed,
+        }
 
 
 def _fmt(value: Any) -> str:
@@ -67,13 +78,17 @@ def _fmt(value: Any) -> str:
 def cell_name(cfg: TSSDConfig, base: TSSDConfig, budget: str) -> str:
     """`<mode>-ts<T_s>-tt<T_t>[-<ablated field>...]-s<seed>-<budget>`, naming the fields that differ from `base`."""
     d, b = cfg.distill, base.distill
-    diffs = [short(getattr(d, k.split(".")[1])) for k, short in SHORT.items()
-             if getattr(d, k.split(".")[1]) != getattr(b, k.split(".")[1])]
+    diffs = [
+        short(getattr(d, k.split(".")[1]))
+        for k, short in SHORT.items()
+        if getattr(d, k.split(".")[1]) != getattr(b, k.split(".")[1])
+    ]
     return "-".join([d.mode, f"ts{d.t_student}", f"tt{d.t_teacher}", *diffs, f"s{cfg.train.seed}", budget])
 
 
-def expand(grid: str, base: TSSDConfig, *, seeds: int = 3, ablation_seeds: int = 1,
-           budget_s: float | None = None) -> list[Cell]:
+def expand(
+    grid: str, base: TSSDConfig, *, seeds: int = 3, ablation_seeds: int = 1, budget_s: float | None = None
+) -> list[Cell]:
     """The grid's cells in the order they run: equal-epoch main cells (seed by seed, so a partial
     sweep has whole seeds), equal-time cells, then ablations. Deterministic; no duplicate names.
 
@@ -86,14 +101,16 @@ def expand(grid: str, base: TSSDConfig, *, seeds: int = 3, ablation_seeds: int =
 
     def add(cfg: TSSDConfig, budget: str, factor: str | None) -> None:
         if budget == "time":
-            cfg = cfg.replace(**{"train.epochs": cfg.train.epochs * EPOCH_CAP_FACTOR,
-                                 "train.time_budget_s": float(budget_s or 0.0)})
+            cfg = cfg.replace(
+                **{"train.epochs": cfg.train.epochs * EPOCH_CAP_FACTOR, "train.time_budget_s": float(budget_s or 0.0)}
+            )
         name = cell_name(cfg, base, budget)
         cells.setdefault(name, Cell(name, cfg, budget, factor))
 
     def main_cfg(mode: str, ts: int, seed: int) -> TSSDConfig:
-        return base.replace(**{"distill.mode": mode, "distill.t_student": ts, "distill.t_teacher": 2 * ts,
-                               "train.seed": seed})
+        return base.replace(
+            **{"distill.mode": mode, "distill.t_student": ts, "distill.t_teacher": 2 * ts, "train.seed": seed}
+        )
 
     if grid in ("main", "all"):
         for budget in ("epochs", "time"):

@@ -11,9 +11,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Callable
 
 from ..config import TSSDConfig
 from ..runs import RunFolder, _pid_alive, atomic_write_json
@@ -45,17 +45,22 @@ class Log:
 
 def _train_command(run: RunFolder, resume: bool) -> list[str]:
     cmd = [sys.executable, "-m", "tssd_viz", "train", "--no-progress"]
-    return cmd + (["--resume", str(run.path)] if resume else ["--config", str(run.config_path), "--run-dir", str(run.path)])
+    return cmd + (
+        ["--resume", str(run.path)] if resume else ["--config", str(run.config_path), "--run-dir", str(run.path)]
+    )
 
 
-def run_cell(cell: Cell, runs_dir: Path, log: Callable[[str], None], *, keep_checkpoints: bool = False,
-             procs: set | None = None) -> str:
+def run_cell(
+    cell: Cell, runs_dir: Path, log: Callable[[str], None], *, keep_checkpoints: bool = False, procs: set | None = None
+) -> str:
     """Train `cell` into `runs_dir/<name>` unless it is done; return the run's final state.
     The training process is in `procs` while it runs (so that a stopping sweep can signal it)."""
     run = RunFolder(runs_dir / cell.name)
     if run.exists() and run.config().to_dict() != cell.cfg.to_dict():
-        raise SweepError(f"{run.path} holds a different config than this sweep plans "
-                         "(changed overrides or budget?): remove it or use another --sweep-dir")
+        raise SweepError(
+            f"{run.path} holds a different config than this sweep plans "
+            "(changed overrides or budget?): remove it or use another --sweep-dir"
+        )
     state = run.status()["state"]
     if state == "done":
         return "done"
@@ -73,8 +78,13 @@ def run_cell(cell: Cell, runs_dir: Path, log: Callable[[str], None], *, keep_che
     with open(run.path / "train.log", "a", encoding="utf-8") as out:
         # A session of its own: a Ctrl-C at the terminal reaches the sweep only, which passes on exactly one
         # SIGINT (run_sweep; the run then checkpoints and says cancelled, where a second one would abort it).
-        proc = subprocess.Popen(_train_command(run, resume), stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+        proc = subprocess.Popen(
+            _train_command(run, resume),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
+        )
         if procs is not None:
             procs.add(proc)
         try:
@@ -91,8 +101,15 @@ def run_cell(cell: Cell, runs_dir: Path, log: Callable[[str], None], *, keep_che
     return st["state"]
 
 
-def run_sweep(cells: list[Cell], sweep_dir: Path, log: Callable[[str], None], *, jobs: int = 1,
-              keep_checkpoints: bool = False, after_run: Callable[[], None] | None = None) -> dict[str, str]:
+def run_sweep(
+    cells: list[Cell],
+    sweep_dir: Path,
+    log: Callable[[str], None],
+    *,
+    jobs: int = 1,
+    keep_checkpoints: bool = False,
+    after_run: Callable[[], None] | None = None,
+) -> dict[str, str]:
     """Train every cell not yet done, `jobs` at a time, in order; returns name -> final state.
 
     Equal-time cells without a budget get the measured one, so they wait until every cell before
@@ -119,8 +136,10 @@ def run_sweep(cells: list[Cell], sweep_dir: Path, log: Callable[[str], None], *,
         if cell.budget == "time" and not cell.cfg.train.time_budget_s:
             budget = measured_budget(collect(runs_dir), cell.cfg.distill.t_student)
             if budget is None:
-                log(f"skip   {cell.name}: no finished baseline equal-epoch run at T_s={cell.cfg.distill.t_student} "
-                    "to measure the budget from (give --budget-s)")
+                log(
+                    f"skip   {cell.name}: no finished baseline equal-epoch run at T_s={cell.cfg.distill.t_student} "
+                    "to measure the budget from (give --budget-s)"
+                )
                 states[cell.name] = "skipped"
                 return
             cell = Cell(cell.name, cell.cfg.replace(**{"train.time_budget_s": round(budget, 1)}), "time", None)
@@ -135,8 +154,10 @@ def run_sweep(cells: list[Cell], sweep_dir: Path, log: Callable[[str], None], *,
                 after_run()
 
     try:
-        log(f"sweep: {len(cells)} runs planned, {finished[0]} already done, {len(cells) - finished[0]} to train, "
-            f"{jobs} at a time")
+        log(
+            f"sweep: {len(cells)} runs planned, {finished[0]} already done, {len(cells) - finished[0]} to train, "
+            f"{jobs} at a time"
+        )
         phases = [list(g) for _, g in itertools.groupby(cells, key=lambda c: c.budget == "time")]
         for phase in phases:
             with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -175,10 +196,19 @@ def plan_text(cells: list[Cell], sweep_dir: Path, budget_s: float | None, jobs: 
     cost = measured or DEFAULT_COST_S
     budgets: dict[int, float] = {}
     for ts in (1, 2):  # the equal-time budget is what a baseline costs at that T_s
-        ref = next((c for c in cells if c.budget == "epochs" and c.cfg.distill.mode == "baseline"
-                    and c.cfg.distill.t_student == ts), None)
-        budgets[ts] = budget_s or measured_budget(records, ts) or (
-            cost * (ref.cfg.data.limit_train or 50_000) * ts * ref.cfg.train.epochs if ref else 0.0)
+        ref = next(
+            (
+                c
+                for c in cells
+                if c.budget == "epochs" and c.cfg.distill.mode == "baseline" and c.cfg.distill.t_student == ts
+            ),
+            None,
+        )
+        budgets[ts] = (
+            budget_s
+            or measured_budget(records, ts)
+            or (cost * (ref.cfg.data.limit_train or 50_000) * ts * ref.cfg.train.epochs if ref else 0.0)
+        )
     lines, total = [f"{'run':<44} {'state':<8} {'est. s':>8}"], 0.0
     for c in cells:
         state = RunFolder(runs_dir / c.name).status()["state"]
@@ -186,8 +216,10 @@ def plan_text(cells: list[Cell], sweep_dir: Path, budget_s: float | None, jobs: 
         total += est if state != "done" else 0.0
         lines.append(f"{c.name:<44} {state:<8} {est:>8.0f}")
     source = "measured on this sweep's finished runs" if measured else "default: vgg_fast width 0.5, one thread per run"
-    lines.append(f"{len(cells)} runs; about {total / 3600:.2f} h of training left, {total / 3600 / jobs:.2f} h "
-                 f"with {jobs} at a time ({cost * 1e3:.2f} ms per training image-timestep, {source})")
+    lines.append(
+        f"{len(cells)} runs; about {total / 3600:.2f} h of training left, {total / 3600 / jobs:.2f} h "
+        f"with {jobs} at a time ({cost * 1e3:.2f} ms per training image-timestep, {source})"
+    )
     return "\n".join(lines)
 
 
@@ -196,13 +228,19 @@ def start_background(argv: list[str], sweep_dir: Path) -> int:
     sweep_dir.mkdir(parents=True, exist_ok=True)
     args = [a for a in argv if a != "--background"]
     with open(sweep_dir / "sweep.log", "a", encoding="utf-8") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "tssd_viz", "sweep", *args], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tssd_viz", "sweep", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     return proc.pid
 
 
 def write_manifest(sweep_dir: Path, grid: str, base: TSSDConfig, argv: list[str], cells: list[Cell]) -> None:
     """sweep.json: what produced the runs (base config, grid, command line, run names)."""
-    atomic_write_json(sweep_dir / "sweep.json", {"grid": grid, "argv": argv, "base": base.to_dict(),
-                                                 "runs": [c.name for c in cells]})
+    atomic_write_json(
+        sweep_dir / "sweep.json", {"grid": grid, "argv": argv, "base": base.to_dict(), "runs": [c.name for c in cells]}
+    )

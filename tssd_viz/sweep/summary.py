@@ -13,6 +13,7 @@ from ..config import TSSDConfig
 from ..runs import RunFolder, atomic_write_json
 from .grid import ABLATION_TS, ABLATIONS, MODES, TRAIN_SIZES, SweepError, _fmt
 
+
 def collect(runs_dir: Path) -> list[dict[str, Any]]:
     """One record per finished run under `runs_dir` (sorted by name): its cell, config and results."""
     out = []
@@ -25,18 +26,28 @@ def collect(runs_dir: Path) -> list[dict[str, Any]]:
         complete = [r for r in epochs if r.get("complete", True)]
         n_train = cfg.data.limit_train or TRAIN_SIZES.get(cfg.data.dataset)
         # The training loader drops the last partial batch; from a complete epoch record when there is one.
-        steps_per_epoch = (complete[0]["step"] / complete[0]["epoch"] if complete
-                           else n_train // cfg.data.batch_size if n_train else None)
+        steps_per_epoch = (
+            complete[0]["step"] / complete[0]["epoch"]
+            if complete
+            else n_train // cfg.data.batch_size
+            if n_train
+            else None
+        )
         epochs_trained = epochs[-1]["step"] / steps_per_epoch if epochs and steps_per_epoch else None
         train_s = epochs[-1]["wall_s"] if epochs else None  # seconds in training steps, kept across resumes
-        out.append({
-            **cell, "cfg": cfg,
-            "acc_by_window": {int(t): a for t, a in sorted(run.final_eval().items())},
-            "train_s": train_s, "epochs_trained": round(epochs_trained, 2) if epochs_trained else None,
-            "epoch_s": train_s / epochs_trained if train_s and epochs_trained else None,
-            "n_train": n_train, "train_timesteps": _train_timesteps(cfg),
-            "process_s": cell.get("process_s"),
-        })
+        out.append(
+            {
+                **cell,
+                "cfg": cfg,
+                "acc_by_window": {int(t): a for t, a in sorted(run.final_eval().items())},
+                "train_s": train_s,
+                "epochs_trained": round(epochs_trained, 2) if epochs_trained else None,
+                "epoch_s": train_s / epochs_trained if train_s and epochs_trained else None,
+                "n_train": n_train,
+                "train_timesteps": _train_timesteps(cfg),
+                "process_s": cell.get("process_s"),
+            }
+        )
     return out
 
 
@@ -57,20 +68,27 @@ def measured_budget(records: list[dict[str, Any]], t_student: int) -> float | No
     """The equal-time budget for T_s: the median training seconds of the finished baseline
     equal-epoch runs at that T_s (the cheapest mode: every mode gets what a baseline costs).
     `records`: `collect(runs_dir)`."""
-    seconds = [r["train_s"] for r in records if r["budget"] == "epochs" and r["factor"] is None
-               and r["mode"] == "baseline" and r["t_student"] == t_student and r["train_s"]]
+    seconds = [
+        r["train_s"]
+        for r in records
+        if r["budget"] == "epochs"
+        and r["factor"] is None
+        and r["mode"] == "baseline"
+        and r["t_student"] == t_student
+        and r["train_s"]
+    ]
     return statistics.median(seconds) if seconds else None
 
 
 def calibrated_cost(records: list[dict[str, Any]]) -> float | None:
     """Seconds per training image-timestep measured on the finished runs of this sweep (median);
     `records`: `collect(runs_dir)`."""
-    costs = [r["epoch_s"] / (r["n_train"] * r["train_timesteps"]) for r in records
-             if r["epoch_s"] and r["n_train"]]
+    costs = [r["epoch_s"] / (r["n_train"] * r["train_timesteps"]) for r in records if r["epoch_s"] and r["n_train"]]
     return statistics.median(costs) if costs else None
 
 
 # -- the summary: tables, figure, README section -----------------------------------------------------------
+
 
 def _cell_stats(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean ± std over seeds of one cell's accuracy at T_s, per window, and its cost."""
@@ -79,10 +97,15 @@ def _cell_stats(records: list[dict[str, Any]]) -> dict[str, Any]:
     windows = sorted(set.intersection(*(set(r["acc_by_window"]) for r in records)))
     per_window = {n: mean_std([r["acc_by_window"][n] for r in records]) for n in windows}
     numbers = lambda key: [r[key] for r in records if r.get(key) is not None]  # noqa: E731
-    return {"n": len(records), "seeds": sorted(r["seed"] for r in records), "acc": acc, "acc_by_window": per_window,
-            "epoch_s": mean_std(numbers("epoch_s"))[0] if numbers("epoch_s") else None,
-            "epochs_trained": mean_std(numbers("epochs_trained"))[0] if numbers("epochs_trained") else None,
-            "train_s": mean_std(numbers("train_s"))[0] if numbers("train_s") else None}
+    return {
+        "n": len(records),
+        "seeds": sorted(r["seed"] for r in records),
+        "acc": acc,
+        "acc_by_window": per_window,
+        "epoch_s": mean_std(numbers("epoch_s"))[0] if numbers("epoch_s") else None,
+        "epochs_trained": mean_std(numbers("epochs_trained"))[0] if numbers("epochs_trained") else None,
+        "train_s": mean_std(numbers("train_s"))[0] if numbers("train_s") else None,
+    }
 
 
 def summarize(runs_dir: Path) -> dict[str, Any]:
@@ -92,28 +115,49 @@ def summarize(runs_dir: Path) -> dict[str, Any]:
     for budget in main:
         for ts in sorted({r["t_student"] for r in runs}):
             for mode in MODES:
-                group = [r for r in runs if r["budget"] == budget and r["factor"] is None and r["mode"] == mode
-                         and r["t_student"] == ts and r["t_teacher"] == 2 * ts]
+                group = [
+                    r
+                    for r in runs
+                    if r["budget"] == budget
+                    and r["factor"] is None
+                    and r["mode"] == mode
+                    and r["t_student"] == ts
+                    and r["t_teacher"] == 2 * ts
+                ]
                 if group:
                     main[budget].append({"mode": mode, "t_student": ts, "t_teacher": 2 * ts, **_cell_stats(group)})
     ablations: dict[str, list[dict]] = {}
     for field in ABLATIONS:
         section, name = field.split(".")
         # The reference (factor None, tssd, T_s = ABLATION_TS, T_t = 2 T_s, equal epochs) joins every ablation.
-        members = [r for r in runs if r["budget"] == "epochs" and r["mode"] == "tssd" and r["t_student"] == ABLATION_TS
-                   and (r["factor"] == field or (r["factor"] is None and r["t_teacher"] == 2 * ABLATION_TS))]
+        members = [
+            r
+            for r in runs
+            if r["budget"] == "epochs"
+            and r["mode"] == "tssd"
+            and r["t_student"] == ABLATION_TS
+            and (r["factor"] == field or (r["factor"] is None and r["t_teacher"] == 2 * ABLATION_TS))
+        ]
         if not any(r["factor"] == field for r in members):
             continue
-        value = lambda r: getattr(getattr(r["cfg"], section), name)  # noqa: E731
+        value = lambda r, section=section, name=name: getattr(getattr(r["cfg"], section), name)  # noqa: E731
         rows = []
         for v in sorted({value(r) for r in members}, key=lambda v: (str(type(v)), v)):
             group = [r for r in members if value(r) == v]
             rows.append({"value": v, "reference": group[0]["factor"] is None, **_cell_stats(group)})
         ablations[field] = rows
-    totals = {"runs": len(runs), "train_s": sum(r["train_s"] or 0 for r in runs),
-              "process_s": sum(r["process_s"] or 0 for r in runs)}
-    return {"scale": _scale(runs), "main": main, "ablations": ablations, "totals": totals,
-            "runs": [{k: v for k, v in r.items() if k != "cfg"} for r in runs]}
+    totals = {
+        "runs": len(runs),
+        "train_s": sum(r["train_s"] or 0 for r in runs),
+        "process_s": sum(r["process_s"] or 0 for r in runs),
+    }
+    return {
+        "scale": _scale(runs),
+        "main": main,
+        "ablations": ablations,
+        "totals": totals,
+        "runs": [{k: v for k, v in r.items() if k != "cfg"} for r in runs],
+    }
 
 
 def _scale(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -126,11 +170,22 @@ def _scale(runs: list[dict[str, Any]]) -> dict[str, Any]:
     c = ref["cfg"]
     params = count_parameters(build_model(c.model, 1 if c.data.dataset == "digits" else 3, 10, weak_head=False))
     budgets = sorted({(r["t_student"], r["cfg"].train.time_budget_s) for r in runs if r["budget"] == "time"})
-    return {"dataset": c.data.dataset, "limit_train": c.data.limit_train, "limit_test": c.data.limit_test,
-            "arch": c.model.arch, "width": c.model.width, "parameters": params, "epochs": c.train.epochs,
-            "batch_size": c.data.batch_size, "optimizer": c.train.optimizer, "lr": c.train.lr,
-            "schedule": c.train.schedule, "label_smoothing": c.train.label_smoothing,
-            "augment": c.data.augment, "time_budgets_s": {str(ts): b for ts, b in budgets}}
+    return {
+        "dataset": c.data.dataset,
+        "limit_train": c.data.limit_train,
+        "limit_test": c.data.limit_test,
+        "arch": c.model.arch,
+        "width": c.model.width,
+        "parameters": params,
+        "epochs": c.train.epochs,
+        "batch_size": c.data.batch_size,
+        "optimizer": c.train.optimizer,
+        "lr": c.train.lr,
+        "schedule": c.train.schedule,
+        "label_smoothing": c.train.label_smoothing,
+        "augment": c.data.augment,
+        "time_budgets_s": {str(ts): b for ts, b in budgets},
+    }
 
 
 def _pm(ms: tuple[float, float | None] | list) -> str:
@@ -139,29 +194,46 @@ def _pm(ms: tuple[float, float | None] | list) -> str:
 
 
 def _scale_text(s: dict[str, Any]) -> str:
-    images = f"the first {s['limit_train']:,} training images (class-balanced)" if s["limit_train"] else "the whole training split"
+    images = (
+        f"the first {s['limit_train']:,} training images (class-balanced)"
+        if s["limit_train"]
+        else "the whole training split"
+    )
     test = f"the first {s['limit_test']:,} test images" if s["limit_test"] else "the whole test split"
     budgets = ", ".join(f"{b:.0f} s at T_s={ts}" for ts, b in s["time_budgets_s"].items())
-    return (f"Scale: {s['dataset']}, {images}, tested on {test}; `{s['arch']}` at width {s['width']:g} "
-            f"({s['parameters']:,} parameters); {s['epochs']} epochs (equal-epoch table), batch {s['batch_size']}, "
-            f"{s['optimizer']} lr {s['lr']:g} ({s['schedule']}), label smoothing {s['label_smoothing']:g}, "
-            f"augmentation {'on' if s['augment'] else 'off'}; T_t = 2·T_s."
-            + (f" Equal-time budget (median training seconds of the baseline's equal-epoch runs): {budgets}." if budgets else ""))
+    return (
+        f"Scale: {s['dataset']}, {images}, tested on {test}; `{s['arch']}` at width {s['width']:g} "
+        f"({s['parameters']:,} parameters); {s['epochs']} epochs (equal-epoch table), batch {s['batch_size']}, "
+        f"{s['optimizer']} lr {s['lr']:g} ({s['schedule']}), label smoothing {s['label_smoothing']:g}, "
+        f"augmentation {'on' if s['augment'] else 'off'}; T_t = 2·T_s."
+        + (
+            f" Equal-time budget (median training seconds of the baseline's equal-epoch runs): {budgets}."
+            if budgets
+            else ""
+        )
+    )
 
 
 def _main_table(rows: list[dict], budget: str) -> list[str]:
     if not rows:
         return ["(no finished runs yet)"]
     baseline = {r["t_student"]: r for r in rows if r["mode"] == "baseline"}
-    cost = ("s / epoch", lambda r: f"{r['epoch_s']:.1f}" if r["epoch_s"] else "–") if budget == "epochs" else \
-        ("epochs trained", lambda r: f"{r['epochs_trained']:.1f}" if r["epochs_trained"] else "–")
-    out = [f"| mode | T_s | T_t | test acc. at T_s (%) | vs baseline (points) | {cost[0]} | seeds |",
-           "|---|---|---|---|---|---|---|"]
+    cost = (
+        ("s / epoch", lambda r: f"{r['epoch_s']:.1f}" if r["epoch_s"] else "–")
+        if budget == "epochs"
+        else ("epochs trained", lambda r: f"{r['epochs_trained']:.1f}" if r["epochs_trained"] else "–")
+    )
+    out = [
+        f"| mode | T_s | T_t | test acc. at T_s (%) | vs baseline (points) | {cost[0]} | seeds |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         b = baseline.get(r["t_student"])
         delta = _difference(r, b) if b is not None and r is not b else ""
-        out.append(f"| {r['mode']} | {r['t_student']} | {r['t_teacher']} | {_pm(r['acc'])} | {delta} | "
-                   f"{cost[1](r)} | {r['n']} |")
+        out.append(
+            f"| {r['mode']} | {r['t_student']} | {r['t_teacher']} | {_pm(r['acc'])} | {delta} | "
+            f"{cost[1](r)} | {r['n']} |"
+        )
     return out
 
 
@@ -180,8 +252,12 @@ def _window_table(rows: list[dict]) -> list[str]:
     L = max(max(r["acc_by_window"], default=0) for r in rows)
     out = ["| mode | T_s | " + " | ".join(f"n={n}" for n in range(1, L + 1)) + " |", "|---|---|" + "---|" * L]
     for r in rows:
-        cells = [(("**" + _pm(r["acc_by_window"][n]) + "**") if n == r["t_student"] else _pm(r["acc_by_window"][n]))
-                 if n in r["acc_by_window"] else "" for n in range(1, L + 1)]
+        cells = [
+            (("**" + _pm(r["acc_by_window"][n]) + "**") if n == r["t_student"] else _pm(r["acc_by_window"][n]))
+            if n in r["acc_by_window"]
+            else ""
+            for n in range(1, L + 1)
+        ]
         out.append(f"| {r['mode']} | {r['t_student']} | " + " | ".join(cells) + " |")
     return out
 
@@ -189,34 +265,62 @@ def _window_table(rows: list[dict]) -> list[str]:
 def render_markdown(summary: dict[str, Any], figure: str | None = None) -> str:
     """The summary as markdown: scale, the two main tables, accuracy by window, ablations, totals."""
     s, t = summary["scale"], summary["totals"]
-    lines = ["Classroom-scale numbers, not the paper's: small network, CIFAR-10 subset, few epochs, CPU. "
-             "Test accuracy in %, mean ± sample standard deviation over seeds; \"vs baseline\" is the difference "
-             "of means, with two standard errors of that difference in brackets (a difference inside it is within "
-             "the seed-to-seed noise).", ""]
+    lines = [
+        "Classroom-scale numbers, not the paper's: small network, CIFAR-10 subset, few epochs, CPU. "
+        'Test accuracy in %, mean ± sample standard deviation over seeds; "vs baseline" is the difference '
+        "of means, with two standard errors of that difference in brackets (a difference inside it is within "
+        "the seed-to-seed noise).",
+        "",
+    ]
     if s:
         lines += [_scale_text(s), ""]
-    lines += ["**Equal epochs** (every mode trains the same number of epochs):", "", *_main_table(summary["main"]["epochs"], "epochs"), "",
-              "**Equal time** (every mode trains for the same seconds; TSSD costs more per step, so it gets fewer epochs):", "",
-              *_main_table(summary["main"]["time"], "time"), ""]
+    lines += [
+        "**Equal epochs** (every mode trains the same number of epochs):",
+        "",
+        *_main_table(summary["main"]["epochs"], "epochs"),
+        "",
+        "**Equal time** (every mode trains for the same seconds; TSSD costs more per step, so it gets fewer epochs):",
+        "",
+        *_main_table(summary["main"]["time"], "time"),
+        "",
+    ]
     if summary["main"]["epochs"]:
-        lines += ["**Accuracy by inference window n** (equal epochs; bold: the student window T_s):", "",
-                  *_window_table(summary["main"]["epochs"]), ""]
+        lines += [
+            "**Accuracy by inference window n** (equal epochs; bold: the student window T_s):",
+            "",
+            *_window_table(summary["main"]["epochs"]),
+            "",
+        ]
     if figure and figure.endswith(".png"):
-        lines += [f"![test accuracy vs timesteps at inference, per mode]({figure})", "",
-                  f"(interactive: [{figure[:-4]}.html]({figure[:-4]}.html))", ""]
+        lines += [
+            f"![test accuracy vs timesteps at inference, per mode]({figure})",
+            "",
+            f"(interactive: [{figure[:-4]}.html]({figure[:-4]}.html))",
+            "",
+        ]
     elif figure:
         lines += [f"Figure: [test accuracy vs timesteps at inference, per mode]({figure}).", ""]
     for field, rows in summary["ablations"].items():
-        lines += [f"**Ablation `{field}`** (tssd, T_s={ABLATION_TS}, T_t={2 * ABLATION_TS} unless varied, equal epochs; "
-                  "* the reference setting, shared with the main table; with one seed, read a difference against "
-                  "the seed spread above):", "",
-                  "| value | test acc. at T_s (%) | s / epoch | seeds |", "|---|---|---|---|"]
-        lines += [f"| {_fmt(r['value'])}{' *' if r['reference'] else ''} | {_pm(r['acc'])} | "
-                  f"{r['epoch_s']:.1f} | {r['n']} |" if r["epoch_s"] else
-                  f"| {_fmt(r['value'])} | {_pm(r['acc'])} | – | {r['n']} |" for r in rows]
+        lines += [
+            f"**Ablation `{field}`** (tssd, T_s={ABLATION_TS}, T_t={2 * ABLATION_TS} unless varied, equal epochs; "
+            "* the reference setting, shared with the main table; with one seed, read a difference against "
+            "the seed spread above):",
+            "",
+            "| value | test acc. at T_s (%) | s / epoch | seeds |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {_fmt(r['value'])}{' *' if r['reference'] else ''} | {_pm(r['acc'])} | {r['epoch_s']:.1f} | {r['n']} |"
+            if r["epoch_s"]
+            else f"| {_fmt(r['value'])} | {_pm(r['acc'])} | – | {r['n']} |"
+            for r in rows
+        ]
         lines.append("")
-    lines += [f"{t['runs']} runs; {t['train_s'] / 3600:.2f} h of training steps, "
-              f"{t['process_s'] / 3600:.2f} h of CPU wall-clock in all (data loading and evaluation included).", ""]
+    lines += [
+        f"{t['runs']} runs; {t['train_s'] / 3600:.2f} h of training steps, "
+        f"{t['process_s'] / 3600:.2f} h of CPU wall-clock in all (data loading and evaluation included).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -227,12 +331,17 @@ def accuracy_figure(summary: dict[str, Any]):
 
     rows = summary["main"]["epochs"]
     runs = {f"{r['mode']} · T_s={r['t_student']}": {n: ms[0] for n, ms in r["acc_by_window"].items()} for r in rows}
-    fig = accuracy_vs_timesteps_figure(runs, title="test accuracy vs timesteps at inference (equal epochs, mean over seeds)")
+    fig = accuracy_vs_timesteps_figure(
+        runs, title="test accuracy vs timesteps at inference (equal epochs, mean over seeds)"
+    )
     for trace, r in zip(fig.data, rows):  # a colour per mode, a dash per T_s, the seed spread as error bars
         stds = [r["acc_by_window"][n][1] or 0.0 for n in sorted(r["acc_by_window"])]
         color = run_color(MODES.index(r["mode"]))
-        trace.update(error_y=dict(type="data", array=stds, visible=True, thickness=1), marker=dict(color=color),
-                     line=dict(color=color, dash="solid" if r["t_student"] == 1 else "dash"))
+        trace.update(
+            error_y=dict(type="data", array=stds, visible=True, thickness=1),
+            marker=dict(color=color),
+            line=dict(color=color, dash="solid" if r["t_student"] == 1 else "dash"),
+        )
     return fig.update_yaxes(tickformat=".1%")
 
 
@@ -256,7 +365,10 @@ def write_summary(sweep_dir: Path, readme: Path | None = None, png: bool = True)
     if readme is not None:
         rel = os.path.relpath(sweep_dir, readme.parent)
         section = render_markdown(summary, figure and f"{rel}/{figure}")
-        section += f"\nGenerated by `python -m tssd_viz sweep --summarize-only --sweep-dir {rel}` from the run folders in `{rel}/runs/`.\n"
+        section += (
+            f"\nGenerated by `python -m tssd_viz sweep --summarize-only --sweep-dir {rel}` "
+            f"from the run folders in `{rel}/runs/`.\n"
+        )
         rewrite_section(readme, section)
     return summary
 
@@ -270,4 +382,4 @@ def rewrite_section(path: Path, body: str, start: str = START, end: str = END) -
     i, j = text.find(start), text.find(end)
     if i < 0 or j < i:
         raise SweepError(f"{path} has no '{start}' ... '{end}' section to rewrite")
-    path.write_text(text[:i + len(start)] + "\n" + body.strip("\n") + "\n" + text[j:])
+    path.write_text(text[: i + len(start)] + "\n" + body.strip("\n") + "\n" + text[j:])
