@@ -18,11 +18,11 @@ metrics.jsonl are appended whole and flushed, so a reader never parses a torn li
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -31,28 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_write_bytes, atomic_write_json
 from .config import ConfigError, TSSDConfig
 from .probes import ProbeSnapshot, read_probe
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def _pid_alive(pid: int) -> bool:
@@ -210,11 +193,9 @@ class RunFolder:
         if unknown:
             raise ValueError(f"probe arrays {sorted(unknown)} have no place in a ProbeSnapshot")
         path = self.probes_dir / f"{name}.npz"
-        self.probes_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.probes_dir, prefix=f".{name}.", suffix=".npz")
-        os.close(fd)
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        atomic_write_bytes(path, buf.getvalue())
         return path
 
     # -- reading

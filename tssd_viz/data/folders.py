@@ -11,14 +11,15 @@ Images are stored class-interleaved (image 0 of every class, then image 1, ...) 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from ..atomic import atomic_write_bytes
 from .dataset import Dataset, DataUnavailable, Split, cache_dir, channel_stats, default_pad
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -185,13 +186,6 @@ def _read_cache(path: Path) -> dict | None:
 
 
 def _write_cache(path: Path, blob: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(blob, f)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache is as shareable as the images
-        os.replace(tmp, path)  # atomic: a concurrent reader sees no file or the whole file
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    atomic_write_bytes(path, buf.getvalue())  # a concurrent reader sees no file or the whole file

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+from ..atomic import atomic_write_json
 from ..config import TSSDConfig
-from ..runs import RunFolder, _pid_alive, atomic_write_json
+from ..runs import RunFolder, _pid_alive
 from .grid import TEST_SIZES, TRAIN_SIZES, Cell, SweepError
 from .summary import _train_timesteps, calibrated_cost, collect, measured_budget
 

@@ -9,8 +9,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_write_json
 from ..config import TSSDConfig
-from ..runs import RunFolder, atomic_write_json
+from ..runs import RunFolder
 from .grid import ABLATION_TS, ABLATIONS, MODES, TRAIN_SIZES, SweepError, _fmt
 
 
