@@ -82,6 +82,17 @@ class DistillConfig:
     weak_ce: bool = True
     """[choice] The weak head also gets the task loss."""
 
+    # The modes as the two teachers they switch on; every part of the project asks these.
+    @property
+    def uses_teacher(self) -> bool:
+        """The temporal teacher: a T_t window that teaches the T_s window (tsd, tssd)."""
+        return self.mode in ("tsd", "tssd")
+
+    @property
+    def uses_weak_head(self) -> bool:
+        """The spatial teacher's pupil: a weak head on an intermediate stage (ssd, tssd)."""
+        return self.mode in ("ssd", "tssd")
+
 
 @dataclass
 class DataConfig:
@@ -204,11 +215,11 @@ class TSSDConfig:
     # Derived quantities, kept here so that every part of the project agrees on them.
     @property
     def uses_teacher(self) -> bool:
-        return self.distill.mode in ("tsd", "tssd")
+        return self.distill.uses_teacher
 
     @property
     def uses_weak_head(self) -> bool:
-        return self.distill.mode in ("ssd", "tssd")
+        return self.distill.uses_weak_head
 
     @property
     def train_timesteps(self) -> int:

@@ -80,8 +80,7 @@ class LossParts:
 
 def tssd_loss(w: Windows, y: Tensor, cfg: DistillConfig, label_smoothing: float = 0.0) -> LossParts:
     """The total loss of `cfg.mode` and each of its parts."""
-    mode = cfg.mode
-    use_tsd, use_ssd = mode in ("tsd", "tssd"), mode in ("ssd", "tssd")
+    use_tsd, use_ssd = cfg.uses_teacher, cfg.uses_weak_head
     zero = w.student.new_zeros(())
 
     def ce(logits: Tensor) -> Tensor:
@@ -91,13 +90,13 @@ def tssd_loss(w: Windows, y: Tensor, cfg: DistillConfig, label_smoothing: float 
     ce_teacher = ce_weak = loss_tsd = loss_ssd = None
     if use_tsd:
         if w.teacher is None:
-            raise ValueError(f"mode {mode!r} needs a teacher window: run the model for t_teacher steps")
+            raise ValueError(f"mode {cfg.mode!r} needs a teacher window: run the model for t_teacher steps")
         loss_tsd = kd_kl(_as_target(w.teacher, cfg.detach_teacher), w.student, cfg.kd_temperature)
         if cfg.teacher_ce:
             ce_teacher = ce(w.teacher)
     if use_ssd:
         if w.weak is None:
-            raise ValueError(f"mode {mode!r} needs the weak head's logits: build the model with one")
+            raise ValueError(f"mode {cfg.mode!r} needs the weak head's logits: build the model with one")
         final = w.teacher if cfg.ssd_teacher == "teacher" else w.student
         if final is None:
             raise ValueError("ssd_teacher='teacher' needs a teacher window: run t_teacher steps")

@@ -14,7 +14,7 @@ from typing import Any
 import streamlit as st
 import torch
 
-from tssd_viz import ConfigError, TSSDConfig, is_available, offline_default, preset, validate
+from tssd_viz import ConfigError, DistillConfig, TSSDConfig, is_available, offline_default, preset, validate
 from tssd_viz.config import ARCHS, DATASETS, MODES, SSD_TEACHERS, TSD_PASSES
 from tssd_viz.models import num_stages
 
@@ -181,8 +181,8 @@ def _distillation(box) -> None:
         help="Timesteps of the teacher window in training (more than T_s); every window n = 1..T_t is evaluated.",
         **PERSIST,
     )
-    mode = ss[key("distill.mode")]
-    temporal, spatial = mode in ("tsd", "tssd"), mode in ("ssd", "tssd")
+    modes = DistillConfig(mode=ss[key("distill.mode")])
+    temporal, spatial = modes.uses_teacher, modes.uses_weak_head
     c1, c2, c3 = box.columns(3)
     c1.number_input(
         "α (TSD)",
