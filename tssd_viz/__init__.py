@@ -11,6 +11,8 @@ from .config import (ConfigError, DataConfig, DistillConfig, ModelConfig, TrainC
                      preset, validate)
 from .data import Dataset, DataUnavailable, Loader, Split, cache_dir, is_available, load_dataset, offline_default
 from .jobs import JobManager
+from .lessons import (accuracy, fast_mode, gradient_norms, lesson_config, lesson_runs_dir, split_windows,
+                      train_or_read, weak_head_tap)
 from .losses import LossParts, Windows, accuracy_by_window, agreement, kd_kl, tssd_loss, windows
 from .models import ModelOutput, SpikingNet, build_model, count_parameters
 from .neurons import LIF, LIFParams, lif_multistep, lif_step, rect_surrogate_grad, snntorch_multistep
@@ -33,4 +35,6 @@ __all__ = [
     "count_parameters", "evaluate", "fit", "kd_kl", "lif_layers", "lif_multistep", "lif_step",
     "list_runs", "ProbeSnapshot", "read_probe", "snapshot", "final_accuracy", "run_folders", "load_checkpoint", "load_dataset", "offline_default", "preset", "record",
     "rect_surrogate_grad", "snntorch_multistep", "Trained", "export_student", "load_trained", "tssd_loss", "validate", "windows",
+    "accuracy", "fast_mode", "gradient_norms", "lesson_config", "lesson_runs_dir", "split_windows", "train_or_read",
+    "weak_head_tap",
 ]

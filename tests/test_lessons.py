@@ -1,0 +1,181 @@
+"""The lessons' helpers (tssd_viz/lessons.py): which data and recipe a lesson runs, where its run folders
+live, training a run folder once, and the measurements lesson 2 prints, pinned against plain torch."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import tssd_viz as tv
+from tssd_viz import lessons
+
+
+@pytest.fixture(autouse=True)
+def no_data_on_disk(tmp_path, monkeypatch):
+    """No CIFAR-10 anywhere and no fast mode, unless a test says otherwise."""
+    monkeypatch.setenv("TSSD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TSSD_DATA_ROOT", str(tmp_path / "data"))
+    monkeypatch.delenv("TSSD_FAST", raising=False)
+    monkeypatch.delenv("TSSD_RUNS_DIR", raising=False)
+
+
+def settings(cfg):
+    d = cfg.distill
+    return d.mode, d.t_student, d.t_teacher, cfg.train.seed
+
+
+def test_fast_mode_runs_one_epoch_of_the_quick_recipe_on_the_digits(monkeypatch, capsys):
+    monkeypatch.setenv("TSSD_FAST", "1")
+    cfg = tv.lesson_config("tsd", t_student=1, t_teacher=3, seed=5)
+    assert tv.fast_mode() and "Fast mode" in capsys.readouterr().out
+    quick = tv.preset("quick").replace(**{"train.epochs": 1})
+    assert settings(cfg) == ("tsd", 1, 3, 5)
+    assert (cfg.data, cfg.model, cfg.train.epochs, cfg.train.lr) == (quick.data, quick.model, 1, quick.train.lr)
+
+
+def test_cifar10_on_disk_gets_the_classroom_recipe_on_a_subset_never_downloaded(tmp_path, capsys):
+    for split in ("train", "test"):
+        (tmp_path / "data" / "cifar10" / split / "cat").mkdir(parents=True)  # an image-folder tree
+    cfg = tv.lesson_config("ssd")
+    assert "CIFAR-10 from disk" in capsys.readouterr().out
+    assert (cfg.data.dataset, cfg.data.download, cfg.data.limit_train, cfg.data.limit_test) == (
+        "cifar10",
+        False,
+        10_000,
+        5_000,
+    )
+    assert cfg.model == tv.preset("classroom").model and settings(cfg) == ("ssd", 2, 4, 0)
+    assert tv.lesson_config("ssd", fast=True).data.dataset == "digits"  # fast mode: whatever is on disk
+
+
+def test_without_cifar10_the_digits_recipe_and_the_reason(tmp_path, capsys):
+    cfg = tv.lesson_config("baseline")
+    said = capsys.readouterr().out
+    assert cfg.data == tv.preset("digits").data and cfg.train.epochs == tv.preset("digits").train.epochs
+    assert said.startswith("Note: no CIFAR-10 on this machine.") and str(tmp_path / "data" / "cifar10") in said
+
+
+def test_runs_dir_is_temporary_in_fast_mode_and_under_the_runs_folder_otherwise(tmp_path, monkeypatch):
+    assert tv.lesson_runs_dir("lesson03") == Path("../runs/lesson03")
+    monkeypatch.setenv("TSSD_RUNS_DIR", str(tmp_path / "runs"))
+    assert tv.lesson_runs_dir("lesson03") == tmp_path / "runs" / "lesson03"
+    monkeypatch.setenv("TSSD_FAST", "1")
+    a, b = tv.lesson_runs_dir("lesson03"), tv.lesson_runs_dir("lesson03", temporary=True)
+    assert a != b and a.is_dir() and not list(a.iterdir()) and a.name.startswith("tssd-lesson03-")
+    assert not tv.lesson_runs_dir("lesson03", temporary=False).exists()  # named only, not made
+
+
+def tiny(mode="tssd", **over):
+    cfg = tv.preset("quick").replace(
+        **{
+            "distill.mode": mode,
+            "data.limit_train": 64,
+            "data.limit_test": 32,
+            "train.epochs": 1,
+            "model.width": 0.25,
+            "train.device": "cpu",
+            "train.probe_every": 0,
+        }
+    )
+    return cfg.replace(**over)
+
+
+def test_train_or_read_trains_once_then_reads(tmp_path, capsys):
+    cfg = tiny()
+    run = tv.train_or_read(cfg, tmp_path)
+    assert capsys.readouterr().out.startswith(f"tssd: training in {run.path}")
+    assert run.path.parent == tmp_path and run.name.startswith("tssd-") and run.status()["state"] == "done"
+    assert run.config().to_dict() == cfg.to_dict() and set(run.final_eval()) == {1, 2, 3, 4}
+    lines = run.metrics_path.read_text()
+    again = tv.train_or_read(cfg, tmp_path)
+    assert again.path == run.path and run.metrics_path.read_text() == lines  # read, not retrained
+    assert "already trained" in capsys.readouterr().out
+    other = tv.train_or_read(cfg.replace(**{"train.seed": 1}), tmp_path)  # changed settings: a folder of their own
+    assert other.path != run.path and run.status()["state"] == "done"
+
+
+def test_a_stopped_run_continues_from_its_checkpoint(tmp_path, capsys):
+    cfg = tiny("baseline", **{"train.epochs": 2})
+    folder = lessons._run_folder(cfg, tmp_path)
+    tv.fit(cfg, run_dir=folder.path, should_stop=lambda: True)  # cancelled after its first step; last.pt kept
+    assert folder.status()["state"] == "cancelled"
+    run = tv.train_or_read(cfg, tmp_path)
+    assert run.path == folder.path and "continuing the stopped run" in capsys.readouterr().out
+    steps = [r["step"] for r in run.metrics("step")]
+    assert run.status()["state"] == "done" and steps == sorted(set(steps)) and steps[-1] == 2 * (64 // 32)
+
+
+def test_a_run_stopped_before_its_first_checkpoint_starts_over(tmp_path):
+    cfg = tiny("baseline")
+    folder = lessons._run_folder(cfg, tmp_path)
+    folder.prepare(cfg)
+    folder.append_metric({"kind": "step", "step": 1, "epoch": 1, "wall_s": 0.1})  # a line of the lost attempt
+    folder.set_status("failed", "killed")
+    run = tv.train_or_read(cfg, tmp_path)
+    assert run.status()["state"] == "done" and [r["step"] for r in run.metrics("step")][0] == 2  # log_every 2
+
+
+def test_a_run_in_training_elsewhere_is_refused(tmp_path):
+    cfg = tiny("baseline")
+    folder = lessons._run_folder(cfg, tmp_path)
+    folder.prepare(cfg)
+    folder.status_path.write_text(json.dumps({"state": "running", "pid": os.getpid()}))
+    with pytest.raises(RuntimeError, match="is being trained by process"):
+        tv.train_or_read(cfg, tmp_path)
+
+
+def net(arch, aux_stage, weak_head=True):
+    cfg = tv.preset("quick").replace(**{"model.arch": arch, "model.aux_stage": aux_stage, "model.width": 0.25}).model
+    torch.manual_seed(0)
+    return tv.build_model(cfg, 3, 10, weak_head=weak_head).eval()
+
+
+@pytest.mark.parametrize(
+    "arch, aux_stage, tap",
+    [("vgg_small", 2, "stages.1.blocks.0.lif"), ("vgg11", 3, "stages.2.blocks.1.lif"), ("vgg_fast", 1, "stem_lif")],
+)  # vgg_fast's stage 1 is the stem
+def test_weak_head_tap_is_the_layer_whose_spikes_the_weak_head_reads(arch, aux_stage, tap):
+    model, x = net(arch, aux_stage), torch.randn(4, 3, 32, 32)
+    assert tv.weak_head_tap(model) == tap
+    with torch.no_grad(), tv.record(model, layers=[tap]) as rec:
+        out = model(x, 2)
+        by_hand = model.weak_head(rec.spikes[tap].float().mean(dim=(-2, -1)))  # (T, B, C) -> (T, B, K)
+    torch.testing.assert_close(by_hand, out.weak_logits)
+
+
+def test_split_windows_are_one_big_pass_cut_into_batches():
+    model, x = net("vgg_small", 2), torch.randn(10, 3, 8, 8)
+    loader = [(x[i : i + 4], None) for i in range(0, 10, 4)]  # batches of 4, 4 and 2
+    got = tv.split_windows(model.train(), loader, 2, 4)
+    with torch.no_grad():
+        whole = tv.windows(model.eval()(x, 4), 2)
+    for name in ("student", "teacher", "weak"):
+        torch.testing.assert_close(getattr(got, name), getattr(whole, name))
+    assert got.student.shape == (10, 10) and model.training is False
+    short = tv.split_windows(net("vgg_small", 2, weak_head=False), loader, 2)
+    assert short.teacher is None and short.weak is None and short.student.shape == (10, 10)
+
+
+def test_split_windows_restores_train_mode():
+    model = net("vgg_small", 2).train()
+    tv.split_windows(model, [(torch.randn(2, 3, 8, 8), None)], 1)
+    assert model.training
+
+
+def test_accuracy_counts_rows_whose_largest_logit_is_the_label():
+    logits = torch.tensor([[2.0, 1.0], [0.0, 3.0], [5.0, -1.0], [0.5, 0.4]])
+    assert tv.accuracy(logits, torch.tensor([0, 1, 1, 1])) == 0.5
+
+
+def test_gradient_norms_by_part_add_up_to_the_whole_network():
+    model, x = net("vgg_fast", 2).train(), torch.randn(8, 3, 16, 16)  # train mode: batch statistics, busy neurons
+    model(x, 2).weak_logits.square().mean().backward()  # a loss of the weak head alone
+    norms = tv.gradient_norms(model)
+    assert "stage 1" not in norms  # vgg_fast's stage 1 is the stem alone: no parameters of its own
+    assert list(norms) == ["stem", "stage 2", "stage 3", "stage 4", "final classifier", "weak head"]
+    assert norms["stage 3"] == norms["stage 4"] == norms["final classifier"] == 0.0  # after the tap: nothing
+    assert min(norms["stem"], norms["stage 2"], norms["weak head"]) > 0
+    total = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]).norm()
+    assert sum(n**2 for n in norms.values()) == pytest.approx(total.item() ** 2, rel=1e-5)

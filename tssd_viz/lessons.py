@@ -1,0 +1,169 @@
+"""What the lessons (notebooks/) need beyond training and recording: their configuration, where their
+run folders live, and a few measurements of a trained network that a lesson prints.
+
+A lesson runs on real CIFAR-10 when it is on disk and on the offline digits otherwise, and says which;
+with `TSSD_FAST=1` (the test suite) it runs the short digits recipe for one epoch whatever is on disk.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .config import TSSDConfig, preset, validate
+from .data import Dataset, offline_default
+from .losses import Windows, windows
+from .models import SpikingNet
+from .observers import Observer
+from .record import lif_layers
+from .runs import RunFolder
+from .train import fit
+
+# How big a lesson's runs are, by the data it found: a preset, its overrides, and what the lesson says.
+FAST_RECIPE = (
+    "quick",
+    {"train.epochs": 1},
+    "Fast mode: the offline digits, one epoch of the short-run `quick` recipe.",
+)
+CIFAR_RECIPE = (
+    "classroom",
+    {"data.download": False, "data.limit_train": 10_000, "data.limit_test": 5_000},
+    "CIFAR-10 from disk: a subset of 10,000 training and 5,000 test images, the `classroom` recipe.",
+)
+DIGITS_RECIPE = (
+    "digits",
+    {},
+    "Note: no CIFAR-10 on this machine. {why} Everything below works the same; "
+    "the images are 8×8 handwritten digits and the numbers are theirs.",
+)
+
+
+def fast_mode() -> bool:
+    """Whether the lessons run in fast mode: the environment variable TSSD_FAST is "1"."""
+    return os.environ.get("TSSD_FAST") == "1"
+
+
+def lesson_config(
+    mode: str = "tssd", *, t_student: int = 2, t_teacher: int = 4, seed: int = 0, fast: bool | None = None
+) -> TSSDConfig:
+    """The configuration of a lesson's runs, validated; prints which data it uses and why.
+
+    fast (default: `fast_mode()`): the digits with the short-run `quick` recipe for one epoch.
+    Otherwise CIFAR-10 when it is on disk (never downloaded): a 10,000-image subset, the `classroom`
+    recipe (4 epochs); else the `digits` recipe, with the reason CIFAR-10 was not found.
+    """
+    fast = fast_mode() if fast is None else fast
+    data, why_not = offline_default("cifar10")
+    name, size, say = FAST_RECIPE if fast else CIFAR_RECIPE if data.dataset == "cifar10" else DIGITS_RECIPE
+    print(say.format(why=why_not))
+    settings = {
+        "distill.mode": mode,
+        "distill.t_student": t_student,
+        "distill.t_teacher": t_teacher,
+        "train.seed": seed,
+    }
+    return validate(preset(name).replace(**size, **settings))
+
+
+def lesson_runs_dir(lesson: str, *, temporary: bool | None = None) -> Path:
+    """Where a lesson keeps its run folders.
+
+    temporary (default: `fast_mode()`): a new empty folder, removed when Python exits. Otherwise
+    `$TSSD_RUNS_DIR/<lesson>`, else `../runs/<lesson>`: the project's runs/ seen from notebooks/, the
+    folder the dashboard lists.
+    """
+    if fast_mode() if temporary is None else temporary:
+        path = Path(tempfile.mkdtemp(prefix=f"tssd-{lesson}-"))
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
+        return path
+    return Path(os.environ.get("TSSD_RUNS_DIR") or "../runs") / lesson
+
+
+def train_or_read(
+    cfg: TSSDConfig, root: str | os.PathLike, observers: Iterable[Observer] = (), *, dataset: Dataset | None = None
+) -> RunFolder:
+    """The run folder of `cfg` under `root`, trained to its end: read when it is done, continued from its
+    last checkpoint when it was stopped, trained from the start otherwise.
+
+    Its name is the mode and a hash of the whole config, so a changed setting trains into a new folder
+    and the old run is kept. Trains in this process (`fit`), with `observers` listening.
+    """
+    cfg = validate(cfg)
+    run = _run_folder(cfg, root)
+    state = run.status()["state"]
+    if state == "done":
+        print(f"{cfg.distill.mode}: already trained in {run.path}, reading it")
+        return run
+    if state == "running":
+        raise RuntimeError(f"{run.path} is being trained by process {run.status().get('pid')}")
+    resume = run.exists() and run.checkpoint_path("last").exists()
+    if run.path.exists() and not resume:  # stopped before its first checkpoint: nothing to continue from
+        shutil.rmtree(run.path)
+    print(f"{cfg.distill.mode}: {'continuing the stopped run' if resume else 'training'} in {run.path}")
+    fit(cfg, observers, run_dir=run.path, resume=resume, dataset=dataset)
+    return run
+
+
+def _run_folder(cfg: TSSDConfig, root: str | os.PathLike) -> RunFolder:
+    """`root/<mode>-<the first 8 hex digits of the config's SHA-256>`."""
+    return RunFolder(Path(root) / f"{cfg.distill.mode}-{hashlib.sha256(cfg.to_json().encode()).hexdigest()[:8]}")
+
+
+def weak_head_tap(net: SpikingNet) -> str:
+    """The LIF layer whose spikes the weak head reads: the last one of stage `aux_stage`.
+
+    A stage made of the stem alone (the first stage of vgg_fast) has no LIF of its own: it ends with the stem's.
+    """
+    stage = f"stages.{net.aux_stage - 1}."
+    inside = [name for name in lif_layers(net) if name.startswith(stage)]
+    return inside[-1] if inside else "stem_lif"
+
+
+@torch.no_grad()
+def split_windows(net: SpikingNet, loader: Iterable, t_student: int, t_teacher: int | None = None) -> Windows:
+    """The windows of every image `loader` yields, in its order (eval mode): z_S, z_T when `t_teacher` is
+    given, and the weak head's w when the network has one; each (N, K)."""
+    was_training = net.training
+    net.eval()
+    parts: list[Windows] = []
+    for x, _ in loader:
+        parts.append(windows(net(x, t_teacher or t_student), t_student))
+    net.train(was_training)
+
+    def cat(name: str) -> Tensor | None:
+        got = [getattr(w, name) for w in parts]
+        return None if got[0] is None else torch.cat(got)
+
+    return Windows(cat("student"), cat("teacher"), cat("weak"))
+
+
+def accuracy(logits: Tensor, labels: Tensor) -> float:
+    """Fraction of rows whose largest logit is the label. logits (N, K), labels (N,)."""
+    return (logits.argmax(-1) == labels).float().mean().item()
+
+
+def gradient_norms(net: SpikingNet) -> dict[str, float]:
+    """The L2 norm of the gradients held by each part of the network, after a `backward()`: "stem",
+    "stage 1", ..., "final classifier", "weak head". A part with no parameters of its own (a stage made
+    of the stem alone) is left out; one whose parameters got no gradient reads 0."""
+    parts = [
+        ("stem", net.stem),
+        *((f"stage {i}", s) for i, s in enumerate(net.stages, start=1)),
+        ("final classifier", net.head),
+        ("weak head", net.weak_head),
+    ]
+    norms = {}
+    for name, module in parts:
+        params = list(module.parameters()) if module is not None else []
+        if params:
+            squares = [p.grad.norm() ** 2 for p in params if p.grad is not None]
+            norms[name] = float(torch.stack(squares).sum().sqrt()) if squares else 0.0
+    return norms
