@@ -1,11 +1,48 @@
-"""The lesson figures draw exactly what they are given; figure_explorer draws at once and redraws on change."""
+"""The lesson figures draw exactly what they are given; figure_explorer draws at once and redraws on change;
+the lessons find every figure at the top, in `tssd_viz.figures`."""
+
+import importlib
+import inspect
 
 import numpy as np
 import pytest
 import torch
 
-from tssd_viz.figures.lessons import (comparison_bars_figure, figure_explorer, head_predictions_figure,
-                                      image_grid_figure, network_diagram_figure)
+import tssd_viz as tv
+from tssd_viz.figures import (
+    comparison_bars_figure,
+    figure_explorer,
+    head_predictions_figure,
+    image_grid_figure,
+    intermittent_neurons,
+    network_diagram_figure,
+)
+
+
+@pytest.mark.parametrize("module", ["dashboard", "lessons", "logits", "neuron", "training"])
+def test_every_public_figure_function_is_exported_at_the_top(module):
+    mod = importlib.import_module(f"tssd_viz.figures.{module}")
+    public = [
+        name
+        for name, f in inspect.getmembers(mod, inspect.isfunction)
+        if f.__module__ == mod.__name__ and not name.startswith("_")
+    ]
+    assert public and all(getattr(tv.figures, name) is getattr(mod, name) for name in public)
+    assert set(public) <= set(tv.figures.__all__)
+
+
+def test_intermittent_neurons_fire_sometimes_and_fill_up_with_the_rest():
+    spikes = torch.tensor(
+        [
+            [1, 0, 0, 1, 1, 0],  # (T=3, N=6): columns 0 and 5 always / never fire
+            [1, 1, 0, 0, 1, 0],
+            [1, 0, 1, 1, 1, 0],
+        ],
+        dtype=torch.uint8,
+    )
+    assert intermittent_neurons(spikes, 3) == [1, 2, 3]
+    assert intermittent_neurons(spikes, 5) == [1, 2, 3, 0, 4]  # 4 fires at every step too
+    assert intermittent_neurons(spikes[:, [0, 5]], 5) == [0, 1]  # none fires sometimes: the others, in order
 
 
 def test_image_grid_marks_right_and_wrong_predictions():
@@ -28,10 +65,11 @@ def test_image_grid_names_each_image_by_its_index_in_the_split():
 def test_long_titles_are_wrapped_and_the_top_margin_holds_them():
     # Plotly never wraps a title: in JupyterLab's output area (~950 px) text past ~100 characters is cut off.
     layers = {"stem_lif": (8, 8, 8), "stages.0.blocks.0.lif": (8, 8, 8), "stages.1.blocks.0.lif": (16, 4, 4)}
-    long = ("aux_stage = 2: the weak head reads stages.1.blocks.0.lif · 170 extra parameters on a network "
-            "of 6,866 (untrained weights)")
-    fig = network_diagram_figure(layers, input_shape=(1, 8, 8), num_classes=10, tap="stages.1.blocks.0.lif",
-                                 title=long)
+    long = (
+        "aux_stage = 2: the weak head reads stages.1.blocks.0.lif · 170 extra parameters on a network "
+        "of 6,866 (untrained weights)"
+    )
+    fig = network_diagram_figure(layers, input_shape=(1, 8, 8), num_classes=10, tap="stages.1.blocks.0.lif", title=long)
     lines = fig.layout.title.text.split("<br>")
     assert len(lines) == 2 and all(len(line) <= 80 for line in lines)
     assert " ".join(lines).replace(" · ", " ") == long.replace(" · ", " ")  # nothing lost
@@ -50,8 +88,9 @@ def test_network_diagram_puts_the_weak_head_under_its_tap():
 
 
 def test_head_predictions_name_each_output_with_its_guess():
-    fig = head_predictions_figure({"final": [0.1, 0.9], "weak": [0.6, 0.4]}, ["cat", "dog"], label=1,
-                                  roles={"weak": "weak"})
+    fig = head_predictions_figure(
+        {"final": [0.1, 0.9], "weak": [0.6, 0.4]}, ["cat", "dog"], label=1, roles={"weak": "weak"}
+    )
     assert [t.name for t in fig.data] == ["final: dog", "weak: cat"]
     assert np.allclose(fig.data[1].y, [0.6, 0.4])
 

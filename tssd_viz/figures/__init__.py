@@ -1,21 +1,61 @@
 """Figures: pure functions from recorded data (tensors, arrays, metrics records) to plotly figures.
 
 Notebooks and the app draw with the same functions; none of them trains, records or changes its input.
+Everything is importable from here (`tv.figures.raster_figure`); the modules split them by what they show.
 
-Neurons and layers: `neuron_figure`, `raster_figure`, `membrane_traces_figure`, `firing_rate_figure`.
+Neurons and layers: `neuron_figure`, `raster_figure`, `membrane_traces_figure`, `firing_rate_figure`;
+which neurons to trace: `busiest_neurons`, `intermittent_neurons`.
 Outputs over time: `timestep_logits_figure`, `window_agreement_figure`.
 Training (from metrics records): `loss_parts_figure`, `accuracy_figure`, `window_heatmap_figure`,
-`accuracy_vs_timesteps_figure`, `kl_agreement_figure`.
+`accuracy_vs_timesteps_figure`, `kl_agreement_figure`, `firing_rate_history_figure`.
+Images, the network and comparisons: `image_grid_figure`, `probe_batch_figure`, `network_diagram_figure`,
+`head_predictions_figure`, `comparison_bars_figure`.
+Controls that redraw a figure in a notebook: `figure_explorer`.
 """
 
+from .dashboard import busiest_neurons, firing_rate_history_figure, probe_batch_figure
+from .lessons import (
+    comparison_bars_figure,
+    figure_explorer,
+    head_predictions_figure,
+    image_grid_figure,
+    intermittent_neurons,
+    network_diagram_figure,
+)
 from .logits import timestep_logits_figure, window_agreement_figure
 from .neuron import firing_rate_figure, membrane_traces_figure, neuron_figure, raster_figure
 from .style import ROLE_COLORS, RUN_COLORS, RUN_DASHES, TEMPLATE
-from .training import (accuracy_figure, accuracy_vs_timesteps_figure, kl_agreement_figure, loss_parts_figure,
-                       window_heatmap_figure)
+from .training import (
+    accuracy_figure,
+    accuracy_vs_timesteps_figure,
+    kl_agreement_figure,
+    loss_parts_figure,
+    window_heatmap_figure,
+)
 
 __all__ = [
-    "ROLE_COLORS", "RUN_COLORS", "RUN_DASHES", "TEMPLATE", "accuracy_figure", "accuracy_vs_timesteps_figure",
-    "firing_rate_figure", "kl_agreement_figure", "loss_parts_figure", "membrane_traces_figure", "neuron_figure",
-    "raster_figure", "timestep_logits_figure", "window_agreement_figure", "window_heatmap_figure",
+    "ROLE_COLORS",
+    "RUN_COLORS",
+    "RUN_DASHES",
+    "TEMPLATE",
+    "accuracy_figure",
+    "accuracy_vs_timesteps_figure",
+    "busiest_neurons",
+    "comparison_bars_figure",
+    "figure_explorer",
+    "firing_rate_figure",
+    "firing_rate_history_figure",
+    "head_predictions_figure",
+    "image_grid_figure",
+    "intermittent_neurons",
+    "kl_agreement_figure",
+    "loss_parts_figure",
+    "membrane_traces_figure",
+    "network_diagram_figure",
+    "neuron_figure",
+    "probe_batch_figure",
+    "raster_figure",
+    "timestep_logits_figure",
+    "window_agreement_figure",
+    "window_heatmap_figure",
 ]

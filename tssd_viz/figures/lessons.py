@@ -1,5 +1,6 @@
 """Figures the lessons need beyond the live signals: the images, the network's layout, predictions
-of several heads side by side, bar comparisons of runs, and controls that redraw a figure.
+of several heads side by side, bar comparisons of runs, the neurons worth a membrane trace, and
+controls that redraw a figure.
 
 Like every figure builder these only draw what they are given; what they draw (images from a
 dataset split, layer shapes from a recording, accuracies from run folders) is computed elsewhere.
@@ -69,13 +70,20 @@ def _finish(fig: go.Figure, title: str | None, *, height: int | None = None) -> 
 
 
 def _tint(hex_color: str, alpha: float) -> str:
-    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def image_grid_figure(images: Any, *, labels: Sequence[int] | None = None, classes: Sequence[str] | None = None,
-                      predictions: Sequence[int] | None = None, indices: Sequence[int] | None = None,
-                      columns: int = 8, title: str | None = None) -> go.Figure:
+def image_grid_figure(
+    images: Any,
+    *,
+    labels: Sequence[int] | None = None,
+    classes: Sequence[str] | None = None,
+    predictions: Sequence[int] | None = None,
+    indices: Sequence[int] | None = None,
+    columns: int = 8,
+    title: str | None = None,
+) -> go.Figure:
     """A grid of images with their true class and, optionally, a prediction (green if right, red if wrong).
 
     images: (N, C, H, W), uint8 pixels (as a dataset split stores them) or floats in [0, 1];
@@ -108,11 +116,19 @@ def image_grid_figure(images: Any, *, labels: Sequence[int] | None = None, class
         titles.append(text)
     cols = max(1, min(columns, N))
     rows = -(-N // cols)  # ceiling division
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.02,
-                        vertical_spacing=0.12 if predictions is not None else 0.08)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=titles,
+        horizontal_spacing=0.02,
+        vertical_spacing=0.12 if predictions is not None else 0.08,
+    )
     for i in range(N):
-        fig.add_trace(go.Image(z=rgb[i].transpose(1, 2, 0), hoverinfo="skip"),  # (3, H, W) -> (H, W, 3)
-                      row=i // cols + 1, col=i % cols + 1)
+        fig.add_trace(
+            go.Image(z=rgb[i].transpose(1, 2, 0), hoverinfo="skip"),  # (3, H, W) -> (H, W, 3)
+            row=i // cols + 1,
+            col=i % cols + 1,
+        )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_annotations(font_size=11)
@@ -120,9 +136,15 @@ def image_grid_figure(images: Any, *, labels: Sequence[int] | None = None, class
     return _finish(fig, title, height=60 + per_row * rows)
 
 
-def network_diagram_figure(layers: Mapping[str, Sequence[int]], *, input_shape: Sequence[int], num_classes: int,
-                           tap: str | None = None, rates: Mapping[str, float] | None = None,
-                           title: str | None = None) -> go.Figure:
+def network_diagram_figure(
+    layers: Mapping[str, Sequence[int]],
+    *,
+    input_shape: Sequence[int],
+    num_classes: int,
+    tap: str | None = None,
+    rates: Mapping[str, float] | None = None,
+    title: str | None = None,
+) -> go.Figure:
     """The spiking layers in forward order as boxes, and where the weak head reads (`tap`).
 
     layers: LIF layer name -> shape of its spikes for one image at one timestep, (C, H, W) or (C,).
@@ -137,13 +159,33 @@ def network_diagram_figure(layers: Mapping[str, Sequence[int]], *, input_shape: 
     w, h = 0.84, 1.0  # box size in data units; boxes sit at x = 0, 1, 2, ...
 
     def box(x: float, y: float, head: str, body: str, color: str, dash: str = "solid") -> None:
-        fig.add_shape(type="rect", x0=x - w / 2, x1=x + w / 2, y0=y - h / 2, y1=y + h / 2,
-                      line=dict(color=color, width=1.5, dash=dash), fillcolor=_tint(color, 0.12))
+        fig.add_shape(
+            type="rect",
+            x0=x - w / 2,
+            x1=x + w / 2,
+            y0=y - h / 2,
+            y1=y + h / 2,
+            line=dict(color=color, width=1.5, dash=dash),
+            fillcolor=_tint(color, 0.12),
+        )
         fig.add_annotation(x=x, y=y, text=f"<b>{head}</b><br>{body}", showarrow=False, font=dict(size=11))
 
     def arrow(x0: float, y0: float, x1: float, y1: float, color: str) -> None:
-        fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y", text="",
-                           showarrow=True, arrowhead=2, arrowwidth=2, arrowcolor=color)
+        fig.add_annotation(
+            x=x1,
+            y=y1,
+            ax=x0,
+            ay=y0,
+            xref="x",
+            yref="y",
+            axref="x",
+            ayref="y",
+            text="",
+            showarrow=True,
+            arrowhead=2,
+            arrowwidth=2,
+            arrowcolor=color,
+        )
 
     for i, (head, body, rate) in enumerate(boxes):
         is_layer = 0 < i < len(boxes) - 1
@@ -161,12 +203,21 @@ def network_diagram_figure(layers: Mapping[str, Sequence[int]], *, input_shape: 
         arrow(x, -h / 2, x, -1.6 + h / 2, ROLE_COLORS["weak"])
     fig.update_xaxes(visible=False, range=[-0.6, len(boxes) - 0.4])
     fig.update_yaxes(visible=False, range=[-2.15, 0.55] if tap is not None else [-0.55, 0.55])
-    return _finish(fig, title or "the network, layer by layer (shapes per image and timestep)",
-                  height=400 if tap is not None else 230)
+    return _finish(
+        fig,
+        title or "the network, layer by layer (shapes per image and timestep)",
+        height=400 if tap is not None else 230,
+    )
 
 
-def head_predictions_figure(probs: Mapping[str, Any], classes: Sequence[str], *, label: int | None = None,
-                            roles: Mapping[str, str] | None = None, title: str | None = None) -> go.Figure:
+def head_predictions_figure(
+    probs: Mapping[str, Any],
+    classes: Sequence[str],
+    *,
+    label: int | None = None,
+    roles: Mapping[str, str] | None = None,
+    title: str | None = None,
+) -> go.Figure:
     """Class probabilities of several outputs for one image, as grouped bars.
 
     probs: output name -> (K,) probabilities (e.g. "student (T_s)", "teacher (T_t)", "weak head").
@@ -183,18 +234,30 @@ def head_predictions_figure(probs: Mapping[str, Any], classes: Sequence[str], *,
         role = (roles or {}).get(who)
         color = ROLE_COLORS[role] if role else run_color(i)
         guess = names[int(np.argmax(p))]
-        fig.add_trace(go.Bar(x=ticks, y=p, name=f"{who}: {guess}", marker_color=color,
-                             hovertemplate="%{x}: %{y:.1%}<extra>" + who + "</extra>"))
+        fig.add_trace(
+            go.Bar(
+                x=ticks,
+                y=p,
+                name=f"{who}: {guess}",
+                marker_color=color,
+                hovertemplate="%{x}: %{y:.1%}<extra>" + who + "</extra>",
+            )
+        )
     fig.update_layout(barmode="group")
     fig.update_xaxes(title_text="class")
     fig.update_yaxes(title_text="probability", range=[0, 1.02], tickformat=".0%")
     return _finish(fig, title or "what each output predicts")
 
 
-def comparison_bars_figure(values: Mapping[str, float | None] | Mapping[str, Mapping[str, float | None]], *,
-                           value_format: str = ".1%", yaxis_title: str = "test accuracy",
-                           barmode: str = "group", colors: Mapping[str, str] | None = None,
-                           title: str | None = None) -> go.Figure:
+def comparison_bars_figure(
+    values: Mapping[str, float | None] | Mapping[str, Mapping[str, float | None]],
+    *,
+    value_format: str = ".1%",
+    yaxis_title: str = "test accuracy",
+    barmode: str = "group",
+    colors: Mapping[str, str] | None = None,
+    title: str | None = None,
+) -> go.Figure:
     """Bars of one number per category, or of several series: {series: {category: value}}.
 
     Each bar is labelled with its value (`value_format`, a d3 format: ".1%", ".3s", ",.0f").
@@ -208,15 +271,40 @@ def comparison_bars_figure(values: Mapping[str, float | None] | Mapping[str, Map
     for i, (name, s) in enumerate(series.items()):
         color = (category_color(i) if barmode == "stack" else run_color(i)) if nested else run_color(0)
         color = (colors or {}).get(name, color)
-        fig.add_trace(go.Bar(x=categories, y=[s.get(c) for c in categories], name=name or yaxis_title,
-                             marker_color=color, texttemplate="%{y:" + value_format + "}",
-                             textposition="inside" if barmode == "stack" else "outside", cliponaxis=False,
-                             hovertemplate="%{x}: %{y:" + value_format + "}<extra>" + (name or "") + "</extra>"))
+        fig.add_trace(
+            go.Bar(
+                x=categories,
+                y=[s.get(c) for c in categories],
+                name=name or yaxis_title,
+                marker_color=color,
+                texttemplate="%{y:" + value_format + "}",
+                textposition="inside" if barmode == "stack" else "outside",
+                cliponaxis=False,
+                hovertemplate="%{x}: %{y:" + value_format + "}<extra>" + (name or "") + "</extra>",
+            )
+        )
     fig.update_layout(barmode=barmode, showlegend=nested, uniformtext=dict(minsize=9, mode="hide"))
     fig.update_xaxes(type="category")
-    fig.update_yaxes(title_text=yaxis_title, rangemode="tozero",
-                     tickformat=value_format.replace(".1", ".0") if value_format.endswith("%") else None)
+    fig.update_yaxes(
+        title_text=yaxis_title,
+        rangemode="tozero",
+        tickformat=value_format.replace(".1", ".0") if value_format.endswith("%") else None,
+    )
     return _finish(fig, title)
+
+
+def intermittent_neurons(spikes: Any, k: int = 5) -> list[int]:
+    """Columns of a (T, N) spike train that fire at some timesteps but not at all of them, the first `k` by
+    index; the other columns, in order, fill up to `k` when fewer do.
+
+    For membrane traces: a neuron that never fires or fires at every step shows no integrate-and-fire
+    cycle (`busiest_neurons` would pick the ones that always fire).
+    """
+    s = as_numpy(spikes, "spikes", 2)
+    counts = s.astype(np.int64).sum(0)  # (T, N) -> (N,)
+    sometimes = [i for i in range(s.shape[1]) if 0 < counts[i] < s.shape[0]]
+    others = [i for i in range(s.shape[1]) if i not in set(sometimes)]
+    return (sometimes + others)[:k]
 
 
 def _mime_bundle(fig: go.Figure) -> dict[str, Any]:
@@ -226,8 +314,10 @@ def _mime_bundle(fig: go.Figure) -> dict[str, Any]:
     figure's own _ipython_display_, in whichever cell is current, not in the output area.
     """
     title = fig.layout.title.text or "figure"
-    return {"application/vnd.plotly.v1+json": json.loads(pio.to_json(fig, validate=False)),
-            "text/plain": f"<plotly figure: {title}>"}
+    return {
+        "application/vnd.plotly.v1+json": json.loads(pio.to_json(fig, validate=False)),
+        "text/plain": f"<plotly figure: {title}>",
+    }
 
 
 def figure_explorer(draw: Callable[..., go.Figure | Sequence[go.Figure]], **controls: Any) -> Any:
@@ -249,8 +339,9 @@ def figure_explorer(draw: Callable[..., go.Figure | Sequence[go.Figure]], **cont
     def redraw() -> None:
         drawn = draw(**{name: control.value for name, control in controls.items()})
         figures = [drawn] if isinstance(drawn, go.Figure) else list(drawn)
-        out.outputs = tuple({"output_type": "display_data", "data": _mime_bundle(fig), "metadata": {}}
-                            for fig in figures)
+        out.outputs = tuple(
+            {"output_type": "display_data", "data": _mime_bundle(fig), "metadata": {}} for fig in figures
+        )
 
     def on_change(_change: Any) -> None:
         try:
