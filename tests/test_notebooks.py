@@ -32,7 +32,9 @@ def test_there_are_lessons():
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
 def test_committed_without_outputs(path):
     cells = json.loads(path.read_text())["cells"]
-    assert all(c.get("outputs", []) == [] and c.get("execution_count") is None for c in cells if c["cell_type"] == "code")
+    assert all(
+        c.get("outputs", []) == [] and c.get("execution_count") is None for c in cells if c["cell_type"] == "code"
+    )
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
@@ -42,6 +44,17 @@ def test_markdown_has_one_title_and_no_commented_out_lines(path):
     markdown = _cells(path, "markdown")
     titles = [line for cell in markdown for line in _outside_code(cell) if re.match(r"#\s", line)]
     assert len(titles) == 1 and markdown[0].startswith(titles[0]), titles[:5]
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_lessons_are_told_with_library_calls(path):
+    # STYLE 11 and 14: a lesson imports the public API only (tv.X, tv.figures.X), never a module of the
+    # package, and no code cell outgrows a screen: a helper it needs belongs in tssd_viz, with a test.
+    code = _cells(path, "code")
+    imports = [line for cell in code for line in cell.splitlines() if re.match(r"(from|import) tssd_viz\b", line)]
+    assert imports == ["import tssd_viz as tv"] and not re.search(r"\btssd_viz\.\w", "\n".join(code))
+    lines = {i: sum(1 for line in cell.splitlines() if line.strip()) for i, cell in enumerate(code)}
+    assert max(lines.values()) <= 25, lines
 
 
 def _outside_code(cell: str) -> list[str]:
@@ -59,16 +72,24 @@ def _outside_code(cell: str) -> list[str]:
 # code; this is where the plotly renderer, the ipywidgets manager and the Output widget meet. Lesson 3
 # has no controls (nbmake runs it), so only the lessons with widgets are opened here.
 LAB_LESSONS = [p for p in LESSONS if "ipywidgets" in p.read_text()]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in the tab in front
-CELLS_JS = """() => [...document.querySelectorAll('%s .jp-CodeCell')].map(c => ({
+CELLS_JS = """() => [...document.querySelectorAll('NOTEBOOK .jp-CodeCell')].map(c => ({
     prompt: c.querySelector('.jp-InputPrompt').textContent.trim(),
     plots: c.querySelectorAll('.js-plotly-plot').length,
     drawn: [...c.querySelectorAll('.js-plotly-plot')].filter(p => p.querySelector('.main-svg')).length,
     errors: [...c.querySelectorAll("[data-mime-type='application/vnd.jupyter.stderr']")]
         .map(e => e.textContent).filter(t => /Traceback|Error/.test(t)),
-    broken_widget: /Error displaying widget|Loading widget/.test(c.textContent)}))""" % NOTEBOOK
+    broken_widget: /Error displaying widget|Loading widget/.test(c.textContent)}))""".replace("NOTEBOOK", NOTEBOOK)
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +105,35 @@ def jupyterlab(tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "TSSD_FAST": "1", "JUPYTERLAB_SETTINGS_DIR": str(settings),
-           "JUPYTERLAB_WORKSPACES_DIR": str(settings)}
+    env = {
+        **os.environ,
+        "TSSD_FAST": "1",
+        "JUPYTERLAB_SETTINGS_DIR": str(settings),
+        "JUPYTERLAB_WORKSPACES_DIR": str(settings),
+    }
     log = open(root / "jupyterlab.log", "w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip", "127.0.0.1", "--port", str(port),
-         "--ServerApp.token=", "--ServerApp.password=", "--allow-root", f"--notebook-dir={root}"],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--ServerApp.token=",
+            "--ServerApp.password=",
+            "--allow-root",
+            f"--notebook-dir={root}",
+        ],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
@@ -115,8 +158,7 @@ def test_lesson_runs_draws_and_redraws_in_jupyterlab(jupyterlab, path):
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-                                    args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{url}/lab/tree/{path.name}?reset")  # reset: no tabs of an earlier test
@@ -150,6 +192,7 @@ def test_lesson_runs_draws_and_redraws_in_jupyterlab(jupyterlab, path):
 
 def _run_all(page) -> None:
     """Run > Run All Cells, again if no cell started: a kernel that is still connecting drops the requests."""
+
     def started() -> bool:
         return any(c["prompt"] != "[ ]:" for c in page.evaluate(CELLS_JS))
 
@@ -185,7 +228,10 @@ def _every_control_redraws(page) -> None:
                 select.select_option(others[0])
             else:
                 raise AssertionError(f"a control of an unknown kind: {kind}")
-            wait_for(lambda: box.evaluate("""b => { const ps = [...b.querySelectorAll('.js-plotly-plot')];
+            wait_for(
+                lambda box=box: box.evaluate("""b => { const ps = [...b.querySelectorAll('.js-plotly-plot')];
                          return ps.length > 0 && ps.every(p => !p.dataset.old && p.querySelector('.main-svg')); }"""),
-                     timeout=60, what=f"explorer {e}, control {j} ({kind.split()[-1]}) to redraw")
+                timeout=60,
+                what=f"explorer {e}, control {j} ({kind.split()[-1]}) to redraw",
+            )
             assert not box.locator("[data-mime-type='application/vnd.jupyter.stderr']").count()
