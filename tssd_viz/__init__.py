@@ -3,38 +3,103 @@
 The public API; notebooks and the app import only from here.
 """
 
-from ._version import __version__ as __version__
-
 from . import figures
+from ._version import __version__ as __version__
 from .checkpoints import CheckpointError, load_checkpoint
-from .config import (ConfigError, DataConfig, DistillConfig, ModelConfig, TrainConfig, TSSDConfig,
-                     preset, validate)
+from .config import ConfigError, DataConfig, DistillConfig, ModelConfig, TrainConfig, TSSDConfig, preset, validate
 from .data import Dataset, DataUnavailable, Loader, Split, cache_dir, is_available, load_dataset, offline_default
+from .events import FitInfo, FitResult
 from .jobs import JobManager
-from .lessons import (accuracy, fast_mode, gradient_norms, lesson_config, lesson_runs_dir, split_windows,
-                      train_or_read, weak_head_tap)
+from .lessons import (
+    accuracy,
+    fast_mode,
+    gradient_norms,
+    lesson_config,
+    lesson_runs_dir,
+    split_windows,
+    train_or_read,
+    weak_head_tap,
+)
 from .losses import LossParts, Windows, accuracy_by_window, agreement, kd_kl, tssd_loss, windows
 from .models import ModelOutput, SpikingNet, build_model, count_parameters
 from .neurons import LIF, LIFParams, lif_multistep, lif_step, rect_surrogate_grad, snntorch_multistep
 from .observers import ConsoleProgress, History, Observer, RunWriter
 from .ops import LayerOps, energy_uj, synaptic_operations
-from .record import Recording, lif_layers, record
 from .probes import ProbeSnapshot, read_probe, snapshot
+from .record import Recording, lif_layers, record
 from .runs import RunFolder, final_accuracy, list_runs, run_folders
-from .events import FitInfo, FitResult
 from .train import TrainingDiverged, evaluate, fit
 from .trained import Trained, export_student, load_trained
 
 __all__ = [
     "figures",
-    "CheckpointError", "ConfigError", "ConsoleProgress", "DataConfig", "DataUnavailable", "Dataset",
-    "DistillConfig", "FitInfo", "FitResult", "History", "JobManager", "LIF", "LIFParams", "LayerOps", "Loader",
-    "LossParts", "Split", "cache_dir", "energy_uj", "is_available", "synaptic_operations",
-    "ModelConfig", "ModelOutput", "Observer", "Recording", "RunFolder", "RunWriter", "SpikingNet",
-    "TSSDConfig", "TrainConfig", "TrainingDiverged", "Windows", "accuracy_by_window", "agreement", "build_model",
-    "count_parameters", "evaluate", "fit", "kd_kl", "lif_layers", "lif_multistep", "lif_step",
-    "list_runs", "ProbeSnapshot", "read_probe", "snapshot", "final_accuracy", "run_folders", "load_checkpoint", "load_dataset", "offline_default", "preset", "record",
-    "rect_surrogate_grad", "snntorch_multistep", "Trained", "export_student", "load_trained", "tssd_loss", "validate", "windows",
-    "accuracy", "fast_mode", "gradient_norms", "lesson_config", "lesson_runs_dir", "split_windows", "train_or_read",
+    "CheckpointError",
+    "ConfigError",
+    "ConsoleProgress",
+    "DataConfig",
+    "DataUnavailable",
+    "Dataset",
+    "DistillConfig",
+    "FitInfo",
+    "FitResult",
+    "History",
+    "JobManager",
+    "LIF",
+    "LIFParams",
+    "LayerOps",
+    "Loader",
+    "LossParts",
+    "Split",
+    "cache_dir",
+    "energy_uj",
+    "is_available",
+    "synaptic_operations",
+    "ModelConfig",
+    "ModelOutput",
+    "Observer",
+    "Recording",
+    "RunFolder",
+    "RunWriter",
+    "SpikingNet",
+    "TSSDConfig",
+    "TrainConfig",
+    "TrainingDiverged",
+    "Windows",
+    "accuracy_by_window",
+    "agreement",
+    "build_model",
+    "count_parameters",
+    "evaluate",
+    "fit",
+    "kd_kl",
+    "lif_layers",
+    "lif_multistep",
+    "lif_step",
+    "list_runs",
+    "ProbeSnapshot",
+    "read_probe",
+    "snapshot",
+    "final_accuracy",
+    "run_folders",
+    "load_checkpoint",
+    "load_dataset",
+    "offline_default",
+    "preset",
+    "record",
+    "rect_surrogate_grad",
+    "snntorch_multistep",
+    "Trained",
+    "export_student",
+    "load_trained",
+    "tssd_loss",
+    "validate",
+    "windows",
+    "accuracy",
+    "fast_mode",
+    "gradient_norms",
+    "lesson_config",
+    "lesson_runs_dir",
+    "split_windows",
+    "train_or_read",
     "weak_head_tap",
 ]
