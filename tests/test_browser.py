@@ -10,7 +10,6 @@ first click after a run, tick labels and eval labels as drawn, and no request le
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import statistics
@@ -22,22 +21,12 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
+from waiting import CHROMIUM, CHROMIUM_ARGS
 
 from tssd_viz import RunFolder
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT = {"width": 1500, "height": 1000}
 
 

@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from waiting import wait_for  # tests/waiting.py
+from waiting import CHROMIUM, CHROMIUM_ARGS, wait_for  # tests/waiting.py
 
 LESSONS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
@@ -72,16 +72,6 @@ def _outside_code(cell: str) -> list[str]:
 # code; this is where the plotly renderer, the ipywidgets manager and the Output widget meet. Lesson 3
 # has no controls (nbmake runs it), so only the lessons with widgets are opened here.
 LAB_LESSONS = [p for p in LESSONS if "ipywidgets" in p.read_text()]
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in the tab in front
 CELLS_JS = """() => [...document.querySelectorAll('NOTEBOOK .jp-CodeCell')].map(c => ({
     prompt: c.querySelector('.jp-InputPrompt').textContent.trim(),
@@ -158,7 +148,7 @@ def test_lesson_runs_draws_and_redraws_in_jupyterlab(jupyterlab, path):
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{url}/lab/tree/{path.name}?reset")  # reset: no tabs of an earlier test

@@ -18,7 +18,7 @@ import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from ._inputs import as_numpy, as_series
-from .style import ROLE_COLORS, category_color, finish, run_color
+from .style import ROLE_COLORS, category_color, finish_wrapped, run_color
 
 
 def _shape_text(shape: Sequence[int]) -> str:
@@ -35,38 +35,6 @@ def _wrap_name(name: str, width: int = 12) -> str:
         else:
             lines[-1] += piece
     return "<br>".join(lines)
-
-
-def _wrap_title(title: str | None, width: int = 80) -> str | None:
-    """A title on lines of at most about `width` characters, broken at " · " first, then at spaces.
-
-    Why: plotly never wraps a title. A notebook's output area is about 950 px wide with JupyterLab's
-    file browser open, which holds some 100 characters of title; text beyond the right edge is cut off.
-    """
-    if not title or len(title) <= width or "<br>" in title:  # short, or already broken by hand
-        return title
-    lines: list[str] = []
-    for part in title.split(" · "):
-        if lines and len(lines[-1]) + 3 + len(part) <= width:
-            lines[-1] += " · " + part
-            continue
-        lines.append("")
-        for word in part.split(" "):
-            if lines[-1] and len(lines[-1]) + 1 + len(word) > width:
-                lines.append(word)
-            else:
-                lines[-1] += (" " if lines[-1] else "") + word
-    return "<br>".join(lines)
-
-
-def _finish(fig: go.Figure, title: str | None, *, height: int | None = None) -> go.Figure:
-    """The shared `finish`, with a long title wrapped and the top margin grown to hold its lines."""
-    title = _wrap_title(title)
-    extra = 22 * (title or "").count("<br>")  # px per added line of the 17 px title font
-    finish(fig, title, height=None if height is None else height + extra)
-    if extra:
-        fig.update_layout(margin_t=fig.layout.margin.t + extra)
-    return fig
 
 
 def _tint(hex_color: str, alpha: float) -> str:
@@ -133,7 +101,7 @@ def image_grid_figure(
     fig.update_yaxes(visible=False)
     fig.update_annotations(font_size=11)
     per_row = 150 if predictions is not None else 130
-    return _finish(fig, title, height=60 + per_row * rows)
+    return finish_wrapped(fig, title, height=60 + per_row * rows)
 
 
 def network_diagram_figure(
@@ -203,7 +171,7 @@ def network_diagram_figure(
         arrow(x, -h / 2, x, -1.6 + h / 2, ROLE_COLORS["weak"])
     fig.update_xaxes(visible=False, range=[-0.6, len(boxes) - 0.4])
     fig.update_yaxes(visible=False, range=[-2.15, 0.55] if tap is not None else [-0.55, 0.55])
-    return _finish(
+    return finish_wrapped(
         fig,
         title or "the network, layer by layer (shapes per image and timestep)",
         height=400 if tap is not None else 230,
@@ -246,7 +214,7 @@ def head_predictions_figure(
     fig.update_layout(barmode="group")
     fig.update_xaxes(title_text="class")
     fig.update_yaxes(title_text="probability", range=[0, 1.02], tickformat=".0%")
-    return _finish(fig, title or "what each output predicts")
+    return finish_wrapped(fig, title or "what each output predicts")
 
 
 def comparison_bars_figure(
@@ -290,7 +258,7 @@ def comparison_bars_figure(
         rangemode="tozero",
         tickformat=value_format.replace(".1", ".0") if value_format.endswith("%") else None,
     )
-    return _finish(fig, title)
+    return finish_wrapped(fig, title)
 
 
 def intermittent_neurons(spikes: Any, k: int = 5) -> list[int]:

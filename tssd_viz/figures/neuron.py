@@ -14,8 +14,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ._inputs import as_numpy, as_series, first_item
-from .lessons import _finish as wrapped_finish
-from .style import ROLE_COLORS, category_color, finish, run_color, timestep_ticks
+from .style import ROLE_COLORS, category_color, finish, finish_wrapped, run_color, timestep_ticks
 
 # On two lines: in one, the title is longer than a short chart is tall and runs into the figure title.
 RATE_TITLE = "firing rate<br>(spikes per neuron per timestep)"
@@ -112,7 +111,7 @@ def neuron_figure(
     fig.update_layout(showlegend=False)  # every row is named by its subplot title
     # A lesson's title names every variant and may outgrow the figure: wrapped, as the lessons' own, with
     # room under it for the first row's subplot title.
-    fig = wrapped_finish(fig, title or "one LIF neuron", height=220 + 170 * (rows - 1))
+    fig = finish_wrapped(fig, title or "one LIF neuron", height=220 + 170 * (rows - 1))
     return fig.update_layout(hovermode="x", margin_t=fig.layout.margin.t + 20)
 
 

@@ -116,3 +116,35 @@ def timestep_ticks(n: int, start: int = 0) -> dict:
     """Axis settings for an integer time axis of n values starting at `start`: whole numbers only."""
     dtick = 1 if n <= 32 else max(1, round(n / 16))
     return dict(tickmode="linear", tick0=start, dtick=dtick, range=[start - 0.5, start + n - 0.5])
+
+
+def wrap_title(title: str | None, width: int = 80) -> str | None:
+    """A title on lines of at most about `width` characters, broken at " · " first, then at spaces.
+
+    Why: plotly never wraps a title. A notebook's output area is about 950 px wide with JupyterLab's
+    file browser open, which holds some 100 characters of title; text beyond the right edge is cut off.
+    """
+    if not title or len(title) <= width or "<br>" in title:  # short, or already broken by hand
+        return title
+    lines: list[str] = []
+    for part in title.split(" · "):
+        if lines and len(lines[-1]) + 3 + len(part) <= width:
+            lines[-1] += " · " + part
+            continue
+        lines.append("")
+        for word in part.split(" "):
+            if lines[-1] and len(lines[-1]) + 1 + len(word) > width:
+                lines.append(word)
+            else:
+                lines[-1] += (" " if lines[-1] else "") + word
+    return "<br>".join(lines)
+
+
+def finish_wrapped(fig: go.Figure, title: str | None, *, height: int | None = None) -> go.Figure:
+    """`finish`, with a long title wrapped and the top margin grown to hold its lines."""
+    title = wrap_title(title)
+    extra = 22 * (title or "").count("<br>")  # px per added line of the 17 px title font
+    finish(fig, title, height=None if height is None else height + extra)
+    if extra:
+        fig.update_layout(margin_t=fig.layout.margin.t + extra)
+    return fig
