@@ -2,6 +2,8 @@
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -322,3 +324,55 @@ def test_trained_networks_load_and_export_through_the_library(tmp_path):
     assert student.is_student and student.model.weak_head is None and plain < kept
     with pytest.raises(CheckpointError, match="already an exported student"):
         export_student(student, tmp_path / "again.pt")
+
+
+# -- resuming from what a crash or a hand left behind
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        ("{oops", "not a readable JSON config"),
+        ("[1]", "must be a mapping"),
+        ('{"train": {"epochs": "3"}}', "train.epochs"),
+    ],
+)
+def test_resume_with_a_bad_config_json_is_one_line_naming_the_file(tmp_path, capsys, content, needle):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(content)
+    err = refusal(capsys, ["train", "--resume", str(run_dir)])
+    assert str(run_dir / "config.json") in err and needle in err
+    assert sorted(p.name for p in run_dir.iterdir()) == ["config.json"]  # nothing written
+
+
+def test_resume_with_a_config_that_does_not_fit_last_pt_is_one_line(trained, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained[0], run_dir)
+    saved = json.loads((run_dir / "config.json").read_text())
+    saved["model"]["width"] = 0.5
+    (run_dir / "config.json").write_text(json.dumps(saved))
+    (run_dir / "status.json").unlink()
+    p = cli("train", "--resume", run_dir, "--no-progress")
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    line = p.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: ") and "last.pt does not fit the network of" in line and "config.json" in line
+
+
+def test_a_full_disk_ends_train_and_export_in_one_line_and_keeps_what_was_saved(trained, tmp_path, capsys, monkeypatch):
+    from test_train import fill_disk  # ENOSPC on every write under a folder
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained[0], run_dir)
+    saved = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    fill_disk(monkeypatch, tmp_path)
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # main() would install its handlers in pytest
+    for argv in (
+        ["train", *TINY, "--run-dir", str(tmp_path / "new"), "--no-progress"],
+        ["export", "--run-dir", str(run_dir)],
+    ):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert e.value.code == 1 and err[-1].startswith(f"error: no space left in {tmp_path}"), err
+    monkeypatch.undo()
+    assert not (tmp_path / "new").exists()  # a refused run leaves no folder
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == saved

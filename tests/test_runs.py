@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from tssd_viz import History, RunFolder, preset
+from tssd_viz.config import ConfigError
+from tssd_viz.probes import ProbeError
 from tssd_viz.runs import MetricsTail, ProbeSnapshot, final_accuracy, read_probe, run_folders
 
 
@@ -171,7 +173,7 @@ def test_history_keeps_probe_snapshots():
 def test_read_status_is_the_file_status_interprets_it(tmp_path):
     run = RunFolder(tmp_path / "r")
     run.prepare(preset("digits"))
-    assert run.read_status() == {} and run.status()["state"] == "queued"
+    assert run.read_status() == {} and run.status()["state"] == "failed"  # a config alone: never started
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     run.set_status("running", "training", pid=int(dead.stdout))
     assert run.read_status()["state"] == "running"  # as written
@@ -204,3 +206,62 @@ def test_status_json_written_atomically_and_read_raw(tmp_path):
     run.set_status("done", "finished", steps=3)
     assert json.loads(run.status_path.read_text()) == run.read_status()
     assert run.read_status()["steps"] == 3
+
+
+# -- reading what a crash or a hand left behind
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        ("{not json", "not a readable JSON config"),
+        ("[1, 2]", "must be a mapping"),
+        ('{"train": {"epochs": "3"}}', "train.epochs"),
+        ('{"model": {"width": null}}', "model.width"),
+        ('{"model": {"colour": 1}}', "unknown field"),
+        (b"\xff\xfe", "not a readable JSON config"),
+    ],
+)
+def test_a_bad_config_json_is_one_config_error_naming_the_file(tmp_path, content, needle):
+    run = RunFolder(tmp_path / "r")
+    run.path.mkdir()
+    if isinstance(content, bytes):
+        run.config_path.write_bytes(content)
+    else:
+        run.config_path.write_text(content)
+    with pytest.raises(ConfigError) as err:
+        run.config()
+    assert str(err.value).startswith(str(run.config_path)) and needle in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def finished(tmp_path):
+    run = RunFolder(tmp_path / "r")
+    run.prepare(preset("quick"))
+    for rec in [{"kind": "step", "step": 1}, {"kind": "epoch", "step": 44}, *evals((1, 0.5), (2, 0.75))]:
+        run.append_metric(rec)
+    run.checkpoints_dir.mkdir()
+    run.checkpoint_path("last").write_bytes(b"weights")
+    return run
+
+
+def test_without_status_json_the_state_is_read_from_what_is_there(tmp_path):
+    run = finished(tmp_path)
+    assert run.status()["state"] == "done"  # eval records at the end
+    run.truncate_metrics(2)  # killed before the final evaluation, with a checkpoint
+    st = run.status()
+    assert st["state"] == "failed" and "--resume" in st["message"]
+    run.truncate_metrics(0)
+    run.checkpoint_path("last").unlink()
+    st = run.status()
+    assert st["state"] == "failed" and "never started" in st["message"]  # never "queued": the queue has status.json
+    assert RunFolder(tmp_path / "nothing").status()["state"] == "missing"
+
+
+def test_a_probe_holding_an_object_array_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "epoch-0001.npz"
+    np.savez(path, images=np.array([{"a": 1}, None], dtype=object), labels=np.zeros(2))
+    with pytest.raises(ProbeError) as err:
+        read_probe(path)
+    assert str(err.value).startswith(str(path)) and "pickled" in str(err.value) and "\n" not in str(err.value)
+    path.write_bytes(b"not a zip")
+    with pytest.raises(ProbeError, match="refused|not a"):
+        read_probe(path)

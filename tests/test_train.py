@@ -1,14 +1,17 @@
 """fit(): events, run folder contract, checkpoints, resume, time budget, determinism, cancel."""
 
+import errno
 import itertools
 import json
 import math
+import os
 
 import numpy as np
 import pytest
 import torch
 
 from tssd_viz import History, RunFolder, TSSDConfig, fit, load_checkpoint, preset
+from tssd_viz.atomic import StorageError
 from tssd_viz.checkpoints import CheckpointError, save_checkpoint
 from tssd_viz.config import ConfigError
 from tssd_viz.data import DataUnavailable
@@ -390,3 +393,165 @@ def test_an_infinite_weak_head_loss_is_named_too(monkeypatch):
     poison_loss_part(monkeypatch, "loss_ssd", at_call=1, value=float("inf"))
     with pytest.raises(TrainingDiverged, match="the loss_ssd became inf at step 1"):
         fit(tiny(**{"train.epochs": 1}))
+
+
+# -- resume: one record per step and per epoch, as in an uncut run
+def stop_at(step: int):
+    """A should_stop that asks to stop at training step `step` (it is asked once a step)."""
+    calls = iter(range(1, 10**9))
+    return lambda: next(calls) >= step
+
+
+def same_records(got: list[dict], want: list[dict]) -> None:
+    """Record for record, ignoring the clock (wall_s, epoch_s)."""
+    assert [(r["kind"], r["step"], r["epoch"]) for r in got] == [(r["kind"], r["step"], r["epoch"]) for r in want]
+    for g, w in zip(got, want, strict=True):
+        g = {k: v for k, v in g.items() if k not in ("wall_s", "epoch_s")}
+        w = {k: v for k, v in w.items() if k not in ("wall_s", "epoch_s")}
+        assert g.keys() == w.keys()
+        for k in g:
+            exact = isinstance(w[k], (str, bool)) or w[k] is None
+            assert g[k] == (w[k] if exact else pytest.approx(w[k], rel=1e-4, abs=1e-5)), (g["kind"], g["step"], k)
+
+
+def test_resume_without_a_checkpoint_starts_clean(tmp_path):
+    """A kill before the first checkpoint left step records and no last.pt: the resume starts at step 0
+    and keeps none of them (no step recorded twice)."""
+    cfg = tiny(**{"train.epochs": 1})
+    full = History()
+    fit(cfg, [full])
+    run = RunFolder(tmp_path / "r")
+    run.prepare(cfg)
+    for r in full.steps[:3]:
+        run.append_metric({**r, "loss": 123.0})  # what the killed process wrote
+    fit(cfg, run_dir=run.path, resume=True)
+    same_records(run.metrics(), full.records)
+
+
+def test_a_cancel_mid_epoch_then_resume_leaves_one_record_per_epoch_as_uncut(tmp_path):
+    cfg = tiny(**{"train.epochs": 2})
+    full = History()
+    fit(cfg, [full])
+    fit(cfg, run_dir=tmp_path / "r", should_stop=stop_at(6))
+    run = RunFolder(tmp_path / "r")
+    assert [r["epoch"] for r in run.metrics("epoch")] == [1]  # the cut epoch 2 has no record yet
+    fit(cfg, run_dir=tmp_path / "r", resume=True)
+    epochs = run.metrics("epoch")
+    assert [r["epoch"] for r in epochs] == [1, 2] and all(r["complete"] for r in epochs)
+    assert epochs[1]["epoch_s"] > 0
+    same_records(run.metrics(), full.records)
+
+
+def test_a_cancel_at_an_epochs_last_step_records_the_whole_epoch(tmp_path):
+    cfg = tiny(**{"train.epochs": 2})
+    full = History()
+    fit(cfg, [full])
+    first = fit(cfg, run_dir=tmp_path / "r", should_stop=stop_at(4))
+    assert first.stopped == "cancelled" and first.steps == 4
+    fit(cfg, run_dir=tmp_path / "r", resume=True)
+    same_records(RunFolder(tmp_path / "r").metrics(), full.records)
+
+
+def test_a_failed_resume_of_a_finished_run_keeps_it_done(tmp_path):
+    fit(tiny(**{"train.epochs": 1}), run_dir=tmp_path / "r")
+    run = RunFolder(tmp_path / "r")
+    message = run.status()["message"]
+    run.checkpoint_path("last").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError):
+        fit(tiny(**{"train.epochs": 1}), run_dir=run.path, resume=True)
+    st = run.status()
+    assert st["state"] == "done" and st["message"] == message
+    assert "CheckpointError" in st["resume_error"]
+
+
+def test_a_checkpoint_of_another_network_size_is_refused_naming_both_files(tmp_path):
+    fit(tiny(**{"train.epochs": 1}), run_dir=tmp_path / "r")
+    run = RunFolder(tmp_path / "r")
+    saved = json.loads(run.config_path.read_text())
+    saved["model"]["width"] = 0.5
+    run.config_path.write_text(json.dumps(saved))
+    with pytest.raises(CheckpointError, match=r"last\.pt does not fit the network of .*config\.json"):
+        fit(run.config(), run_dir=run.path, resume=True)
+
+
+def test_a_long_checkpoint_error_is_shortened_between_sentences(tmp_path, monkeypatch):
+    words = "This file was written by something else entirely and cannot be read as a checkpoint"
+    reason = f"{words}. " * 4 + "The end."
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError(reason + "\nsecond line")
+
+    monkeypatch.setattr(torch, "load", refuse)
+    path = tmp_path / "x.pt"
+    path.write_bytes(b"x")
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    said = str(err.value).split("saved by other code): ", 1)[1]
+    assert said == f"{words}. {words}."  # whole sentences only, within 200 characters
+    long = "word " * 60 + "end."
+    monkeypatch.setattr(torch, "load", lambda *a, **k: (_ for _ in ()).throw(RuntimeError(long)))
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    assert str(err.value).endswith(long.strip())  # one sentence longer than the limit is kept whole
+
+
+# -- a full disk: one line, nothing saved lost
+def fill_disk(monkeypatch, root) -> None:
+    """Every write under `root` from now on fails with ENOSPC, as on a full disk (os.write and os.fsync,
+    which the atomic writer and metrics.jsonl's appends go through)."""
+    real_write, real_fsync = os.write, os.fsync
+
+    def under_root(fd: int) -> bool:
+        try:
+            return os.readlink(f"/proc/self/fd/{fd}").startswith(str(root))
+        except OSError:
+            return False
+
+    def full(real):
+        def call(fd, *args):
+            if under_root(fd):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(fd, *args)
+
+        return call
+
+    monkeypatch.setattr(os, "write", full(real_write))
+    monkeypatch.setattr(os, "fsync", full(real_fsync))
+
+
+def test_a_full_disk_stops_a_resume_with_one_line_and_keeps_what_was_saved(tmp_path, monkeypatch):
+    cfg = tiny(**{"train.epochs": 2})
+    fit(cfg, run_dir=tmp_path / "r", should_stop=stop_at(6))
+    run = RunFolder(tmp_path / "r")
+    before = {
+        p.name: p.read_bytes() for p in (run.metrics_path, run.checkpoint_path("best"), run.checkpoint_path("last"))
+    }
+    fill_disk(monkeypatch, tmp_path)
+    with pytest.raises(StorageError, match=r"^no space left in .*r: \w+\.\w+ was not written"):
+        fit(cfg, run_dir=run.path, resume=True)
+    after = {
+        p.name: p.read_bytes() for p in (run.metrics_path, run.checkpoint_path("best"), run.checkpoint_path("last"))
+    }
+    assert after == before
+    assert not [p for p in run.path.rglob(".*.tmp")]  # no temporary file left behind
+    monkeypatch.undo()  # space again: the resume finishes
+    assert fit(cfg, run_dir=run.path, resume=True).stopped == "done"
+
+
+def test_a_metrics_line_the_disk_refuses_is_not_kept_torn(tmp_path, monkeypatch):
+    run = RunFolder(tmp_path)
+    run.append_metric({"kind": "step", "step": 1})
+    before = run.metrics_path.read_bytes()
+    real_write, calls = os.write, []
+
+    def five_bytes_then_full(fd, data):  # a disk that fills in the middle of the line
+        calls.append(fd)
+        if len(calls) == 1:
+            return real_write(fd, data[:5])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", five_bytes_then_full)
+    with pytest.raises(StorageError, match="^no space left in"):
+        run.append_metric({"kind": "step", "step": 2})
+    monkeypatch.undo()
+    assert run.metrics_path.read_bytes() == before

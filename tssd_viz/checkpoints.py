@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,19 @@ FORMAT_STUDENT = "tssd-viz/student/1"
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is missing, corrupt, or not one of ours."""
+
+
+def first_sentences(text: str, limit: int = 200) -> str:
+    """The whole sentences of `text`'s first line that fit in `limit` characters (at least the first one,
+    however long): a reason is shortened between sentences, never inside one."""
+    line = text.strip().splitlines()[0].strip() if text.strip() else ""
+    sentences = re.split(r"(?<=[.!?])\s+", line)
+    kept = sentences[0]
+    for sentence in sentences[1:]:
+        if len(kept) + 1 + len(sentence) > limit:
+            break
+        kept += " " + sentence
+    return kept
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
@@ -43,9 +57,9 @@ def load_checkpoint(
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(
-            f"{path} is not a readable tssd-viz checkpoint (corrupt, truncated, or saved by other code): {first[:200]}"
+            f"{path} is not a readable tssd-viz checkpoint (corrupt, truncated, or saved by other code): "
+            f"{first_sentences(str(e)) or type(e).__name__}"
         ) from None
     fmt = payload.get("format") if isinstance(payload, dict) else None
     if fmt not in expect:

@@ -20,6 +20,7 @@ from typing import NoReturn
 
 import tyro
 
+from .atomic import StorageError
 from .checkpoints import CheckpointError
 from .config import PRESETS, ConfigError, TSSDConfig, preset, validate
 from .data import DataUnavailable, Loader, load_dataset
@@ -28,6 +29,7 @@ from .runs import RunFolder
 from .trained import export_student, load_trained
 
 EXIT_BAD_INPUT, EXIT_CANCELLED = 2, 130
+EXIT_STORAGE = 1  # the disk refused a write: not bad input, and nothing saved was lost
 USAGE = (
     """usage:
   python -m tssd_viz train [--preset NAME | --config JSON] [--run-dir DIR] [--CONFIG.FIELD VALUE ...]
@@ -150,7 +152,10 @@ def cmd_train(argv: list[str]) -> int:
         run = RunFolder(known.resume)
         if not run.exists():
             fail(f"{known.resume} is not a run folder (no config.json)")
-        cfg, run_dir, resume = run.config(), run.path, True
+        try:
+            cfg, run_dir, resume = run.config(), run.path, True
+        except ConfigError as e:
+            fail(str(e))
     else:
         base = preset_or_fail(known.preset) if not known.config else config_file_or_fail(known.config)
         cfg = parse_config(base, rest, "python -m tssd_viz train")
@@ -185,6 +190,8 @@ def cmd_train(argv: list[str]) -> int:
         )
     except (ConfigError, DataUnavailable, CheckpointError, TrainingDiverged) as e:
         fail(str(e))
+    except StorageError as e:
+        fail(str(e), EXIT_STORAGE)
     print(f"run folder: {run_dir}")
     return EXIT_CANCELLED if result.stopped == "cancelled" else 0
 
@@ -255,6 +262,8 @@ def cmd_export(argv: list[str]) -> int:
         n_trained, n_plain = export_student(trained, out)
     except CheckpointError as e:
         fail(str(e))
+    except StorageError as e:
+        fail(str(e), EXIT_STORAGE)
     print(f"exported the student (T_s={trained.cfg.distill.t_student}) to {out}")
     print(
         f"parameters: {n_plain:,} (the plain network: {n_plain:,}; the weak head dropped "

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import StorageError
 from .events import FitInfo, FitResult
 from .runs import ProbeSnapshot, RunFolder, final_accuracy
 
@@ -69,6 +70,7 @@ class RunWriter(Observer):
 
     def __init__(self, run: RunFolder):
         self.run = run
+        self.prior = run.read_status()  # a finished run stays finished, whatever a later resume does
 
     def before_fit(self, info):
         self.run.write_env(info.device, info.cfg.train.seed)
@@ -93,7 +95,15 @@ class RunWriter(Observer):
 
     def on_error(self, exc):
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        self.run.set_status("failed", f"{type(exc).__name__}: {text}"[:500], host=_host())
+        text = f"{type(exc).__name__}: {text}"
+        try:
+            if self.prior.get("state") == "done":  # a failed resume of a finished run: it is still finished
+                kept = {k: v for k, v in self.prior.items() if k not in ("state", "message", "pid", "time")}
+                self.run.set_status("done", self.prior.get("message", ""), **{**kept, "resume_error": text})
+            else:
+                self.run.set_status("failed", text, host=_host())
+        except StorageError:
+            pass  # the disk refuses even the status: the error itself is what the caller reports
 
 
 def _host() -> str:

@@ -10,6 +10,7 @@ trainer takes one after every epoch, the dashboard of any checkpoint, the lesson
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -96,10 +97,24 @@ class ProbeSnapshot:
         return self.to_arrays()[key]
 
 
+class ProbeError(ValueError):
+    """A probe file that is not a snapshot this version reads: one line naming the file."""
+
+
 def read_probe(path: str | os.PathLike) -> ProbeSnapshot:
-    """A probe snapshot file (.npz)."""
-    with np.load(path, allow_pickle=False) as z:
-        return ProbeSnapshot.from_arrays({k: z[k] for k in z.files})
+    """A probe snapshot file (.npz); anything else is a `ProbeError`. Pickled (object) arrays are never
+    loaded: unpickling a file can run code."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return ProbeSnapshot.from_arrays({k: z[k] for k in z.files})
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise ProbeError(
+                f"{path}: refused: it holds pickled data (object arrays), which a probe snapshot never has"
+            ) from None
+        raise ProbeError(f"{path}: not a probe snapshot ({str(e).strip().splitlines()[0]})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
+        raise ProbeError(f"{path}: not a readable probe snapshot ({type(e).__name__}: {e})") from None
 
 
 @torch.no_grad()

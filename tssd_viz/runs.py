@@ -22,6 +22,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -31,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_write_bytes, atomic_write_json
-from .config import ConfigError, TSSDConfig
+from .atomic import StorageError, append_line, atomic_write_bytes, atomic_write_json, storage_error
+from .config import ConfigError, TSSDConfig, validate
 from .probes import ProbeSnapshot, read_probe
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
@@ -142,8 +143,16 @@ class RunFolder:
                     "run_dir",
                     f"{self.path} already holds this run's results; use --resume {self.path} or another --run-dir",
                 )
-        self.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self.config_path, (cfg.to_json() + "\n").encode())
+        made = not self.path.exists()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(self.config_path, (cfg.to_json() + "\n").encode())
+        except OSError as e:  # e.g. a read-only parent: said in one line like a refused write
+            raise storage_error(self.config_path, e) from None
+        except StorageError:
+            if made:
+                shutil.rmtree(self.path, ignore_errors=True)  # a refused run leaves no empty folder behind
+            raise
 
     def set_status(self, state: str, message: str = "", **extra: Any) -> None:
         assert state in STATES, state
@@ -151,9 +160,7 @@ class RunFolder:
         atomic_write_json(self.status_path, record)
 
     def append_metric(self, record: dict[str, Any]) -> None:
-        with open(self.metrics_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record, separators=(",", ":")) + "\n")
-            f.flush()
+        append_line(self.metrics_path, json.dumps(record, separators=(",", ":")))  # whole, or not at all
 
     def truncate_metrics(self, n_lines: int) -> int:
         """Keep the first `n_lines` records (resume: drop records of training being redone)."""
@@ -200,11 +207,23 @@ class RunFolder:
 
     # -- reading
     def config(self) -> TSSDConfig:
-        saved = json.loads(self.config_path.read_text())
+        """The run's config, validated; a missing, unreadable or invalid config.json is a `ConfigError` naming it."""
+        where = str(self.config_path)
+        try:
+            saved = json.loads(self.config_path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(where, "no such file: not a run folder") from None
+        except (OSError, ValueError, RecursionError) as e:  # ValueError: not JSON, or not UTF-8
+            raise ConfigError(where, f"not a readable JSON config ({type(e).__name__}: {_first_line(e)})") from None
         # A config written before train.bn_stats existed was evaluated with PyTorch's running averages.
-        if isinstance(saved.get("train"), dict):
+        if isinstance(saved, dict) and isinstance(saved.get("train"), dict):
             saved["train"].setdefault("bn_stats", "running")
-        return TSSDConfig.from_dict(saved)
+        try:
+            return validate(TSSDConfig.from_dict(saved))
+        except ConfigError as e:
+            raise ConfigError(where, str(e)) from None
+        except (TypeError, ValueError) as e:  # a field that is no field of the section
+            raise ConfigError(where, f"not a tssd-viz config ({_first_line(e)})") from None
 
     def read_status(self) -> dict[str, Any]:
         """status.json exactly as written ({} when absent or unreadable); `status()` interprets it."""
@@ -214,11 +233,12 @@ class RunFolder:
             return {}
 
     def status(self) -> dict[str, Any]:
-        """status.json, with a run whose process died without saying so reported as failed."""
+        """status.json, with a run whose process died without saying so reported as failed; without
+        status.json, the state its other files show (`derived_status`)."""
         try:
             st = json.loads(self.status_path.read_text())
         except FileNotFoundError:
-            return {"state": "queued" if self.exists() else "missing", "message": ""}
+            return self.derived_status()
         except json.JSONDecodeError:
             return {"state": "failed", "message": "status.json is unreadable"}
         if st.get("state") == "running" and st.get("host", platform.node()) == platform.node():
@@ -231,6 +251,25 @@ class RunFolder:
                     "its last checkpoint is kept: resume with --resume",
                 }
         return st
+
+    def derived_status(self) -> dict[str, Any]:
+        """The state of a run without status.json, from what is there. Queued runs always have a
+        status.json (the job queue is the set of folders that say "queued"), so none is reported queued:
+        eval records at the end of metrics.jsonl -> done; records or a checkpoint -> failed (stopped
+        without a final status: resume it); a config alone -> failed (never started).
+        """
+        if not self.exists():
+            return {"state": "missing", "message": ""}
+        records = self.metrics()
+        if records and records[-1].get("kind") == "eval":
+            return {"state": "done", "message": "finished (status.json is missing: read from metrics.jsonl)"}
+        if records or self.checkpoint_path("last").exists():
+            return {
+                "state": "failed",
+                "message": "stopped without a final status (status.json is missing); "
+                "its last checkpoint is kept: resume with --resume",
+            }
+        return {"state": "failed", "message": "status.json is missing and the run left no records: it never started"}
 
     def tail(self) -> MetricsTail:
         """An incremental reader of metrics.jsonl: call `refresh()`, then read `records`."""
@@ -266,6 +305,11 @@ class RunFolder:
                 raise FileNotFoundError(f"{self.path} has no probe snapshots yet")
             path = paths[-1]
         return read_probe(path)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def run_folders(root: str | os.PathLike) -> list[RunFolder]:

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import itertools
 import os
+import platform
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
 import torch
 
-from .checkpoints import FORMAT_TRAIN, load_checkpoint, save_checkpoint
+from .checkpoints import FORMAT_TRAIN, CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, TSSDConfig, validate
 from .data import Dataset, Loader, load_dataset
 from .evaluation import evaluate, recompute_bn_stats
@@ -77,6 +79,8 @@ def fit(
     if run is not None:
         run.prepare(cfg, resume=resume)
     observers = list(observers) + ([RunWriter(run)] if run is not None else [])
+    if run is not None and not resume:  # a folder without status.json reads as never started (runs.py)
+        run.set_status("running", "starting: building the network", host=platform.node())
 
     def emit(event: str, *args) -> None:
         for o in observers:
@@ -151,12 +155,14 @@ class Training:
         self.total_steps = tc.epochs * self.steps_per_epoch
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.bf16)
         self.at = Position()
+        self.partial: EpochMeans | None = None  # the means of an epoch a cancel cut short (saved in last.pt)
+        self.stop_after_epoch = False
 
     # -- the loop
     def run(self, resume: bool) -> FitResult:
-        cfg, tc, at = self.cfg, self.cfg.train, self.at
         if resume:
-            self.resume()
+            self.resume()  # replaces self.at: read it after
+        cfg, tc, at = self.cfg, self.cfg.train, self.at
         self._emit(
             "before_fit",
             FitInfo(
@@ -184,9 +190,14 @@ class Training:
             test_acc = None
             if stopped != "cancelled" and (is_last or (tc.eval_every and epoch % tc.eval_every == 0)):
                 test_acc = final = self.test_accuracy()
-            if means.count:
+            # A cancel cuts an epoch short: its record waits for the resume that finishes the epoch
+            # (last.pt carries the partial means), so every epoch has one record, as in an uncut run.
+            self.partial = means if stopped == "cancelled" else None
+            if means.count and stopped != "cancelled":
                 self.record("after_epoch", self.epoch_record(epoch, means, stopped, test_acc))
             self.save_epoch(epoch, test_acc, is_last)
+            if stopped == "done" and self.stop_after_epoch and epoch < tc.epochs:
+                stopped = "cancelled"  # asked to stop at an epoch's last step: the epoch is whole
             if stopped != "done":
                 break
         if stopped == "cancelled":
@@ -216,7 +227,8 @@ class Training:
         """Train one epoch (the rest of it, when resuming mid-epoch); return why it ended and its means."""
         tc, at = self.cfg.train, self.at
         self.train_loader.set_epoch(epoch)
-        means = EpochMeans(start_elapsed=at.elapsed)
+        means = self.partial or EpochMeans(start_elapsed=at.elapsed)  # a resumed epoch continues its sums
+        self.partial = None
         done_before = at.step - (epoch - 1) * self.steps_per_epoch  # batches a resumed epoch already trained
         for i, (x, y) in enumerate(self.train_loader):
             if i < done_before:
@@ -231,7 +243,9 @@ class Training:
                     {"kind": "step", "step": at.step, "epoch": epoch, "wall_s": round(at.elapsed, 3), **signals},
                 )
             if self.should_stop():
-                return "cancelled", means
+                if i < self.steps_per_epoch - 1:
+                    return "cancelled", means
+                self.stop_after_epoch = True  # the epoch is complete: record and save it whole, then stop
             if tc.time_budget_s and at.elapsed >= tc.time_budget_s:
                 return "time_budget", means
         return "done", means
@@ -327,6 +341,7 @@ class Training:
                 "elapsed_s": at.elapsed,
                 "best_acc": at.best,
                 "metrics_lines": at.records,
+                "epoch_means": _means_state(self.partial),
                 "rng": torch.get_rng_state(),
                 "num_classes": ds.num_classes,
                 "in_channels": ds.in_channels,
@@ -337,13 +352,23 @@ class Training:
 
     def resume(self) -> None:
         """Weights, optimizer, position in the data and clock come back from last.pt (if there is one)."""
-        path = self.folder.checkpoints_dir / "last.pt" if self.folder else None
-        if path is None or not path.exists():
+        if self.folder is None:
+            return
+        path = self.folder.checkpoint_path("last")
+        if not path.exists():
+            self.folder.truncate_metrics(0)  # killed before the first checkpoint: start clean, from step 0
             return
         ck = load_checkpoint(path, (FORMAT_TRAIN,), map_location=self.device)
-        self.model.load_state_dict(ck["model"])
-        self.optimizer.load_state_dict(ck["optimizer"])
-        self.at = Position(ck["step"], ck["elapsed_s"], ck["best_acc"], ck["metrics_lines"])
+        try:
+            self.model.load_state_dict(ck["model"])
+            self.optimizer.load_state_dict(ck["optimizer"])
+            self.at = Position(ck["step"], ck["elapsed_s"], ck["best_acc"], ck["metrics_lines"])
+            self.partial = _means_from(ck.get("epoch_means"))
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            raise CheckpointError(
+                f"{path} does not fit the network of {self.folder.config_path} (was either file changed?): "
+                f"{_first_line(e)}"
+            ) from None
         self.folder.truncate_metrics(ck["metrics_lines"])  # records after last.pt are redone
         torch.set_rng_state(ck["rng"])
 
@@ -351,3 +376,30 @@ class Training:
         """Emit one metrics record (SPEC §8), read-only, and count it."""
         self.at.records += 1
         self._emit(event, MappingProxyType(line))
+
+
+def _means_state(means: EpochMeans | None) -> dict[str, Any] | None:
+    """A cut epoch's partial sums as plain floats and lists (last.pt loads with weights_only=True)."""
+    if means is None:
+        return None
+    sums = {
+        k: ({n: float(x) for n, x in v.items()} if isinstance(v, dict) else v.tolist()) for k, v in means.sums.items()
+    }
+    return {"start_elapsed": means.start_elapsed, "sums": sums, "counts": dict(means.counts), "count": means.count}
+
+
+def _means_from(state: dict[str, Any] | None) -> EpochMeans | None:
+    if state is None:
+        return None
+    means = EpochMeans(start_elapsed=state["start_elapsed"])
+    means.sums = {
+        k: ({n: np.float64(x) for n, x in v.items()} if isinstance(v, dict) else np.asarray(v, dtype=np.float64))
+        for k, v in state["sums"].items()
+    }
+    means.counts, means.count = dict(state["counts"]), state["count"]
+    return means
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
