@@ -2,12 +2,14 @@
 
 import os
 import signal
+import subprocess
 import time
 
 import pytest
 from waiting import wait_for  # tests/waiting.py
 
 from tssd_viz import ConfigError, RunFolder, preset
+from tssd_viz.atomic import StorageError
 from tssd_viz.jobs import JobManager
 
 
@@ -173,3 +175,56 @@ def test_cancel_acts_only_on_runs_directly_inside_the_runs_folder(tmp_path):
     assert jobs.cancel("inside") == "cancelled while queued"  # a name, as before
     inside.set_status("queued", "waiting")
     assert jobs.cancel(inside.path) == "cancelled while queued"  # an absolute path inside, as the app passes
+
+
+# -- a full disk: one line, no half-made run, no retry storm
+def test_a_submit_the_disk_refuses_leaves_no_run_and_says_why_in_one_line(tmp_path, monkeypatch):
+    from test_train import fill_disk  # ENOSPC on every write under a folder
+
+    jobs = JobManager(tmp_path, max_running=1)
+    fill_disk(monkeypatch, tmp_path)
+    for name in (None, "named"):
+        with pytest.raises(StorageError, match=f"^no space left in {tmp_path}") as err:
+            jobs.submit(tiny(), name)
+        assert "\n" not in str(err.value)
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == [".queue.lock"] and jobs.queue() == []
+
+
+def test_a_start_whose_status_cannot_be_written_stops_the_child_and_stays_queued(tmp_path, monkeypatch):
+    jobs = JobManager(tmp_path, max_running=1)
+    started = []
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append(real_popen(*a, **k)) or started[-1])
+    real_set_status = RunFolder.set_status
+
+    def refuse_running(self, state, *args, **kwargs):
+        if state == "running":
+            raise StorageError(f"no space left in {self.path}: status.json was not written")
+        return real_set_status(self, state, *args, **kwargs)
+
+    monkeypatch.setattr(RunFolder, "set_status", refuse_running)
+    run = jobs.submit(tiny())  # queued; the start that follows fails
+    assert run.status()["state"] == "queued"
+    with pytest.raises(StorageError):
+        jobs.poll()
+    assert len(started) == 2 and all(p.poll() is not None for p in started)  # each child stopped at once
+    monkeypatch.undo()
+    assert jobs.wait(run)["state"] == "done"  # space again: it starts once and finishes
+
+
+def test_a_poll_that_keeps_failing_is_reported_once_and_retried_less_often(tmp_path, monkeypatch, capsys):
+    jobs = JobManager(tmp_path, max_running=1)
+    calls = []
+
+    def full(*args):
+        calls.append(time.monotonic())
+        raise StorageError(f"no space left in {tmp_path}: status.json was not written")
+
+    monkeypatch.setattr(jobs, "poll", full)
+    jobs.start(interval=0.01)
+    time.sleep(1.0)
+    jobs.stop()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no space left in" in err[0], err
+    assert 3 <= len(calls) <= 8  # backing off 0.01, 0.02, 0.04 ... s, not 100 polls in a second

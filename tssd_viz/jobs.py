@@ -17,10 +17,12 @@ SIGTERM, on which the CLI finishes the current step, saves last.pt and marks the
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import platform
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,10 +33,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .atomic import StorageError, storage_error
 from .config import ConfigError, TSSDConfig, validate
 from .runs import RunFolder, run_folders
 
 LOCK_NAME = ".queue.lock"
+MAX_BACKOFF_S = 30.0  # a poll that keeps failing (e.g. a full disk) is retried at most this often
 ACTIVE = ("queued", "running")
 _NAME_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # the whole name: used with fullmatch
 
@@ -118,10 +122,19 @@ class JobManager:
         """
         validate(cfg)
         with self._locked():
-            run = RunFolder(self._new_folder(cfg, name))
-            run.prepare(cfg)
-            run.set_status("queued", "waiting for a free slot", host=self.host)
-        self.poll()
+            try:
+                path = self._new_folder(cfg, name)
+            except OSError as e:
+                raise storage_error(self.root / (name or "new run"), e) from None
+            run = RunFolder(path)
+            try:
+                run.prepare(cfg)
+                run.set_status("queued", "waiting for a free slot", host=self.host)
+            except StorageError:
+                shutil.rmtree(path, ignore_errors=True)  # no half-made run: a queued folder that never starts
+                raise
+        with contextlib.suppress(StorageError):  # queued all the same: the poller starts it when it can
+            self.poll()
         return run
 
     def _new_folder(self, cfg: TSSDConfig, name: str | None) -> Path:
@@ -213,16 +226,23 @@ class JobManager:
             str(run.path),
             "--no-progress",
         ]
-        with open(run.log_path, "ab") as log:
-            log.write(f"$ {' '.join(cmd)}\n".encode())
-            log.flush()
-            proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
-            )
-        path = run.path.absolute()
-        self._children[path] = proc
-        if gpu is not None:
-            self._gpus[path] = gpu
+        try:
+            with open(run.log_path, "ab") as log:
+                log.write(f"$ {' '.join(cmd)}\n".encode())
+                log.flush()
+                proc = subprocess.Popen(
+                    cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+                )
+        except OSError as e:  # the disk refuses the log: the run stays queued, nothing started
+            raise storage_error(run.log_path, e) from None
+        try:
+            self._mark_started(run, proc, gpu)
+        except StorageError:
+            proc.kill()  # its status could not say "running": a later poll would start it a second time
+            proc.wait()
+            raise
+
+    def _mark_started(self, run: RunFolder, proc: subprocess.Popen, gpu: int | None) -> None:
         # "running" with the child's pid from the first moment: if it dies while importing, status() says failed.
         run.set_status(
             "running",
@@ -232,6 +252,10 @@ class JobManager:
             started=time.time(),
             **({"gpu": gpu} if gpu is not None else {}),
         )
+        path = run.path.absolute()
+        self._children[path] = proc
+        if gpu is not None:
+            self._gpus[path] = gpu
 
     def _free_gpu(self) -> int | None:
         """With several GPUs, the lowest one that none of this manager's live runs uses."""
@@ -291,11 +315,19 @@ class JobManager:
             self._thread.join(timeout=5)
 
     def _loop(self, interval: float) -> None:
-        while not self._stop.wait(interval):
+        wait, last_error = interval, None
+        while not self._stop.wait(wait):
             try:
                 self.poll()
-            except Exception as exc:  # a bad folder must not stop the queue for everyone
-                print(f"tssd-viz job manager: {type(exc).__name__}: {exc}", file=sys.stderr)
+            except Exception as exc:  # a bad folder or a full disk must not stop the queue for everyone
+                error = f"{type(exc).__name__}: {exc}"
+                if error != last_error:  # reported once, not every poll
+                    print(f"tssd-viz job manager: {error} (retrying less often until it clears)", file=sys.stderr)
+                wait, last_error = min(wait * 2, MAX_BACKOFF_S), error
+            else:
+                if last_error is not None:
+                    print("tssd-viz job manager: polling again normally", file=sys.stderr)
+                wait, last_error = interval, None
 
     def wait(self, run: RunFolder, timeout: float = 300.0, interval: float = 0.2) -> dict[str, Any]:
         """Poll until `run` is neither queued nor running; return its status (for scripts and tests)."""

@@ -6,6 +6,7 @@ import streamlit as st
 from dashboard import config_form, live, reading, state
 
 from tssd_viz import ConfigError, TSSDConfig
+from tssd_viz.atomic import StorageError
 
 
 def train(cfg: TSSDConfig | None, error: str | None, twin: bool, name: str) -> None:
@@ -20,7 +21,7 @@ def train(cfg: TSSDConfig | None, error: str | None, twin: bool, name: str) -> N
         if twin and cfg.distill.mode != "baseline":
             twin_cfg = cfg.replace(**{"distill.mode": "baseline"})
             runs.append(jobs.submit(twin_cfg, f"{name}-baseline" if name else None))
-    except ConfigError as e:
+    except (ConfigError, StorageError) as e:
         state.flash("error", f"Not started: {e}")
         return
     st.session_state.my_runs += [r.name for r in runs]
