@@ -1,12 +1,13 @@
 # Two commands do everything (see README.md):
 #   make run    set up, then serve the dashboard and print its address (offline: the embedded digits dataset)
+#   make serve  the same for a classroom: every interface, run folders opened from the runs folder only
 #   make test   set up, then run every test (unit, notebooks, app, browser)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup browser run train-demo test lab bench clean
+.PHONY: setup browser run serve train-demo test lab bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +30,13 @@ run: setup
 	@echo "Dashboard: http://$(ADDRESS):$(PORT)  (open it in a browser; Ctrl-C stops the server)"
 	$(PY) -m streamlit run app/main.py --server.headless true --browser.gatherUsageStats false \
 	  --server.address $(ADDRESS) --server.port $(PORT)
+
+# A classroom: every interface, so students reach it over the network (anyone who can reach the port can
+# start runs). TSSD_SERVE=classroom limits Inspect's "any run folder" to folders inside the runs folder.
+serve: setup
+	@echo "Dashboard for the classroom: port $(PORT) on every interface of this machine (Ctrl-C stops the server)"
+	TSSD_SERVE=classroom $(PY) -m streamlit run app/main.py --server.headless true --browser.gatherUsageStats false \
+	  --server.address 0.0.0.0 --server.port $(PORT)
 
 train-demo: setup
 	$(PY) -m tssd_viz train --preset digits --run-dir runs/digits-demo-$$(date +%s)

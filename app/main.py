@@ -8,6 +8,7 @@ Environment:
     TSSD_RUNS_DIR     where run folders live (default ./runs); any run folder there is listed
     TSSD_MAX_RUNNING  how many runs train at once (default: one per GPU, one on a CPU machine)
     TSSD_DATA_ROOT    where CIFAR is looked for first (DIR/cifar10); see the README's Data section
+    TSSD_SERVE        "classroom" (make serve): Inspect opens run folders inside the runs folder only
 """
 
 from pathlib import Path

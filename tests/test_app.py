@@ -6,6 +6,7 @@ a time) and the runs folder of this module.
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -303,3 +304,41 @@ def test_progress_of_a_short_run_names_its_training_time():
     ]
     done = progress({"state": "done", "total_steps": 24}, [{"kind": "step", "step": 24, "wall_s": 0.31}], None)
     assert done.text == "done after 24 steps and 0.3 s of training" and done.fraction == 1.0
+
+
+def test_classroom_mode_opens_run_folders_inside_the_runs_folder_only(finished_run, runs_dir, tmp_path, monkeypatch):
+    _, name = finished_run
+    outside = tmp_path / "outside"
+    shutil.copytree(runs_dir / name, outside)
+    monkeypatch.setenv("TSSD_SERVE", "classroom")  # what `make serve` sets
+    at = session("views/inspect.py")
+    at.radio(key="inspect_source").set_value("any folder").run()
+    for path in (outside, runs_dir / ".." / ".." / outside.parent.name / "outside", "/etc"):
+        at.text_input(key="inspect_path").input(str(path)).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert [e.value for e in at.error] == [
+            f"{path} is outside the runs folder {runs_dir.resolve()}: this classroom server opens run folders "
+            "there only."
+        ]
+        assert not at.get("plotly_chart")
+    at.text_input(key="inspect_path").input(str(runs_dir / name)).run()
+    assert not at.exception and not at.error and chart(at, "inspect_traces")
+    monkeypatch.delenv("TSSD_SERVE")  # a dashboard on this machine only opens any folder
+    at.text_input(key="inspect_path").input(str(outside)).run()
+    assert not at.error and chart(at, "inspect_traces")
+
+
+def test_a_probe_file_holding_an_object_array_is_one_line_on_the_page(finished_run, runs_dir, tmp_path):
+    import numpy as np
+
+    _, name = finished_run
+    bad = tmp_path / "bad-probes"
+    shutil.copytree(runs_dir / name, bad)
+    for path in RunFolder(bad).probes():
+        np.savez(path.with_suffix(""), images=np.array([{"payload": 1}], dtype=object))  # .npz added back
+    at = session("views/inspect.py")
+    at.radio(key="inspect_source").set_value("any folder").run()
+    at.text_input(key="inspect_path").input(str(bad)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = [e.value for e in at.error] + [w.value for w in at.warning]
+    assert shown and all("refused: it holds pickled data" in s and "\n" not in s for s in shown), shown

@@ -19,6 +19,7 @@ from tssd_viz import RunFolder, figures
 from tssd_viz.figures import style
 from tssd_viz.figures.dashboard import busiest_neurons, firing_rate_history_figure, probe_batch_figure
 from tssd_viz.jobs import ACTIVE
+from tssd_viz.probes import ProbeError
 from tssd_viz.runs import final_accuracy
 
 from . import reading, state
@@ -204,7 +205,11 @@ def _probe_section(run: RunFolder, cfg) -> None:
     # "latest" follows the run; its label stays fixed (a select box keeps the label it first drew)
     choice = c1.selectbox("Snapshot", ["latest"] + stems[::-1], key="probe_snapshot", format_func=snapshot_label)
     path = paths[-1] if choice == "latest" or choice not in stems else paths[stems.index(choice)]
-    probe = reading.load_probe(path)
+    try:
+        probe = reading.load_probe(path)
+    except ProbeError as e:
+        st.error(str(e))
+        return
     when = snapshot_label(f"epoch-{probe.epoch:04d}")
     labels, classes = probe.labels, list(probe.classes)
     P = len(labels)

@@ -21,6 +21,22 @@ def runs_root() -> Path:
     return Path(os.environ.get("TSSD_RUNS_DIR") or "runs").expanduser().absolute()
 
 
+def classroom_mode() -> bool:
+    """$TSSD_SERVE=classroom (`make serve`): the dashboard is open to a network, so it opens run
+    folders inside the runs folder only."""
+    return os.environ.get("TSSD_SERVE", "").strip().lower() == "classroom"
+
+
+def outside_runs_refusal(path: Path) -> str | None:
+    """Why `path` may not be opened in classroom mode (None: it may; or not in classroom mode)."""
+    if not classroom_mode():
+        return None
+    root = runs_root().resolve()
+    if path.resolve() == root or root not in path.resolve().parents:
+        return f"{path} is outside the runs folder {root}: this classroom server opens run folders there only."
+    return None
+
+
 @st.cache_resource(show_spinner=False)
 def _job_manager(root: str, max_running: int | None) -> JobManager:
     # One per runs folder and app process, shared by every browser session. Its thread only starts

@@ -9,6 +9,7 @@ from dashboard import inference, live, reading, state
 
 from tssd_viz import CheckpointError, DataUnavailable, RunFolder, figures
 from tssd_viz.figures.dashboard import busiest_neurons, probe_batch_figure
+from tssd_viz.probes import ProbeError
 
 
 def pick_run() -> RunFolder | None:
@@ -24,7 +25,12 @@ def pick_run() -> RunFolder | None:
         text = st.text_input("Run folder", key="inspect_path", placeholder="e.g. runs/first or ~/notebook-runs/x")
         if not text.strip():
             return None
-        return RunFolder(Path(text.strip()).expanduser())
+        path = Path(text.strip()).expanduser()
+        refusal = state.outside_runs_refusal(path if path.is_absolute() else Path.cwd() / path)
+        if refusal:
+            st.error(refusal)
+            return None
+        return RunFolder(path)
     rows = [r for r in reading.run_rows(state.runs_root()) if r.run.checkpoints_dir.is_dir()]
     if not rows:
         st.info("No run with a checkpoint yet: train one, or open any run folder by its path.")
@@ -41,7 +47,11 @@ def neurons_of(run: RunFolder) -> dict:
     paths = run.probes()
     if not paths:
         return {}
-    return reading.load_probe(paths[-1]).neurons
+    try:
+        return reading.load_probe(paths[-1]).neurons
+    except ProbeError as e:
+        st.warning(str(e))
+        return {}
 
 
 def show(run: RunFolder) -> None:
@@ -146,7 +156,11 @@ def history(run: RunFolder, index: int, layer: str) -> None:
     paths = run.probes()
     if not paths:
         return
-    first = reading.load_probe(paths[0])
+    try:
+        first = reading.load_probe(paths[0])
+    except ProbeError as e:
+        st.error(str(e))
+        return
     if index >= len(first.labels) or layer not in first.spikes:
         st.caption(
             f"Test images 0–{len(first.labels) - 1} are the probe batch: pick one of them to see how "
@@ -156,7 +170,11 @@ def history(run: RunFolder, index: int, layer: str) -> None:
     st.markdown(f"##### During training: image #{index} in {layer}, at each snapshot")
     stems = [p.stem for p in paths]
     stem = st.select_slider("Snapshot", stems, value=stems[-1], key="inspect_snapshot", format_func=live.snapshot_label)
-    probe = reading.load_probe(paths[stems.index(stem)])
+    try:
+        probe = reading.load_probe(paths[stems.index(stem)])
+    except ProbeError as e:
+        st.error(str(e))
+        return
     live.chart(
         figures.raster_figure(probe.spikes[layer][:, index], title=f"spike raster {live.snapshot_label(stem)}"),
         "inspect_history",
