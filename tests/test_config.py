@@ -338,3 +338,10 @@ def test_from_dict_of_anything_is_refused_naming_a_field_or_builds_a_config(d):
         assert str(e).startswith(f"{e.field}: ") and "\n" not in str(e)
         return
     assert_refused_or_sane(cfg)
+
+
+@pytest.mark.parametrize("bad", [{"model": {"\n": 1}}, {"a\nb": {}}, {"train": {'x"\n': 0}}])
+def test_an_unknown_key_with_a_newline_is_still_named_on_one_line(bad):
+    with pytest.raises(ConfigError) as err:
+        TSSDConfig.from_dict(bad)
+    assert "\n" not in str(err.value) and "unknown" in str(err.value)

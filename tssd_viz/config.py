@@ -38,6 +38,12 @@ class ConfigError(ValueError):
         self.field = field_name
 
 
+def _key(name: str) -> str:
+    """A key from a config file as an error names it: as written, or quoted when it is empty or holds
+    a newline or another unprintable character (the message must stay one line)."""
+    return name if isinstance(name, str) and name and name.isprintable() else repr(name)
+
+
 @dataclass
 class ModelConfig:
     arch: str = "vgg_small"
@@ -189,7 +195,7 @@ class TSSDConfig:
             raise ConfigError("config", f"must be a mapping of sections ({', '.join(sections)}), got {_shown(d)}")
         unknown = sorted(str(k) for k in d if k not in sections)
         if unknown:
-            raise ConfigError(unknown[0], f"unknown section; known: {', '.join(sections)}")
+            raise ConfigError(_key(unknown[0]), f"unknown section; known: {', '.join(sections)}")
         parts = {}
         for name, sub_cls in sections.items():
             sub = d.get(name, {})
@@ -198,7 +204,7 @@ class TSSDConfig:
             names = {g.name for g in dataclasses.fields(sub_cls)}
             unknown = sorted(str(k) for k in sub if k not in names)
             if unknown:
-                raise ConfigError(f"{name}.{unknown[0]}", f"unknown field; known: {', '.join(sorted(names))}")
+                raise ConfigError(f"{name}.{_key(unknown[0])}", f"unknown field; known: {', '.join(sorted(names))}")
             parts[name] = sub_cls(**sub)
         return cls(**parts)
 
