@@ -130,6 +130,21 @@ def test_a_second_session_reattaches_to_the_runs(finished_run):
     assert any("updated at step" in c for c in caption_texts(other))
 
 
+@pytest.mark.parametrize("asked", ["../../etc", "/etc/passwd", "no-such-run", "ok\n"])
+def test_the_address_selects_only_a_listed_run(finished_run, runs_dir, asked):
+    """?run= re-attaches to a run of the runs folder; anything else falls back to a listed run."""
+    _, name = finished_run
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params["run"] = asked
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state.run in runs_in(runs_dir) and at.session_state.run != asked
+    good = AppTest.from_file(str(APP), default_timeout=60)
+    good.query_params["run"] = name
+    good.run()
+    assert good.session_state.run == name
+
+
 @pytest.fixture(scope="module")
 def cancelled_run(finished_run, runs_dir):
     """A long run launched from the Train button, cancelled from the page after its first steps."""

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from tssd_viz import RunFolder, load_checkpoint
 from tssd_viz.cli import main
@@ -376,3 +377,44 @@ def test_a_full_disk_ends_train_and_export_in_one_line_and_keeps_what_was_saved(
     monkeypatch.undo()
     assert not (tmp_path / "new").exists()  # a refused run leaves no folder
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == saved
+
+
+class _Payload:
+    """What a hostile checkpoint carries: unpickling it would create the file named by `marker`."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _hostile_checkpoint(path, marker):
+    torch.save({"format": "tssd-viz/checkpoint/1", "config": {}, "model": _Payload(marker)}, path)
+
+
+def test_a_pickle_payload_in_a_checkpoint_runs_no_code_cli(tmp_path):
+    bad, marker = tmp_path / "best.pt", tmp_path / "pwned"
+    _hostile_checkpoint(bad, marker)
+    for args in (["evaluate", "--checkpoint", bad], ["export", "--run-dir", tmp_path]):
+        if args[0] == "export":
+            (tmp_path / "checkpoints").mkdir(exist_ok=True)
+            (tmp_path / "checkpoints" / "best.pt").write_bytes(bad.read_bytes())
+            (tmp_path / "config.json").write_text(TSSDConfig().to_json())
+        p = cli(*args)
+        assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+        assert not marker.exists()  # weights_only=True: the payload never ran
+
+
+def test_a_pickle_payload_in_a_checkpoint_runs_no_code_inspect(tmp_path):
+    """The Inspect page loads checkpoints through app/dashboard/inference.load_model."""
+    from tssd_viz.checkpoints import CheckpointError
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
+    from dashboard.inference import load_model
+
+    bad, marker = tmp_path / "best.pt", tmp_path / "pwned"
+    _hostile_checkpoint(bad, marker)
+    with pytest.raises(CheckpointError):
+        load_model.__wrapped__(str(bad), 0) if hasattr(load_model, "__wrapped__") else load_model(str(bad), 0)
+    assert not marker.exists()

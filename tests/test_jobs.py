@@ -3,6 +3,7 @@
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -228,3 +229,63 @@ def test_a_poll_that_keeps_failing_is_reported_once_and_retried_less_often(tmp_p
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no space left in" in err[0], err
     assert 3 <= len(calls) <= 8  # backing off 0.01, 0.02, 0.04 ... s, not 100 polls in a second
+
+
+SUBMITTER = """
+import sys, time
+from tssd_viz import preset
+from tssd_viz.jobs import JobManager
+root, who = sys.argv[1], sys.argv[2]
+jobs = JobManager(root, max_running=1)
+cfg = preset("quick").replace(**{"data.limit_train": 64, "data.limit_test": 64, "train.epochs": 1,
+                                 "train.probe_every": 0})
+keep = jobs.submit(cfg, f"{who}-keep")
+drop = jobs.submit(cfg.replace(**{"train.seed": 1}), f"{who}-drop")
+print(jobs.cancel(drop), flush=True)
+"""
+
+
+def test_eight_submissions_from_four_processes_with_cancels_end_right_in_order(tmp_path):
+    """Four app processes submit two runs each at once and cancel one of them: every run ends in the
+    state it should (kept: done, cancelled: cancelled), none is lost or started twice, one trains at a
+    time, and the runs that trained started in the order they were submitted."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", SUBMITTER, str(tmp_path), f"p{i}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(4)
+    ]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    jobs = JobManager(tmp_path, max_running=1)
+    runs = {r.name: r for r in (RunFolder(p) for p in tmp_path.iterdir() if p.is_dir())}
+    assert sorted(runs) == sorted(f"p{i}-{k}" for i in range(4) for k in ("keep", "drop"))
+
+    def settled():
+        jobs.poll()
+        assert sum(r.status()["state"] == "running" for r in runs.values()) <= 1  # one at a time, always
+        return all(r.status()["state"] in ("done", "cancelled", "failed") for r in runs.values())
+
+    wait_for(settled, 240, "every run to finish")
+    states = {n: r.status()["state"] for n, r in runs.items()}
+    assert states == {n: "done" if n.endswith("keep") else "cancelled" for n in runs}, states
+    for name, run in runs.items():
+        starts = run.log_path.read_text().count("$ ") if run.log_path.exists() else 0
+        assert starts == 1 if name.endswith("keep") else starts <= 1, (name, starts)  # started once, never twice
+        if states[name] == "done":
+            assert [r["t"] for r in run.metrics("eval")] == [1, 2, 3, 4]  # one final evaluation, not two
+    trained = [r for r in runs.values() if (r.path / "env.json").exists()]
+    by_submission = sorted(trained, key=lambda r: r.config_path.stat().st_mtime_ns)
+    by_start = sorted(trained, key=lambda r: (r.path / "env.json").stat().st_mtime_ns)
+    assert [r.name for r in by_start] == [r.name for r in by_submission]  # FIFO
+
+
+@pytest.mark.parametrize("name", ["../outside", "..", "a/../../b", "/etc/x", ".hidden", "ok\n", "a" * 101])
+def test_a_run_name_from_the_browser_cannot_leave_the_runs_folder(tmp_path, name):
+    jobs = JobManager(tmp_path / "runs", max_running=1)
+    with pytest.raises(ConfigError, match="run name"):
+        jobs.submit(tiny(), name)
+    assert not (tmp_path / "outside").exists() and [p for p in (tmp_path / "runs").iterdir() if p.is_dir()] == []
