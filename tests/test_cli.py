@@ -373,7 +373,7 @@ def test_a_full_disk_ends_train_and_export_in_one_line_and_keeps_what_was_saved(
         with pytest.raises(SystemExit) as e:
             main(argv)
         err = capsys.readouterr().err.strip().splitlines()
-        assert e.value.code == 1 and err[-1].startswith(f"error: no space left in {tmp_path}"), err
+        assert e.value.code == 2 and err[-1].startswith(f"error: no space left in {tmp_path}"), err
     monkeypatch.undo()
     assert not (tmp_path / "new").exists()  # a refused run leaves no folder
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == saved

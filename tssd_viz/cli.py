@@ -29,7 +29,6 @@ from .runs import RunFolder
 from .trained import export_student, load_trained
 
 EXIT_BAD_INPUT, EXIT_CANCELLED = 2, 130
-EXIT_STORAGE = 1  # the disk refused a write: not bad input, and nothing saved was lost
 USAGE = (
     """usage:
   python -m tssd_viz train [--preset NAME | --config JSON] [--run-dir DIR] [--CONFIG.FIELD VALUE ...]
@@ -191,7 +190,7 @@ def cmd_train(argv: list[str]) -> int:
     except (ConfigError, DataUnavailable, CheckpointError, TrainingDiverged) as e:
         fail(str(e))
     except StorageError as e:
-        fail(str(e), EXIT_STORAGE)
+        fail(str(e))  # a full disk: one line and exit 2 like any refusal; nothing saved is lost
     print(f"run folder: {run_dir}")
     return EXIT_CANCELLED if result.stopped == "cancelled" else 0
 
@@ -263,7 +262,7 @@ def cmd_export(argv: list[str]) -> int:
     except CheckpointError as e:
         fail(str(e))
     except StorageError as e:
-        fail(str(e), EXIT_STORAGE)
+        fail(str(e))  # a full disk: one line and exit 2 like any refusal; nothing saved is lost
     print(f"exported the student (T_s={trained.cfg.distill.t_student}) to {out}")
     print(
         f"parameters: {n_plain:,} (the plain network: {n_plain:,}; the weak head dropped "
