@@ -11,17 +11,13 @@ import json
 import os
 import re
 import signal
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
-from waiting import CHROMIUM, CHROMIUM_ARGS
+from waiting import CHROMIUM, CHROMIUM_ARGS, free_port, local_server
 
 from tssd_viz import RunFolder
 
@@ -30,57 +26,29 @@ ARTIFACTS = REPO / "test-artifacts"
 VIEWPORT = {"width": 1500, "height": 1000}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def dashboard(tmp_path):
     """`streamlit run app/main.py` on a free localhost port, with its own runs folder."""
     runs, port = tmp_path / "runs", free_port()
     env = {**os.environ, "TSSD_RUNS_DIR": str(runs), "TSSD_MAX_RUNNING": "1", "PYTHONUNBUFFERED": "1"}
-    log = open(tmp_path / "streamlit.log", "w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app/main.py",
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-            "--server.fileWatcherType",
-            "none",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    args = [
+        "streamlit",
+        "run",
+        "app/main.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+    ]
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if urllib.request.urlopen(url + "_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            pass
-        assert server.poll() is None, (tmp_path / "streamlit.log").read_text()
-        assert time.monotonic() < deadline, "streamlit did not start"
-        time.sleep(0.3)
-    yield url, runs
-    os.killpg(server.pid, signal.SIGTERM)  # the server only: runs live in their own sessions
-    server.wait(timeout=30)
-    log.close()
+    with local_server(args, url + "_stcore/health", tmp_path / "streamlit.log", cwd=REPO, env=env):
+        yield url, runs  # the server stops on exit; runs live in their own sessions
     for p in runs.iterdir() if runs.exists() else []:  # and leave no training process behind
         st = RunFolder(p).status() if p.is_dir() else {}
         if st.get("state") == "running" and isinstance(st.get("pid"), int):

@@ -8,15 +8,10 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
-from waiting import CHROMIUM, CHROMIUM_ARGS, wait_for  # tests/waiting.py
+from waiting import CHROMIUM, CHROMIUM_ARGS, free_port, local_server, wait_for  # tests/waiting.py
 
 LESSONS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
@@ -92,54 +87,29 @@ def jupyterlab(tmp_path_factory):
     tracker = settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
     tracker.parent.mkdir(parents=True)
     tracker.write_text('{"windowingMode": "none"}')  # every cell in the page, not only those in view
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {
         **os.environ,
         "TSSD_FAST": "1",
         "JUPYTERLAB_SETTINGS_DIR": str(settings),
         "JUPYTERLAB_WORKSPACES_DIR": str(settings),
     }
-    log = open(root / "jupyterlab.log", "w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyter",
-            "lab",
-            "--no-browser",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--ServerApp.token=",
-            "--ServerApp.password=",
-            "--allow-root",
-            f"--notebook-dir={root}",
-        ],
-        cwd=root,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert server.poll() is None, (root / "jupyterlab.log").read_text()
-        try:
-            return urllib.request.urlopen(url + "/api/status", timeout=2).status == 200
-        except OSError:
-            return False
-
-    try:
-        wait_for(up, timeout=90, what="jupyter lab to start")
-        yield url, root / "jupyterlab.log"
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and the kernels it started
-        server.wait(timeout=30)
-        log.close()
+    args = [
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ServerApp.token=",
+        "--ServerApp.password=",
+        "--allow-root",
+        f"--notebook-dir={root}",
+    ]
+    url, log = f"http://127.0.0.1:{port}", root / "jupyterlab.log"
+    with local_server(args, url + "/api/status", log, cwd=root, env=env):  # stops the kernels too on exit
+        yield url, log
 
 
 @pytest.mark.parametrize("path", LAB_LESSONS, ids=lambda p: p.stem)
