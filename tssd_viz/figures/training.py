@@ -53,6 +53,18 @@ def _empty_note(fig: go.Figure, what: str) -> go.Figure:
     return fig
 
 
+def _signal_line(steps: list, values: list, text: str, run: str | None, color: str, i: int) -> go.Scatter:
+    """One training signal of one run: the quantity's colour, the run's dash (run i of several)."""
+    return go.Scatter(
+        x=steps,
+        y=values,
+        mode="lines",
+        name=_name(text, run),
+        legendgroup=str(run),
+        line=dict(color=color, dash=run_dash(i)),
+    )
+
+
 def loss_parts_figure(records_or_runs: RecordsOrRuns, *, smooth: float = 0.0, title: str | None = None) -> go.Figure:
     """loss, loss_task, loss_tsd and loss_ssd against the training step, from the step records.
 
@@ -63,16 +75,7 @@ def loss_parts_figure(records_or_runs: RecordsOrRuns, *, smooth: float = 0.0, ti
         for key, text in LOSS_PARTS.items():
             steps, values = series(records, key)
             if steps:
-                fig.add_trace(
-                    go.Scatter(
-                        x=steps,
-                        y=ema(values, smooth),
-                        mode="lines",
-                        name=_name(text, run),
-                        legendgroup=str(run),
-                        line=dict(color=ROLE_COLORS[key], dash=run_dash(i)),
-                    )
-                )
+                fig.add_trace(_signal_line(steps, ema(values, smooth), text, run, ROLE_COLORS[key], i))
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="loss (nats)", rangemode="tozero")
     return legend_below(
@@ -90,16 +93,7 @@ def accuracy_figure(records_or_runs: RecordsOrRuns, *, title: str | None = None)
         for key, (role, text) in ACCURACIES.items():
             steps, values = series(records, key)
             if steps:
-                fig.add_trace(
-                    go.Scatter(
-                        x=steps,
-                        y=values,
-                        mode="lines",
-                        name=_name(text, run),
-                        legendgroup=str(run),
-                        line=dict(color=ROLE_COLORS[role], dash=run_dash(i)),
-                    )
-                )
+                fig.add_trace(_signal_line(steps, values, text, run, ROLE_COLORS[role], i))
             steps, values = series(records, key, kind="epoch")
             if steps:
                 fig.add_trace(
@@ -262,17 +256,7 @@ def kl_agreement_figure(records_or_runs: RecordsOrRuns, *, title: str | None = N
         ):
             steps, values = series(records, key)
             if steps:
-                fig.add_trace(
-                    go.Scatter(
-                        x=steps,
-                        y=values,
-                        mode="lines",
-                        name=_name(text, run),
-                        legendgroup=str(run),
-                        line=dict(color=ROLE_COLORS[key], dash=run_dash(i)),
-                    ),
-                    secondary_y=right,
-                )
+                fig.add_trace(_signal_line(steps, values, text, run, ROLE_COLORS[key], i), secondary_y=right)
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="agreement (argmax match rate)", range=[0, 1.02], secondary_y=False, **percent_axis())
     fig.update_yaxes(
