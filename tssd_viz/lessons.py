@@ -104,9 +104,8 @@ def train_or_read(
         return run
     if state == "running":
         raise RuntimeError(f"{run.path} is being trained by process {run.status().get('pid')}")
-    resume = run.exists() and run.checkpoint_path("last").exists()
-    if run.path.exists() and not resume:  # stopped before its first checkpoint: nothing to continue from
-        shutil.rmtree(run.path)
+    # A stopped run continues from last.pt; one stopped before its first checkpoint starts clean (fit).
+    resume = run.exists()
     print(f"{cfg.distill.mode}: {'continuing the stopped run' if resume else 'training'} in {run.path}")
     fit(cfg, observers, run_dir=run.path, resume=resume, dataset=dataset)
     return run
