@@ -19,7 +19,8 @@ from typing import Any
 from .archs import num_stages
 
 ARCHS = ("vgg_small", "vgg_fast", "vgg11", "resnet19", "vgg_bench")
-MODES = ("baseline", "tsd", "ssd", "tssd")
+MODES = ("baseline", "tsd", "ssd", "tssd", "s2w", "w2s")
+SW_VARIANTS = ("pair", "cascade")
 DATASETS = ("digits", "cifar10", "cifar100", "folder")
 TSD_PASSES = ("shared", "separate", "continue")
 SSD_TEACHERS = ("student", "teacher")
@@ -65,7 +66,8 @@ class ModelConfig:
 @dataclass
 class DistillConfig:
     mode: str = "tssd"
-    """Training mode: baseline, tsd (temporal), ssd (spatial), tssd (both)."""
+    """Training mode: baseline, tsd (temporal), ssd (spatial), tssd (both); s2w / w2s (the strongest timestep of
+    the T_s window teaches the weakest / the reverse: no extra timesteps, no weak head; SPEC §10)."""
     t_student: int = 2
     """T_s: timesteps used at inference (the student window); 1 to 63."""
     t_teacher: int = 4
@@ -87,6 +89,11 @@ class DistillConfig:
     """[choice] Which final output teaches the weak head: student (T_s window) or teacher (T_t)."""
     weak_ce: bool = True
     """[choice] The weak head also gets the task loss."""
+    sw_weight: float = 1.0
+    """lambda: weight of the strong/weak loss L_sw of s2w and w2s; in [0, 100]."""
+    sw_variant: str = "pair"
+    """[choice] s2w / w2s: pair (one teacher timestep, one student timestep) or cascade (timesteps ranked by
+    confidence, each adjacent pair distilled, averaged over T_s - 1 pairs)."""
 
     # The modes as the two teachers they switch on; every part of the project asks these.
     @property
@@ -98,6 +105,11 @@ class DistillConfig:
     def uses_weak_head(self) -> bool:
         """The spatial teacher's pupil: a weak head on an intermediate stage (ssd, tssd)."""
         return self.mode in ("ssd", "tssd")
+
+    @property
+    def uses_timestep_teacher(self) -> bool:
+        """A timestep of the T_s window teaches another one (s2w, w2s): no extra timesteps, no weak head."""
+        return self.mode in ("s2w", "w2s")
 
 
 @dataclass
@@ -264,6 +276,7 @@ LIMITS: dict[str, Range] = {
     "distill.t_teacher": Range(2, 64),  # memory and time grow with T_t
     "distill.alpha": Range(0, 100),
     "distill.beta": Range(0, 100),
+    "distill.sw_weight": Range(0, 100),
     "distill.kd_temperature": Range(0.1, 100),  # logits are divided by it
     "data.batch_size": Range(1, 65536),
     "data.limit_train": Range(0, 10**9),
@@ -288,6 +301,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "distill.mode": MODES,
     "distill.tsd_pass": TSD_PASSES,
     "distill.ssd_teacher": SSD_TEACHERS,
+    "distill.sw_variant": SW_VARIANTS,
     "data.dataset": DATASETS,
     "train.optimizer": OPTIMIZERS,
     "train.schedule": SCHEDULES,
@@ -343,6 +357,12 @@ def validate(cfg: TSSDConfig) -> TSSDConfig:
         raise ConfigError("model.aux_stage", f"must be between 1 and {n - 1} for {m.arch}, got {m.aux_stage}")
     if d.t_teacher <= d.t_student:
         raise ConfigError("distill.t_teacher", f"must be > distill.t_student ({d.t_student}), got {d.t_teacher}")
+    if d.uses_timestep_teacher and d.t_student < 2:
+        raise ConfigError(
+            "distill.t_student",
+            f"mode {d.mode!r} distils between the timesteps of the T_s window: "
+            f"it needs t_student >= 2, got {d.t_student}",
+        )
     if d.tsd_pass == "continue" and (not d.detach_teacher or d.teacher_ce):
         raise ConfigError(
             "distill.tsd_pass",

@@ -129,7 +129,8 @@ def weak_head_tap(net: SpikingNet) -> str:
 @torch.no_grad()
 def split_windows(net: SpikingNet, loader: Iterable, t_student: int, t_teacher: int | None = None) -> Windows:
     """The windows of every image `loader` yields, in its order (eval mode): z_S, z_T when `t_teacher` is
-    given, and the weak head's w when the network has one; each (N, K)."""
+    given, and the weak head's w when the network has one; each (N, K); and the student window's
+    per-timestep logits z(t), (T_s, N, K)."""
     was_training = net.training
     net.eval()
     parts: list[Windows] = []
@@ -141,7 +142,7 @@ def split_windows(net: SpikingNet, loader: Iterable, t_student: int, t_teacher: 
         got = [getattr(w, name) for w in parts]
         return None if got[0] is None else torch.cat(got)
 
-    return Windows(cat("student"), cat("teacher"), cat("weak"))
+    return Windows(cat("student"), cat("teacher"), cat("weak"), torch.cat([w.steps for w in parts], dim=1))
 
 
 def accuracy(logits: Tensor, labels: Tensor) -> float:

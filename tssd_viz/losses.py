@@ -11,6 +11,13 @@ w is the weak head's output over the student window, z_F the final output that t
 The tau^2 factor keeps the gradient of the soft targets on the scale of the hard-label loss as
 tau changes (Hinton et al. 2015). Which terms appear depends on the mode: baseline has CE(z_S) only,
 tsd adds the teacher, ssd the weak head, tssd both.
+
+The strong/weak modes (SPEC §10) distil inside the T_s window itself: each timestep's output z(t),
+t < T_s, is a sub-model; its confidence is the batch mean of its largest softmax probability (no
+labels). s2w: the most confident timestep teaches the least confident one; w2s: the reverse.
+
+    L_sw  = tau^2 * KL( softmax(z(t_teacher) / tau) || softmax(z(t_student) / tau) ),  teacher detached
+    L     = CE(z_S, y) + lambda * L_sw
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ class Windows:
     student: Tensor  # z_S, mean of the first T_s per-step logits
     teacher: Tensor | None  # z_T, mean over T_t steps (None when the pass was only T_s long)
     weak: Tensor | None  # w, the weak head over the student window
+    steps: Tensor | None = None  # z(t) for t < T_s, (T_s, B, K): the student window's timesteps, each a sub-model
 
 
 def windows(out: ModelOutput, t_student: int, teacher_out: ModelOutput | None = None) -> Windows:
@@ -41,7 +49,7 @@ def windows(out: ModelOutput, t_student: int, teacher_out: ModelOutput | None = 
     long_enough = source.logits.shape[0] > t_student or teacher_out is not None
     teacher = source.logits.mean(0) if long_enough else None
     weak = out.weak_logits[:t_student].mean(0) if out.weak_logits is not None else None
-    return Windows(student, teacher, weak)
+    return Windows(student, teacher, weak, out.logits[:t_student])
 
 
 def kd_kl(teacher_logits: Tensor, student_logits: Tensor, temperature: float) -> Tensor:
@@ -63,6 +71,36 @@ def _as_target(logits: Tensor, detach: bool) -> Tensor:
     return logits.detach() if detach else logits
 
 
+def timestep_confidence(steps: Tensor) -> Tensor:
+    """Confidence of each timestep, (T, B, K) -> (T,): the batch mean of its largest softmax probability."""
+    return F.softmax(steps.detach().float(), dim=-1).amax(-1).mean(-1)
+
+
+def rank_timesteps(steps: Tensor) -> list[int]:
+    """Timestep indices (0-based) from the most to the least confident; a tie keeps the earlier one first."""
+    order = torch.sort(timestep_confidence(steps), descending=True, stable=True).indices
+    return order.tolist()
+
+
+def sw_pairs(order: list[int], mode: str, variant: str) -> list[tuple[int, int]]:
+    """(teacher, student) timestep pairs of a strong/weak mode, from the confidence ranking `order`.
+
+    pair: s2w -> (strongest, weakest), w2s -> (weakest, strongest). cascade: each adjacent pair of the
+    ranking, the stronger teaching in s2w and the weaker in w2s.
+    """
+    links = [(order[0], order[-1])] if variant == "pair" else list(zip(order[:-1], order[1:]))
+    return links if mode == "s2w" else [(b, a) for a, b in links]
+
+
+def strong_weak_loss(steps: Tensor, mode: str, variant: str, temperature: float) -> Tensor:
+    """L_sw of SPEC §10: the mean over `sw_pairs` of tau^2 KL(teacher timestep || student timestep).
+
+    The teacher timestep is detached: no gradient reaches it through this term."""
+    pairs = sw_pairs(rank_timesteps(steps), mode, variant)
+    kls = [kd_kl(steps[t].detach(), steps[s], temperature) for t, s in pairs]
+    return torch.stack(kls).mean()
+
+
 @dataclass(frozen=True)
 class LossParts:
     loss: Tensor  # the total that is backpropagated
@@ -72,6 +110,7 @@ class LossParts:
     ce_weak: Tensor | None
     loss_tsd: Tensor | None
     loss_ssd: Tensor | None
+    loss_sw: Tensor | None = None
 
     def as_floats(self) -> dict[str, float | None]:
         """Every part as a Python float (None when the mode has no such term), for records."""
@@ -87,7 +126,11 @@ def tssd_loss(w: Windows, y: Tensor, cfg: DistillConfig, label_smoothing: float 
         return F.cross_entropy(logits, y, label_smoothing=label_smoothing)
 
     ce_student = ce(w.student)
-    ce_teacher = ce_weak = loss_tsd = loss_ssd = None
+    ce_teacher = ce_weak = loss_tsd = loss_ssd = loss_sw = None
+    if cfg.uses_timestep_teacher:
+        if w.steps is None or w.steps.shape[0] < 2:
+            raise ValueError(f"mode {cfg.mode!r} needs at least 2 timesteps in the student window")
+        loss_sw = strong_weak_loss(w.steps, cfg.mode, cfg.sw_variant, cfg.kd_temperature)
     if use_tsd:
         if w.teacher is None:
             raise ValueError(f"mode {cfg.mode!r} needs a teacher window: run the model for t_teacher steps")
@@ -112,7 +155,9 @@ def tssd_loss(w: Windows, y: Tensor, cfg: DistillConfig, label_smoothing: float 
         loss = loss + cfg.alpha * loss_tsd
     if loss_ssd is not None:
         loss = loss + cfg.beta * loss_ssd
-    return LossParts(loss, loss_task, ce_student, ce_teacher, ce_weak, loss_tsd, loss_ssd)
+    if loss_sw is not None:
+        loss = loss + cfg.sw_weight * loss_sw
+    return LossParts(loss, loss_task, ce_student, ce_teacher, ce_weak, loss_tsd, loss_ssd, loss_sw)
 
 
 @torch.no_grad()

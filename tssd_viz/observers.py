@@ -115,7 +115,7 @@ def _host() -> str:
 class ConsoleProgress(Observer):
     """A progress bar over all steps and one fixed-width results row per epoch (airbench style)."""
 
-    COLUMNS = ("epoch", "loss", "tsd", "ssd", "acc_S", "acc_T", "acc_W", "agree", "test@Ts", "epoch_s")
+    COLUMNS = ("epoch", "loss", "tsd", "ssd", "sw", "acc_S", "acc_T", "acc_W", "agree", "test@Ts", "epoch_s")
 
     def __init__(self, file=None, bar: bool = True):
         self.file = file or sys.stderr
@@ -153,6 +153,7 @@ class ConsoleProgress(Observer):
             record.get("loss"),
             record.get("loss_tsd"),
             record.get("loss_ssd"),
+            record.get("loss_sw"),
             record.get("acc_student"),
             record.get("acc_teacher"),
             record.get("acc_weak"),

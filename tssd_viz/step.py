@@ -16,7 +16,17 @@ import torch
 from torch import Tensor, nn
 
 from .config import TSSDConfig
-from .losses import LossParts, Windows, accuracy_by_window, agreement, kd_kl, tssd_loss, windows
+from .losses import (
+    LossParts,
+    Windows,
+    accuracy_by_window,
+    agreement,
+    kd_kl,
+    rank_timesteps,
+    timestep_confidence,
+    tssd_loss,
+    windows,
+)
 from .models import ModelOutput, SpikingNet
 from .record import Recording, record
 
@@ -91,9 +101,23 @@ class StepResult:
             "lr": lr,
             "acc_by_window": accuracy_by_window(self.longest, y),
         }
+        if win.steps is not None and win.steps.shape[0] >= 2:
+            out.update(timestep_signals(win.steps))
         if self.rates is not None:
             out["firing_rate"] = dict(self.rates.firing_rate)
         return out
+
+
+def timestep_signals(steps: Tensor) -> dict[str, list[float]]:
+    """The student window's timesteps as sub-models (SPEC §10), in every mode: each one's confidence, and
+    which one was the strongest and the weakest (one-hot, so an epoch's mean is each timestep's share)."""
+    order = rank_timesteps(steps)
+    T = steps.shape[0]
+    return {
+        "confidence_by_timestep": timestep_confidence(steps).tolist(),
+        "strongest_by_timestep": [float(t == order[0]) for t in range(T)],
+        "weakest_by_timestep": [float(t == order[-1]) for t in range(T)],
+    }
 
 
 def train_step(
@@ -133,7 +157,7 @@ def _check_finite(parts: LossParts, step: int) -> None:
     name = next(
         (
             k
-            for k in ("loss_tsd", "loss_ssd", "ce_teacher", "ce_weak", "loss_task")
+            for k in ("loss_tsd", "loss_ssd", "loss_sw", "ce_teacher", "ce_weak", "loss_task")
             if values[k] is not None and not math.isfinite(values[k])
         ),
         "loss",

@@ -27,6 +27,7 @@ ROLE_COLORS: dict[str, str] = {
 # teaches the weak head.
 ROLE_COLORS["loss_tsd"] = ROLE_COLORS["teacher"]
 ROLE_COLORS["loss_ssd"] = ROLE_COLORS["weak"]
+ROLE_COLORS["loss_sw"] = "#EE7733"  # one timestep of the student window teaching another
 
 # When the runs themselves are what is compared (one line per run), they take these in turn.
 RUN_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")

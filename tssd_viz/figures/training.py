@@ -24,6 +24,7 @@ LOSS_PARTS = {  # record key -> legend text
     "loss_task": "task loss (cross-entropy terms)",
     "loss_tsd": "TSD loss (teacher → student)",
     "loss_ssd": "SSD loss (final output → weak head)",
+    "loss_sw": "strong/weak loss (timestep → timestep)",
 }
 ACCURACIES = {  # record key -> (role, legend text)
     "acc_student": ("student", "student (window T_s)"),
@@ -66,7 +67,7 @@ def _signal_line(steps: list, values: list, text: str, run: str | None, color: s
 
 
 def loss_parts_figure(records_or_runs: RecordsOrRuns, *, smooth: float = 0.0, title: str | None = None) -> go.Figure:
-    """loss, loss_task, loss_tsd and loss_ssd against the training step, from the step records.
+    """loss, loss_task, loss_tsd, loss_ssd and loss_sw against the training step, from the step records.
 
     `smooth` in [0, 1): weight of an exponential moving average for display (0 draws raw values).
     """
