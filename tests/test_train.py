@@ -72,7 +72,13 @@ def test_run_folder_contract(tmp_path):
     epochs = run.metrics("epoch")
     assert [e["epoch"] for e in epochs] == [1, 2] and "test_acc" in epochs[-1]
     evals = run.metrics("eval")
-    assert [e["t"] for e in evals] == [1, 2, 3, 4] and all(e["split"] == "test" for e in evals)
+    assert [(e["split"], e["t"]) for e in evals] == [("train", 2), ("test", 1), ("test", 2), ("test", 3), ("test", 4)]
+    assert evals[0]["images"] == 256 and 0 <= evals[0]["acc"] <= 1  # the train-test gap's train side
+    (final,) = run.metrics("analysis")  # SPEC §10: per-timestep accuracy, margins, early exit
+    assert len(final["acc_by_timestep"]) == 4 and final["acc_by_timestep"][0] == evals[1]["acc"]
+    assert final["teacher_margin"] == pytest.approx(evals[4]["acc"] - evals[2]["acc"])
+    assert [p["threshold"] for p in final["early_exit"]] == [0.5, 0.8, 0.9, 0.95]
+    assert all(1 <= p["mean_timesteps"] <= 2 for p in final["early_exit"])
     assert run.final_eval() == result.test_acc
     assert (run.checkpoints_dir / "last.pt").exists() and (run.checkpoints_dir / "best.pt").exists()
     assert [p.name for p in run.probes()] == ["epoch-0000.npz", "epoch-0001.npz", "epoch-0002.npz"]
@@ -93,7 +99,8 @@ def test_modes_record_only_their_terms(tmp_path, mode):
     assert (rec["loss_ssd"] is not None) == (mode == "ssd")
     assert (rec["acc_weak"] is not None) == (mode == "ssd")
     assert len(rec["acc_by_window"]) == (4 if mode == "tsd" else 2)
-    assert [e["t"] for e in hist.evals] == [1, 2, 3, 4]  # every run ends evaluated at n = 1..T_t
+    # every run ends evaluated at n = 1..T_t (after its analysis record and train accuracy)
+    assert [e["t"] for e in hist.evals if e.get("split") == "test" and e["kind"] == "eval"] == [1, 2, 3, 4]
 
 
 def test_same_seed_same_metrics(tmp_path):
@@ -410,8 +417,23 @@ def same_records(got: list[dict], want: list[dict]) -> None:
         w = {k: v for k, v in w.items() if k not in ("wall_s", "epoch_s")}
         assert g.keys() == w.keys()
         for k in g:
-            exact = isinstance(w[k], (str, bool)) or w[k] is None
-            assert g[k] == (w[k] if exact else pytest.approx(w[k], rel=1e-4, abs=1e-5)), (g["kind"], g["step"], k)
+            assert_close(g[k], w[k], (g["kind"], g["step"], k))
+
+
+def assert_close(got, want, where) -> None:
+    """Equal strings, booleans and Nones; numbers within float tolerance; lists and dicts element by element."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and got.keys() == want.keys(), where
+        for k in want:
+            assert_close(got[k], want[k], (*where, k))
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), where
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert_close(g, w, (*where, i))
+    elif isinstance(want, (str, bool)) or want is None:
+        assert got == want, where
+    else:
+        assert got == pytest.approx(want, rel=1e-4, abs=1e-5), where
 
 
 def test_resume_without_a_checkpoint_starts_clean(tmp_path):

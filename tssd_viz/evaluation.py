@@ -1,15 +1,23 @@
-"""What a trained network does, measured without training it: accuracy of every window, batch-norm
-statistics that match the weights, and the probe snapshot of rasters, traces and logits.
+"""What a trained network does, measured without training it: accuracy of every window, of every
+timestep alone, early exit, the margins its teachers had over their students, and batch-norm
+statistics that match the weights.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
+from .config import TSSDConfig
+from .losses import rank_timesteps, timestep_confidence
 from .models import SpikingNet
+
+EXIT_THRESHOLDS = (0.5, 0.8, 0.9, 0.95)  # the early-exit table of every finished run (SPEC §10)
+TRAIN_EVAL_IMAGES = 10_000  # training images (unaugmented) whose accuracy gives a run's train-test gap
 
 
 @torch.no_grad()
@@ -60,3 +68,135 @@ def recompute_bn_stats(model: SpikingNet, batches: Iterable, T: int, device: tor
             m.momentum = momentum
         model.train(was_training)
     return used
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Every output of a T-step eval pass over a loader: logits (T, N, K), weak head (T, N, K) or None, labels (N,)."""
+
+    logits: Tensor
+    weak: Tensor | None
+    labels: Tensor
+
+    def acc_by_window(self) -> list[float]:
+        """Accuracy of the window of the first n steps, n = 1..T."""
+        return (self.logits.cumsum(0).argmax(-1) == self.labels).float().mean(1).tolist()
+
+    def acc_weak(self, t_student: int) -> float | None:
+        """Accuracy of the weak head over the student window (None without a weak head)."""
+        if self.weak is None:
+            return None
+        return (self.weak[:t_student].mean(0).argmax(-1) == self.labels).float().mean().item()
+
+    def acc_by_timestep(self) -> list[float]:
+        """Accuracy of each timestep's output z(t) alone, t = 1..T."""
+        return (self.logits.argmax(-1) == self.labels).float().mean(1).tolist()
+
+
+@torch.no_grad()
+def collect_outputs(model: SpikingNet, loader: Iterable, T: int, device: torch.device | None = None) -> Outputs:
+    """One T-step pass per batch in eval mode, every output kept (float32, on the CPU)."""
+    was_training = model.training
+    model.eval()
+    logits, weak, labels = [], [], []
+    try:
+        for x, y in loader:
+            if device is not None:
+                x = x.to(device)
+            out = model(x, T)
+            logits.append(out.logits.float().cpu())
+            if out.weak_logits is not None:
+                weak.append(out.weak_logits.float().cpu())
+            labels.append(y.cpu())
+    finally:
+        model.train(was_training)
+    if not labels:
+        raise ValueError("the loader yielded no images")
+    return Outputs(torch.cat(logits, 1), torch.cat(weak, 1) if weak else None, torch.cat(labels))
+
+
+@dataclass(frozen=True)
+class ExitPoint:
+    """Early exit at one confidence threshold: accuracy, and the timesteps an image used on average."""
+
+    threshold: float
+    acc: float
+    mean_timesteps: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"threshold": self.threshold, "acc": self.acc, "mean_timesteps": self.mean_timesteps}
+
+
+def exit_points(logits: Tensor, labels: Tensor, thresholds: Sequence[float]) -> list[ExitPoint]:
+    """Early exit read off per-timestep logits (T, N, K): an image stops at the first timestep t whose running
+    prediction (the mean of z(1..t)) has a largest softmax probability >= the threshold, else at T, and answers
+    with that running prediction.
+
+    Reading exits off a full T-step pass gives what stopping would give: in eval mode an SNN is causal
+    (z(t) depends on inputs up to t only) and images do not interact (batch norm uses stored statistics).
+    """
+    T = logits.shape[0]
+    running = logits.cumsum(0) / torch.arange(1, T + 1).view(T, 1, 1)
+    confidence = torch.softmax(running, -1).amax(-1)  # (T, N)
+    correct = running.argmax(-1) == labels  # (T, N)
+    points = []
+    for th in thresholds:
+        reached = confidence >= th
+        reached[-1] = True  # an image that never reaches the threshold answers at T
+        t_exit = reached.float().argmax(0)  # the first timestep (0-based) that reached it
+        acc = correct.gather(0, t_exit.unsqueeze(0)).float().mean().item()
+        points.append(ExitPoint(float(th), acc, (t_exit + 1).float().mean().item()))
+    return points
+
+
+def early_exit(
+    model: SpikingNet, loader: Iterable, T: int, threshold: float, device: torch.device | None = None
+) -> ExitPoint:
+    """Accuracy and mean timesteps used when each image stops at its first timestep (of at most `T`) whose
+    running prediction's largest softmax probability is >= `threshold` (see `exit_points`)."""
+    out = collect_outputs(model, loader, T, device)
+    return exit_points(out.logits, out.labels, [threshold])[0]
+
+
+def teacher_margins(out: Outputs, cfg: TSSDConfig) -> dict[str, Any]:
+    """What each possible teacher knows more than its student at the end of training, in accuracy (SPEC §10).
+
+    temporal: window T_t minus window T_s; spatial: the final output that teaches the weak head minus the
+    weak head; timestep: the most confident timestep of the T_s window minus the least confident (by their
+    confidence over the whole split). `teacher_margin` is the mode's own (w2s: the weakest teaches, so it is
+    the negative of `timestep`; baseline: None).
+    """
+    d = cfg.distill
+    windows = out.acc_by_window()
+    margins: dict[str, Any] = {"temporal": windows[d.t_teacher - 1] - windows[d.t_student - 1]}
+    weak_acc = out.acc_weak(d.t_student)
+    if weak_acc is not None:
+        teacher_n = d.t_teacher if d.ssd_teacher == "teacher" else d.t_student
+        margins["spatial"] = windows[teacher_n - 1] - weak_acc
+    if d.t_student >= 2:
+        order = rank_timesteps(out.logits[: d.t_student])
+        single = out.acc_by_timestep()
+        margins["timestep"] = single[order[0]] - single[order[-1]]
+    mode = {"tsd": "temporal", "tssd": "temporal", "ssd": "spatial", "s2w": "timestep", "w2s": "timestep"}.get(d.mode)
+    own = margins.get(mode) if mode else None
+    return {"margins": margins, "teacher_margin": (-own if d.mode == "w2s" else own) if own is not None else None}
+
+
+def analysis(out: Outputs, cfg: TSSDConfig, thresholds: Sequence[float] = EXIT_THRESHOLDS) -> dict[str, Any]:
+    """The end-of-training analysis record's fields (SPEC §10): per-timestep accuracy and confidence, the
+    strongest and weakest timestep of the T_s window (1-based), the weak head's accuracy, teacher margins and
+    the early-exit table at T_s."""
+    d = cfg.distill
+    fields: dict[str, Any] = {
+        "split": "test",
+        "images": int(out.labels.shape[0]),
+        "acc_by_timestep": out.acc_by_timestep(),
+        "confidence_by_timestep": timestep_confidence(out.logits).tolist(),
+        "acc_weak": out.acc_weak(d.t_student),
+        **teacher_margins(out, cfg),
+        "early_exit": [p.as_dict() for p in exit_points(out.logits[: d.t_student], out.labels, thresholds)],
+    }
+    if d.t_student >= 2:
+        order = rank_timesteps(out.logits[: d.t_student])
+        fields.update(strongest=order[0] + 1, weakest=order[-1] + 1)
+    return fields

@@ -23,7 +23,7 @@ import torch
 from .checkpoints import FORMAT_TRAIN, CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, TSSDConfig, validate
 from .data import Dataset, Loader, load_dataset
-from .evaluation import evaluate, recompute_bn_stats
+from .evaluation import TRAIN_EVAL_IMAGES, Outputs, analysis, collect_outputs, evaluate, recompute_bn_stats
 from .events import FitInfo, FitResult
 from .models import build_model, count_parameters
 from .observers import Observer, RunWriter
@@ -182,14 +182,15 @@ class Training:
         if at.step == 0 and tc.probe_every:
             self.probe(0)
         self.model.train()
-        stopped, final = "done", {}
+        stopped, final, outputs = "done", {}, None
         epoch = start = at.step // self.steps_per_epoch  # epochs already complete (a resume starts after them)
         for epoch in range(start + 1, tc.epochs + 1):
             stopped, means = self.epoch(epoch)
             is_last = stopped != "done" or epoch == tc.epochs
             test_acc = None
             if stopped != "cancelled" and (is_last or (tc.eval_every and epoch % tc.eval_every == 0)):
-                test_acc = final = self.test_accuracy()
+                outputs = self.test_outputs()
+                test_acc = final = dict(enumerate(outputs.acc_by_window(), start=1))
             # A cancel cuts an epoch short: its record waits for the resume that finishes the epoch
             # (last.pt carries the partial means), so every epoch has one record, as in an uncut run.
             self.partial = means if stopped == "cancelled" else None
@@ -201,22 +202,12 @@ class Training:
             if stopped != "done":
                 break
         if stopped == "cancelled":
-            final = {}
+            final, outputs = {}, None
         elif not final:  # resumed a run whose training had already finished
-            final = self.test_accuracy()
-        for n, acc in final.items():
-            self.record(
-                "after_eval",
-                {
-                    "kind": "eval",
-                    "step": at.step,
-                    "epoch": epoch,
-                    "wall_s": round(at.elapsed, 3),
-                    "split": "test",
-                    "t": n,
-                    "acc": acc,
-                },
-            )
+            outputs = self.test_outputs()
+            final = dict(enumerate(outputs.acc_by_window(), start=1))
+        if outputs is not None:
+            self.record_final(epoch, outputs)
         result = FitResult(
             cfg, self.model, self.ds, final, stopped, at.step, at.elapsed, self.folder.path if self.folder else None
         )
@@ -274,6 +265,7 @@ class Training:
             "ce_weak": None,
             "loss_tsd": None,
             "loss_ssd": None,
+            "loss_sw": None,
             "acc_teacher": None,
             "acc_weak": None,
             "agreement": None,
@@ -296,10 +288,34 @@ class Training:
             recompute_bn_stats(self.model, itertools.islice(self.bn_loader, tc.bn_batches), self.bn_T)
             self.bn_fresh_at = self.at.step
 
-    def test_accuracy(self) -> dict[int, float]:
-        """Test accuracy of every window n = 1..T_t, from one T_t pass (an SNN is causal)."""
+    def test_outputs(self) -> Outputs:
+        """Every output of one T_t pass over the test split (its first n steps are window n: an SNN is causal)."""
         self.fresh_bn_stats()
-        return dict(enumerate(evaluate(self.model, self.test_loader, self.cfg.distill.t_teacher), start=1))
+        return collect_outputs(self.model, self.test_loader, self.cfg.distill.t_teacher)
+
+    def train_accuracy(self) -> tuple[float, int]:
+        """Accuracy at T_s on the first TRAIN_EVAL_IMAGES training images, unaugmented, and how many there were:
+        with the test accuracy, the train-test gap (how much the run over-fits)."""
+        n = min(TRAIN_EVAL_IMAGES, len(self.ds.train.labels))
+        split = type(self.ds.train)(self.ds.train.images[:n], self.ds.train.labels[:n])
+        loader = Loader(
+            split, self.ds, 256, train=False, device=self.device, channels_last=self.cfg.train.channels_last
+        )
+        return evaluate(self.model, loader, self.cfg.distill.t_student)[-1], n
+
+    def record_final(self, epoch: int, outputs: Outputs) -> None:
+        """The end of a run (SPEC §8, §10): the analysis record, train accuracy at T_s, then test accuracy of every
+        window (eval lines last: a run whose records end with them is done)."""
+        at = self.at
+        where = {"step": at.step, "epoch": epoch, "wall_s": round(at.elapsed, 3)}
+        self.record(
+            "after_eval", {"kind": "analysis", **where, "t": self.cfg.distill.t_student, **analysis(outputs, self.cfg)}
+        )
+        train_acc, n = self.train_accuracy()
+        t_s = self.cfg.distill.t_student
+        self.record("after_eval", {"kind": "eval", **where, "split": "train", "t": t_s, "acc": train_acc, "images": n})
+        for n, acc in enumerate(outputs.acc_by_window(), start=1):
+            self.record("after_eval", {"kind": "eval", **where, "split": "test", "t": n, "acc": acc})
 
     def probe(self, epoch: int) -> None:
         self.fresh_bn_stats()
