@@ -37,7 +37,7 @@ USAGE = (
         [--data.FIELD VALUE ...]
   python -m tssd_viz export --run-dir DIR [--which best|last] [--out FILE]
   python -m tssd_viz sweep --sweep-dir DIR [--grid main|ablations|all] [--preset NAME] [--seeds N] [--budget-s S]
-        [--jobs N] [--dry-run | --summarize-only | --background] [--only GLOBS] [--readme FILE]
+        [--jobs N] [--dry-run | --summarize-only | --background] [--only GLOBS] [--readme FILE [--readme-section NAME]]
         [--CONFIG.FIELD VALUE ...]
 presets: """
     + ", ".join(PRESETS)
@@ -290,17 +290,19 @@ def cmd_sweep(argv: list[str]) -> int:
     ap.add_argument("--dry-run", action="store_true", help="print the planned runs and an estimated cost")
     ap.add_argument("--summarize-only", action="store_true", help="rebuild the summary from the run folders")
     ap.add_argument("--background", action="store_true", help="detach; progress goes to <sweep-dir>/sweep.log")
-    ap.add_argument("--readme", default=None, help="also rewrite the <!-- results:start/end --> section of this file")
+    ap.add_argument("--readme", default=None, help="also rewrite the <!-- SECTION:start/end --> section of this file")
+    ap.add_argument("--readme-section", default="results", metavar="SECTION", help="the section's name (results)")
     ap.add_argument("--keep-checkpoints", action="store_true")
     ap.add_argument("--jobs", type=int, default=1, help="runs at a time (with --train.threads 1: one per core)")
     ap.add_argument("--only", default="", metavar="GLOBS", help="comma-separated run-name patterns to keep")
     known, rest = ap.parse_known_args(argv)
     sweep_dir, readme = Path(known.sweep_dir), Path(known.readme) if known.readme else None
-    if readme is not None and (not readme.is_file() or sweep.START not in readme.read_text()):
-        fail(f"--readme {readme}: no such file, or no '{sweep.START}' ... '{sweep.END}' section in it")
+    start, end = sweep.markers(known.readme_section)
+    if readme is not None and (not readme.is_file() or start not in readme.read_text()):
+        fail(f"--readme {readme}: no such file, or no '{start}' ... '{end}' section in it")
     if known.summarize_only:
         try:
-            summary = sweep.write_summary(sweep_dir, readme)
+            summary = sweep.write_summary(sweep_dir, readme, section=known.readme_section)
         except sweep.SweepError as e:
             fail(str(e))
         print(f"{summary['totals']['runs']} finished runs summarised into {sweep_dir / 'summary.md'}")
@@ -337,7 +339,7 @@ def cmd_sweep(argv: list[str]) -> int:
             keep_checkpoints=known.keep_checkpoints,
             after_run=lambda: sweep.write_summary(sweep_dir, png=False),
         )
-        summary = sweep.write_summary(sweep_dir, readme)
+        summary = sweep.write_summary(sweep_dir, readme, section=known.readme_section)
     except sweep.SweepError as e:
         log(f"error: {e}")
         fail(str(e))

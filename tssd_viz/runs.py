@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -102,6 +103,26 @@ class MetricsTail:
                 continue
         self.offset += end
         return end > 0 or replaced
+
+
+def source_commit() -> dict[str, Any] | None:
+    """The git commit of the code that runs, and whether tracked files differ from it (None outside a git checkout)."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        changed = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if commit.returncode != 0:
+        return None
+    return {"commit": commit.stdout.strip(), "dirty": bool(changed.stdout.strip())}
 
 
 class RunFolder:
@@ -190,8 +211,16 @@ class RunFolder:
                 "cpu_count": os.cpu_count(),
                 "torch_threads": torch.get_num_threads(),
                 "cuda": torch.cuda.get_device_name() if device.startswith("cuda") else None,
+                "source": source_commit(),
             },
         )
+
+    def env(self) -> dict[str, Any]:
+        """env.json ({} when it is missing or unreadable)."""
+        try:
+            return json.loads(self.env_path.read_text())
+        except (OSError, ValueError):
+            return {}
 
     def write_probe(self, name: str, probe: ProbeSnapshot | Mapping[str, np.ndarray]) -> Path:
         """probes/{name}.npz, from a snapshot or from its arrays by .npz key (as the trainer emits them)."""

@@ -7,10 +7,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import TSSDConfig
+from ..config import MODES, TSSDConfig
 
-MODES = ("baseline", "tsd", "ssd", "tssd")
-GRIDS = ("main", "ablations", "all")
+GRIDS = ("main", "ablations", "all", "race")
+# The classroom grid's modes (main); the race adds the strong/weak modes, which distil inside the T_s
+# window: all six at RACE_TS, and at RACE_EXIT_TS the baseline and the strong/weak modes, for early exit.
+CLASSROOM_MODES = ("baseline", "tsd", "ssd", "tssd")
+RACE_TS = 2
+RACE_EXIT_TS = 4
+RACE_EXIT_MODES = ("baseline", "s2w", "w2s")
 # Settings every sweep run gets before the user's overrides: evaluate once at the end (on every
 # window), and no probe snapshots, which a results table does not need.
 SWEEP_DEFAULTS = {"train.eval_every": 0, "train.probe_every": 0}
@@ -92,6 +97,9 @@ def expand(
     """The grid's cells in the order they run: equal-epoch main cells (seed by seed, so a partial
     sweep has whole seeds), equal-time cells, then ablations. Deterministic; no duplicate names.
 
+    `race`: every mode at T_s = RACE_TS, equal epochs and equal time, plus RACE_EXIT_MODES at
+    T_s = RACE_EXIT_TS (equal epochs), seed by seed.
+
     Equal-time cells get `train.time_budget_s = budget_s` when given, else 0 (resolved at run time
     from the baseline equal-epoch runs, `measured_budget`).
     """
@@ -116,8 +124,17 @@ def expand(
         for budget in ("epochs", "time"):
             for seed in range(seeds):
                 for ts in (1, 2):
-                    for mode in MODES:
+                    for mode in CLASSROOM_MODES:
                         add(main_cfg(mode, ts, seed), budget, None)
+    if grid == "race":
+        for seed in range(seeds):
+            for mode in MODES:
+                add(main_cfg(mode, RACE_TS, seed), "epochs", None)
+            for mode in RACE_EXIT_MODES:
+                add(main_cfg(mode, RACE_EXIT_TS, seed), "epochs", None)
+        for seed in range(seeds):
+            for mode in MODES:
+                add(main_cfg(mode, RACE_TS, seed), "time", None)
     if grid in ("ablations", "all"):
         for seed in range(ablation_seeds):
             reference = main_cfg("tssd", ABLATION_TS, seed)

@@ -36,6 +36,9 @@ def collect(runs_dir: Path) -> list[dict[str, Any]]:
         )
         epochs_trained = epochs[-1]["step"] / steps_per_epoch if epochs and steps_per_epoch else None
         train_s = epochs[-1]["wall_s"] if epochs else None  # seconds in training steps, kept across resumes
+        final = (run.metrics("analysis") or [{}])[-1]  # runs from before the analysis record have none
+        train_acc = run.final_eval("train").get(cell["t_student"])
+        test_acc = run.final_eval().get(cell["t_student"])
         out.append(
             {
                 **cell,
@@ -47,9 +50,23 @@ def collect(runs_dir: Path) -> list[dict[str, Any]]:
                 "n_train": n_train,
                 "train_timesteps": _train_timesteps(cfg),
                 "process_s": cell.get("process_s"),
+                "code": _code(run.env()),
+                "teacher_margin": final.get("teacher_margin"),
+                "gap": train_acc - test_acc if train_acc is not None and test_acc is not None else None,
+                "early_exit": final.get("early_exit"),
             }
         )
     return out
+
+
+def _code(env: dict[str, Any]) -> str:
+    """The code version a run was trained with, from its env.json: `tssd-viz 0.2.0 (commit abc123)`."""
+    version = env.get("versions", {}).get("tssd_viz", "?")
+    source = env.get("source") or {}
+    commit = (
+        f" (commit {source['commit']}{', modified' if source.get('dirty') else ''})" if source.get("commit") else ""
+    )
+    return f"tssd-viz {version}{commit}"
 
 
 def _train_timesteps(cfg: TSSDConfig) -> int:
@@ -98,7 +115,21 @@ def _cell_stats(records: list[dict[str, Any]]) -> dict[str, Any]:
     windows = sorted(set.intersection(*(set(r["acc_by_window"]) for r in records)))
     per_window = {n: mean_std([r["acc_by_window"][n] for r in records]) for n in windows}
     numbers = lambda key: [r[key] for r in records if r.get(key) is not None]  # noqa: E731
+    exits = [r["early_exit"] for r in records if r.get("early_exit")]
     return {
+        "teacher_margin": mean_std(numbers("teacher_margin")) if numbers("teacher_margin") else None,
+        "gap": mean_std(numbers("gap")) if numbers("gap") else None,
+        # per threshold: (mean ± std of accuracy, mean timesteps used), over the seeds that have the table
+        "early_exit": [
+            {
+                "threshold": points[0]["threshold"],
+                "acc": mean_std([p["acc"] for p in points]),
+                "mean_timesteps": mean_std([p["mean_timesteps"] for p in points])[0],
+            }
+            for points in zip(*exits)
+        ]
+        if exits
+        else [],
         "n": len(records),
         "seeds": sorted(r["seed"] for r in records),
         "acc": acc,
@@ -186,6 +217,7 @@ def _scale(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "label_smoothing": c.train.label_smoothing,
         "augment": c.data.augment,
         "time_budgets_s": {str(ts): b for ts, b in budgets},
+        "code": sorted({r["code"] for r in runs}),
     }
 
 
@@ -206,7 +238,7 @@ def _scale_text(s: dict[str, Any]) -> str:
         f"Scale: {s['dataset']}, {images}, tested on {test}; `{s['arch']}` at width {s['width']:g} "
         f"({s['parameters']:,} parameters); {s['epochs']} epochs (equal-epoch table), batch {s['batch_size']}, "
         f"{s['optimizer']} lr {s['lr']:g} ({s['schedule']}), label smoothing {s['label_smoothing']:g}, "
-        f"augmentation {'on' if s['augment'] else 'off'}; T_t = 2·T_s."
+        f"augmentation {'on' if s['augment'] else 'off'}; T_t = 2·T_s. Code: {', '.join(s.get('code', [])) or '?'}."
         + (
             f" Equal-time budget (median training seconds of the baseline's equal-epoch runs): {budgets}."
             if budgets
@@ -224,17 +256,46 @@ def _main_table(rows: list[dict], budget: str) -> list[str]:
         if budget == "epochs"
         else ("epochs trained", lambda r: f"{r['epochs_trained']:.1f}" if r["epochs_trained"] else "–")
     )
+    extra = any(r.get("teacher_margin") or r.get("gap") for r in rows)  # runs from before the analysis record
     out = [
-        f"| mode | T_s | T_t | test acc. at T_s (%) | vs baseline (points) | {cost[0]} | seeds |",
-        "|---|---|---|---|---|---|---|",
+        f"| mode | T_s | T_t | test acc. at T_s (%) | vs baseline (points) | {cost[0]} | seeds |"
+        + (" teacher margin (points) | train − test (points) |" if extra else ""),
+        "|---|---|---|---|---|---|---|" + ("---|---|" if extra else ""),
     ]
     for r in rows:
         b = baseline.get(r["t_student"])
         delta = _difference(r, b) if b is not None and r is not b else ""
-        out.append(
+        line = (
             f"| {r['mode']} | {r['t_student']} | {r['t_teacher']} | {_pm(r['acc'])} | {delta} | "
             f"{cost[1](r)} | {r['n']} |"
         )
+        if extra:
+            line += f" {_points(r.get('teacher_margin'))} | {_points(r.get('gap'))} |"
+        out.append(line)
+    return out
+
+
+def _points(ms: tuple[float, float | None] | list | None) -> str:
+    """Mean ± std of a difference of accuracies, in points with a sign."""
+    if not ms:
+        return "–"
+    mean, std = ms
+    return f"{100 * mean:+.1f}" + (f" ± {100 * std:.1f}" if std is not None else "")
+
+
+def _exit_table(rows: list[dict]) -> list[str]:
+    """Early exit at T_s per row that has it: accuracy (mean ± std) and mean timesteps used, per threshold."""
+    rows = [r for r in rows if r.get("early_exit")]
+    if not rows:
+        return []
+    thresholds = [p["threshold"] for p in rows[0]["early_exit"]]
+    out = [
+        "| mode | T_s | full window (%) | " + " | ".join(f"≥ {t:g}: acc. (%) / timesteps" for t in thresholds) + " |",
+        "|---|---|---|" + "---|" * len(thresholds),
+    ]
+    for r in rows:
+        cells = [f"{_pm(p['acc'])} / {p['mean_timesteps']:.2f}" for p in r["early_exit"]]
+        out.append(f"| {r['mode']} | {r['t_student']} | {_pm(r['acc'])} | " + " | ".join(cells) + " |")
     return out
 
 
@@ -292,6 +353,16 @@ def render_markdown(summary: dict[str, Any], figure: str | None = None) -> str:
             *_window_table(summary["main"]["epochs"]),
             "",
         ]
+    exits = _exit_table([r for r in summary["main"]["epochs"] if r["t_student"] > 1])
+    if exits:
+        lines += [
+            "**Early exit** (equal epochs; each test image stops at the first timestep whose running prediction "
+            "is at least this confident, largest softmax probability, else at T_s; accuracy and the mean "
+            "timesteps an image used):",
+            "",
+            *exits,
+            "",
+        ]
     if figure and figure.endswith(".png"):
         lines += [
             f"![test accuracy vs timesteps at inference, per mode]({figure})",
@@ -341,13 +412,15 @@ def accuracy_figure(summary: dict[str, Any]):
         trace.update(
             error_y=dict(type="data", array=stds, visible=True, thickness=1),
             marker=dict(color=color),
-            line=dict(color=color, dash="solid" if r["t_student"] == 1 else "dash"),
+            line=dict(color=color, dash={1: "solid", 2: "dash"}.get(r["t_student"], "dot")),
         )
     return fig.update_yaxes(tickformat=".1%")
 
 
-def write_summary(sweep_dir: Path, readme: Path | None = None, png: bool = True) -> dict[str, Any]:
-    """Rebuild summary.json, summary.md and the figure from `<sweep-dir>/runs`; rewrite `readme`'s section."""
+def write_summary(
+    sweep_dir: Path, readme: Path | None = None, png: bool = True, section: str = "results"
+) -> dict[str, Any]:
+    """Rebuild summary.json, summary.md and the figure from `<sweep-dir>/runs`; rewrite `readme`'s `section`."""
     summary = summarize(sweep_dir / "runs")
     atomic_write_json(sweep_dir / "summary.json", summary)
     figure = None
@@ -365,16 +438,23 @@ def write_summary(sweep_dir: Path, readme: Path | None = None, png: bool = True)
     (sweep_dir / "summary.md").write_text(render_markdown(summary, figure) + "\n")
     if readme is not None:
         rel = os.path.relpath(sweep_dir, readme.parent)
-        section = render_markdown(summary, figure and f"{rel}/{figure}")
-        section += (
-            f"\nGenerated by `python -m tssd_viz sweep --summarize-only --sweep-dir {rel}` "
+        body = render_markdown(summary, figure and f"{rel}/{figure}")
+        body += (
+            f"\nGenerated by `python -m tssd_viz sweep --summarize-only --sweep-dir {rel}"
+            + (f" --readme README.md --readme-section {section}" if section != "results" else "")
+            + "` "
             f"from the run folders in `{rel}/runs/`.\n"
         )
-        rewrite_section(readme, section)
+        rewrite_section(readme, body, *markers(section))
     return summary
 
 
-START, END = "<!-- results:start -->", "<!-- results:end -->"
+def markers(section: str = "results") -> tuple[str, str]:
+    """The comment lines that delimit a generated section of a markdown file."""
+    return f"<!-- {section}:start -->", f"<!-- {section}:end -->"
+
+
+START, END = markers()
 
 
 def rewrite_section(path: Path, body: str, start: str = START, end: str = END) -> None:
