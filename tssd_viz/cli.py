@@ -34,6 +34,7 @@ USAGE = (
   python -m tssd_viz train [--preset NAME | --config JSON] [--run-dir DIR] [--CONFIG.FIELD VALUE ...]
   python -m tssd_viz train --resume DIR
   python -m tssd_viz evaluate (--run-dir DIR | --checkpoint FILE) [--which best|last] [--t N] [--json]
+                             [--early-exit 0.5,0.8,0.9,0.95 [--figure FILE.html]]
         [--data.FIELD VALUE ...]
   python -m tssd_viz export --run-dir DIR [--which best|last] [--out FILE]
   python -m tssd_viz sweep --sweep-dir DIR [--grid main|ablations|all] [--preset NAME] [--seeds N] [--budget-s S]
@@ -216,12 +217,23 @@ def cmd_evaluate(argv: list[str]) -> int:
     ap.add_argument("--which", choices=("best", "last"), default="best")
     ap.add_argument("--t", type=int, default=0, help="largest window to evaluate (default: T_t of the run)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--early-exit",
+        default="",
+        metavar="THRESHOLDS",
+        help="comma-separated confidences in (0, 1], e.g. 0.5,0.8,0.9,0.95: also the early-exit table at T_s "
+        "(or at --t)",
+    )
+    ap.add_argument("--figure", default="", metavar="FILE.html", help="with --early-exit: write its plotly figure")
     known, rest = ap.parse_known_args(argv)
     if any(not a.startswith("--data.") for a in rest[::2]):
         fail(
-            f"unknown option {rest[0]}; evaluate takes --run-dir, --checkpoint, --which, --t, --json "
-            "and --data.* fields"
+            f"unknown option {rest[0]}; evaluate takes --run-dir, --checkpoint, --which, --t, --json, "
+            "--early-exit, --figure and --data.* fields"
         )
+    thresholds = _thresholds(known.early_exit)
+    if known.figure and not thresholds:
+        fail("--figure draws the early-exit table: give --early-exit too")
     try:
         path = _checkpoint_path(known.run_dir, known.checkpoint, known.which)
         saved = load_trained(path)
@@ -234,19 +246,53 @@ def cmd_evaluate(argv: list[str]) -> int:
         ds = load_dataset(cfg.data)
     except (ConfigError, DataUnavailable, CheckpointError) as e:
         fail(str(e))
-    from .train import evaluate, resolve_device
+    from .evaluation import collect_outputs, exit_points
+    from .train import resolve_device
 
     device = resolve_device(cfg.train.device)
     model.to(device)
-    accs = evaluate(model, Loader(ds.test, ds, 256, train=False, device=device), T)
-    table = {n: a for n, a in enumerate(accs, start=1)}
+    out = collect_outputs(model, Loader(ds.test, ds, 256, train=False, device=device), T)
+    table = {n: a for n, a in enumerate(out.acc_by_window(), start=1)}
+    t_exit = known.t or cfg.distill.t_student
+    exits = exit_points(out.logits[:t_exit], out.labels, thresholds) if thresholds else []
+    if known.figure:
+        from .figures import early_exit_figure
+
+        name = Path(known.run_dir).name if known.run_dir else Path(known.checkpoint).stem
+        early_exit_figure({name: exits}, full_window=t_exit).write_html(known.figure, include_plotlyjs="cdn")
     if known.json:
-        print(json.dumps({"t_student": cfg.distill.t_student, "acc_by_window": table}))
-    else:
-        for n, a in table.items():
-            mark = "  <- T_s (student)" if n == cfg.distill.t_student else ""
-            print(f"window n={n}: test accuracy {a:.2%}{mark}")
+        result = {"t_student": cfg.distill.t_student, "acc_by_window": table}
+        if exits:
+            result["early_exit"] = {"t": t_exit, "points": [p.as_dict() for p in exits]}
+        print(json.dumps(result))
+        return 0
+    for n, a in table.items():
+        mark = "  <- T_s (student)" if n == cfg.distill.t_student else ""
+        print(f"window n={n}: test accuracy {a:.2%}{mark}")
+    if exits:
+        print(
+            f"early exit within {t_exit} timesteps (stop at the first timestep whose running prediction is this sure):"
+        )
+        print(f"{'threshold':>10}  {'accuracy':>9}  {'mean timesteps':>14}")
+        for p in exits:
+            print(f"{p.threshold:>10g}  {p.acc:>9.2%}  {p.mean_timesteps:>14.2f}")
+    if known.figure:
+        print(f"figure: {known.figure}")
     return 0
+
+
+def _thresholds(text: str) -> list[float]:
+    """`0.5,0.8` -> [0.5, 0.8]; anything else ends the command with one line (exit status 2)."""
+    if not text:
+        return []
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        fail(f"--early-exit: {text!r} is not a comma-separated list of numbers, e.g. 0.5,0.8,0.9,0.95")
+    bad = [v for v in values if not 0 < v <= 1]  # nan fails both comparisons
+    if bad:
+        fail(f"--early-exit: every threshold must lie in (0, 1] (a softmax probability), got {bad[0]!r}")
+    return values
 
 
 def cmd_export(argv: list[str]) -> int:

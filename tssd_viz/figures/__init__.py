@@ -8,6 +8,8 @@ which neurons to trace: `busiest_neurons`, `intermittent_neurons`.
 Outputs over time: `timestep_logits_figure`, `window_agreement_figure`.
 Training (from metrics records): `loss_parts_figure`, `accuracy_figure`, `window_heatmap_figure`,
 `accuracy_vs_timesteps_figure`, `kl_agreement_figure`, `firing_rate_history_figure`.
+Timesteps as sub-models (SPEC §10): `timestep_confidence_figure`, `strong_weak_strip_figure`,
+`timestep_accuracy_figure`, `early_exit_figure`.
 Images, the network and comparisons: `image_grid_figure`, `probe_batch_figure`, `network_diagram_figure`,
 `head_predictions_figure`, `comparison_bars_figure`.
 Controls that redraw a figure in a notebook: `figure_explorer`.
@@ -25,6 +27,12 @@ from .lessons import (
 from .logits import timestep_logits_figure, window_agreement_figure
 from .neuron import firing_rate_figure, membrane_traces_figure, neuron_figure, raster_figure
 from .style import ROLE_COLORS, RUN_COLORS, RUN_DASHES, TEMPLATE
+from .timesteps import (
+    early_exit_figure,
+    strong_weak_strip_figure,
+    timestep_accuracy_figure,
+    timestep_confidence_figure,
+)
 from .training import (
     accuracy_figure,
     accuracy_vs_timesteps_figure,
@@ -42,6 +50,7 @@ __all__ = [
     "accuracy_vs_timesteps_figure",
     "busiest_neurons",
     "comparison_bars_figure",
+    "early_exit_figure",
     "figure_explorer",
     "firing_rate_figure",
     "firing_rate_history_figure",
@@ -55,6 +64,9 @@ __all__ = [
     "neuron_figure",
     "probe_batch_figure",
     "raster_figure",
+    "strong_weak_strip_figure",
+    "timestep_accuracy_figure",
+    "timestep_confidence_figure",
     "timestep_logits_figure",
     "window_agreement_figure",
     "window_heatmap_figure",

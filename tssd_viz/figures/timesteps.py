@@ -1,0 +1,150 @@
+"""The student window's timesteps as sub-models (SPEC §10): how confident each one is over training,
+which one was the strongest and the weakest at each logged step, and what early exit buys.
+
+Every mode records these signals once T_s >= 2; the strong/weak modes (s2w, w2s) train on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ._inputs import Records, as_runs
+from .style import ROLE_COLORS, category_color, finish, legend_below, percent_axis, run_color, run_dash
+from .training import _empty_note, _name
+
+
+def _timestep_rows(records: Records, key: str) -> tuple[list[int], np.ndarray]:
+    """(steps, values (steps, T)) of a per-timestep list over the step records that carry it."""
+    rows = [(r["step"], r[key]) for r in records if r.get("kind") == "step" and r.get(key)]
+    if not rows:
+        return [], np.zeros((0, 0))
+    width = min(len(v) for _, v in rows)
+    return [s for s, _ in rows], np.array([v[:width] for _, v in rows], dtype=float)
+
+
+def timestep_confidence_figure(records_or_runs: Records | Mapping[str, Records], *, title: str | None = None):
+    """Confidence of each timestep of the student window (batch mean of its largest softmax probability)
+    against the training step: one colour per timestep, one dash per run."""
+    fig = go.Figure()
+    for i, (run, records) in enumerate(as_runs(records_or_runs).items()):
+        steps, conf = _timestep_rows(records, "confidence_by_timestep")
+        for t in range(conf.shape[1]):
+            fig.add_trace(
+                go.Scatter(
+                    x=steps,
+                    y=conf[:, t],
+                    mode="lines",
+                    name=_name(f"timestep {t + 1}", run),
+                    legendgroup=str(run),
+                    line=dict(color=category_color(t), dash=run_dash(i)),
+                    hovertemplate=f"timestep {t + 1}: %{{y:.1%}}<extra></extra>",
+                )
+            )
+    fig.update_xaxes(title_text="training step")
+    fig.update_yaxes(title_text="confidence (mean max softmax)", **percent_axis())
+    title = title or "how sure each timestep of the student window is"
+    return legend_below(finish(_empty_note(fig, "per-timestep confidence"), title, hovermode="x unified"), 8)
+
+
+def strong_weak_strip_figure(records: Records, *, title: str | None = None) -> go.Figure:
+    """A heat strip over the logged training steps: for each timestep of the student window, whether it was
+    the strongest (most confident) or the weakest of its batch. In s2w the strong one teaches the weak one,
+    in w2s the reverse."""
+    steps, strong = _timestep_rows(records, "strongest_by_timestep")
+    _, weak = _timestep_rows(records, "weakest_by_timestep")
+    fig = go.Figure()
+    if steps:
+        z = strong - weak  # +1 strongest, -1 weakest, 0 neither (T_s > 2)
+        labels = np.where(z > 0, "strongest", np.where(z < 0, "weakest", "in between"))
+        fig.add_trace(
+            go.Heatmap(
+                x=steps,
+                y=[f"t={t + 1}" for t in range(z.shape[1])],
+                z=z.T,
+                text=labels.T,
+                zmin=-1,
+                zmax=1,
+                colorscale=[[0, ROLE_COLORS["weak"]], [0.5, "#f2f2f2"], [1, ROLE_COLORS["teacher"]]],
+                colorbar=dict(tickvals=[-1, 0, 1], ticktext=["weakest", "in between", "strongest"], len=0.9),
+                hovertemplate="step %{x}, %{y}: %{text}<extra></extra>",
+                xgap=0,
+                ygap=2,
+            )
+        )
+        fig.update_yaxes(title_text="timestep", autorange="reversed")
+    fig.update_xaxes(title_text="training step")
+    height = 160 + 40 * (strong.shape[1] if steps else 2)
+    return finish(
+        _empty_note(fig, "strongest/weakest timesteps"),
+        title or "strongest and weakest timestep per step",
+        height=height,
+    )
+
+
+def _point(p: Any) -> tuple[float, float, float]:
+    """(threshold, accuracy, mean timesteps) of an `ExitPoint` or its dict."""
+    if isinstance(p, Mapping):
+        return p["threshold"], p["acc"], p["mean_timesteps"]
+    return p.threshold, p.acc, p.mean_timesteps
+
+
+def early_exit_figure(
+    runs: Mapping[str, Sequence[Any]], *, full_window: int | None = None, title: str | None = None
+) -> go.Figure:
+    """Accuracy against the mean timesteps an image used, one point per confidence threshold, one line per run:
+    the latency/accuracy trade-off each run buys. `runs`: name -> ExitPoints (or their dicts)."""
+    fig = go.Figure()
+    for i, (name, points) in enumerate(runs.items()):
+        pts = sorted((_point(p) for p in points), key=lambda p: p[0])
+        if not pts:
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=[p[2] for p in pts],
+                y=[p[1] for p in pts],
+                mode="lines+markers+text",
+                text=[f"{p[0]:g}" for p in pts],
+                textposition="top left",
+                name=name,
+                line=dict(color=run_color(i)),
+                customdata=[[p[0]] for p in pts],
+                hovertemplate="threshold %{customdata[0]:g}: %{y:.1%} with %{x:.2f} timesteps<extra>%{fullData.name}"
+                "</extra>",
+            )
+        )
+    fig.update_xaxes(title_text="mean timesteps used per image", rangemode="tozero")
+    if full_window:
+        fig.update_xaxes(range=[0.8, full_window + 0.2], dtick=1 if full_window <= 16 else None)
+    fig.update_yaxes(title_text="test accuracy", **percent_axis())
+    title = title or "early exit: accuracy vs timesteps (labels: confidence threshold)"
+    return legend_below(finish(_empty_note(fig, "early-exit points"), title), 8)
+
+
+def timestep_accuracy_figure(runs: Mapping[str, Mapping[str, Any]], *, title: str | None = None) -> go.Figure:
+    """Each timestep's own accuracy (z(t) alone) at the end of training, from runs' analysis records; the
+    student window's strongest and weakest timestep are marked. `runs`: name -> analysis record."""
+    fig = go.Figure()
+    for i, (name, a) in enumerate(runs.items()):
+        accs = a.get("acc_by_timestep") or []
+        t = list(range(1, len(accs) + 1))
+        marks = ["strongest" if n == a.get("strongest") else "weakest" if n == a.get("weakest") else "" for n in t]
+        fig.add_trace(
+            go.Scatter(
+                x=t,
+                y=accs,
+                mode="lines+markers+text",
+                text=marks,
+                textposition="bottom center",
+                name=name,
+                line=dict(color=run_color(i)),
+            )
+        )
+    fig.update_xaxes(title_text="timestep t (its output z(t) alone)", dtick=1)
+    fig.update_yaxes(title_text="test accuracy", **percent_axis())
+    return legend_below(
+        finish(_empty_note(fig, "per-timestep accuracy"), title or "accuracy of each timestep alone"), 8
+    )
