@@ -8,6 +8,7 @@ from ._version import __version__ as __version__
 from .checkpoints import CheckpointError, load_checkpoint
 from .config import ConfigError, DataConfig, DistillConfig, ModelConfig, TrainConfig, TSSDConfig, preset, validate
 from .data import Dataset, DataUnavailable, Loader, Split, cache_dir, is_available, load_dataset, offline_default
+from .evaluation import ExitPoint, Outputs, analysis, collect_outputs, early_exit, exit_points, teacher_margins
 from .events import FitInfo, FitResult
 from .jobs import JobManager
 from .lessons import (
@@ -20,7 +21,19 @@ from .lessons import (
     train_or_read,
     weak_head_tap,
 )
-from .losses import LossParts, Windows, accuracy_by_window, agreement, kd_kl, tssd_loss, windows
+from .losses import (
+    LossParts,
+    Windows,
+    accuracy_by_window,
+    agreement,
+    kd_kl,
+    rank_timesteps,
+    strong_weak_loss,
+    sw_pairs,
+    timestep_confidence,
+    tssd_loss,
+    windows,
+)
 from .models import ModelOutput, SpikingNet, build_model, count_parameters
 from .neurons import LIF, LIFParams, lif_multistep, lif_step, rect_surrogate_grad, snntorch_multistep
 from .observers import ConsoleProgress, History, Observer, RunWriter
@@ -102,4 +115,15 @@ __all__ = [
     "split_windows",
     "train_or_read",
     "weak_head_tap",
+    "ExitPoint",
+    "Outputs",
+    "analysis",
+    "collect_outputs",
+    "early_exit",
+    "exit_points",
+    "teacher_margins",
+    "rank_timesteps",
+    "strong_weak_loss",
+    "sw_pairs",
+    "timestep_confidence",
 ]
