@@ -56,10 +56,11 @@ def make_step(variant: str, shape: Shape) -> Callable[[], None]:
     ann: the same net with ReLU, T = 1.  tutorial: snntorch style at T.  ours: tssd_viz at T.
     autograd: tssd_viz with the reference (autograd) neuron loop.  compiled: torch.compile'd loop.
     plain2 / tssd_shared / tssd_continue: the library's own training maths, T_s = 2, T_t = 4.
+    s2w2 / w2s2: the strong/weak modes at T_s = 2 (no extra timesteps).
     """
     torch.manual_seed(0)
     x, y = _batch(shape)
-    if variant in ("plain2", "tssd_shared", "tssd_continue"):
+    if variant in ("plain2", "tssd_shared", "tssd_continue", "s2w2", "w2s2"):
         return _tssd_step(variant, shape, x, y)
     if variant == "ann":
         model, T = nets.ann(shape.arch, shape.width), 1
@@ -92,6 +93,8 @@ def _tssd_step(variant: str, shape: Shape, x, y) -> Callable[[], None]:
         cfg = cfg.replace(**{"distill.mode": "baseline"})
     elif variant == "tssd_continue":
         cfg = cfg.replace(**{"distill.tsd_pass": "continue", "distill.teacher_ce": False})
+    elif variant in ("s2w2", "w2s2"):  # the strong/weak modes at T_s = 2 (SPEC §10)
+        cfg = cfg.replace(**{"distill.mode": variant[:3]})
     model = nets.ours(shape.arch, shape.width, weak_head=cfg.uses_weak_head)
     model = model.to(memory_format=torch.channels_last).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)

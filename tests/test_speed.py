@@ -53,6 +53,8 @@ def test_bench_quick_prints_every_table_row():
         "2. as shipped: tutorial",
         "3. TSSD(4,2) step, tsd_pass=continue",
         "4. activation memory T=4",
+        "6. s2w step, T_s=2 / plain T=2 step",
+        "w2s step, T_s=2 / plain T=2 step",
     ):
         line = next(text for text in out.splitlines() if row in text)
         cells = [c.strip() for c in line.strip("|").split("|")]
