@@ -115,8 +115,17 @@ def test_a_tiny_run_launched_from_the_page_completes_and_its_metrics_appear(fini
         "live_traces",
         "live_probe_logits",
         "live_final",
+        "live_confidence",  # T_s = 2: the student window's timesteps as sub-models
+        "live_strong_weak",
+        "live_final_steps",
+        "live_final_exit",
     ):
         chart(at, key)
+    strip = chart(at, "live_strong_weak")["data"][0]
+    assert strip["type"] == "heatmap" and strip["y"] == ["t=1", "t=2"]
+    exits = chart(at, "live_final_exit")["data"][0]
+    assert len(exits["x"]) == 4 and all(1 <= x <= 2 for x in exits["x"])  # four thresholds, 1..T_s timesteps
+    assert any("its teacher knew" in c and "train − test" in c for c in caption_texts(at)), caption_texts(at)
     traces = chart(at, "live_traces")  # membrane traces: H(t) before the reset and V(t) after, explained below
     assert "soft reset" in traces["layout"]["title"]["subtitle"]["text"]
     assert any("**soft reset** subtracts θ" in c for c in caption_texts(at))
@@ -207,6 +216,19 @@ def test_impossible_window_sizes_are_prevented(runs_dir):
     assert at.number_input(key="cfg_aux_stage").proto.max == 3  # stage 4 is the last: nothing after it
 
 
+def test_the_strong_weak_modes_need_two_timesteps_and_have_their_own_weight(runs_dir):
+    at = session()
+    at.number_input(key="cfg_t_student").set_value(1).run()
+    at.segmented_control(key="cfg_mode").set_value("s2w").run()
+    assert at.number_input(key="cfg_t_student").value == 2  # a timestep teaches another: two at least
+    assert at.number_input(key="cfg_t_student").proto.min == 2
+    assert not at.number_input(key="cfg_sw_weight").disabled and not at.number_input(key="cfg_kd_temperature").disabled
+    assert at.number_input(key="cfg_alpha").disabled and at.number_input(key="cfg_beta").disabled
+    assert any("most confident timestep teaches the least confident" in c for c in caption_texts(at))
+    at.segmented_control(key="cfg_mode").set_value("tsd").run()
+    assert at.number_input(key="cfg_sw_weight").disabled
+
+
 def test_compare_page_overlays_runs_and_tables_their_windows(finished_run, cancelled_run):
     names = sorted([finished_run[1], cancelled_run[1]])
     at = session("views/compare.py")
@@ -217,6 +239,10 @@ def test_compare_page_overlays_runs_and_tables_their_windows(finished_run, cance
     assert "train.epochs" in list(table(at, "setting")["setting"])  # the settings that differ
     assert len(chart(at, "compare_windows")["data"]) == 1  # only the finished run was evaluated
     assert len(chart(at, "compare_loss")["data"]) >= 8  # four loss parts for each of two runs
+    row = accs.set_index("run").loc[finished_run[1]]
+    assert -100 <= row["teacher margin"] <= 100 and -100 <= row["train − test"] <= 100  # in points
+    assert len(chart(at, "compare_confidence")["data"]) >= 2  # a line per timestep of each run with records
+    assert len(chart(at, "compare_exit")["data"]) == 1  # only the finished run has an early-exit table
 
 
 def test_inspect_page_runs_the_trained_network_on_a_test_image(finished_run, runs_dir):

@@ -15,7 +15,7 @@ import streamlit as st
 import torch
 
 from tssd_viz import ConfigError, DistillConfig, TSSDConfig, is_available, offline_default, preset, validate
-from tssd_viz.config import ARCHS, DATASETS, MODES, SSD_TEACHERS, TSD_PASSES
+from tssd_viz.config import ARCHS, DATASETS, MODES, SSD_TEACHERS, SW_VARIANTS, TSD_PASSES
 from tssd_viz.models import num_stages
 
 # Starting points: a full config each; the form then overrides the fields it shows.
@@ -37,6 +37,8 @@ FIELDS = (  # the fields the form shows, by dotted name; widget key: cfg_<name>
     "distill.teacher_ce",
     "distill.ssd_teacher",
     "distill.weak_ce",
+    "distill.sw_weight",
+    "distill.sw_variant",
     "model.arch",
     "model.width",
     "model.aux_stage",
@@ -60,6 +62,9 @@ MODE_HELP = {
     "tsd": "temporal: the T_t window teaches the T_s window",
     "ssd": "spatial: the final output teaches a weak head",
     "tssd": "both, as in the paper",
+    "s2w": "strong → weak: inside the T_s window, the most confident timestep teaches the least confident "
+    "(no extra timesteps, no weak head)",
+    "w2s": "weak → strong: inside the T_s window, the least confident timestep teaches the most confident",
 }
 ARCH_HELP = {
     "vgg_small": "vgg_small · 3 stages, CPU-sized",
@@ -159,14 +164,18 @@ def _distillation(box) -> None:
         **PERSIST,
     )
     box.caption(MODE_HELP[ss[key("distill.mode")]])
+    modes = DistillConfig(mode=ss[key("distill.mode")])
+    temporal, spatial, timestep = modes.uses_teacher, modes.uses_weak_head, modes.uses_timestep_teacher
+    if timestep and ss[key("distill.t_student")] < 2:  # a timestep teaches another: the window needs two
+        ss[key("distill.t_student")] = 2
     c1, c2 = box.columns(2)
     c1.number_input(
         "Student T_s",
-        min_value=1,
+        min_value=2 if timestep else 1,
         max_value=32,
         step=1,
         key=key("distill.t_student"),
-        help="Timesteps the network uses at inference.",
+        help="Timesteps the network uses at inference (at least 2 in s2w and w2s, whose timesteps teach each other).",
         **PERSIST,
     )
     t_s = int(ss[key("distill.t_student")])
@@ -178,12 +187,11 @@ def _distillation(box) -> None:
         max_value=64,
         step=1,
         key=key("distill.t_teacher"),
-        help="Timesteps of the teacher window in training (more than T_s); every window n = 1..T_t is evaluated.",
+        help="Timesteps of the teacher window in training (more than T_s; tsd and tssd train with it); every "
+        "window n = 1..T_t is evaluated, in every mode.",
         **PERSIST,
     )
-    modes = DistillConfig(mode=ss[key("distill.mode")])
-    temporal, spatial = modes.uses_teacher, modes.uses_weak_head
-    c1, c2, c3 = box.columns(3)
+    c1, c2 = box.columns(2)
     c1.number_input(
         "α (TSD)",
         min_value=0.0,
@@ -204,14 +212,25 @@ def _distillation(box) -> None:
         help="Weight of the spatial term; only ssd and tssd have one.",
         **PERSIST,
     )
+    c3, c4 = box.columns(2)
     c3.number_input(
+        "λ (s2w/w2s)",
+        min_value=0.0,
+        max_value=100.0,
+        step=0.1,
+        key=key("distill.sw_weight"),
+        disabled=not timestep,
+        help="Weight of the strong/weak term; only s2w and w2s have one.",
+        **PERSIST,
+    )
+    c4.number_input(
         "τ_kd",
         min_value=0.1,
         max_value=20.0,
         step=0.5,
         key=key("distill.kd_temperature"),
-        disabled=not (temporal or spatial),
-        help="Softmax temperature of both KL terms.",
+        disabled=not (temporal or spatial or timestep),
+        help="Softmax temperature of every KL term.",
         **PERSIST,
     )
     with box.popover("The method's open choices", width="stretch"):
@@ -239,6 +258,15 @@ def _distillation(box) -> None:
             "Who teaches the weak head", SSD_TEACHERS, key=key("distill.ssd_teacher"), disabled=not spatial, **PERSIST
         )
         st.checkbox("Weak head also gets the task loss", key=key("distill.weak_ce"), disabled=not spatial, **PERSIST)
+        st.selectbox(
+            "Strong/weak pairs",
+            SW_VARIANTS,
+            key=key("distill.sw_variant"),
+            disabled=not timestep,
+            help="pair: one teacher timestep, one student timestep; cascade: the timesteps ranked by confidence, "
+            "each adjacent pair distilled.",
+            **PERSIST,
+        )
         st.checkbox("Detach the reset in the backward pass", key=key("model.detach_reset"), **PERSIST)
 
 
@@ -354,5 +382,9 @@ def summary(cfg: TSSDConfig) -> str:
     return (
         f"**{d.mode}**: {m.arch} ×{m.width:g} on {cfg.data.dataset}, {stop}, seed {t.seed}, on the {device}; "
         f"the student reads {d.t_student} timestep{'s' if d.t_student != 1 else ''}, "
-        f"the teacher window {d.t_teacher}."
+        + (
+            f"which teach each other; windows up to {d.t_teacher} are evaluated."
+            if d.uses_timestep_teacher
+            else f"the teacher window {d.t_teacher}."
+        )
     )

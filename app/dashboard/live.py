@@ -185,6 +185,12 @@ def _training_charts(name: str, recs: list[dict], cfg) -> None:
                 ),
             )
             chart(fig.update_xaxes(tickangle=-20), "live_rate_bars")
+    if last and last.get("confidence_by_timestep"):  # T_s >= 2: the student window's timesteps as sub-models
+        c3, c4 = st.columns(2)
+        with c3:
+            chart(figure("conf", version, lambda: figures.timestep_confidence_figure(shown)), "live_confidence", True)
+        with c4:
+            chart(figure("strip", version, lambda: figures.strong_weak_strip_figure(shown)), "live_strong_weak")
 
 
 def snapshot_label(stem: str) -> str:
@@ -327,4 +333,31 @@ def _final_section(name: str, recs: list[dict], final: dict[int, float], cfg) ->
                 "final", (name, len(recs)), lambda: figures.accuracy_vs_timesteps_figure({name: recs}, t_student=t_s)
             ),
             "live_final",
+        )
+    end = reading.last_of(recs, "analysis")  # runs from before the analysis record have none
+    if end is None:
+        return
+    train_acc = final_accuracy(recs, "train").get(t_s)
+    notes = []
+    if end.get("teacher_margin") is not None:
+        notes.append(f"its teacher knew **{100 * end['teacher_margin']:+.1f} points** more than its student")
+    if train_acc is not None and final.get(t_s) is not None:
+        notes.append(f"train − test accuracy at T_s: **{100 * (train_acc - final[t_s]):+.1f} points**")
+    if notes:
+        st.caption("At the end of training: " + "; ".join(notes) + ".")
+    st.markdown("##### Each timestep alone, and early exit")
+    c1, c2 = st.columns(2)
+    with c1:
+        chart(
+            figure("final_steps", (name, len(recs)), lambda: figures.timestep_accuracy_figure({name: end})),
+            "live_final_steps",
+        )
+    with c2:
+        chart(
+            figure(
+                "final_exit",
+                (name, len(recs)),
+                lambda: figures.early_exit_figure({name: end.get("early_exit") or []}, full_window=t_s),
+            ),
+            "live_final_exit",
         )

@@ -9,6 +9,18 @@ from tssd_viz import figures
 from tssd_viz.figures.dashboard import firing_rate_history_figure
 from tssd_viz.runs import final_accuracy
 
+COLUMN_HELP = {
+    "teacher margin": "Accuracy of the run's teacher minus its student's at the end of training, in points ("
+    "tsd/tssd: window T_t − T_s; ssd: final output − weak head; s2w: strongest − weakest timestep; w2s: the "
+    "reverse). Distillation can only pass on what the teacher knows more.",
+    "train − test": "Accuracy at T_s on training images minus on test images, in points: how much the run "
+    "over-fits. A distillation loss regularises, which pays where this is large.",
+}
+
+
+def _points(fraction: float | None) -> float | None:
+    return None if fraction is None else 100 * fraction
+
 
 def differing_settings(rows: list[reading.RunRow]) -> list[dict]:
     """The config fields whose values differ between the runs: what the comparison is about."""
@@ -26,6 +38,8 @@ def accuracy_table(rows: list[reading.RunRow], recs: dict[str, list[dict]]) -> l
     for r in rows:
         final = final_accuracy(recs[r.name])
         t_s = r.cfg.distill.t_student
+        end = reading.last_of(recs[r.name], "analysis") or {}
+        train_acc = final_accuracy(recs[r.name], "train").get(t_s)
         table.append(
             {
                 "run": r.name,
@@ -33,6 +47,9 @@ def accuracy_table(rows: list[reading.RunRow], recs: dict[str, list[dict]]) -> l
                 "state": r.state,
                 "T_s": t_s,
                 "at T_s": final.get(t_s),
+                # what its teacher knew more than its student; how much it over-fits (SPEC §10)
+                "teacher margin": _points(end.get("teacher_margin")),
+                "train − test": _points(train_acc - final[t_s] if train_acc is not None and t_s in final else None),
                 **{f"n = {n}": final.get(n) for n in range(1, width + 1)},
             }
         )
@@ -56,7 +73,15 @@ def comparison(names: list[str]) -> None:
         hide_index=True,
         key="compare_table",
         column_config={
-            k: st.column_config.NumberColumn(format="percent") for k in table[0] if k == "at T_s" or k.startswith("n =")
+            **{
+                k: st.column_config.NumberColumn(format="percent")
+                for k in table[0]
+                if k == "at T_s" or k.startswith("n =")
+            },
+            **{
+                k: st.column_config.NumberColumn(format="%+.1f points", help=COLUMN_HELP[k])
+                for k in ("teacher margin", "train − test")
+            },
         },
     )
     diff = differing_settings(rows)
@@ -86,6 +111,30 @@ def comparison(names: list[str]) -> None:
     with c2:
         live.chart(live.figure("cmp_kl", version, lambda: figures.kl_agreement_figure(shown)), "compare_kl", True)
     live.chart(live.figure("cmp_rates", version, lambda: firing_rate_history_figure(shown)), "compare_rates", True)
+    ends = {n: reading.last_of(rs, "analysis") for n, rs in recs.items()}
+    ends = {n: a for n, a in ends.items() if a}
+    if ends or any(r.get("confidence_by_timestep") for rs in shown.values() for r in rs[-1:]):
+        st.markdown("##### The timesteps of the student window as sub-models")
+        c1, c2 = st.columns(2)
+        with c1:
+            live.chart(
+                live.figure("cmp_conf", version, lambda: figures.timestep_confidence_figure(shown)),
+                "compare_confidence",
+                True,
+            )
+        with c2:
+            if ends:
+                live.chart(
+                    live.figure(
+                        "cmp_exit",
+                        version,
+                        lambda: figures.early_exit_figure(
+                            {n: a.get("early_exit") or [] for n, a in ends.items()}, full_window=t_s
+                        ),
+                    ),
+                    "compare_exit",
+                    True,
+                )
     st.markdown("##### Accuracy of each window over training")
     for col, r in zip(st.columns(min(len(rows), 3)), rows[:3]):
         with col:
