@@ -258,6 +258,9 @@ def test_inspect_page_runs_the_trained_network_on_a_test_image(finished_run, run
     at.slider(key="inspect_T").set_value(8).run()
     assert not at.exception, [e.value for e in at.exception]
     assert "#3" in json.dumps(chart(at, "inspect_image_fig")["layout"])
+    assert any(
+        c.startswith("Each timestep alone is this sure") and "Early exit: at 0.5" in c for c in caption_texts(at)
+    )
     # any folder, by its path, opens the same way
     at.radio(key="inspect_source").set_value("any folder").run()
     at.text_input(key="inspect_path").input(str(runs_dir / name)).run()

@@ -134,10 +134,15 @@ class ConsoleProgress(Observer):
                 dynamic_ncols=True,
                 leave=False,
             )
+        d = info.cfg.distill
+        # s2w/w2s train at T_s only: T_t is just how far the windows are evaluated
+        windows = (
+            f"T_s={d.t_student}, windows to {d.t_teacher}"
+            if d.uses_timestep_teacher
+            else (f"T_s={d.t_student} T_t={d.t_teacher}")
+        )
         self._write(
-            f"{info.cfg.distill.mode} · {info.arch} · {info.dataset} · {info.device} · "
-            f"T_s={info.cfg.distill.t_student} T_t={info.cfg.distill.t_teacher} · "
-            f"{info.num_parameters:,} parameters"
+            f"{d.mode} · {info.arch} · {info.dataset} · {info.device} · {windows} · {info.num_parameters:,} parameters"
         )
         self._write("  ".join(f"{c:>8}" for c in self.COLUMNS))
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
+import torch
 from dashboard import inference, live, reading, state
 
-from tssd_viz import CheckpointError, DataUnavailable, RunFolder, figures
+from tssd_viz import CheckpointError, DataUnavailable, RunFolder, exit_points, figures
 from tssd_viz.figures.dashboard import busiest_neurons, probe_batch_figure
 from tssd_viz.probes import ProbeError
 
@@ -130,6 +131,7 @@ def show(run: RunFolder) -> None:
             figures.timestep_logits_figure(trace.logits[:, 0], classes, t_student=min(t_s, T), label=trace.label),
             "inspect_logits",
         )
+        st.caption(exit_caption(trace.logits[:, 0], trace.label, min(t_s, T)))
     spikes, membrane = trace.spikes[layer], trace.membrane[layer]
     c1, c2 = st.columns(2)
     with c1:
@@ -149,6 +151,19 @@ def show(run: RunFolder) -> None:
         )
         st.caption(live.traces_caption(cfg.model.threshold, cfg.model.tau))
     history(run, int(index), layer)
+
+
+def exit_caption(logits, label: int, t_s: int) -> str:
+    """How sure each timestep of the student window is about this image, and where early exit would stop it."""
+    z = torch.as_tensor(logits, dtype=torch.float32)  # (T, K)
+    conf = torch.softmax(z[:t_s], -1).amax(-1)
+    sure = " · ".join(f"t={t + 1}: {c:.0%}" for t, c in enumerate(conf.tolist()))
+    exits = exit_points(z[:t_s, None], torch.tensor([label]), [0.5, 0.9])
+    stops = ", ".join(
+        f"at {p.threshold:g} it stops after {p.mean_timesteps:.0f} of {t_s} ({'right' if p.acc else 'wrong'})"
+        for p in exits
+    )
+    return f"Each timestep alone is this sure (largest softmax probability): {sure}. Early exit: {stops}."
 
 
 def history(run: RunFolder, index: int, layer: str) -> None:
