@@ -71,6 +71,38 @@ def test_evaluate_prints_every_window(trained):
     assert out["acc_by_window"]["2"] == pytest.approx(saved[2], abs=1e-6)
 
 
+def test_evaluate_early_exit_matches_the_runs_own_analysis(trained, tmp_path):
+    run_dir, _ = trained
+    figure = tmp_path / "exit.html"
+    p = cli("evaluate", "--run-dir", run_dir, "--early-exit", "0.5,0.8,0.9,0.95", "--figure", figure)
+    assert p.returncode == 0, p.stderr
+    rows = [line.split() for line in p.stdout.splitlines() if line.strip()[:1].isdigit()]
+    assert [r[0] for r in rows] == ["0.5", "0.8", "0.9", "0.95"]
+    (end,) = RunFolder(run_dir).metrics("analysis")  # the same weights (one epoch): the same table
+    for row, point in zip(rows, end["early_exit"]):
+        assert float(row[1].rstrip("%")) == pytest.approx(100 * point["acc"], abs=0.01)
+        assert float(row[2]) == pytest.approx(point["mean_timesteps"], abs=0.005)
+    assert "early exit: accuracy vs timesteps" in figure.read_text()
+    j = json.loads(cli("evaluate", "--run-dir", run_dir, "--early-exit", "0.9", "--json").stdout)
+    assert j["early_exit"]["t"] == 2 and j["early_exit"]["points"][0]["threshold"] == 0.9
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--early-exit", "0.5,high"], "--early-exit: '0.5,high' is not a comma-separated list of numbers"),
+        (["--early-exit", "0,0.5"], "--early-exit: every threshold must lie in (0, 1]"),
+        (["--early-exit", "nan"], "--early-exit: every threshold must lie in (0, 1]"),
+        (["--figure", "x.html"], "--figure draws the early-exit table: give --early-exit too"),
+    ],
+)
+def test_evaluate_refuses_bad_early_exit_options_in_one_line(trained, tmp_path, args, message):
+    run_dir, _ = trained
+    p = cli("evaluate", "--run-dir", run_dir, *args, cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.startswith("error: ") and message in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.html").exists()
+
+
 def test_export_drops_the_weak_head_and_evaluates_at_ts(trained, tmp_path):
     run_dir, _ = trained
     out = tmp_path / "student.pt"
