@@ -179,3 +179,62 @@ def test_gradient_norms_by_part_add_up_to_the_whole_network():
     assert min(norms["stem"], norms["stage 2"], norms["weak head"]) > 0
     total = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]).norm()
     assert sum(n**2 for n in norms.values()) == pytest.approx(total.item() ** 2, rel=1e-5)
+
+
+def summary_row(mode, t_student, accs, margin=None, gap=None):
+    """A row of a sweep summary's main table, as summary.json holds it: [mean, std] over the seeds' values."""
+    mean = sum(accs) / len(accs)
+    std = (sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5 if len(accs) > 1 else None
+    return {
+        "mode": mode,
+        "t_student": t_student,
+        "n": len(accs),
+        "acc": [mean, std],
+        "teacher_margin": margin,
+        "gap": gap,
+    }
+
+
+def test_race_rows_flatten_the_summary_and_measure_each_row_against_its_own_baseline():
+    summary = {
+        "main": {
+            "epochs": [
+                {**summary_row("baseline", 2, [0.60, 0.62, 0.64], gap=[0.01, 0.002]), "epoch_s": 30.5},  # std 0.02
+                summary_row("s2w", 2, [0.57, 0.58, 0.59], margin=[0.05, 0.01], gap=[-0.01, 0.003]),  # std 0.01
+                summary_row("w2s", 4, [0.7]),  # no baseline at T_s = 4 in this table
+            ],
+            "time": [summary_row("baseline", 2, [0.5]), summary_row("s2w", 2, [0.55])],
+        }
+    }
+    rows = tv.race_rows(summary)
+    assert [(r["budget"], r["mode"], r["t_student"]) for r in rows] == [
+        ("epochs", "baseline", 2),
+        ("epochs", "s2w", 2),
+        ("epochs", "w2s", 4),
+        ("time", "baseline", 2),
+        ("time", "s2w", 2),
+    ]
+    base, s2w, w2s, _, timed = rows
+    assert base["vs_baseline"] is None and base["noise"] is None and base["teacher_margin"] is None
+    assert (base["gap"], base["acc"], base["acc_std"], base["seeds"]) == pytest.approx((0.01, 0.62, 0.02, 3))
+    assert base["epoch_s"] == 30.5 and s2w["epoch_s"] is None
+    assert s2w["vs_baseline"] == pytest.approx(-0.04) and s2w["teacher_margin"] == 0.05 and s2w["gap"] == -0.01
+    assert s2w["noise"] == pytest.approx(2 * ((0.01**2 + 0.02**2) / 3) ** 0.5)  # 2 SE of a difference of means
+    assert w2s["vs_baseline"] is None and w2s["acc_std"] is None
+    assert timed["vs_baseline"] == pytest.approx(0.05) and timed["noise"] is None  # one seed: no spread
+    assert tv.race_rows({}) == [] and tv.race_rows({"main": {"epochs": []}}) == []
+
+
+def test_runs_summary_puts_a_lessons_own_runs_in_the_shape_race_rows_reads(tmp_path):
+    runs = {mode: tv.train_or_read(tiny(mode), tmp_path) for mode in ("baseline", "s2w")}
+    summary = tv.runs_summary(runs)
+    assert summary["main"]["time"] == [] and [r["mode"] for r in summary["main"]["epochs"]] == ["baseline", "s2w"]
+    base, s2w = tv.race_rows(summary)
+    for row, run in ((base, runs["baseline"]), (s2w, runs["s2w"])):
+        test, train = run.final_eval()[2], run.final_eval("train")[2]
+        assert (row["budget"], row["t_student"], row["seeds"], row["acc_std"]) == ("epochs", 2, 1, None)
+        assert row["acc"] == test and row["gap"] == pytest.approx(train - test)
+        assert row["epoch_s"] == run.metrics("epoch")[-1]["wall_s"]  # one epoch
+    assert base["teacher_margin"] is None  # the baseline has no teacher
+    assert s2w["teacher_margin"] == runs["s2w"].metrics("analysis")[-1]["teacher_margin"] is not None
+    assert s2w["vs_baseline"] == pytest.approx(s2w["acc"] - base["acc"]) and s2w["noise"] is None

@@ -1,5 +1,6 @@
 """What the lessons (notebooks/) need beyond training and recording: their configuration, where their
-run folders live, and a few measurements of a trained network that a lesson prints.
+run folders live, a few measurements of a trained network that a lesson prints, and the race table that
+lesson 4 reads (a sweep's summary, or the lesson's own runs in its shape).
 
 A lesson runs on real CIFAR-10 when it is on disk and on the offline digits otherwise, and says which;
 with `TSSD_FAST=1` (the test suite) it runs the short digits recipe for one epoch whatever is on disk.
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -114,6 +117,66 @@ def train_or_read(
 def _run_folder(cfg: TSSDConfig, root: str | os.PathLike) -> RunFolder:
     """`root/<mode>-<the first 8 hex digits of the config's SHA-256>`."""
     return RunFolder(Path(root) / f"{cfg.distill.mode}-{hashlib.sha256(cfg.to_json().encode()).hexdigest()[:8]}")
+
+
+def runs_summary(runs: Mapping[str, RunFolder]) -> dict[str, Any]:
+    """Finished run folders, one seed each, in the shape of a sweep summary's main table (`summary.json` of
+    `python -m tssd_viz sweep`, equal epochs): per run its mode, T_s, test accuracy at T_s, teacher margin and
+    train-test gap, each as [mean, std] with std None (one seed), and seconds per epoch. What `race_rows` reads."""
+    rows = []
+    for run in runs.values():
+        d = run.config().distill
+        test, train = run.final_eval().get(d.t_student), run.final_eval("train").get(d.t_student)
+        margin = (run.metrics("analysis") or [{}])[-1].get("teacher_margin")  # None: baseline, or an older run
+        gap = train - test if train is not None and test is not None else None
+        last = (run.metrics("epoch") or [None])[-1]  # wall_s: seconds in training steps, over all epochs so far
+        rows.append(
+            {
+                "mode": d.mode,
+                "t_student": d.t_student,
+                "n": 1,
+                "acc": [test, None],
+                "teacher_margin": None if margin is None else [margin, None],
+                "gap": None if gap is None else [gap, None],
+                "epoch_s": last["wall_s"] / last["epoch"] if last else None,
+            }
+        )
+    return {"main": {"epochs": rows, "time": []}}
+
+
+def race_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A sweep summary's main table as flat rows, equal epochs first, then equal time: budget, mode, t_student,
+    seeds, acc and acc_std (test accuracy at T_s over seeds), vs_baseline (difference of mean accuracy to the
+    baseline row of the same budget and T_s; None for the baseline or without one), noise (two standard errors
+    of that difference; None with one seed), teacher_margin and gap (means; None where not recorded), epoch_s
+    (mean seconds of training per epoch: what a mode costs). Accuracies and differences are fractions."""
+    rows = []
+    for budget in ("epochs", "time"):
+        table = (summary.get("main") or {}).get(budget) or []
+        baselines = {r["t_student"]: r for r in table if r["mode"] == "baseline"}
+        for r in table:
+            (acc, std), b = r["acc"], baselines.get(r["t_student"])
+            versus = noise = None
+            if b is not None and b is not r:
+                versus = acc - b["acc"][0]
+                if std is not None and b["acc"][1] is not None:  # the spread of a difference of two means
+                    noise = 2 * math.sqrt(std**2 / r["n"] + b["acc"][1] ** 2 / b["n"])
+            rows.append(
+                {
+                    "budget": budget,
+                    "mode": r["mode"],
+                    "t_student": r["t_student"],
+                    "seeds": r["n"],
+                    "acc": acc,
+                    "acc_std": std,
+                    "vs_baseline": versus,
+                    "noise": noise,
+                    "teacher_margin": (r.get("teacher_margin") or [None])[0],
+                    "gap": (r.get("gap") or [None])[0],
+                    "epoch_s": r.get("epoch_s"),
+                }
+            )
+    return rows
 
 
 def weak_head_tap(net: SpikingNet) -> str:
