@@ -303,36 +303,51 @@ def test_a_run_folder_from_before_the_bn_switch_reads_as_running_averages(tmp_pa
     run = RunFolder(tmp_path / "old")
     run.prepare(tiny())
     saved = json.loads(run.config_path.read_text())
-    for k in ("bn_stats", "bn_batches", "bn_window"):
+    for k in ("bn_stats", "bn_batches", "bn_window", "bn_augment"):
         del saved["train"][k]
     run.config_path.write_text(json.dumps(saved))
     assert run.config().train.bn_stats == "running"  # what that code did, not today's default
     assert tiny().train.bn_stats == "recompute"
+    # a folder from before train.bn_augment recomputed its statistics on unaugmented images
+    saved["train"]["bn_stats"] = "recompute"
+    run.config_path.write_text(json.dumps(saved))
+    assert run.config().train.bn_stats == "recompute" and run.config().train.bn_augment is False
+    assert tiny().train.bn_augment is True
 
 
-def test_a_cancelled_runs_checkpoint_holds_statistics_of_its_weights(tmp_path):
+@pytest.mark.parametrize("augment,bn_augment", [(False, True), (True, True), (True, False)])
+def test_a_cancelled_runs_checkpoint_holds_statistics_of_its_weights(tmp_path, augment, bn_augment):
+    """The statistics are the exact average over bn_batches training batches, augmented as in training
+    when both data.augment and train.bn_augment are on (SPEC §9)."""
+    over = {"data.augment": augment, "train.bn_augment": bn_augment}
     calls = {"n": 0}
 
     def stop_after_3():
         calls["n"] += 1
         return calls["n"] >= 3
 
-    fit(tiny(), run_dir=tmp_path / "r", should_stop=stop_after_3)
+    fit(tiny(**over), run_dir=tmp_path / "r", should_stop=stop_after_3)
     ck = load_checkpoint(tmp_path / "r" / "checkpoints" / "last.pt")
     from tssd_viz import build_model, load_dataset
     from tssd_viz.data import Loader
     from tssd_viz.train import recompute_bn_stats
 
-    cfg = tiny()
-    model = build_model(cfg.model, 1, 10, weak_head=True)
-    model.load_state_dict(ck["model"])
+    cfg = tiny(**over)
     ds = load_dataset(cfg.data)
-    loader = Loader(ds.train, ds, cfg.data.batch_size, train=True, augment=False, seed=cfg.train.seed + 1)
-    loader.set_epoch(3)
-    recompute_bn_stats(model, itertools.islice(loader, cfg.train.bn_batches), cfg.train_timesteps)
-    for k, v in model.state_dict().items():
-        if "running" in k:
-            torch.testing.assert_close(v, ck["model"][k])
+
+    def stats(augmented: bool) -> dict:
+        model = build_model(cfg.model, 1, 10, weak_head=True)
+        model.load_state_dict(ck["model"])
+        loader = Loader(ds.train, ds, cfg.data.batch_size, train=True, augment=augmented, seed=cfg.train.seed + 1)
+        loader.set_epoch(3)
+        recompute_bn_stats(model, itertools.islice(loader, cfg.train.bn_batches), cfg.train_timesteps)
+        return {k: v for k, v in model.state_dict().items() if "running" in k}
+
+    for k, v in stats(augment and bn_augment).items():
+        torch.testing.assert_close(v, ck["model"][k])
+    if augment and bn_augment:  # augmented batches give other statistics than plain ones
+        plain = stats(False)
+        assert any(not torch.allclose(v, ck["model"][k]) for k, v in plain.items())
 
 
 @pytest.mark.parametrize(

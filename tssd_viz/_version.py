@@ -1,1 +1,1 @@
-__version__ = "0.2.0"  # the one place; pyproject.toml reads it
+__version__ = "0.2.1"  # the one place; pyproject.toml reads it

@@ -244,9 +244,11 @@ class RunFolder:
             raise ConfigError(where, "no such file: not a run folder") from None
         except (OSError, ValueError, RecursionError) as e:  # ValueError: not JSON, or not UTF-8
             raise ConfigError(where, f"not a readable JSON config ({type(e).__name__}: {_first_line(e)})") from None
-        # A config written before train.bn_stats existed was evaluated with PyTorch's running averages.
+        # A config written before train.bn_stats existed was evaluated with PyTorch's running averages; one
+        # written before train.bn_augment recomputed them on unaugmented images.
         if isinstance(saved, dict) and isinstance(saved.get("train"), dict):
             saved["train"].setdefault("bn_stats", "running")
+            saved["train"].setdefault("bn_augment", False)
         try:
             return validate(TSSDConfig.from_dict(saved))
         except ConfigError as e:

@@ -143,8 +143,12 @@ class Training:
             ds.train, ds, cfg.data.batch_size, train=True, augment=cfg.data.augment, seed=tc.seed, **on
         )
         self.test_loader = Loader(ds.test, ds, 256, train=False, **on)
-        # Batch-norm statistics for evaluation come from unaugmented training images, never the test split.
-        self.bn_loader = Loader(ds.train, ds, cfg.data.batch_size, train=True, augment=False, seed=tc.seed + 1, **on)
+        # Batch-norm statistics for evaluation come from training images, augmented as in training (bn_augment),
+        # never from the test split.
+        bn_augment = cfg.data.augment and tc.bn_augment
+        self.bn_loader = Loader(
+            ds.train, ds, cfg.data.batch_size, train=True, augment=bn_augment, seed=tc.seed + 1, **on
+        )
         self.bn_T = cfg.train_timesteps if tc.bn_window == "train" else cfg.distill.t_student
         self.bn_fresh_at = -1  # the step whose weights the stored statistics describe
         idx = torch.arange(min(tc.probe_images, len(ds.test.labels)))
