@@ -11,7 +11,7 @@ import pytest
 
 from tssd_viz import RunFolder
 from tssd_viz.cli import parse_config
-from tssd_viz.config import TSSDConfig, preset
+from tssd_viz.config import TSSDConfig, preset, validate
 from tssd_viz.sweep import (
     ABLATIONS,
     EPOCH_CAP_FACTOR,
@@ -19,6 +19,7 @@ from tssd_viz.sweep import (
     Cell,
     SweepError,
     expand,
+    markers,
     render_markdown,
     rewrite_section,
     run_cell,
@@ -72,6 +73,36 @@ def test_main_grid_is_4_modes_x_2_ts_x_seeds_x_2_budgets():
         assert diff(c.cfg, BASE) <= allowed
     # the equal-epoch cells all come before the equal-time ones (their baselines give the budget)
     assert [c.budget for c in cells] == ["epochs"] * 24 + ["time"] * 24
+
+
+def test_race_grid_is_six_modes_at_ts2_both_budgets_and_three_at_ts4():
+    cells = expand("race", BASE, seeds=3)
+    assert len(cells) == 45 and len({c.name for c in cells}) == 45
+    epochs = [c for c in cells if c.budget == "epochs"]
+    assert [c.budget for c in cells] == ["epochs"] * 27 + ["time"] * 18  # the budget comes from the baselines
+    modes = ["baseline", "tsd", "ssd", "tssd", "s2w", "w2s"]
+    assert {(c.cfg.distill.mode, c.cfg.distill.t_student) for c in epochs} == {
+        *((m, 2) for m in modes),
+        ("baseline", 4),
+        ("s2w", 4),
+        ("w2s", 4),
+    }
+    assert {c.cfg.distill.mode for c in cells if c.budget == "time"} == set(modes)
+    for c in cells:
+        validate(c.cfg)  # every cell is a valid run (T_s >= 2 for the strong/weak modes)
+        assert c.cfg.distill.t_teacher == 2 * c.cfg.distill.t_student
+    assert epochs[:9] == [c for c in epochs if c.cfg.train.seed == 0]  # seed by seed
+
+
+def test_the_readme_race_tables_are_the_summary_of_the_committed_run_folders():
+    root = Path(__file__).resolve().parents[1]
+    sweep_dir = root / "results" / "cifar10-race"
+    body = render_markdown(summarize(sweep_dir / "runs"), "results/cifar10-race/accuracy_vs_timesteps.html")
+    start, end = markers("race")
+    readme = (root / "README.md").read_text()
+    section = readme[readme.index(start) + len(start) : readme.index(end)]
+    assert body.strip() in section  # typed by nobody: rebuilt from the run folders
+    assert "teacher margin (points) | train − test (points)" in body and "**Early exit**" in body
 
 
 def test_ablations_change_one_field_around_the_reference():
