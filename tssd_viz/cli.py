@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import os
 import signal
 import sys
 import time
@@ -33,6 +34,7 @@ USAGE = (
     """usage:
   python -m tssd_viz train [--preset NAME | --config JSON] [--run-dir DIR] [--CONFIG.FIELD VALUE ...]
   python -m tssd_viz train --resume DIR
+  torchrun --nproc-per-node N -m tssd_viz train ...   (data-parallel over N processes: SPEC §11)
   python -m tssd_viz evaluate (--run-dir DIR | --checkpoint FILE) [--which best|last] [--t N] [--json]
                              [--early-exit 0.5,0.8,0.9,0.95 [--figure FILE.html]]
         [--data.FIELD VALUE ...]
@@ -178,6 +180,7 @@ def cmd_train(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
+    from .distributed import RankLost
     from .train import TrainingDiverged, fit  # imported late: keeps `--help` and input errors fast
 
     try:
@@ -192,7 +195,10 @@ def cmd_train(argv: list[str]) -> int:
         fail(str(e))
     except StorageError as e:
         fail(str(e))  # a full disk: one line and exit 2 like any refusal; nothing saved is lost
-    print(f"run folder: {run_dir}")
+    except RankLost as e:
+        fail(str(e), 1)  # torchrun: another rank died; the run folder says failed
+    if os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 speaks for the run
+        print(f"run folder: {run_dir}")
     return EXIT_CANCELLED if result.stopped == "cancelled" else 0
 
 

@@ -184,6 +184,12 @@ class TrainConfig:
     """Number of fixed test images in the probe batch; 1 to 64."""
     threads: int = 0
     """CPU threads for torch (0: leave torch's default); at most 256."""
+    sync_bn: bool = True
+    """[choice] Under torchrun: batch norm over the global batch (SyncBatchNorm), so N processes train as one
+    does; false: each process normalises its own shard (no communication in the forward pass)."""
+    dist_timeout_s: float = 600.0
+    """Under torchrun: how long a process waits for the others at a collective before the run fails (a rank
+    that dies ends the others at once; this bounds a rank that hangs); 10 to 86,400 seconds."""
 
 
 @dataclass
@@ -299,6 +305,7 @@ LIMITS: dict[str, Range] = {
     "train.probe_every": Range(0, 10_000),
     "train.probe_images": Range(1, 64),
     "train.threads": Range(0, 256),  # 100,000 threads crashed the process
+    "train.dist_timeout_s": Range(10, 86400),
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "model.arch": ARCHS,

@@ -111,17 +111,20 @@ class StepResult:
 def timestep_signals(steps: Tensor) -> dict[str, list[float]]:
     """The student window's timesteps as sub-models (SPEC §10), in every mode: each one's confidence, and
     which one was the strongest and the weakest (one-hot, so an epoch's mean is each timestep's share)."""
-    order = rank_timesteps(steps)
-    T = steps.shape[0]
+    return {"confidence_by_timestep": timestep_confidence(steps).tolist(), **extremes(rank_timesteps(steps))}
+
+
+def extremes(order: list[int]) -> dict[str, list[float]]:
+    """The strongest and the weakest timestep of a ranking (most confident first), one-hot over the timesteps."""
+    T = len(order)
     return {
-        "confidence_by_timestep": timestep_confidence(steps).tolist(),
         "strongest_by_timestep": [float(t == order[0]) for t in range(T)],
         "weakest_by_timestep": [float(t == order[-1]) for t in range(T)],
     }
 
 
 def train_step(
-    model: SpikingNet,
+    model: SpikingNet | nn.Module,
     optimizer: torch.optim.Optimizer,
     x: Tensor,
     y: Tensor,
@@ -134,7 +137,8 @@ def train_step(
     With `with_rates`, the result also holds each LIF layer's firing rate over the step.
     Raises `TrainingDiverged`, before the weights change, when the loss is not finite."""
     d = cfg.distill
-    rate_probe = record(model, spikes=False, membrane=False) if with_rates else nullcontext()
+    # Under DDP the network is `model.module`: its layers are recorded under their own names.
+    rate_probe = record(getattr(model, "module", model), spikes=False, membrane=False) if with_rates else nullcontext()
     with autocast, rate_probe as rates:
         out, teacher_out = forward_windows(model, x, cfg)
         win = windows(out, d.t_student, teacher_out)

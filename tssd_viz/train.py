@@ -23,6 +23,7 @@ import torch
 from .checkpoints import FORMAT_TRAIN, CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, TSSDConfig, validate
 from .data import Dataset, Loader, load_dataset
+from .distributed import Ranks, sync_batchnorm
 from .evaluation import TRAIN_EVAL_IMAGES, Outputs, analysis, collect_outputs, evaluate, recompute_bn_stats
 from .events import FitInfo, FitResult
 from .models import build_model, count_parameters
@@ -62,10 +63,17 @@ def fit(
     dataset: Dataset | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> FitResult:
-    """Train `cfg`; write the run folder `run_dir` if given (resume continues it from last.pt)."""
+    """Train `cfg`; write the run folder `run_dir` if given (resume continues it from last.pt).
+
+    Under torchrun (WORLD_SIZE > 1 in the environment) this is one rank of a data-parallel run (SPEC §11):
+    every rank trains, rank 0 alone writes the run folder and hears `observers`."""
     validate(cfg)
     tc = cfg.train
     device = resolve_device(tc.device)
+    ranks = Ranks.from_env()
+    if ranks is not None:
+        ranks, device = ranks.start(cfg, device)  # joins the group: every rank gets here or the run ends
+        observers = observers if ranks.writes else ()
     if tc.bf16 and device.type != "cuda":
         raise ConfigError("train.bf16", f"bf16 autocast needs a CUDA device; this run uses {device.type}")
     if tc.threads:
@@ -76,10 +84,11 @@ def fit(
     ds = dataset if dataset is not None else load_dataset(cfg.data)
     check_sizes(cfg, ds)
     run = RunFolder(run_dir) if run_dir is not None else None
-    if run is not None:
+    writes = run is not None and (ranks is None or ranks.writes)  # the other ranks only read last.pt to resume
+    if writes:
         run.prepare(cfg, resume=resume)
-    observers = list(observers) + ([RunWriter(run)] if run is not None else [])
-    if run is not None and not resume:  # a folder without status.json reads as never started (runs.py)
+    observers = list(observers) + ([RunWriter(run)] if writes else [])
+    if writes and not resume:  # a folder without status.json reads as never started (runs.py)
         run.set_status("running", "starting: building the network", host=platform.node())
 
     def emit(event: str, *args) -> None:
@@ -87,10 +96,16 @@ def fit(
             getattr(o, event)(*args)
 
     try:
-        return Training(cfg, device, ds, run, emit, should_stop).run(resume)
+        result = Training(cfg, device, ds, run, emit, should_stop, ranks).run(resume)
     except BaseException as exc:
-        emit("on_error", exc)
-        raise
+        said = ranks.explain(exc) if ranks is not None else exc  # a lost rank, in one line
+        emit("on_error", said)
+        if said is exc:
+            raise
+        raise said from exc
+    if ranks is not None:
+        ranks.finish()  # only after a clean end: tearing down a group whose peer is gone can itself hang
+    return result
 
 
 def check_sizes(cfg: TSSDConfig, ds: Dataset) -> None:
@@ -128,26 +143,35 @@ class Training:
         run: RunFolder | None,
         emit: Callable[..., None],
         should_stop: Callable[[], bool] | None,
+        ranks: Ranks | None = None,
     ):
         tc = cfg.train  # "tc", not "t": t is a timestep in this code
         self.cfg, self.device, self.ds, self.folder, self._emit = cfg, device, ds, run, emit
-        self.should_stop = should_stop or (lambda: False)
-        torch.manual_seed(tc.seed)
+        self.ranks, self.writes = ranks, ranks is None or ranks.writes
+        self.asked_to_stop = should_stop or (lambda: False)
+        self.agreed_stop = False  # distributed: whether any rank was asked to stop, as of the last step
+        self.should_stop = self.asked_to_stop if ranks is None else (lambda: self.agreed_stop)
+        torch.manual_seed(tc.seed)  # every rank builds the same initial weights
         model = build_model(cfg.model, ds.in_channels, ds.num_classes, weak_head=cfg.uses_weak_head).to(device)
+        if ranks is not None and tc.sync_bn:
+            model = sync_batchnorm(model, device)
         self.model = model.to(memory_format=torch.channels_last if tc.channels_last else torch.contiguous_format)
         if tc.compile:
             compile_neurons(self.model)  # torch.compile the LIF time loops (the rest of the step stays eager)
         self.optimizer = make_optimizer(self.model, cfg)
         on = dict(device=device, channels_last=tc.channels_last)
+        shard = ranks.shard if ranks is not None else (0, 1)  # this rank's slice of every global batch
         self.train_loader = Loader(
-            ds.train, ds, cfg.data.batch_size, train=True, augment=cfg.data.augment, seed=tc.seed, **on
+            ds.train, ds, cfg.data.batch_size, train=True, augment=cfg.data.augment, seed=tc.seed, shard=shard, **on
         )
         self.test_loader = Loader(ds.test, ds, 256, train=False, **on)
         # Batch-norm statistics for evaluation come from training images, augmented as in training (bn_augment),
-        # never from the test split.
+        # never from the test split. Synced batch norm averages over the ranks' shards; unsynced, each rank sees
+        # whole batches: either way the statistics are those of a single process.
         bn_augment = cfg.data.augment and tc.bn_augment
+        bn_shard = shard if ranks is not None and tc.sync_bn else (0, 1)
         self.bn_loader = Loader(
-            ds.train, ds, cfg.data.batch_size, train=True, augment=bn_augment, seed=tc.seed + 1, **on
+            ds.train, ds, cfg.data.batch_size, train=True, augment=bn_augment, seed=tc.seed + 1, shard=bn_shard, **on
         )
         self.bn_T = cfg.train_timesteps if tc.bn_window == "train" else cfg.distill.t_student
         self.bn_fresh_at = -1  # the step whose weights the stored statistics describe
@@ -161,11 +185,14 @@ class Training:
         self.at = Position()
         self.partial: EpochMeans | None = None  # the means of an epoch a cancel cut short (saved in last.pt)
         self.stop_after_epoch = False
+        self.trained = self.model  # what the steps run: the network, or DDP around it (set in run())
 
     # -- the loop
     def run(self, resume: bool) -> FitResult:
         if resume:
             self.resume()  # replaces self.at: read it after
+        if self.ranks is not None:  # after the resume: DDP starts every rank from rank 0's weights
+            self.trained = self.ranks.wrap(self.model, self.cfg.train.sync_bn)
         cfg, tc, at = self.cfg, self.cfg.train, self.at
         self._emit(
             "before_fit",
@@ -253,10 +280,13 @@ class Training:
         lr = tc.lr * lr_factor(progress, tc.schedule, tc.warmup)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        result = train_step(self.model, self.optimizer, x, y, self.cfg, self.autocast, with_rates, at.step + 1)
+        result = train_step(self.trained, self.optimizer, x, y, self.cfg, self.autocast, with_rates, at.step + 1)
+        signals, seconds = result.signals(y, lr), time.perf_counter() - t0
+        if self.ranks is not None:  # the global batch's signals, one clock and one decision to stop for every rank
+            signals, seconds, self.agreed_stop = self.ranks.agree(signals, seconds, self.asked_to_stop())
         at.step += 1
-        at.elapsed += time.perf_counter() - t0
-        return result.signals(y, lr)
+        at.elapsed += seconds
+        return signals
 
     def epoch_record(self, epoch: int, means: EpochMeans, stopped: str, test_acc: dict[int, float] | None) -> dict:
         at, t_s = self.at, self.cfg.distill.t_student
@@ -349,6 +379,8 @@ class Training:
         if self.folder is None:
             return
         self.fresh_bn_stats()  # a checkpoint's batch-norm statistics describe the weights saved with them
+        if not self.writes:
+            return  # after the statistics: recomputing them is a collective with sync_bn
         path, at, ds = self.folder.checkpoints_dir / f"{name}.pt", self.at, self.ds
         save_checkpoint(
             path,
@@ -376,7 +408,8 @@ class Training:
             return
         path = self.folder.checkpoint_path("last")
         if not path.exists():
-            self.folder.truncate_metrics(0)  # killed before the first checkpoint: start clean, from step 0
+            if self.writes:
+                self.folder.truncate_metrics(0)  # killed before the first checkpoint: start clean, from step 0
             return
         ck = load_checkpoint(path, (FORMAT_TRAIN,), map_location=self.device)
         try:
@@ -389,7 +422,8 @@ class Training:
                 f"{path} does not fit the network of {self.folder.config_path} (was either file changed?): "
                 f"{_first_line(e)}"
             ) from None
-        self.folder.truncate_metrics(ck["metrics_lines"])  # records after last.pt are redone
+        if self.writes:
+            self.folder.truncate_metrics(ck["metrics_lines"])  # records after last.pt are redone
         torch.set_rng_state(ck["rng"])
 
     def record(self, event: str, line: dict) -> None:

@@ -41,6 +41,9 @@ class Loader:
     augmentation are a pure function of (seed, epoch), so a resumed run sees the same batches; it
     drops the last partial batch by default. A test loader keeps the order, never augments and
     yields every image, the last partial batch too.
+
+    `shard=(i, n)` (data-parallel training, SPEC §11) yields slice i of n of every batch, with the crops and
+    flips the whole batch would get: n loaders together yield exactly the batches of one.
     """
 
     def __init__(
@@ -55,9 +58,12 @@ class Loader:
         device: str | torch.device = "cpu",
         channels_last: bool = False,
         drop_last: bool | None = None,
+        shard: tuple[int, int] = (0, 1),
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if batch_size % shard[1] or not 0 <= shard[0] < shard[1]:
+            raise ValueError(f"shard {shard} does not split batches of {batch_size} evenly")
         self.device = torch.device(device)
         self.images = split.images.to(self.device)  # (N, C, H, W) uint8, moved once: indexing there is cheap
         self.labels = split.labels.to(self.device)  # (N,)
@@ -65,6 +71,7 @@ class Loader:
         self.augment = train and augment
         self.channels_last = channels_last
         self.drop_last = train if drop_last is None else drop_last
+        self.shard = shard
         self.epoch = 0
         # Normalise in pixel units: (x - 255 mean) / (255 std) == (x / 255 - mean) / std, one op fewer.
         self._shift = torch.tensor(dataset.mean, device=self.device).mul(255).view(1, -1, 1, 1)  # (1, C, 1, 1)
@@ -86,8 +93,10 @@ class Loader:
         order = torch.randperm(n, generator=gen) if self.train else torch.arange(n)
         dy, dx = torch.randint(0, 2 * p + 1, (2, n), generator=gen)  # crop offsets, per batch position
         flip = torch.randint(0, 2, (n,), generator=gen).bool() & self.dataset.flip
+        part = self.batch_size // self.shard[1]  # images per shard of a whole batch
         for i in range(len(self)):
-            sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
+            start = i * self.batch_size + self.shard[0] * part
+            sl = slice(start, min(start + part, n))  # draws are per position in the order: a shard gets its own
             idx = order[sl].to(self.device)
             x = self.images[idx]  # (B, C, H, W) uint8
             if self.augment:
