@@ -1,7 +1,7 @@
 # Two commands do everything (see README.md):
 #   make run    set up, then serve the dashboard and print its address (offline: the embedded digits dataset)
 #   make serve  the same for a classroom: every interface, run folders opened from the runs folder only
-#   make test   set up, then run every test (unit, notebooks, app, browser)
+#   make test   set up (with the cluster extra), then run every test (unit, notebooks, app, browser, a Ray head)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -13,6 +13,12 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -e ".[app,notebooks,dev]"
 	touch $(STAMP)
+
+# The tests also need the cluster extra (Ray, several hundred MB: they start a real Ray head); `make run` does not.
+TEST_STAMP := $(VENV)/.installed-cluster
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[app,notebooks,dev,cluster]"
+	touch $(TEST_STAMP)
 
 setup: $(STAMP)
 
@@ -41,7 +47,7 @@ serve: setup
 train-demo: setup
 	$(PY) -m tssd_viz train --preset digits --run-dir runs/digits-demo-$$(date +%s)
 
-test: setup browser
+test: $(TEST_STAMP) browser
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
 	TSSD_FAST=1 $(PY) -m pytest
 

@@ -9,12 +9,16 @@ Environment:
     TSSD_MAX_RUNNING  how many runs train at once (default: one per GPU, one on a CPU machine)
     TSSD_DATA_ROOT    where CIFAR is looked for first (DIR/cifar10); see the README's Data section
     TSSD_SERVE        "classroom" (make serve): Inspect opens run folders inside the runs folder only
+    TSSD_EXECUTOR     "local" (default: child processes) or "ray" (jobs of the Ray cluster at RAY_ADDRESS;
+                      the runs folder must then be on a filesystem every node sees)
 """
 
 from pathlib import Path
 
 import streamlit as st
 from dashboard import state
+
+from tssd_viz import ConfigError
 
 # The tab icon is a file of ours: a Material icon name would be fetched from a font server, which fails offline.
 st.set_page_config(
@@ -41,5 +45,9 @@ pages = [
     st.Page("views/playground.py", title="Neuron playground", icon=":material/tune:"),
 ]
 page = st.navigation(pages)
-state.job_manager()  # start the shared queue (idempotent): runs submitted anywhere start from here
+try:
+    state.job_manager()  # start the shared queue (idempotent): runs submitted anywhere start from here
+except ConfigError as e:  # TSSD_EXECUTOR / RAY_ADDRESS unusable: one line, not a traceback
+    st.error(f"The job queue cannot start: {e}")
+    st.stop()
 page.run()

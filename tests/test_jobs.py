@@ -1,4 +1,7 @@
-"""The job manager with real training processes: the queue limit, cancelling, crashes, a shared queue."""
+"""The job manager with real training processes: the queue limit, cancelling, crashes, a shared queue.
+
+The tests that take an `executor` run twice: with local child processes and with jobs of a real Ray head
+(tests/ray_head.py), through the same calls."""
 
 import os
 import signal
@@ -11,7 +14,14 @@ from waiting import wait_for  # tests/waiting.py
 
 from tssd_viz import ConfigError, RunFolder, preset
 from tssd_viz.atomic import StorageError
+from tssd_viz.executors import Local, RayJobs
 from tssd_viz.jobs import JobManager
+
+
+@pytest.fixture(params=["local", "ray"])
+def executor(request):
+    """Where the runs of a test train: child processes of this one, or jobs of the Ray head."""
+    return Local() if request.param == "local" else RayJobs(request.getfixturevalue("ray_address"))
 
 
 def tiny(epochs=1, seed=0):
@@ -34,8 +44,8 @@ def states(jobs, *runs):
     return [r.status()["state"] for r in runs]
 
 
-def test_two_submissions_with_one_slot_run_one_after_the_other(tmp_path):
-    jobs = JobManager(tmp_path, max_running=1)
+def test_two_submissions_with_one_slot_run_one_after_the_other(tmp_path, executor):
+    jobs = JobManager(tmp_path, max_running=1, executor=executor)
     a = jobs.submit(tiny(seed=0))
     b = jobs.submit(tiny(seed=1, epochs=200))
     assert states(jobs, a, b) == ["running", "queued"]
@@ -54,8 +64,8 @@ def test_two_submissions_with_one_slot_run_one_after_the_other(tmp_path):
     assert jobs.wait(b, timeout=60)["state"] == "cancelled"
 
 
-def test_cancel_a_queued_run_and_a_running_one(tmp_path):
-    jobs = JobManager(tmp_path, max_running=1)
+def test_cancel_a_queued_run_and_a_running_one(tmp_path, executor):
+    jobs = JobManager(tmp_path, max_running=1, executor=executor)
     running = jobs.submit(tiny(epochs=200))
     queued = jobs.submit(tiny())
     assert jobs.cancel(queued) == "cancelled while queued"
@@ -73,8 +83,8 @@ def test_cancel_a_queued_run_and_a_running_one(tmp_path):
     assert queued.status()["state"] == "cancelled"
 
 
-def test_cancel_while_the_process_is_still_starting(tmp_path):
-    jobs = JobManager(tmp_path, max_running=1)
+def test_cancel_while_the_process_is_still_starting(tmp_path, executor):
+    jobs = JobManager(tmp_path, max_running=1, executor=executor)
     run = jobs.submit(tiny())
     assert run.status()["message"].startswith("starting")
     jobs.cancel(run)
@@ -122,8 +132,8 @@ def test_bad_configs_and_names_are_refused_before_anything_is_written(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == []
 
 
-def test_background_thread_starts_queued_runs(tmp_path):
-    jobs = JobManager(tmp_path, max_running=1)
+def test_background_thread_starts_queued_runs(tmp_path, executor):
+    jobs = JobManager(tmp_path, max_running=1, executor=executor)
     a = jobs.submit(tiny(epochs=200))
     b = jobs.submit(tiny())
     jobs.start(interval=0.1)

@@ -325,7 +325,7 @@ def cmd_export(argv: list[str]) -> int:
 
 def cmd_sweep(argv: list[str]) -> int:
     """Train a grid of runs into <sweep-dir>/runs (finished runs are skipped) and summarise them."""
-    from . import sweep
+    from . import executors, sweep
 
     ap = argparse.ArgumentParser(prog="python -m tssd_viz sweep")
     ap.add_argument("--sweep-dir", required=True)
@@ -379,6 +379,10 @@ def cmd_sweep(argv: list[str]) -> int:
             f"stop it with `kill {pid}` (the run in progress is checkpointed); run the same command to resume"
         )
         return 0
+    try:
+        executor = executors.from_env()  # TSSD_EXECUTOR: local processes, or jobs of a Ray cluster
+    except ConfigError as e:
+        fail(str(e))
     log = sweep.Log(sweep_dir / "sweep.log")
     sweep.write_manifest(sweep_dir, known.grid, base, argv, cells)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C: the run is checkpointed
@@ -390,6 +394,7 @@ def cmd_sweep(argv: list[str]) -> int:
             jobs=max(known.jobs, 1),
             keep_checkpoints=known.keep_checkpoints,
             after_run=lambda: sweep.write_summary(sweep_dir, png=False),
+            executor=executor,
         )
         summary = sweep.write_summary(sweep_dir, readme, section=known.readme_section)
     except sweep.SweepError as e:

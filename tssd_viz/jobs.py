@@ -13,6 +13,9 @@ SIGTERM, on which the CLI finishes the current step, saves last.pt and marks the
     run = jobs.submit(cfg)                 # a queued run folder; started at once if a slot is free
     jobs.start()                           # a background thread that polls every 0.5 s
     jobs.cancel(run)
+
+Where the process runs is the executor's business (executors.py: TSSD_EXECUTOR=local, the default, or ray):
+a Ray job is started, watched, cancelled and re-attached after an app restart through the same calls.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from typing import Any
 
 from .atomic import StorageError, storage_error
 from .config import ConfigError, TSSDConfig, validate
+from .executors import Local, RayJobs
+from .executors import from_env as executor_from_env
 from .runs import RunFolder, run_folders
 
 LOCK_NAME = ".queue.lock"
@@ -70,10 +75,21 @@ def _is_training_process(pid: int) -> bool:
 class JobManager:
     """Queue, start, watch and cancel training runs under `runs_root`."""
 
-    def __init__(self, runs_root: str | os.PathLike, max_running: int | None = None, *, python: str | None = None):
+    def __init__(
+        self,
+        runs_root: str | os.PathLike,
+        max_running: int | None = None,
+        *,
+        python: str | None = None,
+        executor: Local | RayJobs | None = None,
+    ):
+        self.executor = executor if executor is not None else executor_from_env()  # TSSD_EXECUTOR
+        self.remote = self.executor.name != "local"  # runs train on a cluster: watched through it, not by pid
         self.root = Path(runs_root).absolute()
         self.root.mkdir(parents=True, exist_ok=True)
-        self.max_running = max_running if max_running is not None else default_max_running()
+        if max_running is None:
+            max_running = self.executor.capacity() if self.remote else default_max_running()
+        self.max_running = max_running
         if self.max_running < 1:
             raise ValueError(f"max_running must be >= 1, got {self.max_running}")
         self.python = python or sys.executable
@@ -106,11 +122,15 @@ class JobManager:
         return [run for *_, run in sorted(queued, key=lambda q: (q[0], q[1]))]
 
     def running(self) -> list[RunFolder]:
-        """Runs training on this machine now (a run whose process died counts as failed, not running)."""
+        """Runs training on this machine now (a run whose process died counts as failed, not running); with a
+        cluster executor, the runs it holds (wherever they train)."""
         out = []
         for run in run_folders(self.root):
             st = run.status()
-            if st.get("state") == "running" and st.get("host", self.host) == self.host:
+            if self.remote:
+                if st.get("state") == "running" and run.read_job().get("executor") == self.executor.name:
+                    out.append(run)
+            elif st.get("state") == "running" and st.get("host", self.host) == self.host:
                 out.append(run)
         return out
 
@@ -172,6 +192,8 @@ class JobManager:
                 return "cancelled while queued"
             if state != "running":
                 return f"nothing to cancel: the run is {state}"
+            if self.remote:
+                return self._cancel_remote(run)
             if st.get("host", self.host) != self.host:
                 return f"the run trains on {st['host']}; cancel it there"
             pid = st.get("pid")
@@ -180,6 +202,16 @@ class JobManager:
             os.kill(pid, signal.SIGTERM)  # once: a second SIGTERM would abort without saving
             self._cancelling.add(run.path.absolute())
             return "stopping after the current step; its last checkpoint is kept"
+
+    def _cancel_remote(self, run: RunFolder) -> str:
+        path = run.path.absolute()
+        job = self._children.get(path) or self.executor.attach(run)
+        if job is None:
+            return "it was not submitted to the cluster: nothing to stop there"
+        job.send_signal(signal.SIGTERM)  # the cluster's stop: one SIGTERM, then the run saves last.pt
+        self._children.setdefault(path, job)
+        self._cancelling.add(path)
+        return "stopping after the current step; its last checkpoint is kept"
 
     def _own_run(self, run: RunFolder | str | os.PathLike) -> RunFolder:
         """`run` as a run folder directly inside the runs folder (symlinks resolved), or a `ConfigError`."""
@@ -212,7 +244,7 @@ class JobManager:
         # while they wait then burn the cores the others need: measured on 2 cores next to a busy
         # dashboard, the Quick look took 80 s with spinning threads and 8 s with sleeping ones.
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        gpu = self._free_gpu() if cfg.train.device != "cpu" else None
+        gpu = self._free_gpu() if cfg.train.device != "cpu" and not self.remote else None  # a cluster places its own
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = str(gpu)
         cmd = [
@@ -230,9 +262,7 @@ class JobManager:
             with open(run.log_path, "ab") as log:
                 log.write(f"$ {' '.join(cmd)}\n".encode())
                 log.flush()
-                proc = subprocess.Popen(
-                    cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
-                )
+                proc = self.executor.launch(run, cmd, env, log)
         except OSError as e:  # the disk refuses the log: the run stays queued, nothing started
             raise storage_error(run.log_path, e) from None
         try:
@@ -271,6 +301,8 @@ class JobManager:
 
     def _reap(self) -> None:
         """Collect children that exited (no zombies: a zombie's pid still looks alive) and settle their status."""
+        if self.remote:
+            self._attach()
         for path, proc in list(self._children.items()):
             code = proc.poll()
             if code is None:
@@ -289,7 +321,7 @@ class JobManager:
                     "cancelled", "cancelled before training started", pid=proc.pid, host=self.host, exit_code=code
                 )
             else:
-                last = run.log_tail() or "no output"
+                last = run.log_tail() or getattr(proc, "message", "") or "no output"
                 run.set_status(
                     "failed",
                     f"the training process exited with status {code}: {last}"[:500],
@@ -297,6 +329,16 @@ class JobManager:
                     host=self.host,
                     exit_code=code,
                 )
+
+    def _attach(self) -> None:
+        """Watch the cluster jobs of running runs that this manager did not start (another app process, or this
+        one before a restart): nothing submitted is lost when the app goes away."""
+        for run in run_folders(self.root):
+            path = run.path.absolute()
+            if path not in self._children and run.read_status().get("state") in ACTIVE:
+                job = self.executor.attach(run)
+                if job is not None:
+                    self._children[path] = job
 
     # -- the background poller
     def start(self, interval: float = 0.5) -> None:
@@ -330,12 +372,13 @@ class JobManager:
                 wait, last_error = interval, None
 
     def wait(self, run: RunFolder, timeout: float = 300.0, interval: float = 0.2) -> dict[str, Any]:
-        """Poll until `run` is neither queued nor running; return its status (for scripts and tests)."""
+        """Poll until `run` is neither queued nor running and its process (or cluster job) has been reaped;
+        return its status (for scripts and tests)."""
         deadline = time.monotonic() + timeout
         while True:
             self.poll()
             st = run.status()
-            if st.get("state") not in ACTIVE:
+            if st.get("state") not in ACTIVE and run.path.absolute() not in self._children:
                 return st
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{run.name} is still {st.get('state')} after {timeout:.0f} s")

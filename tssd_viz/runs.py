@@ -7,6 +7,7 @@
                   checkpoints/     last.pt, best.pt (written atomically)
                   env.json         versions, device, seed
                   log.txt          the training process's output, when the job manager started it
+                  job.json         {"executor": "ray", "address", "job_id"}: the cluster job that runs it (SPEC §11)
 
 This module is the only code that knows these names and formats: the trainer, the job manager, the
 app, the figures and the lessons read and write run folders through `RunFolder`, metrics records
@@ -137,6 +138,7 @@ class RunFolder:
     metrics_path = property(lambda self: self.path / "metrics.jsonl")
     env_path = property(lambda self: self.path / "env.json")
     log_path = property(lambda self: self.path / "log.txt")
+    job_path = property(lambda self: self.path / "job.json")
     probes_dir = property(lambda self: self.path / "probes")
     checkpoints_dir = property(lambda self: self.path / "checkpoints")
 
@@ -214,6 +216,16 @@ class RunFolder:
                 "source": source_commit(),
             },
         )
+
+    def write_job(self, record: dict[str, Any]) -> None:
+        atomic_write_json(self.job_path, record)
+
+    def read_job(self) -> dict[str, Any]:
+        """job.json: the cluster job a run was submitted as ({} for a local run, or when unreadable)."""
+        try:
+            return json.loads(self.job_path.read_text())
+        except (OSError, ValueError):
+            return {}
 
     def env(self) -> dict[str, Any]:
         """env.json ({} when it is missing or unreadable)."""

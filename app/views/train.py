@@ -45,7 +45,7 @@ def runs_panel() -> None:
     queued = sum(r.state == "queued" for r in rows)
     st.caption(
         f"{running} running · {queued} queued · at most {jobs.max_running} at a time · "
-        f"runs folder `{state.runs_root()}`"
+        f"runs folder `{state.runs_root()}` · {jobs.executor.label}"
     )
     mine = set(state.my_runs())
     # The watched run has its own progress bar and Cancel below, refreshed more often: one of each.

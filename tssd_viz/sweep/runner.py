@@ -1,4 +1,7 @@
-"""Training a sweep: each cell in its own `python -m tssd_viz train` process, a few at a time, resumable."""
+"""Training a sweep: each cell in its own `python -m tssd_viz train` process, a few at a time, resumable.
+
+The processes are local children, or jobs of a Ray cluster (executors.py: TSSD_EXECUTOR=ray).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from pathlib import Path
 
 from ..atomic import atomic_write_json
 from ..config import TSSDConfig
+from ..executors import Local, RayJobs
 from ..runs import RunFolder, _pid_alive
 from .grid import TEST_SIZES, TRAIN_SIZES, Cell, SweepError
 from .summary import _train_timesteps, calibrated_cost, collect, measured_budget
@@ -52,10 +56,16 @@ def _train_command(run: RunFolder, resume: bool) -> list[str]:
 
 
 def run_cell(
-    cell: Cell, runs_dir: Path, log: Callable[[str], None], *, keep_checkpoints: bool = False, procs: set | None = None
+    cell: Cell,
+    runs_dir: Path,
+    log: Callable[[str], None],
+    *,
+    keep_checkpoints: bool = False,
+    procs: set | None = None,
+    executor: Local | RayJobs | None = None,
 ) -> str:
     """Train `cell` into `runs_dir/<name>` unless it is done; return the run's final state.
-    The training process is in `procs` while it runs (so that a stopping sweep can signal it)."""
+    The training process (or Ray job) is in `procs` while it runs (so that a stopping sweep can signal it)."""
     run = RunFolder(runs_dir / cell.name)
     if run.exists() and run.config().to_dict() != cell.cfg.to_dict():
         raise SweepError(
@@ -79,12 +89,8 @@ def run_cell(
     with open(run.path / "train.log", "a", encoding="utf-8") as out:
         # A session of its own: a Ctrl-C at the terminal reaches the sweep only, which passes on exactly one
         # SIGINT (run_sweep; the run then checkpoints and says cancelled, where a second one would abort it).
-        proc = subprocess.Popen(
-            _train_command(run, resume),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            start_new_session=True,
+        proc = (executor or Local()).launch(
+            run, _train_command(run, resume), {**os.environ, "PYTHONUNBUFFERED": "1"}, out
         )
         if procs is not None:
             procs.add(proc)
@@ -110,6 +116,7 @@ def run_sweep(
     jobs: int = 1,
     keep_checkpoints: bool = False,
     after_run: Callable[[], None] | None = None,
+    executor: Local | RayJobs | None = None,
 ) -> dict[str, str]:
     """Train every cell not yet done, `jobs` at a time, in order; returns name -> final state.
 
@@ -147,7 +154,9 @@ def run_sweep(
         if RunFolder(runs_dir / cell.name).status()["state"] == "done":
             states[cell.name] = "done"
             return
-        states[cell.name] = run_cell(cell, runs_dir, log, keep_checkpoints=keep_checkpoints, procs=procs)
+        states[cell.name] = run_cell(
+            cell, runs_dir, log, keep_checkpoints=keep_checkpoints, procs=procs, executor=executor
+        )
         with guard:
             finished[0] += states[cell.name] == "done"
             log(f"{finished[0]}/{len(cells)} runs done")
