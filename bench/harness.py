@@ -50,16 +50,16 @@ def _batch(shape: Shape, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return x.contiguous(memory_format=torch.channels_last), y
 
 
-def make_step(variant: str, shape: Shape) -> Callable[[], None]:
+def make_step(variant: str, shape: Shape, device: str = "cpu") -> Callable[[], None]:
     """One training step (forward + backward + SGD) of a named variant, as a closure.
 
     ann: the same net with ReLU, T = 1.  tutorial: snntorch style at T.  ours: tssd_viz at T.
     autograd: tssd_viz with the reference (autograd) neuron loop.  compiled: torch.compile'd loop.
     plain2 / tssd_shared / tssd_continue: the library's own training maths, T_s = 2, T_t = 4.
-    s2w2 / w2s2: the strong/weak modes at T_s = 2 (no extra timesteps).
+    s2w2 / w2s2: the strong/weak modes at T_s = 2 (no extra timesteps). `device`: where it runs (bench/gpu_check.py).
     """
     torch.manual_seed(0)
-    x, y = _batch(shape)
+    x, y = (t.to(device) for t in _batch(shape))
     if variant in ("plain2", "tssd_shared", "tssd_continue", "s2w2", "w2s2"):
         return _tssd_step(variant, shape, x, y)
     if variant == "ann":
@@ -73,7 +73,7 @@ def make_step(variant: str, shape: Shape) -> Callable[[], None]:
                 m.fused = False
         if variant == "compiled":
             compile_neurons(model)
-    model = model.to(memory_format=torch.channels_last).train()
+    model = model.to(device, memory_format=torch.channels_last).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def step() -> None:
@@ -96,7 +96,7 @@ def _tssd_step(variant: str, shape: Shape, x, y) -> Callable[[], None]:
     elif variant in ("s2w2", "w2s2"):  # the strong/weak modes at T_s = 2 (SPEC §10)
         cfg = cfg.replace(**{"distill.mode": variant[:3]})
     model = nets.ours(shape.arch, shape.width, weak_head=cfg.uses_weak_head)
-    model = model.to(memory_format=torch.channels_last).train()
+    model = model.to(x.device, memory_format=torch.channels_last).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def step() -> None:
@@ -109,17 +109,22 @@ def _tssd_step(variant: str, shape: Shape, x, y) -> Callable[[], None]:
     return step
 
 
-def interleaved_medians(variants: list[str], shape: Shape, reps: int, warmup: int = 1) -> dict[str, float]:
-    """Median step seconds of each variant, timed round-robin in this process."""
-    steps = {v: make_step(v, shape) for v in variants}
+def interleaved_medians(
+    variants: list[str], shape: Shape, reps: int, warmup: int = 1, device: str = "cpu"
+) -> dict[str, float]:
+    """Median step seconds of each variant, timed round-robin in this process (on a GPU, to the end of its kernels)."""
+    steps = {v: make_step(v, shape, device) for v in variants}
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     for v in variants:
         for _ in range(warmup):
             steps[v]()
     times: dict[str, list[float]] = {v: [] for v in variants}
     for _ in range(reps):
         for v in variants:
+            sync()
             t0 = time.perf_counter()
             steps[v]()
+            sync()
             times[v].append(time.perf_counter() - t0)
     return {v: statistics.median(ts) for v, ts in times.items()}
 
