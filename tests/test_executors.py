@@ -48,6 +48,8 @@ def test_three_runs_from_two_threads_on_ray_end_right_across_an_app_restart(tmp_
     """The issue's classroom in small: a long run trains, two more are submitted at once from two threads;
     one is cancelled while queued, the long one while running; the app then restarts (a new manager) and
     the third run, already a Ray job, is watched to the end by the new manager."""
+    # The limit comes from the cluster: the head's 2 CPUs (no GPU), once its dashboard lists the node.
+    wait_for(lambda: JobManager(tmp_path, executor=RayJobs(ray_address)).max_running == 2, 60, "the node list")
     first = JobManager(tmp_path, max_running=1, executor=RayJobs(ray_address))
     assert first.executor.label == f"Ray cluster at {ray_address}"
     long = first.submit(tiny(epochs=200), "long")

@@ -286,12 +286,7 @@ def test_eight_submissions_from_four_processes_with_cancels_end_right_in_order(t
         starts = run.log_path.read_text().count("$ ") if run.log_path.exists() else 0
         assert starts == 1 if name.endswith("keep") else starts <= 1, (name, starts)  # started once, never twice
         if states[name] == "done":
-            assert [r["t"] for r in run.metrics("eval") if r["split"] == "test"] == [
-                1,
-                2,
-                3,
-                4,
-            ]  # evaluated once, not twice
+            assert [r["t"] for r in run.metrics("eval") if r["split"] == "test"] == [1, 2, 3, 4]  # evaluated once
     trained = [r for r in runs.values() if (r.path / "env.json").exists()]
     by_submission = sorted(trained, key=lambda r: r.config_path.stat().st_mtime_ns)
     by_start = sorted(trained, key=lambda r: (r.path / "env.json").stat().st_mtime_ns)

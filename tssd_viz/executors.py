@@ -105,7 +105,8 @@ class RayJobs:
 
     def capacity(self) -> int:
         """**[choice]** How many runs the job manager keeps on the cluster at once (TSSD_MAX_RUNNING overrides it):
-        one per GPU of the alive nodes, else one per CPU, from the dashboard's node list; 1 if it cannot be read.
+        one per GPU of the alive nodes, else one per CPU, from the dashboard's node list; 1 if it cannot be read
+        (or lists no node yet: a head that has just started).
         Further runs wait in the file queue, in order, rather than in Ray's scheduler (whose pending jobs fail
         after RAY_JOB_START_TIMEOUT_SECONDS)."""
         import json
