@@ -8,8 +8,11 @@ from ._version import __version__ as __version__
 from .checkpoints import CheckpointError, load_checkpoint
 from .config import ConfigError, DataConfig, DistillConfig, ModelConfig, TrainConfig, TSSDConfig, preset, validate
 from .data import Dataset, DataUnavailable, Loader, Split, cache_dir, is_available, load_dataset, offline_default
+from .data.events import event_digits, frame_transform, saccade_video
+from .dvs import emulate
 from .evaluation import ExitPoint, Outputs, analysis, collect_outputs, early_exit, exit_points, teacher_margins
 from .events import FitInfo, FitResult
+from .frames import WindowFrames
 from .jobs import JobManager
 from .lessons import (
     accuracy,
@@ -66,7 +69,10 @@ __all__ = [
     "LossParts",
     "Split",
     "cache_dir",
+    "emulate",
     "energy_uj",
+    "event_digits",
+    "frame_transform",
     "is_available",
     "synaptic_operations",
     "ModelConfig",
@@ -79,6 +85,7 @@ __all__ = [
     "TSSDConfig",
     "TrainConfig",
     "TrainingDiverged",
+    "WindowFrames",
     "Windows",
     "accuracy_by_window",
     "agreement",
@@ -93,6 +100,7 @@ __all__ = [
     "list_runs",
     "ProbeSnapshot",
     "read_probe",
+    "saccade_video",
     "snapshot",
     "final_accuracy",
     "run_folders",

@@ -23,7 +23,7 @@ import tyro
 
 from .atomic import StorageError
 from .checkpoints import CheckpointError
-from .config import PRESETS, ConfigError, TSSDConfig, preset, validate
+from .config import EVENT_DATASETS, PRESETS, ConfigError, TSSDConfig, preset, validate
 from .data import DataUnavailable, Loader, load_dataset
 from .observers import ConsoleProgress
 from .runs import RunFolder
@@ -249,7 +249,9 @@ def cmd_evaluate(argv: list[str]) -> int:
         T = known.t or saved.t_eval
         if T < 1:
             fail(f"--t must be >= 1, got {T}")
-        ds = load_dataset(cfg.data)
+        if cfg.data.dataset in EVENT_DATASETS and T > cfg.distill.t_teacher:
+            fail(f"--t: the recordings are binned for windows up to T_t = {cfg.distill.t_teacher}, got {T}")
+        ds = load_dataset(cfg.data, cfg.distill)
     except (ConfigError, DataUnavailable, CheckpointError) as e:
         fail(str(e))
     from .evaluation import collect_outputs, exit_points

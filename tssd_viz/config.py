@@ -21,7 +21,9 @@ from .archs import num_stages
 ARCHS = ("vgg_small", "vgg_fast", "vgg11", "resnet19", "vgg_bench")
 MODES = ("baseline", "tsd", "ssd", "tssd", "s2w", "w2s")
 SW_VARIANTS = ("pair", "cascade")
-DATASETS = ("digits", "cifar10", "cifar100", "folder")
+DATASETS = ("digits", "cifar10", "cifar100", "folder", "event_digits", "nmnist", "dvs_gesture", "cifar10_dvs")
+EVENT_DATASETS = ("event_digits", "nmnist", "dvs_gesture", "cifar10_dvs")
+WINDOWINGS = ("fixed_window", "whole_recording")
 TSD_PASSES = ("shared", "separate", "continue")
 SSD_TEACHERS = ("student", "teacher")
 DEVICES = ("auto", "cpu", "cuda")
@@ -115,7 +117,8 @@ class DistillConfig:
 @dataclass
 class DataConfig:
     dataset: str = "digits"
-    """digits (offline, ships with scikit-learn), cifar10, cifar100, folder (train/<class>/*, test/<class>/*)."""
+    """digits (offline, ships with scikit-learn), cifar10, cifar100, folder (train/<class>/*, test/<class>/*);
+    event cameras: event_digits (offline, made from digits), nmnist, dvs_gesture, cifar10_dvs (through tonic)."""
     root: str = ""
     """Where the dataset lives or is downloaded to; empty: the cache directory (TSSD_CACHE or ~/.cache/tssd-viz)."""
     batch_size: int = 128
@@ -127,7 +130,10 @@ class DataConfig:
     augment: bool = True
     """Random crop with padding (and a horizontal flip on natural images)."""
     download: bool = True
-    """Download a torchvision dataset that is missing (needs the internet)."""
+    """Download a torchvision or tonic dataset that is missing (needs the internet)."""
+    windowing: str = "fixed_window"
+    """[choice] Event data: fixed_window (frames of duration/T_t: a window of n steps sees the first n of them)
+    or whole_recording (each window sees the whole recording in its own n frames; needs tsd_pass separate)."""
 
 
 @dataclass
@@ -314,6 +320,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "distill.ssd_teacher": SSD_TEACHERS,
     "distill.sw_variant": SW_VARIANTS,
     "data.dataset": DATASETS,
+    "data.windowing": WINDOWINGS,
     "train.optimizer": OPTIMIZERS,
     "train.schedule": SCHEDULES,
     "train.device": DEVICES,
@@ -380,6 +387,15 @@ def validate(cfg: TSSDConfig) -> TSSDConfig:
             "'continue' builds no graph for the teacher's extra steps: it needs "
             "distill.detach_teacher true and distill.teacher_ce false",
         )
+    if data.windowing == "whole_recording":
+        if data.dataset not in EVENT_DATASETS:
+            raise ConfigError("data.windowing", f"'whole_recording' bins event recordings; {data.dataset} has none")
+        if cfg.train_timesteps != d.t_student and d.tsd_pass != "separate":
+            raise ConfigError(
+                "data.windowing",
+                "'whole_recording' gives the student and the teacher different frames: it needs distill.tsd_pass "
+                f"'separate', got {d.tsd_pass!r}",
+            )
     if data.dataset == "folder" and not data.root:
         raise ConfigError("data.root", "dataset 'folder' needs data.root, a folder with train/ and test/")
     if "\0" in data.root:
@@ -401,6 +417,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model": {"arch": "vgg_small", "width": 0.5},
         "data": {"dataset": "digits", "batch_size": 32, "augment": False},
         "train": {"epochs": 8, "lr": 0.1, "log_every": 4},
+    },
+    # Event camera, offline: event_digits (digits seen by an emulated DVS through three saccades), the
+    # digits recipe on 34x34 two-channel frames.
+    "events": {
+        "model": {"arch": "vgg_small", "width": 0.5},
+        "data": {"dataset": "event_digits", "batch_size": 32, "augment": False},
+        "train": {"epochs": 3, "lr": 0.1, "log_every": 4},
     },
     # The classroom demo: real CIFAR-10, a CPU-sized network (vgg_fast: downsampling right after the
     # stem, so only the stem's neurons run at 32x32), all 50,000 images; give it a time budget

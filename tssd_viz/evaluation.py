@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from .config import TSSDConfig
 from .losses import rank_timesteps, timestep_confidence
+from .frames import WindowFrames
 from .models import SpikingNet
 
 EXIT_THRESHOLDS = (0.5, 0.8, 0.9, 0.95)  # the early-exit table of every finished run (SPEC §10)
@@ -22,15 +23,20 @@ TRAIN_EVAL_IMAGES = 10_000  # training images (unaugmented) whose accuracy gives
 
 @torch.no_grad()
 def evaluate(model: SpikingNet, loader: Iterable, T: int, device: torch.device | None = None) -> list[float]:
-    """Test accuracy of every window n = 1..T, from one T-step pass per batch (eval mode)."""
+    """Test accuracy of every window n = 1..T, from one T-step pass per batch (eval mode).
+
+    Whole-recording event windows (`WindowFrames`) differ per window: one pass per n on its own binning."""
     was_training = model.training
     model.eval()
     correct, total = torch.zeros(T), 0
     for x, y in loader:
         if device is not None:
             x, y = x.to(device), y.to(device)
-        logits = model(x, T).logits.float()  # (T, B, K)
-        running = logits.cumsum(0).argmax(-1)  # argmax of a cumulative sum = argmax of the mean
+        if isinstance(x, WindowFrames):
+            running = torch.stack([model(x, n).logits.float().mean(0).argmax(-1) for n in range(1, T + 1)])  # (T, B)
+        else:
+            logits = model(x, T).logits.float()  # (T, B, K)
+            running = logits.cumsum(0).argmax(-1)  # argmax of a cumulative sum = argmax of the mean
         correct += (running == y).sum(1).cpu().float()
         total += y.shape[0]
     model.train(was_training)

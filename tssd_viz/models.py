@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from .archs import RESNET19_FC, RESNET19_STAGES, RESNET19_STEM, VGG_SPECS
 from .archs import num_stages as num_stages  # still importable from here
 from .config import ModelConfig
+from .frames import WindowFrames
 from .neurons import LIF, LIFParams
 
 
@@ -148,16 +149,19 @@ class SpikingNet(nn.Module):
                 module.name = name  # stable key for carried state and recordings
 
     def forward(
-        self, x: Tensor, T: int, state: dict[str, Tensor] | None = None, keep_state: bool = False
+        self, x: Tensor | WindowFrames, T: int, state: dict[str, Tensor] | None = None, keep_state: bool = False
     ) -> ModelOutput:
-        """x: static images (B, C, H, W) or event frames (T, B, C, H, W) -> ModelOutput over T steps.
+        """x: static images (B, C, H, W), event frames (T', B, C, H, W) with T' >= T (the first T are used),
+        or `WindowFrames` (whole-recording windows: the binning into T frames is used) -> ModelOutput over T steps.
 
         `state` continues from the membrane potentials of an earlier call (`keep_state=True`).
         """
         carry = Carry(state, keep_state)
+        if isinstance(x, WindowFrames):
+            x = x[T]  # (T, B, C, H, W): the whole recording at this window's resolution
         if x.dim() == 4:  # direct encoding: first conv+norm once, broadcast over T
             current = self.stem(x).unsqueeze(0).expand(T, *x.shape[:1], -1, -1, -1)
-        else:
+        else:  # event frames differ per timestep: no broadcast, the stem sees each frame
             current = unfold(self.stem(fold(x[:T])), T)
         h = carry(self.stem_lif, current)  # (T, B, C, H, W)
         weak = None

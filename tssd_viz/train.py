@@ -23,6 +23,7 @@ import torch
 from .checkpoints import FORMAT_TRAIN, CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, TSSDConfig, validate
 from .data import Dataset, Loader, load_dataset
+from .data.events import frame_windows
 from .distributed import Ranks, sync_batchnorm
 from .evaluation import TRAIN_EVAL_IMAGES, Outputs, analysis, collect_outputs, evaluate, recompute_bn_stats
 from .events import FitInfo, FitResult
@@ -81,7 +82,7 @@ def fit(
     if tc.tune_allocator and device.type == "cpu":
         tune_allocator()  # speed: activations are reused instead of page-faulted in every step
     # Everything that can refuse the run comes before its folder is written: a refusal writes nothing.
-    ds = dataset if dataset is not None else load_dataset(cfg.data)
+    ds = dataset if dataset is not None else load_dataset(cfg.data, cfg.distill)
     check_sizes(cfg, ds)
     run = RunFolder(run_dir) if run_dir is not None else None
     writes = run is not None and (ranks is None or ranks.writes)  # the other ranks only read last.pt to resume
@@ -110,6 +111,13 @@ def fit(
 
 def check_sizes(cfg: TSSDConfig, ds: Dataset) -> None:
     """Refuse a training set smaller than one batch: no step could run (the loader drops partial batches)."""
+    if ds.is_events and (ds.train.windows, ds.test.windows) != frame_windows(cfg.data, cfg.distill):
+        raise ConfigError(
+            "data.windowing", "the dataset was binned for other windows: load_dataset(cfg.data, cfg.distill) bins it"
+        )
+    frames = ds.test.images.shape[1]
+    if ds.is_events and not ds.test.windows and frames < cfg.distill.t_teacher:
+        raise ConfigError("distill.t_teacher", f"the recordings were binned into {frames} frames, fewer than T_t")
     n, batch = len(ds.train.labels), cfg.data.batch_size
     if n >= batch:
         return
@@ -176,7 +184,8 @@ class Training:
         self.bn_T = cfg.train_timesteps if tc.bn_window == "train" else cfg.distill.t_student
         self.bn_fresh_at = -1  # the step whose weights the stored statistics describe
         idx = torch.arange(min(tc.probe_images, len(ds.test.labels)))
-        self.probe_images = ds.test.images[idx]  # (P, C, H, W) uint8: what the snapshots show
+        # What the snapshots show: (P, C, H, W) uint8 images, or the (P, T_t, 2, H, W) frames of the T_t pass
+        self.probe_images = ds.test.view(cfg.distill.t_teacher)[idx]
         probe_split = type(ds.test)(self.probe_images, ds.test.labels[idx])
         self.probe_x, self.probe_y = next(iter(Loader(probe_split, ds, len(idx), train=False, **on)))
         self.steps_per_epoch = len(self.train_loader)  # >= 1: check_sizes()

@@ -9,7 +9,17 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-LABELS = {"digits": "Digits", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "folder": "The image folder"}
+LABELS = {
+    "digits": "Digits",
+    "cifar10": "CIFAR-10",
+    "cifar100": "CIFAR-100",
+    "folder": "The image folder",
+    "event_digits": "Event digits",
+    "nmnist": "N-MNIST",
+    "dvs_gesture": "DVS-Gesture",
+    "cifar10_dvs": "CIFAR10-DVS",
+}
+EVENT_NAMES = ("event_digits", "nmnist", "dvs_gesture", "cifar10_dvs")
 
 
 class DataUnavailable(RuntimeError):
@@ -21,28 +31,63 @@ class DataUnavailable(RuntimeError):
     def __init__(self, dataset: str, tried: list[Path] | tuple[Path, ...], reason: str):
         self.dataset, self.tried = dataset, tuple(tried)
         paths = ", ".join(str(p) for p in self.tried) or "(no path)"
+        if dataset in EVENT_NAMES:
+            todo = "Pass --data.root PATH (holding tonic's download) or use --data.dataset event_digits (offline)."
+        else:
+            todo = (
+                "Pass --data.root PATH (a torchvision download folder or an image-folder tree "
+                "train/<class>/*, test/<class>/*) or use --data.dataset digits (offline)."
+            )
         super().__init__(
             f"{LABELS.get(dataset, dataset)} (--data.dataset {dataset}) is not available: {reason}. "
-            f"Paths tried: {paths}. Pass --data.root PATH (a torchvision download folder or an image-folder tree "
-            "train/<class>/*, test/<class>/*) or use --data.dataset digits (offline)."
+            f"Paths tried: {paths}. {todo}"
         )
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing tensors field by field has no single truth value
 class Split:
-    images: Tensor  # (N, C, H, W) uint8, contiguous
+    images: Tensor  # (N, C, H, W) uint8 images, or (N, T, C, H, W) uint8 event frames (counts); contiguous
     labels: Tensor  # (N,) int64
+    windows: tuple[int, ...] = ()  # event frames binned once per window: the T axis holds these binnings in turn
 
     def __post_init__(self):
-        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise ValueError(f"images must be (N, C, H, W) uint8, got {tuple(self.images.shape)} {self.images.dtype}")
+        if self.images.dtype != torch.uint8 or self.images.ndim not in (4, 5):
+            raise ValueError(
+                "images must be (N, C, H, W) or (N, T, C, H, W) uint8, "
+                f"got {tuple(self.images.shape)} {self.images.dtype}"
+            )
         if self.labels.shape != (self.images.shape[0],):
             raise ValueError(f"labels must be ({self.images.shape[0]},), got {tuple(self.labels.shape)}")
+        if self.windows and (self.images.ndim != 5 or sum(self.windows) != self.images.shape[1]):
+            raise ValueError(f"windows {self.windows} do not add up to the frames' T axis {tuple(self.images.shape)}")
         object.__setattr__(self, "images", self.images.contiguous())
         object.__setattr__(self, "labels", self.labels.to(torch.int64))
+        object.__setattr__(self, "windows", tuple(self.windows))
 
     def __len__(self) -> int:
         return self.images.shape[0]
+
+    @property
+    def is_events(self) -> bool:
+        return self.images.ndim == 5
+
+    def view(self, T: int) -> Tensor:
+        """What a T-step window sees: the (N, C, H, W) images, or (N, T, C, H, W) event frames (the
+        first T frames of one binning, or the binning into T frames when there is one per window)."""
+        if not self.is_events:
+            return self.images
+        if not self.windows:
+            if T > self.images.shape[1]:
+                raise ValueError(f"these recordings were binned into {self.images.shape[1]} frames, not {T}")
+            return self.images[:, :T]
+        if T not in self.windows:
+            raise ValueError(f"these recordings were binned for windows of {self.windows} timesteps, not {T}")
+        start = sum(self.windows[: self.windows.index(T)])
+        return self.images[:, start : start + T]
+
+    def subset(self, idx: Tensor | slice) -> Split:
+        """The same split restricted to `idx` (a slice or indices), binnings kept."""
+        return Split(self.images[idx], self.labels[idx], self.windows)
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,12 +104,17 @@ class Dataset:
 
     @property
     def in_channels(self) -> int:
-        return self.train.images.shape[1]
+        return self.train.images.shape[-3]
 
     @property
     def image_size(self) -> tuple[int, int]:
         """(H, W) in pixels."""
-        return tuple(self.train.images.shape[2:])  # type: ignore[return-value]
+        return tuple(self.train.images.shape[-2:])  # type: ignore[return-value]
+
+    @property
+    def is_events(self) -> bool:
+        """Event-camera frames, (T, B, 2, H, W) per batch, rather than static images."""
+        return self.train.is_events
 
     @property
     def num_classes(self) -> int:

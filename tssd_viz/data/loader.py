@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..frames import WindowFrames
 from .dataset import Dataset, Split
 
 
@@ -34,7 +35,9 @@ class Loader:
     """airbench-style: a plain iterator over tensors already in memory, batched augmentation on tensors.
 
     Yields (x, y): x (B, C, H, W) float32 normalised with the dataset's mean/std, y (B,) int64, both on
-    `device`. Images stay uint8 in memory and become float one batch at a time.
+    `device`. Images stay uint8 in memory and become float one batch at a time. Event frames come out
+    time-major, x (T, B, C, H, W); a split binned once per window (`Split.windows`) yields a
+    `WindowFrames` holding each binning.
 
     A training loader (`train=True`) shuffles and, with `augment`, crops at random from the image
     zero-padded by `dataset.pad` pixels and flips horizontally when `dataset.flip`. Order and
@@ -65,7 +68,8 @@ class Loader:
         if batch_size % shard[1] or not 0 <= shard[0] < shard[1]:
             raise ValueError(f"shard {shard} does not split batches of {batch_size} evenly")
         self.device = torch.device(device)
-        self.images = split.images.to(self.device)  # (N, C, H, W) uint8, moved once: indexing there is cheap
+        self.images = split.images.to(self.device)  # (N, C, H, W) or (N, T, C, H, W) uint8, moved once
+        self.windows = split.windows
         self.labels = split.labels.to(self.device)  # (N,)
         self.dataset, self.batch_size, self.train, self.seed = dataset, batch_size, train, seed
         self.augment = train and augment
@@ -74,8 +78,9 @@ class Loader:
         self.shard = shard
         self.epoch = 0
         # Normalise in pixel units: (x - 255 mean) / (255 std) == (x / 255 - mean) / std, one op fewer.
-        self._shift = torch.tensor(dataset.mean, device=self.device).mul(255).view(1, -1, 1, 1)  # (1, C, 1, 1)
-        self._scale = torch.tensor(dataset.std, device=self.device).mul(255).reciprocal().view(1, -1, 1, 1)
+        per_channel = (1, -1, 1, 1) if self.images.ndim == 4 else (1, 1, -1, 1, 1)  # (1, C, 1, 1) or (1, 1, C, 1, 1)
+        self._shift = torch.tensor(dataset.mean, device=self.device).mul(255).view(per_channel)
+        self._scale = torch.tensor(dataset.std, device=self.device).mul(255).reciprocal().view(per_channel)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose order and augmentation the next iteration yields."""
@@ -98,12 +103,24 @@ class Loader:
             start = i * self.batch_size + self.shard[0] * part
             sl = slice(start, min(start + part, n))  # draws are per position in the order: a shard gets its own
             idx = order[sl].to(self.device)
-            x = self.images[idx]  # (B, C, H, W) uint8
+            x = self.images[idx]  # (B, C, H, W) uint8, or (B, T, C, H, W) frames
             if self.augment:
+                frames = x.shape
+                x = x.flatten(1, -3)  # (B, C', H, W): every frame of a recording gets the same crop and flip
                 if p:
                     x = random_crop(x, p, dy[sl].to(self.device), dx[sl].to(self.device))
-                x = torch.where(flip[sl].to(self.device)[:, None, None, None], x.flip(3), x)
-            x = (x.float() - self._shift) * self._scale  # (B, C, H, W) float32
+                x = torch.where(flip[sl].to(self.device)[:, None, None, None], x.flip(3), x).view(frames)
+            x = (x.float() - self._shift) * self._scale  # (B, C, H, W) or (B, T, C, H, W) float32
+            if x.ndim == 5:
+                yield self._time_major(x), self.labels[idx]
+                continue
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.labels[idx]
+
+    def _time_major(self, x: Tensor) -> Tensor | WindowFrames:
+        """(B, T, C, H, W) -> (T, B, C, H, W); split into its binnings when there is one per window."""
+        x = x.transpose(0, 1).contiguous()  # (T, B, C, H, W): the model folds T and B
+        if not self.windows:
+            return x
+        return WindowFrames(dict(zip(self.windows, x.split(self.windows))))  # n -> (n, B, C, H, W)

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import DataConfig
+from ..config import DataConfig, DistillConfig
 from .dataset import LABELS, Dataset, DataUnavailable, Split, cache_root, channel_stats
+from .events import EVENT_SOURCES, load_event_dataset
 from .folders import is_image_tree, load_image_tree
 
 # torchvision's extracted layout: the files whose presence means "already downloaded".
@@ -46,6 +47,12 @@ def is_available(dataset: str, root: str = "") -> bool:
         return bool(root) and is_image_tree(Path(root).expanduser())
     if dataset in TORCHVISION_FILES:
         return any(is_image_tree(p) or _has_torchvision_files(dataset, p) for p in _candidates(dataset, root))
+    if dataset == "event_digits":
+        return True  # made here from scikit-learn's digits
+    if dataset in EVENT_SOURCES:
+        from .tonic_sources import on_disk
+
+        return any(on_disk(EVENT_SOURCES[dataset], p) for p in _candidates(dataset, root))
     return False
 
 
@@ -60,11 +67,15 @@ def offline_default(prefer: str = "cifar10") -> tuple[DataConfig, str]:
     return DataConfig(dataset="digits"), f"{where}; using the offline digits dataset (scikit-learn) instead."
 
 
-def load_dataset(cfg: DataConfig) -> Dataset:
+def load_dataset(cfg: DataConfig, distill: DistillConfig | None = None) -> Dataset:
     """The dataset `cfg` names, with `limit_train` / `limit_test` applied (the first N of each split).
 
+    Event datasets are binned into frames for the windows of `distill` (default: DistillConfig()'s
+    T_s and T_t) as `cfg.windowing` says; static images ignore it.
     Raises `DataUnavailable` (never a raw I/O or download error) when it cannot be had.
     """
+    if cfg.dataset in EVENT_SOURCES:
+        return load_event_dataset(cfg, distill or DistillConfig(), _candidates(cfg.dataset, cfg.root))
     if cfg.dataset == "digits":
         ds = _load_digits()
     elif cfg.dataset in TORCHVISION_FILES:
@@ -77,7 +88,7 @@ def load_dataset(cfg: DataConfig) -> Dataset:
         raise DataUnavailable(cfg.dataset, [], f"unknown dataset {cfg.dataset!r}")
 
     def limit(split: Split, n: int) -> Split:
-        return Split(split.images[:n], split.labels[:n]) if n else split
+        return split.subset(slice(0, n)) if n else split
 
     # mean/std stay those of the full train split: a shorter run normalises like a longer one.
     return Dataset(

@@ -1,0 +1,232 @@
+"""Event-camera datasets: recordings of (x, y, t, p) events binned by tonic into the frames a network gets.
+
+Four sources, one path (SPEC §11). Each recording is a tonic-style structured array; `frame_transform`
+(tonic's `Downsample` to the frame size, then `ToFrame` into n time bins, polarity as 2 channels) turns
+it into (n, 2, H, W) event counts, stored as uint8 (clipped at 255):
+
+- `event_digits`: made here, offline, from scikit-learn's digits the way N-MNIST was made from MNIST
+  (`tssd_viz.dvs`: the digit moves through three saccades in front of an emulated DVS); generated once,
+  seeded, cached as an .npz of events under `cache_dir()/event_digits/`.
+- `nmnist`, `dvs_gesture`, `cifar10_dvs`: tonic's dataset classes, read from (or downloaded to) the same
+  folders as CIFAR (`--data.root`, `$TSSD_DATA_ROOT/<name>`, the cache); frames are cached per sample by
+  tonic's `DiskCachedDataset` under `cache_dir()/event-frames/`, so they are computed once.
+
+How the windows map onto a recording is `data.windowing` **[choice]**: `fixed_window` bins the
+recording into T_t frames (each frame is Δt = duration / T_t long) and a window of n steps sees the
+first n of them; `whole_recording` bins it into n frames for every window n, stored one binning after
+the other on the split's time axis (`Split.windows` names them).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..atomic import atomic_write_bytes
+from ..config import DataConfig, DistillConfig
+from ..dvs import EVENT_DTYPE, emulate, render_moving, saccade_path
+from .dataset import Dataset, Split, cache_dir, default_pad
+
+
+@dataclass(frozen=True)
+class EventSource:
+    label: str
+    sensor: tuple[int, int]  # (W, H) of the camera, pixels
+    size: tuple[int, int]  # (H, W) of the frames after Downsample
+    flip: bool  # whether a horizontal flip keeps the label
+    tonic_class: str  # "" for event_digits, which is made here
+
+
+EVENT_SOURCES = {
+    "event_digits": EventSource("Event digits", (34, 34), (34, 34), flip=False, tonic_class=""),
+    "nmnist": EventSource("N-MNIST", (34, 34), (34, 34), flip=False, tonic_class="NMNIST"),
+    # 128x128 DVS128 recordings downsampled to 48x48, as the TSSD authors' follow-up does.
+    "dvs_gesture": EventSource("DVS-Gesture", (128, 128), (48, 48), flip=False, tonic_class="DVSGesture"),
+    "cifar10_dvs": EventSource("CIFAR10-DVS", (128, 128), (48, 48), flip=True, tonic_class="CIFAR10DVS"),
+}
+FRAMES_FORMAT = 1  # bump when the cached frames change: old caches then miss
+
+# The event_digits recipe (changing any of it changes the dataset: bump EVENT_DIGITS_VERSION).
+EVENT_DIGITS_VERSION = 1
+EVENT_DIGITS_SEED = 0
+DIGIT_SIZE = 28  # px: the 8x8 digit upsampled to MNIST's size, on a 34x34 sensor like N-MNIST's
+SACCADES = np.array([[0.0, 0.0], [6.0, 3.0], [0.0, 6.0]])  # (dy, dx) px: N-MNIST's triangle, 6 px of travel
+STEPS_PER_SACCADE = 20  # rendered frames per saccade (5 ms apart)
+SACCADE_US = 100_000  # 100 ms per saccade, 300 ms per recording, as in N-MNIST
+THRESHOLD = 0.4  # log-intensity contrast threshold: ~5,000 events per digit (N-MNIST has ~4,000)
+JITTER_US = 500.0  # timing jitter, standard deviation in microseconds
+NOISE_HZ = 0.5  # background events per pixel per second
+
+
+def is_event_dataset(name: str) -> bool:
+    return name in EVENT_SOURCES
+
+
+def frame_windows(data: DataConfig, distill: DistillConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The binnings (frame counts) of the train and the test split; () means one binning of T_t frames.
+
+    whole_recording: training needs the student's and the teacher's binning, evaluation every
+    window n = 1..T_t (each its own binning of the whole recording)."""
+    if data.windowing == "fixed_window":
+        return (), ()
+    t_s, t_t = distill.t_student, distill.t_teacher
+    return (t_s, t_t), tuple(range(1, t_t + 1))
+
+
+def frame_transform(source: EventSource, n_bins: int):
+    """tonic's Downsample (when the frames are smaller than the sensor) then ToFrame into n_bins time bins:
+    a recording -> (n_bins, 2, H, W) counts. Tonic's bins are (t_last - t_first) // n_bins long, so the
+    events at the very last timestamp fall outside them."""
+    from tonic.transforms import Compose, Downsample, ToFrame
+
+    (w, h), (fh, fw) = source.sensor, source.size
+    steps = [] if (fh, fw) == (h, w) else [Downsample(sensor_size=(w, h, 2), target_size=(fw, fh))]
+    return Compose(steps + [ToFrame(sensor_size=(fw, fh, 2), n_time_bins=n_bins)])
+
+
+def to_frames(recordings: Sequence[np.ndarray], source: EventSource, n_bins: int) -> Tensor:
+    """(N, n_bins, 2, H, W) uint8 frames of N recordings, through `frame_transform`."""
+    transform = frame_transform(source, n_bins)
+    out = torch.zeros(len(recordings), n_bins, 2, *source.size, dtype=torch.uint8)
+    for i, events in enumerate(recordings):
+        if len(events):
+            out[i] = torch.from_numpy(np.clip(transform(events), 0, 255).astype(np.uint8))
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Recordings:
+    """One split of an event dataset before binning: which samples it holds and how to bin them.
+
+    `order`: the split's sample indices in the order "the first N" (`limit_train`) takes them;
+    `labels`: the label of every sample index; `frames(idx, n)`: (len(idx), n, 2, H, W) uint8."""
+
+    order: np.ndarray
+    labels: np.ndarray
+    frames: Callable[[np.ndarray, int], Tensor]
+
+
+def load_event_dataset(cfg: DataConfig, distill: DistillConfig, tried: list[Path]) -> Dataset:
+    """The event dataset `cfg.dataset` as frames; `limit_train` / `limit_test` apply before binning,
+    so only the recordings used are binned."""
+    source = EVENT_SOURCES[cfg.dataset]
+    if cfg.dataset == "event_digits":
+        sets, classes, origin = _event_digits_sets(source)
+    else:
+        from .tonic_sources import open_tonic
+
+        sets, classes, origin = open_tonic(cfg, source, tried)
+    train_w, test_w = frame_windows(cfg, distill)
+
+    def split(rec: Recordings, limit: int, windows: tuple[int, ...]) -> Split:
+        idx = rec.order[:limit] if limit else rec.order
+        if windows:  # one binning per window, one after the other: (N, sum(windows), 2, H, W)
+            images = torch.cat([rec.frames(idx, n) for n in windows], dim=1)
+        else:  # fixed_window: T_t frames of duration / T_t each, (N, T_t, 2, H, W)
+            images = rec.frames(idx, distill.t_teacher)
+        return Split(images, torch.from_numpy(rec.labels[idx]).to(torch.int64), windows)
+
+    train, test = split(sets["train"], cfg.limit_train, train_w), split(sets["test"], cfg.limit_test, test_w)
+    h, w = source.size
+    # Frames go in as event counts: mean 0 and std 1/255 make the loader's normalisation the identity
+    # (the stem's batch norm scales them); a shifted input would turn "no event" into a signal.
+    return Dataset(
+        cfg.dataset, train, test, tuple(classes), (0.0, 0.0), (1 / 255, 1 / 255), default_pad(h, w), source.flip, origin
+    )
+
+
+def _event_digits_sets(source: EventSource) -> tuple[dict[str, Recordings], tuple[str, ...], str]:
+    recordings, labels, classes, (train, test) = event_digits()
+
+    def frames(idx: np.ndarray, n: int) -> Tensor:
+        return to_frames([recordings[i] for i in idx], source, n)
+
+    return (
+        {"train": Recordings(train, labels, frames), "test": Recordings(test, labels, frames)},
+        classes,
+        str(event_digits_path()),
+    )
+
+
+# -- event_digits: the offline event dataset
+
+
+def event_digits_path() -> Path:
+    return cache_dir() / "event_digits" / f"events-v{EVENT_DIGITS_VERSION}-seed{EVENT_DIGITS_SEED}.npz"
+
+
+def saccade_video(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What the emulated camera watches for one 8x8 digit (pixel values 0..16): (video (S, 34, 34) in
+    [0, 1], times (S,) in microseconds), the digit upsampled to 28x28 and moved through three saccades."""
+    from scipy.ndimage import zoom
+
+    digit = zoom(np.asarray(image, dtype=np.float64) / 16, DIGIT_SIZE / image.shape[0], order=1).clip(0, 1)
+    path = saccade_path(SACCADES, STEPS_PER_SACCADE)  # (61, 2)
+    times = np.linspace(0, len(SACCADES) * SACCADE_US, len(path))
+    return render_moving(digit, EVENT_SOURCES["event_digits"].size, path), times  # (61, 34, 34), (61,)
+
+
+def record_digit(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The events of one 8x8 digit (pixel values 0..16) on its three saccades, tonic-style (x, y, t, p)."""
+    video, times = saccade_video(image)
+    return emulate(video, times, threshold=THRESHOLD, jitter_us=JITTER_US, noise_hz=NOISE_HZ, rng=rng)
+
+
+def event_digits() -> tuple[list[np.ndarray], np.ndarray, tuple[str, ...], tuple[np.ndarray, np.ndarray]]:
+    """(recordings, labels, classes, (train indices, test indices)): every scikit-learn digit as an event
+    recording, made once and cached. The split is the digits dataset's (stratified 80/20, seed 0)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    path = event_digits_path()
+    blob = _read_events(path, len(d.target))
+    if blob is None:
+        recs = [record_digit(img, np.random.default_rng([EVENT_DIGITS_SEED, i])) for i, img in enumerate(d.images)]
+        blob = _write_events(path, recs)
+    events, offsets = blob
+    recordings = [events[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+    idx = np.arange(len(d.target))
+    tr, te = train_test_split(idx, test_size=0.2, random_state=0, stratify=d.target)
+    return recordings, d.target.astype(np.int64), tuple(str(i) for i in range(10)), (tr, te)
+
+
+def _write_events(path: Path, recordings: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    events = np.concatenate(recordings)
+    offsets = np.concatenate([[0], np.cumsum([len(r) for r in recordings])]).astype(np.int64)
+    buf = io.BytesIO()
+    # Compact columns on disk (x, y < 256, t < 2^32 us): about 7 bytes an event before compression.
+    np.savez_compressed(
+        buf,
+        x=events["x"].astype(np.uint8),
+        y=events["y"].astype(np.uint8),
+        t=events["t"].astype(np.uint32),
+        p=events["p"].astype(np.uint8),
+        offsets=offsets,
+    )
+    atomic_write_bytes(path, buf.getvalue())  # a concurrent reader sees no file or the whole file
+    return events, offsets
+
+
+def _read_events(path: Path, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cached events and offsets, or None (missing, or unreadable: it is made again)."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            offsets = z["offsets"]
+            events = np.empty(len(z["t"]), EVENT_DTYPE)
+            for k in ("x", "y", "t", "p"):
+                events[k] = z[k]
+        if len(offsets) != n + 1 or offsets[-1] != len(events):
+            raise ValueError("unexpected layout")
+        return events, offsets
+    except Exception:  # a torn or foreign file: make it again rather than crash
+        path.unlink(missing_ok=True)
+        return None
