@@ -12,10 +12,14 @@ Timesteps as sub-models (SPEC §10): `timestep_confidence_figure`, `strong_weak_
 `timestep_accuracy_figure`, `early_exit_figure`.
 Images, the network and comparisons: `image_grid_figure`, `probe_batch_figure`, `network_diagram_figure`,
 `head_predictions_figure`, `comparison_bars_figure`.
+Event cameras: `camera_figure` (events over the sensor, with a time slider), `event_frames_figure` (the
+T frames after binning), `pixel_events_figure` (one pixel's log intensity and events), `events_rgb`
+(event counts as pictures).
 Controls that redraw a figure in a notebook: `figure_explorer`.
 """
 
 from .dashboard import busiest_neurons, firing_rate_history_figure, probe_batch_figure
+from .events import camera_figure, event_frames_figure, events_rgb, pixel_events_figure
 from .lessons import (
     comparison_bars_figure,
     figure_explorer,
@@ -49,6 +53,9 @@ __all__ = [
     "accuracy_figure",
     "accuracy_vs_timesteps_figure",
     "busiest_neurons",
+    "camera_figure",
+    "event_frames_figure",
+    "events_rgb",
     "comparison_bars_figure",
     "early_exit_figure",
     "figure_explorer",
@@ -61,6 +68,7 @@ __all__ = [
     "loss_parts_figure",
     "membrane_traces_figure",
     "network_diagram_figure",
+    "pixel_events_figure",
     "neuron_figure",
     "probe_batch_figure",
     "raster_figure",

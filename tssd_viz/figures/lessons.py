@@ -18,6 +18,7 @@ import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from ._inputs import as_numpy, as_series
+from .events import events_rgb
 from .style import ROLE_COLORS, category_color, finish_wrapped, run_color
 
 
@@ -55,11 +56,14 @@ def image_grid_figure(
     """A grid of images with their true class and, optionally, a prediction (green if right, red if wrong).
 
     images: (N, C, H, W), uint8 pixels (as a dataset split stores them) or floats in [0, 1];
-    C is 1 (drawn grey) or 3. labels, predictions: N class indices. indices: the N numbers that name
-    the images ("#12: cat"), e.g. their positions in the split when `images` is a slice of it;
-    default 0..N-1.
+    C is 1 (drawn grey) or 3; event frames, (N, 2, H, W) or (N, T, 2, H, W) counts, are drawn with
+    `events_rgb` (ON orange, OFF blue, the whole recording). labels, predictions: N class indices.
+    indices: the N numbers that name the images ("#12: cat"), e.g. their positions in the split when
+    `images` is a slice of it; default 0..N-1.
     """
-    x = as_numpy(images, "images", 4)
+    x = as_numpy(images, "images", (4, 5))
+    if x.ndim == 5 or x.shape[1] == 2:  # event frames: a picture of the recording's events
+        x = events_rgb(x)
     if x.dtype != np.uint8:
         x = (np.clip(x, 0.0, 1.0) * 255).round().astype(np.uint8)
     N, C = x.shape[:2]
