@@ -15,13 +15,23 @@ import streamlit as st
 import torch
 
 from tssd_viz import ConfigError, DistillConfig, TSSDConfig, is_available, offline_default, preset, validate
-from tssd_viz.config import ARCHS, DATASETS, MODES, SSD_TEACHERS, SW_VARIANTS, TSD_PASSES
+from tssd_viz.config import (
+    ARCHS,
+    DATASETS,
+    EVENT_DATASETS,
+    MODES,
+    SSD_TEACHERS,
+    SW_VARIANTS,
+    TSD_PASSES,
+    WINDOWINGS,
+)
 from tssd_viz.models import num_stages
 
 # Starting points: a full config each; the form then overrides the fields it shows.
 STARTS: dict[str, tuple[str, Callable[[], TSSDConfig]]] = {
     "quick": ("Quick look · digits, seconds", lambda: preset("quick")),
     "digits": ("Digits · offline, 8 epochs, about 20 s", lambda: preset("digits")),
+    "events": ("Event camera · digits seen by an emulated DVS, offline", lambda: preset("events")),
     "classroom": ("Classroom · CIFAR-10 subset, minutes", lambda: preset("classroom")),
     "paper": ("Paper · ResNet-19 on CIFAR-10, 200 epochs (GPU)", lambda: preset("paper-resnet19")),
 }
@@ -47,6 +57,7 @@ FIELDS = (  # the fields the form shows, by dotted name; widget key: cfg_<name>
     "model.detach_reset",
     "data.dataset",
     "data.root",
+    "data.windowing",
     "data.limit_train",
     "data.batch_size",
     "train.epochs",
@@ -306,8 +317,9 @@ def _data(box) -> None:
     ss = st.session_state
 
     root = ss[key("data.root")] or ""
+    offline = ("digits", "event_digits")
     where = {
-        name: "offline" if name == "digits" else ("on disk" if is_available(name, root) else "not found")
+        name: "offline" if name in offline else ("on disk" if is_available(name, root) else "not found")
         for name in DATASETS
     }
     box.selectbox(
@@ -321,11 +333,21 @@ def _data(box) -> None:
         help="Where the dataset lives; empty: $TSSD_DATA_ROOT/<name> or the cache.",
         **PERSIST,
     )
-    if dataset in ("cifar10", "cifar100") and not is_available(dataset, ss[key("data.root")] or ""):
+    if dataset not in offline + ("folder",) and not is_available(dataset, ss[key("data.root")] or ""):
         box.warning(
             f"{dataset} is not on disk: the run will try to download it, which needs the internet. "
-            "Offline, give a data root or use digits.",
+            f"Offline, give a data root or use {'event_digits' if dataset in EVENT_DATASETS else 'digits'}.",
             icon=":material/cloud_download:",
+        )
+    if dataset in EVENT_DATASETS:
+        box.selectbox(
+            "Windows on a recording",
+            WINDOWINGS,
+            key=key("data.windowing"),
+            help="fixed_window: frames of duration/T_t, the student sees the first T_s of them (early decision). "
+            "whole_recording: student and teacher each see the whole recording, in T_s and T_t frames "
+            "(needs the separate pass).",
+            **PERSIST,
         )
     c1, c2 = box.columns(2)
     c1.number_input("Training images (0 = all)", min_value=0, step=256, key=key("data.limit_train"), **PERSIST)

@@ -16,7 +16,17 @@ import numpy as np
 import streamlit as st
 import torch
 
-from tssd_viz import DataConfig, Dataset, Loader, Split, lif_layers, load_dataset, load_trained, snapshot
+from tssd_viz import (
+    DataConfig,
+    Dataset,
+    DistillConfig,
+    Loader,
+    Split,
+    lif_layers,
+    load_dataset,
+    load_trained,
+    snapshot,
+)
 
 MAX_NEURONS = 256  # per layer, as in the probe snapshots
 
@@ -36,18 +46,20 @@ def load_model(path: str, mtime_ns: int) -> Loaded:
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the test images…")
-def _load_data(data_json: str) -> Dataset:
-    return load_dataset(DataConfig(**json.loads(data_json)))
+def _load_data(data_json: str, distill_json: str) -> Dataset:
+    return load_dataset(DataConfig(**json.loads(data_json)), DistillConfig(**json.loads(distill_json)))
 
 
-def load_data(data: DataConfig) -> Dataset:
-    """The run's dataset, never downloaded from here (a missing one raises DataUnavailable)."""
-    return _load_data(json.dumps(dataclasses.asdict(dataclasses.replace(data, download=False)), sort_keys=True))
+def load_data(data: DataConfig, distill: DistillConfig | None = None) -> Dataset:
+    """The run's dataset, never downloaded from here (a missing one raises DataUnavailable); event
+    recordings binned for the run's windows (`distill`)."""
+    data_json = json.dumps(dataclasses.asdict(dataclasses.replace(data, download=False)), sort_keys=True)
+    return _load_data(data_json, json.dumps(dataclasses.asdict(distill or DistillConfig()), sort_keys=True))
 
 
 @dataclass(frozen=True)
 class Trace:
-    images: np.ndarray  # (1, C, H, W) uint8: the image
+    images: np.ndarray  # (1, C, H, W) uint8: the image, or (1, T, 2, H, W) event frames
     label: int
     logits: np.ndarray  # (T, 1, K) per-timestep logits of the final classifier
     spikes: dict[str, np.ndarray]  # layer -> (T, N) uint8 of N <= MAX_NEURONS sampled neurons
@@ -58,8 +70,8 @@ class Trace:
 def trace_image(loaded: Loaded, ds: Dataset, index: int, T: int, neurons: dict[str, np.ndarray] | None = None) -> Trace:
     """Run test image `index` for T timesteps; `neurons`: which neurons to keep per layer
     (the probe snapshots' choice, so Inspect shows the neurons the live charts showed)."""
-    split = Split(ds.test.images[index : index + 1], ds.test.labels[index : index + 1])
-    x, _ = next(iter(Loader(split, ds, 1, train=False)))  # normalised as in training: (1, C, H, W)
+    split = Split(ds.test.view(T)[index : index + 1], ds.test.labels[index : index + 1])
+    x, _ = next(iter(Loader(split, ds, 1, train=False)))  # normalised as in training: (1, C, H, W) or (T, 1, ...)
     with loaded.lock:
         snap = snapshot(
             loaded.model, x, T, images=split.images, labels=split.labels, max_neurons=MAX_NEURONS, neurons=neurons

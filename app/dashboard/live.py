@@ -260,6 +260,7 @@ def _probe_section(run: RunFolder, cfg) -> None:
         "live_probe_logits",
     )
     spikes, membrane = probe.spikes[layer][:, i], probe.membrane[layer][:, i]  # (T, N) of image i
+    events = probe.images.ndim == 5  # event frames (P, T, 2, H, W): each timestep has its own input
     c1, c2 = st.columns(2)
     with c1:
         chart(
@@ -272,6 +273,19 @@ def _probe_section(run: RunFolder, cfg) -> None:
             ),
             "live_raster",
         )
+    if events:  # what the camera gave at each timestep, beside what the layer did with it
+        with c2:
+            chart(
+                figure(
+                    "probe_frames",
+                    (str(path), i),
+                    lambda: figures.event_frames_figure(
+                        probe.images[i], title=f"image #{i}: the input frame of each timestep"
+                    ),
+                ),
+                "live_probe_frames",
+            )
+        c2 = st.columns(2)[0]
     with c2:
         chart(
             figure(

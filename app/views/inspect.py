@@ -85,7 +85,7 @@ def show(run: RunFolder) -> None:
     path = run.checkpoint_path(which)
     try:
         loaded = inference.load_model(str(path), path.stat().st_mtime_ns)
-        ds = inference.load_data(loaded.cfg.data)
+        ds = inference.load_data(loaded.cfg.data, loaded.cfg.distill)
     except (CheckpointError, DataUnavailable) as e:
         st.error(str(e))
         return
@@ -105,10 +105,10 @@ def show(run: RunFolder) -> None:
     T = c3.slider(
         "Timesteps to run",
         1,
-        max(16, 2 * t_t),
+        t_t if ds.is_events else max(16, 2 * t_t),  # a recording is binned for windows up to T_t
         t_t,
         key="inspect_T",
-        help=f"Trained with T_s = {t_s} (student) and T_t = {t_t} (teacher); try more.",
+        help=f"Trained with T_s = {t_s} (student) and T_t = {t_t} (teacher)" + ("." if ds.is_events else "; try more."),
     )
     trace = inference.trace_image(loaded, ds, int(index), int(T), neurons_of(run))
     classes = list(ds.classes)
