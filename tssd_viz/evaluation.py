@@ -13,8 +13,8 @@ import torch
 from torch import Tensor, nn
 
 from .config import TSSDConfig
-from .losses import rank_timesteps, timestep_confidence
 from .frames import WindowFrames
+from .losses import rank_timesteps, timestep_confidence
 from .models import SpikingNet
 
 EXIT_THRESHOLDS = (0.5, 0.8, 0.9, 0.95)  # the early-exit table of every finished run (SPEC §10)

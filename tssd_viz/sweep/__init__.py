@@ -17,9 +17,11 @@ Names encode the cell: `tssd-ts2-tt4-s0-epochs`, `tssd-ts1-tt2-alpha0.5-s0-epoch
 again resumes a sweep; a stopped run continues from its last checkpoint, one without a checkpoint
 starts over.
 
-The package: `grid` (which runs), `runner` (training them), `summary` (reading them back).
+The package: `grid` (which runs), `runner` (training them), `summary` (reading them back), `events`
+(the event-camera grid and its table).
 """
 
+from .events import EVENTS_SECTION, event_cells, render_events, summarize_events
 from .grid import (
     ABLATION_TS,
     ABLATIONS,
@@ -66,6 +68,7 @@ __all__ = [
     "CLASSROOM_MODES",
     "DEFAULT_COST_S",
     "END",
+    "EVENTS_SECTION",
     "EPOCH_CAP_FACTOR",
     "GRIDS",
     "START",
@@ -80,11 +83,13 @@ __all__ = [
     "cell_name",
     "collect",
     "estimate_seconds",
+    "event_cells",
     "expand",
     "mean_std",
     "markers",
     "measured_budget",
     "plan_text",
+    "render_events",
     "render_markdown",
     "rewrite_section",
     "run_cell",
@@ -92,6 +97,7 @@ __all__ = [
     "select",
     "start_background",
     "summarize",
+    "summarize_events",
     "write_manifest",
     "write_summary",
 ]

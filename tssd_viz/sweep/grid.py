@@ -9,7 +9,7 @@ from typing import Any
 
 from ..config import MODES, TSSDConfig
 
-GRIDS = ("main", "ablations", "all", "race")
+GRIDS = ("main", "ablations", "all", "race", "events")
 # The classroom grid's modes (main); the race adds the strong/weak modes, which distil inside the T_s
 # window: all six at RACE_TS, and at RACE_EXIT_TS the baseline and the strong/weak modes, for early exit.
 CLASSROOM_MODES = ("baseline", "tsd", "ssd", "tssd")
@@ -105,6 +105,10 @@ def expand(
     """
     if grid not in GRIDS:
         raise ValueError(f"grid {grid!r} is not one of {', '.join(GRIDS)}")
+    if grid == "events":  # its own grid and table (sweep/events.py)
+        from .events import event_cells
+
+        return event_cells(base, seeds)
     cells: dict[str, Cell] = {}
 
     def add(cfg: TSSDConfig, budget: str, factor: str | None) -> None:

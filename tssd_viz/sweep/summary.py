@@ -421,6 +421,11 @@ def write_summary(
     sweep_dir: Path, readme: Path | None = None, png: bool = True, section: str = "results"
 ) -> dict[str, Any]:
     """Rebuild summary.json, summary.md and the figure from `<sweep-dir>/runs`; rewrite `readme`'s `section`."""
+    manifest = sweep_dir / "sweep.json"
+    if manifest.exists() and json.loads(manifest.read_text()).get("grid") == "events":  # its own table
+        from .events import write_events_summary
+
+        return write_events_summary(sweep_dir, readme, section)
     summary = summarize(sweep_dir / "runs")
     atomic_write_json(sweep_dir / "summary.json", summary)
     figure = None
