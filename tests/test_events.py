@@ -18,6 +18,7 @@ from tssd_viz.config import MODES, ConfigError, ModelConfig, validate
 from tssd_viz.data import events as event_data
 from tssd_viz.data import is_available
 from tssd_viz.data.tonic_sources import cifar10_dvs_split
+from tssd_viz.evaluation import collect_outputs
 from tssd_viz.frames import WindowFrames
 from tssd_viz.step import forward_windows
 
@@ -89,8 +90,8 @@ def test_event_digits_are_made_once_and_the_same_every_time(fixed, monkeypatch):
 
 
 def test_windowings_share_the_teacher_frames_and_differ_for_the_student(fixed, whole):
-    assert (whole.train.windows, whole.test.windows) == ((2, 4), (1, 2, 3, 4))
-    assert whole.train.images.shape[1] == 6 and whole.test.images.shape[1] == 10
+    assert (whole.train.windows, whole.test.windows) == ((1, 2, 4), (1, 2, 3, 4))
+    assert whole.train.images.shape[1] == 7 and whole.test.images.shape[1] == 10
     # T_t frames: the whole recording in both windowings, so the teacher sees the same input
     assert torch.equal(whole.test.view(4), fixed.test.view(4))
     # the student: the first half of the recording in 2 frames, or all of it in 2 coarser frames
@@ -100,7 +101,7 @@ def test_windowings_share_the_teacher_frames_and_differ_for_the_student(fixed, w
     total = fixed.test.view(4).sum((1, 2, 3, 4)).double()
     assert (early < all_of_it).all()
     assert ((all_of_it - total).abs() <= 0.01 * total).all()  # tonic's bins drop at most a few tail events
-    with pytest.raises(ValueError, match="not 3"):
+    with pytest.raises(ValueError, match="not 3"):  # the training split holds 1..T_s and T_t
         whole.train.view(3)
 
 
@@ -154,6 +155,12 @@ def test_evaluate_bins_each_window_on_its_own(whole):
         for n in range(1, 5):
             right = sum((model(x, n).logits.mean(0).argmax(-1) == y).sum().item() for x, y in loader)
             assert accs[n - 1] == pytest.approx(right / 40)
+    out = collect_outputs(model, loader, 4)  # what a run's final records come from
+    assert out.logits.shape == out.windows.shape == (4, 40, 10)
+    assert out.acc_by_window() == pytest.approx(accs)
+    x, _ = next(iter(loader))
+    with torch.no_grad():
+        assert torch.allclose(out.logits[:, :16], model(x[4], 4).logits)  # per-timestep: the T_t-frame pass
 
 
 @pytest.mark.parametrize("windowing", ["fixed_window", "whole_recording"])

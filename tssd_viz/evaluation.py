@@ -83,9 +83,14 @@ class Outputs:
     logits: Tensor
     weak: Tensor | None
     labels: Tensor
+    # (T, N, K) the prediction of window n = 1..T from its own binning of each recording (whole-recording
+    # event windows, SPEC §11); None: window n is the first n steps of `logits`
+    windows: Tensor | None = None
 
     def acc_by_window(self) -> list[float]:
-        """Accuracy of the window of the first n steps, n = 1..T."""
+        """Accuracy of the window of the first n steps, n = 1..T (of window n's own pass, with `windows`)."""
+        if self.windows is not None:
+            return (self.windows.argmax(-1) == self.labels).float().mean(1).tolist()
         return (self.logits.cumsum(0).argmax(-1) == self.labels).float().mean(1).tolist()
 
     def acc_weak(self, t_student: int) -> float | None:
@@ -101,10 +106,13 @@ class Outputs:
 
 @torch.no_grad()
 def collect_outputs(model: SpikingNet, loader: Iterable, T: int, device: torch.device | None = None) -> Outputs:
-    """One T-step pass per batch in eval mode, every output kept (float32, on the CPU)."""
+    """One T-step pass per batch in eval mode, every output kept (float32, on the CPU).
+
+    Whole-recording event windows (`WindowFrames`): the T-step pass runs on the T-frame binning, and each
+    window n = 1..T also gets its own pass on its binning (`Outputs.windows`)."""
     was_training = model.training
     model.eval()
-    logits, weak, labels = [], [], []
+    logits, weak, labels, windows = [], [], [], []
     try:
         for x, y in loader:
             if device is not None:
@@ -113,12 +121,15 @@ def collect_outputs(model: SpikingNet, loader: Iterable, T: int, device: torch.d
             logits.append(out.logits.float().cpu())
             if out.weak_logits is not None:
                 weak.append(out.weak_logits.float().cpu())
+            if isinstance(x, WindowFrames):
+                windows.append(torch.stack([model(x, n).logits.float().mean(0).cpu() for n in range(1, T + 1)]))
             labels.append(y.cpu())
     finally:
         model.train(was_training)
     if not labels:
         raise ValueError("the loader yielded no images")
-    return Outputs(torch.cat(logits, 1), torch.cat(weak, 1) if weak else None, torch.cat(labels))
+    weak_all, windows_all = (torch.cat(w, 1) if w else None for w in (weak, windows))
+    return Outputs(torch.cat(logits, 1), weak_all, torch.cat(labels), windows_all)
 
 
 @dataclass(frozen=True)

@@ -340,7 +340,7 @@ class Training:
         """Accuracy at T_s on the first TRAIN_EVAL_IMAGES training images, unaugmented, and how many there were:
         with the test accuracy, the train-test gap (how much the run over-fits)."""
         n = min(TRAIN_EVAL_IMAGES, len(self.ds.train.labels))
-        split = type(self.ds.train)(self.ds.train.images[:n], self.ds.train.labels[:n])
+        split = self.ds.train.subset(slice(0, n))  # event frames keep their binnings
         loader = Loader(
             split, self.ds, 256, train=False, device=self.device, channels_last=self.cfg.train.channels_last
         )

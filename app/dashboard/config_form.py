@@ -339,7 +339,9 @@ def _data(box) -> None:
             f"Offline, give a data root or use {'event_digits' if dataset in EVENT_DATASETS else 'digits'}.",
             icon=":material/cloud_download:",
         )
-    if dataset in EVENT_DATASETS:
+    if dataset not in EVENT_DATASETS:  # the switch is hidden for images: keep it at the value they accept
+        ss[key("data.windowing")] = "fixed_window"
+    else:
         box.selectbox(
             "Windows on a recording",
             WINDOWINGS,

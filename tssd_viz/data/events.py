@@ -71,12 +71,13 @@ def is_event_dataset(name: str) -> bool:
 def frame_windows(data: DataConfig, distill: DistillConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The binnings (frame counts) of the train and the test split; () means one binning of T_t frames.
 
-    whole_recording: training needs the student's and the teacher's binning, evaluation every
-    window n = 1..T_t (each its own binning of the whole recording)."""
+    whole_recording: training needs the student's and the teacher's binning, and the train accuracy
+    at T_s (evaluated window by window) those of n = 1..T_s; the test split every window n = 1..T_t
+    (each its own binning of the whole recording)."""
     if data.windowing == "fixed_window":
         return (), ()
     t_s, t_t = distill.t_student, distill.t_teacher
-    return (t_s, t_t), tuple(range(1, t_t + 1))
+    return (*range(1, t_s + 1), t_t), tuple(range(1, t_t + 1))
 
 
 def frame_transform(source: EventSource, n_bins: int):
