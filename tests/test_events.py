@@ -18,7 +18,7 @@ from tssd_viz.config import MODES, ConfigError, ModelConfig, validate
 from tssd_viz.data import events as event_data
 from tssd_viz.data import is_available
 from tssd_viz.data.tonic_sources import cifar10_dvs_split
-from tssd_viz.evaluation import collect_outputs
+from tssd_viz.evaluation import collect_outputs, recompute_bn_stats
 from tssd_viz.frames import WindowFrames
 from tssd_viz.step import forward_windows
 
@@ -122,8 +122,10 @@ def test_the_loader_yields_time_major_frames(fixed, whole):
 
 def test_event_frames_drive_the_network_one_frame_per_timestep():
     torch.manual_seed(0)
-    model = build_model(ModelConfig(width=0.25), 2, 10, weak_head=False).eval()
+    model = build_model(ModelConfig(width=0.25), 2, 10, weak_head=False)
     x = torch.rand(4, 3, 2, 34, 34)
+    recompute_bn_stats(model, [(x, None)], 4)  # statistics that let spikes reach the head (untrained: silent)
+    model.eval()
     changed = x.clone()
     changed[2] += 1.0
     with torch.no_grad():

@@ -23,7 +23,7 @@ whose message says what was tried and what to do instead.
 """
 
 from .dataset import Dataset, DataUnavailable, Split, cache_dir
-from .events import EVENT_SOURCES, event_digits, frame_transform, is_event_dataset
+from .events import EVENT_SOURCES, event_digits, frame_transform
 from .loader import Loader, random_crop
 from .sources import is_available, load_dataset, offline_default
 
@@ -31,7 +31,6 @@ __all__ = [
     "EVENT_SOURCES",
     "event_digits",
     "frame_transform",
-    "is_event_dataset",
     "DataUnavailable",
     "Dataset",
     "Loader",

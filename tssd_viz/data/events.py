@@ -64,10 +64,6 @@ JITTER_US = 500.0  # timing jitter, standard deviation in microseconds
 NOISE_HZ = 0.5  # background events per pixel per second
 
 
-def is_event_dataset(name: str) -> bool:
-    return name in EVENT_SOURCES
-
-
 def frame_windows(data: DataConfig, distill: DistillConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The binnings (frame counts) of the train and the test split; () means one binning of T_t frames.
 
