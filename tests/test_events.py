@@ -110,7 +110,10 @@ def test_the_loader_yields_time_major_frames(fixed, whole):
     assert x.shape == (4, 8, 2, 34, 34) and torch.allclose(x, fixed.test.images[:8].transpose(0, 1).float())
     w, _ = next(iter(Loader(whole.test, whole, 8, train=False)))
     assert isinstance(w, WindowFrames) and w.windows == (1, 2, 3, 4)
-    assert torch.allclose(w[3], whole.test.view(3)[:8].transpose(0, 1).float())
+    # each binning on one scale: counts per frame of the finest binning (T_t = 4 frames)
+    assert torch.allclose(w[3], whole.test.view(3)[:8].transpose(0, 1).float() * 3 / 4)
+    assert torch.allclose(w[4], whole.test.view(4)[:8].transpose(0, 1).float())
+    assert torch.allclose(w[2].sum(0), w[4].sum(0) / 2, atol=0.51)  # (up to tonic's dropped tail event)
     xa, _ = next(iter(Loader(fixed.train, fixed, 16, train=True, augment=True, seed=1)))
     # an augmented recording gets one crop for all its frames: the events move, the counts per frame stay
     # (up to what a 4-pixel shift pushes off the sensor)

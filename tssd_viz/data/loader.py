@@ -37,7 +37,7 @@ class Loader:
     Yields (x, y): x (B, C, H, W) float32 normalised with the dataset's mean/std, y (B,) int64, both on
     `device`. Images stay uint8 in memory and become float one batch at a time. Event frames come out
     time-major, x (T, B, C, H, W); a split binned once per window (`Split.windows`) yields a
-    `WindowFrames` holding each binning.
+    `WindowFrames` holding each binning, scaled to counts per frame of the finest binning.
 
     A training loader (`train=True`) shuffles and, with `augment`, crops at random from the image
     zero-padded by `dataset.pad` pixels and flips horizontally when `dataset.flip`. Order and
@@ -123,4 +123,7 @@ class Loader:
         x = x.transpose(0, 1).contiguous()  # (T, B, C, H, W): the model folds T and B
         if not self.windows:
             return x
-        return WindowFrames(dict(zip(self.windows, x.split(self.windows))))  # n -> (n, B, C, H, W)
+        # Each binning scaled by n / (the finest binning's n): counts per finest-frame duration, so a 2-frame
+        # and a 4-frame binning share one scale (otherwise one set of batch-norm statistics cannot serve both).
+        top = max(self.windows)
+        return WindowFrames({n: f * (n / top) for n, f in zip(self.windows, x.split(self.windows))})
