@@ -1,7 +1,7 @@
 """The dashboard on event data (AppTest): the Event camera starting point, the windowing switch and its
 refusal, and a run on event_digits whose probe panel shows each timestep's input frame."""
 
-import os
+import json
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,10 @@ def runs_dir(tmp_path_factory):
         mp.setenv("TSSD_RUNS_DIR", str(root))
         mp.setenv("TSSD_MAX_RUNNING", "1")
         yield root
+
+
+def runs_in(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.exists() else []
 
 
 def session() -> AppTest:
@@ -47,14 +51,16 @@ def test_an_event_run_shows_its_input_frames_beside_the_raster(runs_dir):
     at.selectbox(key="cfg_start").set_value("events").run()
     at.number_input(key="cfg_epochs").set_value(1).run()
     at.number_input(key="cfg_limit_train").set_value(64).run()
+    before = set(runs_in(runs_dir))
     at.button(key="train_button").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    (name,) = os.listdir(runs_dir)
+    (name,) = set(runs_in(runs_dir)) - before
     run = RunFolder(runs_dir / name)
     wait_for(lambda: run.status()["state"] not in ("queued", "running"), what="the event run to finish", timeout=300)
     assert run.status()["state"] == "done", run.status()
     assert run.config().data.dataset == "event_digits"
     at.run()
     frames = next(c for c in at.get("plotly_chart") if c.proto.id.endswith("live_probe_frames"))
-    assert frames.proto.spec.count('"heatmap"') == run.config().distill.t_teacher
+    traces = json.loads(frames.proto.spec)["data"]
+    assert [t["type"] for t in traces] == ["heatmap"] * run.config().distill.t_teacher  # one frame per timestep
     assert any(c.proto.id.endswith("live_raster") for c in at.get("plotly_chart"))

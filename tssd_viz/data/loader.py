@@ -124,6 +124,6 @@ class Loader:
         if not self.windows:
             return x
         # Each binning scaled by n / (the finest binning's n): counts per finest-frame duration, so a 2-frame
-        # and a 4-frame binning share one scale (otherwise one set of batch-norm statistics cannot serve both).
+        # and a 4-frame binning of a recording are on one scale.
         top = max(self.windows)
         return WindowFrames({n: f * (n / top) for n, f in zip(self.windows, x.split(self.windows))})
