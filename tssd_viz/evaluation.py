@@ -84,7 +84,7 @@ class Outputs:
     weak: Tensor | None
     labels: Tensor
     # (T, N, K) the prediction of window n = 1..T from its own binning of each recording (whole-recording
-    # event windows, SPEC §11); None: window n is the first n steps of `logits`
+    # event windows, SPEC §12); None: window n is the first n steps of `logits`
     windows: Tensor | None = None
 
     def acc_by_window(self) -> list[float]:

@@ -1,6 +1,6 @@
 """Event-camera datasets: recordings of (x, y, t, p) events binned by tonic into the frames a network gets.
 
-Four sources, one path (SPEC §11). Each recording is a tonic-style structured array; `frame_transform`
+Four sources, one path (SPEC §12). Each recording is a tonic-style structured array; `frame_transform`
 (tonic's `Downsample` to the frame size, then `ToFrame` into n time bins, polarity as 2 channels) turns
 it into (n, 2, H, W) event counts, stored as uint8 (clipped at 255):
 

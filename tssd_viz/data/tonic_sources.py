@@ -1,4 +1,4 @@
-"""N-MNIST, DVS-Gesture and CIFAR10-DVS through tonic's dataset classes (SPEC §11).
+"""N-MNIST, DVS-Gesture and CIFAR10-DVS through tonic's dataset classes (SPEC §12).
 
 Where: the first of the CIFAR candidates (`--data.root`, `$TSSD_DATA_ROOT/<name>`, the cache) that
 holds tonic's downloaded archives under `<folder>/<tonic class>/` (e.g. `NMNIST/train.zip` with its
