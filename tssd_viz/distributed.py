@@ -34,6 +34,7 @@ from torch.distributed.nn.functional import all_reduce as all_reduce_with_grad
 
 from .checkpoints import first_sentences
 from .config import ConfigError, TSSDConfig
+from .losses import rank_by_confidence
 from .step import extremes
 
 NOT_REDUCED = ("lr",)  # the same on every rank by construction: averaging it would only add rounding
@@ -134,9 +135,8 @@ class Ranks:
 
 
 def ranking_signals(confidence: list[float]) -> dict[str, list[float]]:
-    """The strongest and weakest timestep from per-timestep confidences (a tie keeps the earlier one first,
-    as `losses.rank_timesteps` does)."""
-    return extremes(torch.sort(torch.tensor(confidence), descending=True, stable=True).indices.tolist())
+    """The strongest and weakest timestep from per-timestep confidences, ranked as the loss ranks them."""
+    return extremes(rank_by_confidence(torch.tensor(confidence)))
 
 
 def _flatten(signals: dict[str, Any]) -> tuple[list[tuple[str, Any]], list[float]]:

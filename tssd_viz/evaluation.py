@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from .config import TSSDConfig
 from .frames import WindowFrames
-from .losses import rank_timesteps, timestep_confidence
+from .losses import rank_by_confidence, rank_timesteps, timestep_confidence
 from .models import SpikingNet
 
 EXIT_THRESHOLDS = (0.5, 0.8, 0.9, 0.95)  # the early-exit table of every finished run (SPEC §10)
@@ -204,16 +204,17 @@ def analysis(out: Outputs, cfg: TSSDConfig, thresholds: Sequence[float] = EXIT_T
     strongest and weakest timestep of the T_s window (1-based), the weak head's accuracy, teacher margins and
     the early-exit table at T_s."""
     d = cfg.distill
+    confidence = timestep_confidence(out.logits)
     fields: dict[str, Any] = {
         "split": "test",
         "images": int(out.labels.shape[0]),
         "acc_by_timestep": out.acc_by_timestep(),
-        "confidence_by_timestep": timestep_confidence(out.logits).tolist(),
+        "confidence_by_timestep": confidence.tolist(),
         "acc_weak": out.acc_weak(d.t_student),
         **teacher_margins(out, cfg),
         "early_exit": [p.as_dict() for p in exit_points(out.logits[: d.t_student], out.labels, thresholds)],
     }
     if d.t_student >= 2:
-        order = rank_timesteps(out.logits[: d.t_student])
+        order = rank_by_confidence(confidence[: d.t_student])
         fields.update(strongest=order[0] + 1, weakest=order[-1] + 1)
     return fields

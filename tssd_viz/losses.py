@@ -78,8 +78,12 @@ def timestep_confidence(steps: Tensor) -> Tensor:
 
 def rank_timesteps(steps: Tensor) -> list[int]:
     """Timestep indices (0-based) from the most to the least confident; a tie keeps the earlier one first."""
-    order = torch.sort(timestep_confidence(steps), descending=True, stable=True).indices
-    return order.tolist()
+    return rank_by_confidence(timestep_confidence(steps))
+
+
+def rank_by_confidence(confidence: Tensor) -> list[int]:
+    """`rank_timesteps` from confidences already computed, (T,) -> indices, most confident first."""
+    return torch.sort(confidence, descending=True, stable=True).indices.tolist()
 
 
 def sw_pairs(order: list[int], mode: str, variant: str) -> list[tuple[int, int]]:

@@ -22,7 +22,7 @@ from .losses import (
     accuracy_by_window,
     agreement,
     kd_kl,
-    rank_timesteps,
+    rank_by_confidence,
     timestep_confidence,
     tssd_loss,
     windows,
@@ -111,7 +111,8 @@ class StepResult:
 def timestep_signals(steps: Tensor) -> dict[str, list[float]]:
     """The student window's timesteps as sub-models (SPEC §10), in every mode: each one's confidence, and
     which one was the strongest and the weakest (one-hot, so an epoch's mean is each timestep's share)."""
-    return {"confidence_by_timestep": timestep_confidence(steps).tolist(), **extremes(rank_timesteps(steps))}
+    confidence = timestep_confidence(steps)  # one softmax: the ranking reads the same numbers
+    return {"confidence_by_timestep": confidence.tolist(), **extremes(rank_by_confidence(confidence))}
 
 
 def extremes(order: list[int]) -> dict[str, list[float]]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..atomic import atomic_write_json
 from ..config import TSSDConfig
-from ..runs import RunFolder
+from ..runs import RunFolder, final_accuracy
 from .grid import ABLATION_TS, ABLATIONS, MODES, TRAIN_SIZES, SweepError, _fmt
 
 
@@ -23,7 +23,8 @@ def collect(runs_dir: Path) -> list[dict[str, Any]]:
         if not run.exists() or run.status().get("state") != "done":
             continue
         cell, cfg = json.loads((path / "cell.json").read_text()), run.config()
-        epochs = run.metrics("epoch")
+        records = run.metrics()  # metrics.jsonl read once; each quantity below is a filter of it
+        epochs = [r for r in records if r.get("kind") == "epoch"]
         complete = [r for r in epochs if r.get("complete", True)]
         n_train = cfg.data.limit_train or TRAIN_SIZES.get(cfg.data.dataset)
         # The training loader drops the last partial batch; from a complete epoch record when there is one.
@@ -36,14 +37,14 @@ def collect(runs_dir: Path) -> list[dict[str, Any]]:
         )
         epochs_trained = epochs[-1]["step"] / steps_per_epoch if epochs and steps_per_epoch else None
         train_s = epochs[-1]["wall_s"] if epochs else None  # seconds in training steps, kept across resumes
-        final = (run.metrics("analysis") or [{}])[-1]  # runs from before the analysis record have none
-        train_acc = run.final_eval("train").get(cell["t_student"])
-        test_acc = run.final_eval().get(cell["t_student"])
+        final = next((r for r in reversed(records) if r.get("kind") == "analysis"), {})  # none before 0.2.0
+        test = final_accuracy(records)
+        train_acc, test_acc = final_accuracy(records, "train").get(cell["t_student"]), test.get(cell["t_student"])
         out.append(
             {
                 **cell,
                 "cfg": cfg,
-                "acc_by_window": {int(t): a for t, a in sorted(run.final_eval().items())},
+                "acc_by_window": {int(t): a for t, a in sorted(test.items())},
                 "train_s": train_s,
                 "epochs_trained": round(epochs_trained, 2) if epochs_trained else None,
                 "epoch_s": train_s / epochs_trained if train_s and epochs_trained else None,
