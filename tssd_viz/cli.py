@@ -21,6 +21,7 @@ from typing import NoReturn
 
 import tyro
 
+from . import allocator
 from .atomic import StorageError
 from .checkpoints import CheckpointError
 from .config import EVENT_DATASETS, PRESETS, ConfigError, TSSDConfig, preset, validate
@@ -135,7 +136,8 @@ def config_file_or_fail(path: str) -> TSSDConfig:
         fail(f"--config {path}: cannot read a config from it ({type(e).__name__}: {reason})")
 
 
-def cmd_train(argv: list[str]) -> int:
+def cmd_train(argv: list[str], own_process: bool = False) -> int:
+    """`own_process`: argv is this process's command line, which may run again under the allocator."""
     ap = argparse.ArgumentParser(add_help=False)
     ap.add_argument("--preset", default="classroom")
     ap.add_argument("--config", default=None, metavar="JSON", help="start from a saved config.json instead of a preset")
@@ -167,6 +169,8 @@ def cmd_train(argv: list[str]) -> int:
         validate(cfg)
     except ConfigError as e:
         fail(str(e))
+    if own_process:
+        allocator.reexec(cfg.train.allocator)  # returns when it already runs (or cannot run) the one asked
 
     # SIGTERM / first Ctrl-C: finish the step, save last.pt, mark the run cancelled.
     stop = {"requested": False}
@@ -417,10 +421,13 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, 
 
 
 def main(argv: list[str] | None = None) -> int:
+    own_process = argv is None  # this process's own command line: `train` may re-execute it (allocator)
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else EXIT_BAD_INPUT
     if argv[0] not in COMMANDS:
         fail(f"unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)}")
+    if argv[0] == "train":
+        return cmd_train(argv[1:], own_process)
     return COMMANDS[argv[0]](argv[1:])

@@ -31,6 +31,7 @@ OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("onecycle", "cosine", "constant")
 BN_STATS = ("recompute", "running")
 BN_WINDOWS = ("train", "student")
+ALLOCATORS = ("auto", "glibc", "jemalloc", "tcmalloc")
 
 
 class ConfigError(ValueError):
@@ -168,6 +169,9 @@ class TrainConfig:
     """torch.compile the neuron time loop (helps on GPUs; the fused CPU neuron is faster uncompiled)."""
     tune_allocator: bool = True
     """CPU: keep freed activation memory for reuse instead of returning it to the OS (tssd_viz.speed)."""
+    allocator: str = "auto"
+    """[choice] The training process's malloc: auto (jemalloc, else tcmalloc, when installed; else glibc),
+    glibc, jemalloc or tcmalloc; one not installed falls back to glibc (tssd_viz.allocator)."""
     bn_stats: str = "recompute"
     """[choice] Eval-mode batch-norm statistics: recompute (re-estimated with the current weights on
     bn_batches training images before every evaluation and probe) or running (PyTorch's running averages)."""
@@ -326,6 +330,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.device": DEVICES,
     "train.bn_stats": BN_STATS,
     "train.bn_window": BN_WINDOWS,
+    "train.allocator": ALLOCATORS,
 }
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from .config import TSSDConfig
 
 if TYPE_CHECKING:
+    from .allocator import InUse
     from .data import Dataset
     from .models import SpikingNet
 
@@ -31,6 +32,7 @@ class FitInfo:
     total_steps: int
     start_step: int
     run_dir: Path | None
+    allocator: InUse | None = None  # the malloc of the training process
 
 
 @dataclass(frozen=True)

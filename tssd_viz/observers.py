@@ -73,7 +73,8 @@ class RunWriter(Observer):
         self.prior = run.read_status()  # a finished run stays finished, whatever a later resume does
 
     def before_fit(self, info):
-        self.run.write_env(info.device, info.cfg.train.seed)
+        malloc = info.allocator.to_dict() if info.allocator is not None else None
+        self.run.write_env(info.device, info.cfg.train.seed, malloc)
         self.run.set_status(
             "running", f"training {info.cfg.distill.mode} on {info.dataset}", host=_host(), total_steps=info.total_steps
         )
@@ -144,6 +145,8 @@ class ConsoleProgress(Observer):
         self._write(
             f"{d.mode} · {info.arch} · {info.dataset} · {info.device} · {windows} · {info.num_parameters:,} parameters"
         )
+        if info.allocator is not None:
+            self._write(info.allocator.line())
         self._write("  ".join(f"{c:>8}" for c in self.COLUMNS))
 
     def after_step(self, record):

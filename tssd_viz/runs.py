@@ -191,7 +191,8 @@ class RunFolder:
         atomic_write_bytes(self.metrics_path, "".join(lines[:n_lines]).encode())
         return max(0, len(lines) - n_lines)
 
-    def write_env(self, device: str, seed: int) -> None:
+    def write_env(self, device: str, seed: int, allocator: Mapping[str, Any] | None = None) -> None:
+        """env.json: versions, device, seed, machine, and the malloc that ran (`allocator.InUse.to_dict()`)."""
         import torch
 
         versions = {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__}
@@ -214,6 +215,7 @@ class RunFolder:
                 "torch_threads": torch.get_num_threads(),
                 "cuda": torch.cuda.get_device_name() if device.startswith("cuda") else None,
                 "source": source_commit(),
+                "allocator": dict(allocator) if allocator is not None else None,
             },
         )
 

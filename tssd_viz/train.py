@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import allocator
 from .checkpoints import FORMAT_TRAIN, CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, TSSDConfig, validate
 from .data import Dataset, Loader, load_dataset
@@ -32,7 +33,7 @@ from .observers import Observer, RunWriter
 from .probes import snapshot
 from .record import lif_layers
 from .runs import RunFolder
-from .speed import compile_neurons, tune_allocator
+from .speed import compile_neurons
 from .step import EpochMeans, TrainingDiverged, lr_factor, make_optimizer, train_step
 
 __all__ = [
@@ -79,8 +80,8 @@ def fit(
         raise ConfigError("train.bf16", f"bf16 autocast needs a CUDA device; this run uses {device.type}")
     if tc.threads:
         torch.set_num_threads(tc.threads)
-    if tc.tune_allocator and device.type == "cpu":
-        tune_allocator()  # speed: activations are reused instead of page-faulted in every step
+    # speed: activations are reused instead of page-faulted in every step (jemalloc, or glibc tuned)
+    malloc = allocator.settle(tc.allocator, tune=tc.tune_allocator and device.type == "cpu")
     # Everything that can refuse the run comes before its folder is written: a refusal writes nothing.
     ds = dataset if dataset is not None else load_dataset(cfg.data, cfg.distill)
     check_sizes(cfg, ds)
@@ -97,7 +98,7 @@ def fit(
             getattr(o, event)(*args)
 
     try:
-        result = Training(cfg, device, ds, run, emit, should_stop, ranks).run(resume)
+        result = Training(cfg, device, ds, run, emit, should_stop, ranks).run(resume, malloc)
     except BaseException as exc:
         said = ranks.explain(exc) if ranks is not None else exc  # a lost rank, in one line
         emit("on_error", said)
@@ -197,7 +198,7 @@ class Training:
         self.trained = self.model  # what the steps run: the network, or DDP around it (set in run())
 
     # -- the loop
-    def run(self, resume: bool) -> FitResult:
+    def run(self, resume: bool, malloc: allocator.InUse | None = None) -> FitResult:
         if resume:
             self.resume()  # replaces self.at: read it after
         if self.ranks is not None:  # after the resume: DDP starts every rank from rank 0's weights
@@ -217,6 +218,7 @@ class Training:
                 self.total_steps,
                 at.step,
                 self.folder.path if self.folder else None,
+                malloc,
             ),
         )
         if at.step == 0 and tc.probe_every:
