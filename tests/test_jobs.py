@@ -3,6 +3,7 @@
 The tests that take an `executor` run twice: with local child processes and with jobs of a real Ray head
 (tests/ray_head.py), through the same calls."""
 
+import json
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import time
 import pytest
 from waiting import wait_for  # tests/waiting.py
 
-from tssd_viz import ConfigError, RunFolder, preset
+from tssd_viz import ConfigError, RunFolder, allocator, preset
 from tssd_viz.atomic import StorageError
 from tssd_viz.executors import Local, RayJobs
 from tssd_viz.jobs import JobManager
@@ -60,6 +61,8 @@ def test_two_submissions_with_one_slot_run_one_after_the_other(tmp_path, executo
     assert now == ["done", "running"]  # b started only once a had finished, at the next poll
     assert a.final_eval() and a.config().train.seed == 0 and b.config().train.seed == 1
     assert "python" in (a.path / "log.txt").read_text()  # the child's output is kept next to its run
+    found = allocator.wanted("auto")  # a dashboard run trains under the fast malloc when one is installed
+    assert json.loads(a.env_path.read_text())["allocator"]["name"] == (found.name if found else "glibc")
     jobs.cancel(b)
     assert jobs.wait(b, timeout=60)["state"] == "cancelled"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tssd_viz import RunFolder
+from tssd_viz import RunFolder, allocator
 from tssd_viz.cli import parse_config
 from tssd_viz.config import TSSDConfig, preset, validate
 from tssd_viz.sweep import (
@@ -240,6 +240,10 @@ def test_sweep_trains_measures_the_budget_and_summarises(swept):
     # the equal-time budget is the baseline's measured training time
     assert timed.config().train.time_budget_s == pytest.approx(base_run.metrics("epoch")[-1]["wall_s"], abs=0.06)
     assert sorted(timed.final_eval()) == [1, 2]
+    found = allocator.wanted("auto")  # each run trains under the fast malloc when one is installed
+    assert {json.loads(r.env_path.read_text())["allocator"]["name"] for r in (base_run, timed)} == {
+        found.name if found else "glibc"
+    }
     summary = json.loads((sweep_dir / "summary.json").read_text())
     assert summary["totals"]["runs"] == 2 and len(summary["main"]["time"]) == 1
     assert "| baseline | 1 | 2 |" in (sweep_dir / "summary.md").read_text()

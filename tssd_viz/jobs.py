@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from . import allocator
 from .atomic import StorageError, storage_error
 from .config import ConfigError, TSSDConfig, validate
 from .executors import Local, RayJobs
@@ -239,7 +240,8 @@ class JobManager:
 
     def _start(self, run: RunFolder) -> None:
         cfg = run.config()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # Started under the run's allocator (jemalloc when installed), so that the CLI need not re-execute.
+        env = allocator.launch_env(cfg.train.allocator, {**os.environ, "PYTHONUNBUFFERED": "1"})
         # A dashboard run shares the CPU with the server and the browser. OpenMP threads that spin
         # while they wait then burn the cores the others need: measured on 2 cores next to a busy
         # dashboard, the Quick look took 80 s with spinning threads and 8 s with sleeping ones.

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+from .. import allocator
 from ..atomic import atomic_write_json
 from ..config import TSSDConfig
 from ..executors import Local, RayJobs
@@ -89,9 +90,9 @@ def run_cell(
     with open(run.path / "train.log", "a", encoding="utf-8") as out:
         # A session of its own: a Ctrl-C at the terminal reaches the sweep only, which passes on exactly one
         # SIGINT (run_sweep; the run then checkpoints and says cancelled, where a second one would abort it).
-        proc = (executor or Local()).launch(
-            run, _train_command(run, resume), {**os.environ, "PYTHONUNBUFFERED": "1"}, out
-        )
+        # The run's allocator in its environment (a Ray job gets none: its CLI chooses on its own machine).
+        env = allocator.launch_env(cell.cfg.train.allocator, {**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = (executor or Local()).launch(run, _train_command(run, resume), env, out)
         if procs is not None:
             procs.add(proc)
         try:
