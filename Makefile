@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup browser run serve train-demo test lab bench clean
+.PHONY: setup allocator browser run serve train-demo test lab bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,16 @@ $(TEST_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e ".[app,notebooks,dev,cluster]"
 	touch $(TEST_STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) allocator
+
+# Training runs under jemalloc when it is installed (tssd_viz.allocator; bench/run.py measures it against
+# glibc). Installed here when run as root on Debian/Ubuntu; otherwise one line says how, and training runs
+# under glibc as before. Linux only: elsewhere the system's malloc runs.
+allocator: $(STAMP)
+	@[ "$$(uname -s)" != Linux ] || $(PY) -c "import sys, tssd_viz.allocator as a; sys.exit(not a.find('jemalloc'))" || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && apt-get install -y -qq libjemalloc2 >/dev/null; \
+	  else echo "Training is faster with jemalloc: sudo apt-get install libjemalloc2 (conda: conda install -c conda-forge jemalloc)" >&2; fi; }
 
 # The browser test drives Debian's Chromium (Playwright's own browser download is not used).
 browser:
@@ -51,8 +60,9 @@ test: $(TEST_STAMP) browser
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
 	TSSD_FAST=1 $(PY) -m pytest
 
+# The lessons train inside the Jupyter kernel: JupyterLab (and so its kernels) starts under the fast allocator.
 lab: setup
-	$(PY) -m jupyter lab notebooks/
+	$(PY) -c "import sys, tssd_viz.allocator as a; a.execute(sys.argv[1:])" $(PY) -m jupyter lab notebooks/
 
 bench: setup
 	$(PY) bench/run.py

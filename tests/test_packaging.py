@@ -10,6 +10,7 @@ import tssd_viz
 ROOT = Path(__file__).resolve().parents[1]
 # conda names that differ from PyPI names
 CONDA_TO_PYPI = {"pytorch": "torch"}
+NOT_ON_PYPI = {"jemalloc"}  # a C library (tssd_viz.allocator preloads it)
 
 
 def _name(req: str) -> str:
@@ -33,7 +34,7 @@ def environment_packages() -> set[str]:
         m = in_deps and re.match(r"^\s+-\s+([A-Za-z0-9_.\-]+)", line)
         if m and not line.strip().endswith(":"):
             names.add(CONDA_TO_PYPI.get(_name(m.group(1)), _name(m.group(1))))
-    return names - {"python", "pip"}
+    return names - {"python", "pip"} - NOT_ON_PYPI
 
 
 def test_environment_yml_matches_pyproject():
