@@ -26,9 +26,10 @@ if str(ROOT) not in sys.path:  # run as `python bench/run.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
 from bench import nets  # noqa: E402
+from tssd_viz import allocator  # noqa: E402
 from tssd_viz.config import TSSDConfig  # noqa: E402
 from tssd_viz.losses import tssd_loss, windows  # noqa: E402
-from tssd_viz.speed import compile_neurons, tune_allocator  # noqa: E402
+from tssd_viz.speed import compile_neurons  # noqa: E402
 from tssd_viz.step import forward_windows  # noqa: E402
 
 
@@ -152,32 +153,40 @@ def _reset_peak_rss() -> None:
 def child_main(argv: list[str]) -> None:
     """Entry of a fresh measuring process: `--child memory|medians SPEC_JSON`; prints one JSON line."""
     kind, spec = argv[0], json.loads(argv[1])
-    if spec.get("tune", True):
-        tune_allocator()
+    # The malloc a training process of this config runs: the CLI's own re-exec and fit()'s settle().
+    choice = spec.get("allocator", "auto")
+    allocator.reexec(choice)
+    ran = allocator.settle(choice, tune=spec.get("tune", True)).name
     shape = Shape(**spec["shape"])
     if kind == "memory":  # peak resident memory of one step, above what the process held before it
         step = make_step(spec["variant"], shape)
         before = _rss_bytes()
         _reset_peak_rss()
         step()
-        print(json.dumps({"activation_bytes": _peak_rss_bytes() - before}))
+        print(json.dumps({"activation_bytes": _peak_rss_bytes() - before, "allocator": ran}))
     else:  # "medians": median step seconds of each variant, timed round-robin in this process
-        print(json.dumps({"medians": interleaved_medians(spec["variants"], shape, spec["reps"], warmup=1)}))
+        times = interleaved_medians(spec["variants"], shape, spec["reps"], warmup=1)
+        print(json.dumps({"medians": times, "allocator": ran}))
 
 
-def in_fresh_process(kind: str, spec: dict, env: dict[str, str] | None = None) -> dict:
-    """Run `child_main` in a new interpreter (optionally with extra environment) and parse its line."""
+def in_fresh_process(kind: str, spec: dict) -> dict:
+    """Run `child_main` in a new interpreter, started as the job manager starts a training process (under
+    the allocator of `spec["allocator"]`, default auto), and parse its line."""
     cmd = [sys.executable, str(Path(__file__).resolve().parent / "run.py"), "--child", kind, json.dumps(spec)]
-    out = subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True, check=True)
+    env = allocator.launch_env(spec.get("allocator", "auto"))
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def jemalloc_path() -> str | None:
-    """Debian's libjemalloc2, if installed (apt-get install libjemalloc2)."""
-    for p in ("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2"):
-        if Path(p).exists():
-            return p
-    return None
+def cli_allocator(choice: str, run_dir: Path) -> str:
+    """The malloc `python -m tssd_viz train --train.allocator CHOICE` chose for itself, as its env.json
+    records it: a run of a few digits steps, started with no allocator in its environment."""
+    cmd = [sys.executable, "-m", "tssd_viz", "train", "--preset", "quick", "--run-dir", str(run_dir), "--no-progress"]
+    cmd += ["--train.allocator", choice, "--train.epochs", "1", "--data.limit-train", "64", "--data.limit-test", "32"]
+    cmd += ["--train.probe-every", "0", "--model.width", "0.25"]
+    env = allocator.launch_env("glibc")  # no preload: the CLI's own choice is measured
+    subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return json.loads((run_dir / "env.json").read_text())["allocator"]["name"]
 
 
 def classroom_run(

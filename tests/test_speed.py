@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tssd_viz import allocator
 from tssd_viz.neurons import LIF, lif_multistep
 from tssd_viz.speed import compile_neurons, tune_allocator
 
@@ -59,6 +60,11 @@ def test_bench_quick_prints_every_table_row():
         line = next(text for text in out.splitlines() if row in text)
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[1].endswith("x") and float(cells[1][:-1]) > 0 and cells[3] in ("yes", "no")
+    # A row per malloc that `python -m tssd_viz train` ran; the default path's (auto) carries the target.
+    rows = [line for line in out.splitlines() if "   allocator " in line]
+    assert "allocator glibc, defaults" in rows[0] and any("train.allocator glibc" in r for r in rows)
+    default = next(r for r in rows if "train.allocator auto" in r)
+    assert ("allocator jemalloc" in default) == (allocator.find("jemalloc") is not None) and "<=1.10x" in default
     assert "device cpu" in out
 
 
