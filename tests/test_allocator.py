@@ -87,7 +87,6 @@ def test_the_console_line_says_what_runs_and_how_to_get_the_faster_one(monkeypat
 
 
 def test_a_child_started_with_launch_env_runs_the_allocator_asked_for():
-    assert al.running() in Path(al.malloc_library()).name or al.running() in ("glibc", "system")
     code = "from tssd_viz import allocator; print(allocator.running(), allocator.malloc_library())"
     for choice, expected in (("auto", EXPECTED), ("glibc", "glibc")):
         env = al.launch_env(choice)

@@ -209,7 +209,13 @@ def test_a_start_whose_status_cannot_be_written_stops_the_child_and_stays_queued
     jobs = JobManager(tmp_path, max_running=1)
     started = []
     real_popen = subprocess.Popen
-    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append(real_popen(*a, **k)) or started[-1])
+
+    def popen(cmd, *a, **k):  # keeps the training processes (the allocator's lookup runs ldconfig too)
+        proc = real_popen(cmd, *a, **k)
+        started.extend([proc] if "tssd_viz" in cmd else [])
+        return proc
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
     real_set_status = RunFolder.set_status
 
     def refuse_running(self, state, *args, **kwargs):
