@@ -103,7 +103,7 @@ def memory_rows(table: Table, shape: Shape) -> None:
         table.row(f"   peak RSS above the model, {v}", mem[v] / 2**30, fmt="{:.2f} GB")
 
 
-def allocator_rows(table: Table, shape: Shape, reps: int) -> None:
+def allocator_rows(table: Table, shape: Shape, reps: int, choices: tuple[str, ...] = ALLOCATORS) -> None:
     """Ours / (T x ANN) under each malloc that `python -m tssd_viz train` runs on this machine, by what
     its env.json records for each train.allocator, and glibc's defaults for reference; each in a process
     of its own (a process has one malloc), started the way a training process starts."""
@@ -111,11 +111,11 @@ def allocator_rows(table: Table, shape: Shape, reps: int) -> None:
     table.row(
         f"   allocator glibc, defaults (tune_allocator off), step / {shape.T} x ANN", m["ours"] / (shape.T * m["ann"])
     )
-    choices: dict[str, list[str]] = {}  # what ran -> the train.allocator values that ran it
+    ran_by: dict[str, list[str]] = {}  # what ran -> the train.allocator values that ran it
     with tempfile.TemporaryDirectory() as tmp:
-        for choice in ALLOCATORS:
-            choices.setdefault(harness.cli_allocator(choice, Path(tmp) / choice), []).append(choice)
-    for ran, asked in choices.items():
+        for choice in choices:
+            ran_by.setdefault(harness.cli_allocator(choice, Path(tmp) / choice), []).append(choice)
+    for ran, asked in ran_by.items():
         spec = {"variants": ["ann", "ours"], "shape": vars(shape), "reps": reps, "allocator": asked[0]}
         got = harness.in_fresh_process("medians", spec)
         if got["allocator"] != ran:
@@ -216,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.classroom_only:
         step_rows(table, shape, reps, args.compile)
         memory_rows(table, shape)
-        allocator_rows(table, shape, reps=min(reps, 2))
+        # --quick: the default path and glibc only (each choice costs a short training run).
+        allocator_rows(table, shape, min(reps, 2), ("auto", "glibc") if args.quick else ALLOCATORS)
     if not args.no_classroom:
         seeds = list(range(args.seeds or (1 if args.quick else 3)))
         classroom_rows(
