@@ -162,3 +162,21 @@ def test_fused_module_runs_under_bf16_autocast_with_the_reference_loop():
     assert agree > 0.97  # bf16 rounding moves a few neurons across the threshold, no more
     s.float().sum().backward()
     assert conv.weight.grad is not None and torch.isfinite(conv.weight.grad).all()
+
+
+def test_fused_module_matches_reference_on_channels_last_float32():
+    # The layout a conv net hands the neuron: a (T*B, C, H, W) channels_last activation viewed as
+    # (T, B, C, H, W). The saved window and the scratch steps follow that layout.
+    torch.manual_seed(3)
+    flat = (torch.randn(4 * 2, 5, 6, 7) * 1.5).contiguous(memory_format=torch.channels_last)
+    a = flat.view(4, 2, 5, 6, 7).detach().requires_grad_()
+    b = flat.view(4, 2, 5, 6, 7).detach().requires_grad_()
+    assert not b.is_contiguous()
+    s_ref, m_ref = lif_multistep(a)
+    s, m = LIF().run(b)
+    torch.testing.assert_close(s, s_ref)
+    torch.testing.assert_close(m, m_ref)
+    w = torch.randn_like(s)
+    (s_ref * w).sum().backward()
+    (s * w).sum().backward()
+    torch.testing.assert_close(b.grad, a.grad)
