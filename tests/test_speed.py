@@ -65,6 +65,10 @@ def test_bench_quick_prints_every_table_row():
     assert "allocator glibc, defaults" in rows[0] and any("train.allocator glibc" in r for r in rows)
     default = next(r for r in rows if "train.allocator auto" in r)
     assert ("allocator jemalloc" in default) == (allocator.find("jemalloc") is not None) and "<=1.10x" in default
+    # Row 4 compares under glibc's defaults; the default allocator's peak is said apart, naming it.
+    default_mem = next(line for line in out.splitlines() if "same, ours under the default allocator" in line)
+    ran = "jemalloc" if allocator.find("jemalloc") else "tcmalloc" if allocator.find("tcmalloc") else "glibc"
+    assert f"({ran})" in default_mem and default_mem.split("|")[2].strip().endswith("GB")
     assert "device cpu" in out
 
 
