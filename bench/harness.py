@@ -189,9 +189,15 @@ def cli_allocator(choice: str, run_dir: Path) -> str:
     return json.loads((run_dir / "env.json").read_text())["allocator"]["name"]
 
 
+@dataclass(frozen=True)
+class ClassroomResult:
+    acc: float  # test accuracy at T_s, 0..1
+    steps: int  # optimisation steps done in the budget
+
+
 def classroom_run(
     mode: str, seed: int, budget_s: float, data: list[str], run_dir: Path, extra: list[str] = ()
-) -> float:
+) -> ClassroomResult:
     """Train the classroom preset through the CLI for `budget_s` seconds; test accuracy at T_s."""
     cmd = [
         sys.executable,
@@ -220,4 +226,4 @@ def classroom_run(
 
     run = RunFolder(run_dir)
     t_student = run.config().distill.t_student
-    return run.final_eval()[t_student]
+    return ClassroomResult(run.final_eval()[t_student], run.metrics("eval")[-1]["step"])

@@ -29,6 +29,7 @@ from bench import harness  # noqa: E402
 from bench.harness import Shape  # noqa: E402
 from tssd_viz.config import ALLOCATORS  # noqa: E402
 
+NAME = 70  # the measure column's width: the longest row name
 FULL, QUICK = Shape(), Shape(arch="vgg_small", width=0.25, batch=8, size=16, T=4)
 
 
@@ -38,8 +39,8 @@ class Table:
     def __init__(self):
         self.rows: list[tuple[str, str, str, str]] = []
         self.notes: list[str] = []  # printed after the table: what produced it
-        print(f"| {'measure':<68} | {'measured':>9} | {'target':>8} | {'met':<3} |", flush=True)
-        print(f"|{'-' * 70}|{'-' * 11}|{'-' * 10}|{'-' * 5}|", flush=True)
+        print(f"| {'measure':<{NAME}} | {'measured':>9} | {'target':>8} | {'met':<3} |", flush=True)
+        print(f"|{'-' * (NAME + 2)}|{'-' * 11}|{'-' * 10}|{'-' * 5}|", flush=True)
 
     def row(self, name: str, value: float, target: str = "", fmt: str = "{:.2f}x") -> None:
         met = ""
@@ -48,7 +49,7 @@ class Table:
             met = "yes" if (value <= bound if op == "<=" else value >= bound) else "no"
         text = fmt.format(value)
         self.rows.append((name, text, target, met))
-        print(f"| {name:<68} | {text:>9} | {target:>8} | {met:<3} |", flush=True)
+        print(f"| {name:<{NAME}} | {text:>9} | {target:>8} | {met:<3} |", flush=True)
 
 
 def medians(shape: Shape, variants: list[str], reps: int, allocator: str = "auto", tune: bool = True) -> dict:
@@ -158,28 +159,26 @@ def classroom_rows(table: Table, seeds: list[int], budget_s: float, quick: bool,
     if with_continue:
         modes.append(("tssd", ["--distill.tsd-pass", "continue", "--distill.teacher-ce", "False"]))
     with tempfile.TemporaryDirectory() as tmp:
-        accs = {i: [] for i in range(len(modes))}
+        got: dict[int, list[harness.ClassroomResult]] = {i: [] for i in range(len(modes))}
         for seed in seeds:  # seeds outermost: the modes share the machine's state of each moment
             for i, (mode, extra) in enumerate(modes):
                 run_dir = Path(tmp) / f"{i}-{seed}"
-                accs[i].append(harness.classroom_run(mode, seed, budget_s, data, run_dir, extra))
+                got[i].append(harness.classroom_run(mode, seed, budget_s, data, run_dir, extra))
         # The malloc the CLI chose for itself (train.allocator = auto), as the first run recorded it.
         ran = json.loads((Path(tmp) / f"0-{seeds[0]}" / "env.json").read_text())["allocator"]["name"]
     label = f"{int(budget_s)} s, {len(seeds)} seed{'s' * (len(seeds) > 1)}"
     table.notes.append(f"classroom runs: train.allocator = auto ran {ran} (their env.json)")
-    table.row(
-        f"5. classroom preset, TSSD(4,2), test acc at T_s=2 ({label})",
-        100 * statistics.mean(accs[0]),
-        ">=70%",
-        fmt="{:.1f}%",
-    )
-    table.row(
-        "   same preset and budget, baseline (plain T_s=2 training)", 100 * statistics.mean(accs[1]), fmt="{:.1f}%"
-    )
+    names = ["TSSD(4,2)", "baseline", "TSSD continue"]
+    for i, results in got.items():  # the spread and each seed, for the row's mean
+        accs = [100 * r.acc for r in results]
+        spread = f" ± {statistics.stdev(accs):.1f}" if len(accs) > 1 else ""
+        each = ", ".join(f"seed {s}: {a:.1f}% in {r.steps} steps" for s, a, r in zip(seeds, accs, results))
+        table.notes.append(f"classroom {names[i]}: {statistics.mean(accs):.1f}{spread}% (std over seeds); {each}")
+    means = [statistics.mean(r.acc for r in got[i]) for i in range(len(modes))]
+    table.row(f"5. classroom preset, TSSD(4,2), test acc at T_s=2 ({label})", 100 * means[0], ">=70%", fmt="{:.1f}%")
+    table.row("   same preset and budget, baseline (plain T_s=2 training)", 100 * means[1], fmt="{:.1f}%")
     if with_continue:
-        table.row(
-            "   same, TSSD with tsd_pass=continue, teacher_ce=false", 100 * statistics.mean(accs[2]), fmt="{:.1f}%"
-        )
+        table.row("   same, TSSD with tsd_pass=continue, teacher_ce=false", 100 * means[2], fmt="{:.1f}%")
 
 
 def describe(shape: Shape, started: float, load_before: float) -> None:

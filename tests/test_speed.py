@@ -1,6 +1,8 @@
 """Speed helpers and the benchmark harness: the allocator switch, compiled neurons, bench/ smoke test."""
 
 import os
+import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +72,27 @@ def test_bench_quick_prints_every_table_row():
     ran = "jemalloc" if allocator.find("jemalloc") else "tcmalloc" if allocator.find("tcmalloc") else "glibc"
     assert f"({ran})" in default_mem and default_mem.split("|")[2].strip().endswith("GB")
     assert "device cpu" in out
+
+
+def test_bench_classroom_rows_report_each_seed_and_the_spread():
+    # The classroom part on the digits stand-in: each mode's row is the mean of the seeds its note lists.
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--classroom-only", "--seeds", "2"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+    rows = {"TSSD(4,2)": "5. classroom preset, TSSD(4,2)", "baseline": "same preset and budget, baseline"}
+    for name, row in rows.items():
+        shown = float(next(line for line in out.splitlines() if row in line).split("|")[2].strip().rstrip("%"))
+        note = next(line for line in out.splitlines() if line.startswith(f"classroom {name}: "))
+        seeds = re.findall(r"seed (\d+): ([\d.]+)% in (\d+) steps", note)
+        assert [s for s, _, _ in seeds] == ["0", "1"] and all(int(n) > 0 for _, _, n in seeds)
+        accs = [float(a) for _, a, _ in seeds]
+        assert abs(shown - statistics.mean(accs)) <= 0.06  # each printed to one decimal
+        spread = float(re.search(r"± ([\d.]+)%", note).group(1))
+        assert abs(spread - statistics.stdev(accs)) <= 0.06
 
 
 def _grads(cfg, x, y):
