@@ -41,15 +41,15 @@ def test_compiled_neurons_match_the_reference_gradients_included():
     assert torch.allclose(a.grad, b.grad)
 
 
+def _bench(*args: str) -> str:
+    """What `python bench/run.py ARGS` prints."""
+    cmd = [sys.executable, str(ROOT / "bench" / "run.py"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT).stdout
+
+
 def test_bench_quick_prints_every_table_row():
     # The harness end to end on tiny shapes: the same code as `python bench/run.py`, in seconds.
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--no-classroom", "--reps", "1"],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    ).stdout
+    out = _bench("--quick", "--no-classroom", "--reps", "1")
     for row in (
         "1. SNN step T=4 / (4 x ANN step",
         "2. snntorch-tutorial step / ours, same allocator",
@@ -76,13 +76,7 @@ def test_bench_quick_prints_every_table_row():
 
 def test_bench_classroom_rows_report_each_seed_and_the_spread():
     # The classroom part on the digits stand-in: each mode's row is the mean of the seeds its note lists.
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--classroom-only", "--seeds", "2"],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    ).stdout
+    out = _bench("--quick", "--classroom-only", "--seeds", "2")
     rows = {"TSSD(4,2)": "5. classroom preset, TSSD(4,2)", "baseline": "same preset and budget, baseline"}
     for name, row in rows.items():
         shown = float(next(line for line in out.splitlines() if row in line).split("|")[2].strip().rstrip("%"))

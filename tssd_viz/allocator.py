@@ -3,8 +3,9 @@
 Why: a training step of a spiking network frees and allocates the same multi-megabyte activation
 blocks T times an ANN's every step. jemalloc (with decay off) keeps them for the next step; glibc
 returns them to the kernel and faults them in again, unless `speed.tune_allocator()` tells it not to.
-bench/run.py measures SNN step / (T x ANN step) under each (README's speed table, a 2-core EPYC:
-1.23x under glibc's defaults, 1.13x tuned, 1.04x under jemalloc).
+bench/run.py measures SNN step / (T x ANN step) under each malloc `python -m tssd_viz train` runs
+(README's speed table, a 2-core Xeon: 1.19x under glibc's defaults, 1.03-1.08x tuned, under jemalloc
+or under tcmalloc; on an EPYC, with an earlier neuron loop, jemalloc led the tuned glibc by 9%).
 
 A process cannot change its malloc once it runs, so the choice is made where a process starts:
 
