@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 from collections.abc import Mapping
@@ -81,6 +82,7 @@ class InUse:
         return {k: v for k, v in vars(self).items() if k != "note"}
 
 
+@functools.cache  # asked by the re-exec, settle() and the note of one process: ldconfig runs once per name
 def find(name: str) -> Library | None:
     """`name` (jemalloc or tcmalloc) if installed: in this Python's prefix (conda, a venv) first, then
     wherever the dynamic linker finds libraries (ldconfig's cache: Debian's multiarch folders)."""

@@ -112,11 +112,12 @@ class Ranks:
         device = torch.device("cuda", self.local_rank) if self.backend == "nccl" else torch.device("cpu")
         vec = torch.tensor([*flat, seconds, float(stop)], dtype=torch.float64, device=device)
         dist.all_reduce(vec)  # SUM
-        values = (vec[:-1] / self.world).tolist()
+        *sums, stops = vec.tolist()  # one copy off the device
+        values = [v / self.world for v in sums]
         out = _unflatten(signals, keys, values[:-1])
         if "confidence_by_timestep" in out:
             out.update(ranking_signals(out["confidence_by_timestep"]))  # of the global batch, not a mean of one-hots
-        return out, values[-1], vec[-1].item() > 0
+        return out, values[-1], stops > 0
 
     def explain(self, exc: BaseException) -> BaseException:
         """A collective that failed because a peer is gone, said in one line (`RankLost`); anything else unchanged."""

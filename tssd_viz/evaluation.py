@@ -21,22 +21,34 @@ EXIT_THRESHOLDS = (0.5, 0.8, 0.9, 0.95)  # the early-exit table of every finishe
 TRAIN_EVAL_IMAGES = 10_000  # training images (unaugmented) whose accuracy gives a run's train-test gap
 
 
+def _window_means(model: SpikingNet, x: WindowFrames, windows: Iterable[int]) -> list[Tensor]:
+    """Each whole-recording window's mean logits (B, K), one pass per window on its own binning."""
+    return [model(x, n).logits.float().mean(0) for n in windows]
+
+
 @torch.no_grad()
-def evaluate(model: SpikingNet, loader: Iterable, T: int, device: torch.device | None = None) -> list[float]:
-    """Test accuracy of every window n = 1..T, from one T-step pass per batch (eval mode).
+def evaluate(
+    model: SpikingNet,
+    loader: Iterable,
+    T: int,
+    device: torch.device | None = None,
+    windows: Sequence[int] | None = None,
+) -> list[float]:
+    """Test accuracy of every window n = 1..T (or of `windows` only), from one T-step pass per batch (eval mode).
 
     Whole-recording event windows (`WindowFrames`) differ per window: one pass per n on its own binning."""
+    windows = list(range(1, T + 1)) if windows is None else list(windows)
     was_training = model.training
     model.eval()
-    correct, total = torch.zeros(T), 0
+    correct, total = torch.zeros(len(windows)), 0
     for x, y in loader:
         if device is not None:
             x, y = x.to(device), y.to(device)
         if isinstance(x, WindowFrames):
-            running = torch.stack([model(x, n).logits.float().mean(0).argmax(-1) for n in range(1, T + 1)])  # (T, B)
+            running = torch.stack(_window_means(model, x, windows)).argmax(-1)  # (len(windows), B)
         else:
             logits = model(x, T).logits.float()  # (T, B, K)
-            running = logits.cumsum(0).argmax(-1)  # argmax of a cumulative sum = argmax of the mean
+            running = logits.cumsum(0)[[n - 1 for n in windows]].argmax(-1)  # argmax of a cumulative sum = of the mean
         correct += (running == y).sum(1).cpu().float()
         total += y.shape[0]
     model.train(was_training)
@@ -122,7 +134,8 @@ def collect_outputs(model: SpikingNet, loader: Iterable, T: int, device: torch.d
             if out.weak_logits is not None:
                 weak.append(out.weak_logits.float().cpu())
             if isinstance(x, WindowFrames):
-                windows.append(torch.stack([model(x, n).logits.float().mean(0).cpu() for n in range(1, T + 1)]))
+                # The last window is the T-step pass just run: only the shorter ones need passes of their own.
+                windows.append(torch.stack(_window_means(model, x, range(1, T)) + [out.logits.float().mean(0)]).cpu())
             labels.append(y.cpu())
     finally:
         model.train(was_training)

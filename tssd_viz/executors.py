@@ -12,7 +12,6 @@ manager and the sweep use (`poll`, `wait`, `send_signal`, `pid`), so both treat 
     job = executor.launch(run, cmd, env, log)   # submit_job: the command is the job's entrypoint
     job.poll()                                  # None while pending or running, then an exit code
     job.send_signal(signal.SIGTERM)             # stop_job: Ray sends SIGTERM; the run saves last.pt
-    job.log_tail()                              # get_job_logs
 
 Ray is an optional extra (`pip install "tssd-viz[cluster]"`); nothing here imports it unless asked for.
 """
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .config import ConfigError, TSSDConfig
-from .runs import RunFolder
+from .runs import RunFolder, _first_line
 
 EXECUTORS = ("local", "ray")
 INSTALL = 'pip install "tssd-viz[cluster]"'
@@ -96,8 +95,9 @@ class RayJobs:
         try:
             self.client = JobSubmissionClient(address)
         except (OSError, RuntimeError, ValueError) as e:  # requests' errors are OSErrors too
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-            raise ConfigError("RAY_ADDRESS", f"no Ray job server answers at {address}: {first}") from None
+            raise ConfigError(
+                "RAY_ADDRESS", f"no Ray job server answers at {address}: {_first_line(e)[:200]}"
+            ) from None
 
     @property
     def label(self) -> str:
@@ -171,9 +171,9 @@ class RayJob:
         if self.returncode is not None:
             return self.returncode
         info = self.client.get_job_info(self.job_id)
-        state = str(info.status)
-        if state not in ("SUCCEEDED", "STOPPED", "FAILED"):
+        if not info.status.is_terminal():
             return None
+        state = str(info.status)
         self.message = info.message or ""
         self.save_log()
         code = getattr(info, "driver_exit_code", None)
@@ -194,11 +194,6 @@ class RayJob:
         self.client.stop_job(self.job_id)
 
     terminate = kill = lambda self: self.send_signal(signal.SIGTERM)
-
-    def log_tail(self, lines: int = 1) -> str:
-        text = self.client.get_job_logs(self.job_id)
-        kept = [ln.strip() for ln in text.splitlines() if ln.strip()]
-        return " / ".join(kept[-lines:])
 
     def save_log(self) -> None:
         """Append the job's whole log to the run's log file once, when it has ended: the folder keeps it (two app

@@ -224,17 +224,11 @@ class RunFolder:
 
     def read_job(self) -> dict[str, Any]:
         """job.json: the cluster job a run was submitted as ({} for a local run, or when unreadable)."""
-        try:
-            return json.loads(self.job_path.read_text())
-        except (OSError, ValueError):
-            return {}
+        return _read_json(self.job_path)
 
     def env(self) -> dict[str, Any]:
         """env.json ({} when it is missing or unreadable)."""
-        try:
-            return json.loads(self.env_path.read_text())
-        except (OSError, ValueError):
-            return {}
+        return _read_json(self.env_path)
 
     def write_probe(self, name: str, probe: ProbeSnapshot | Mapping[str, np.ndarray]) -> Path:
         """probes/{name}.npz, from a snapshot or from its arrays by .npz key (as the trainer emits them)."""
@@ -350,6 +344,14 @@ class RunFolder:
                 raise FileNotFoundError(f"{self.path} has no probe snapshots yet")
             path = paths[-1]
         return read_probe(path)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON file's contents; {} when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _first_line(e: BaseException) -> str:

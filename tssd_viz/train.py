@@ -346,7 +346,8 @@ class Training:
         loader = Loader(
             split, self.ds, 256, train=False, device=self.device, channels_last=self.cfg.train.channels_last
         )
-        return evaluate(self.model, loader, self.cfg.distill.t_student)[-1], n
+        t_s = self.cfg.distill.t_student
+        return evaluate(self.model, loader, t_s, windows=(t_s,))[0], n
 
     def record_final(self, epoch: int, outputs: Outputs) -> None:
         """The end of a run (SPEC §8, §10): the analysis record, train accuracy at T_s, then test accuracy of every

@@ -333,7 +333,7 @@ def _data(box) -> None:
         help="Where the dataset lives; empty: $TSSD_DATA_ROOT/<name> or the cache.",
         **PERSIST,
     )
-    if dataset not in offline + ("folder",) and not is_available(dataset, ss[key("data.root")] or ""):
+    if dataset != "folder" and where[dataset] == "not found":  # the root the list above was checked with
         box.warning(
             f"{dataset} is not on disk: the run will try to download it, which needs the internet. "
             f"Offline, give a data root or use {'event_digits' if dataset in EVENT_DATASETS else 'digits'}.",
