@@ -66,12 +66,13 @@ def interleaved(indices: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def cifar10_dvs_split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """CIFAR10-DVS has no test set: a fixed 90/10 split, stratified by class, seed 0 (the same everywhere)."""
+    """CIFAR10-DVS has no test set: a fixed 90/10 split, stratified by class, seed 0 (the same everywhere);
+    the indices in the order the split draws them, which `interleaved` ranks."""
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(labels))
     tr, te = train_test_split(idx, test_size=CIFAR10_DVS_TEST_FRACTION, random_state=0, stratify=labels)
-    return np.sort(tr), np.sort(te)
+    return tr, te
 
 
 def open_tonic(cfg: DataConfig, source: EventSource, tried: list[Path]) -> tuple[dict[str, Recordings], tuple, str]:
@@ -96,10 +97,8 @@ def open_tonic(cfg: DataConfig, source: EventSource, tried: list[Path]) -> tuple
         raise DataUnavailable(cfg.dataset, tried, f"{doing} ({type(e).__name__}: {e})") from None
     labels = {split: np.asarray(ds.targets, dtype=np.int64) for split, ds in parts.items()}
     if source.tonic_class == "CIFAR10DVS":
-        from sklearn.model_selection import train_test_split
-
         y = labels["train"]
-        tr, te = train_test_split(np.arange(len(y)), test_size=CIFAR10_DVS_TEST_FRACTION, random_state=0, stratify=y)
+        tr, te = cifar10_dvs_split(y)
         orders = {"train": interleaved(tr, y), "test": interleaved(te, y)}
     else:
         orders = {split: interleaved(np.arange(len(y)), y) for split, y in labels.items()}
