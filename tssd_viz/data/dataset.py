@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -145,6 +146,15 @@ def channel_stats(images: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]
     mean = s / n
     std = (s2 / n - mean.square()).clamp_min(1e-12).sqrt()  # E[x^2] - E[x]^2 is exact enough in float64
     return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def stratified_split(labels: np.ndarray, test_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, test indices) of a fixed split stratified by class, seed 0: the same on every
+    machine and every run; the indices in the order the split draws them."""
+    from sklearn.model_selection import train_test_split
+
+    tr, te = train_test_split(np.arange(len(labels)), test_size=test_size, random_state=0, stratify=labels)
+    return tr, te
 
 
 def default_pad(h: int, w: int) -> int:

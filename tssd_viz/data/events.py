@@ -31,7 +31,7 @@ from torch import Tensor
 from ..atomic import atomic_write_bytes
 from ..config import DataConfig, DistillConfig
 from ..dvs import EVENT_DTYPE, emulate, render_moving, saccade_path
-from .dataset import Dataset, Split, cache_dir, default_pad
+from .dataset import Dataset, Split, cache_dir, default_pad, stratified_split
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,6 @@ def event_digits() -> tuple[list[np.ndarray], np.ndarray, tuple[str, ...], tuple
     """(recordings, labels, classes, (train indices, test indices)): every scikit-learn digit as an event
     recording, made once and cached. The split is the digits dataset's (stratified 80/20, seed 0)."""
     from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     d = load_digits()
     path = event_digits_path()
@@ -189,8 +188,7 @@ def event_digits() -> tuple[list[np.ndarray], np.ndarray, tuple[str, ...], tuple
         blob = _write_events(path, recs)
     events, offsets = blob
     recordings = [events[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
-    idx = np.arange(len(d.target))
-    tr, te = train_test_split(idx, test_size=0.2, random_state=0, stratify=d.target)
+    tr, te = stratified_split(d.target, 0.2)
     return recordings, d.target.astype(np.int64), tuple(str(i) for i in range(10)), (tr, te)
 
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..config import DataConfig, DistillConfig
-from .dataset import LABELS, Dataset, DataUnavailable, Split, cache_root, channel_stats
+from .dataset import LABELS, Dataset, DataUnavailable, Split, cache_root, channel_stats, stratified_split
 from .events import EVENT_SOURCES, load_event_dataset
 from .folders import is_image_tree, load_image_tree
 
@@ -106,17 +105,12 @@ def load_dataset(cfg: DataConfig, distill: DistillConfig | None = None) -> Datas
 
 def _load_digits() -> Dataset:
     from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     d = load_digits()
     pixels = torch.from_numpy(d.images * (255 / 16)).round().to(torch.uint8)  # (1797, 8, 8): 0..16 -> 0..255
     images = pixels[:, None]  # (1797, 1, 8, 8)
     labels = torch.from_numpy(d.target).to(torch.int64)
-    # A fixed stratified split: random_state=0 makes it the same on every machine and every run.
-    tr, te = (
-        torch.from_numpy(i)
-        for i in train_test_split(np.arange(len(labels)), test_size=0.2, random_state=0, stratify=d.target)
-    )
+    tr, te = (torch.from_numpy(i) for i in stratified_split(d.target, 0.2))
     train, test = Split(images[tr], labels[tr]), Split(images[te], labels[te])
     mean, std = channel_stats(train.images)
     return Dataset(

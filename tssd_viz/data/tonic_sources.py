@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from ..config import DataConfig
-from .dataset import DataUnavailable, cache_dir
+from .dataset import DataUnavailable, cache_dir, stratified_split
 from .events import FRAMES_FORMAT, EventSource, Recordings, frame_transform
 
 # The archives tonic looks for first, under <folder>/<tonic class>/: their presence means "downloaded".
@@ -68,11 +68,7 @@ def interleaved(indices: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def cifar10_dvs_split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """CIFAR10-DVS has no test set: a fixed 90/10 split, stratified by class, seed 0 (the same everywhere);
     the indices in the order the split draws them, which `interleaved` ranks."""
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(labels))
-    tr, te = train_test_split(idx, test_size=CIFAR10_DVS_TEST_FRACTION, random_state=0, stratify=labels)
-    return tr, te
+    return stratified_split(labels, CIFAR10_DVS_TEST_FRACTION)
 
 
 def open_tonic(cfg: DataConfig, source: EventSource, tried: list[Path]) -> tuple[dict[str, Recordings], tuple, str]:
