@@ -20,7 +20,7 @@ the other on the split's time axis (`Split.windows` names them).
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,14 +87,21 @@ def frame_transform(source: EventSource, n_bins: int):
     return Compose(steps + [ToFrame(sensor_size=(fw, fh, 2), n_time_bins=n_bins)])
 
 
+def stack_frames(frames: Iterable[np.ndarray | None], n: int, n_bins: int, size: tuple[int, int]) -> Tensor:
+    """(n, n_bins, 2, H, W) uint8 of n recordings' (n_bins, 2, H, W) counts, clipped at 255; None (an empty
+    recording, which tonic cannot bin) stays all zeros."""
+    out = torch.zeros(n, n_bins, 2, *size, dtype=torch.uint8)
+    for i, f in enumerate(frames):
+        if f is not None:
+            out[i] = torch.from_numpy(np.clip(f, 0, 255).astype(np.uint8))
+    return out
+
+
 def to_frames(recordings: Sequence[np.ndarray], source: EventSource, n_bins: int) -> Tensor:
     """(N, n_bins, 2, H, W) uint8 frames of N recordings, through `frame_transform`."""
     transform = frame_transform(source, n_bins)
-    out = torch.zeros(len(recordings), n_bins, 2, *source.size, dtype=torch.uint8)
-    for i, events in enumerate(recordings):
-        if len(events):
-            out[i] = torch.from_numpy(np.clip(transform(events), 0, 255).astype(np.uint8))
-    return out
+    frames = (transform(events) if len(events) else None for events in recordings)
+    return stack_frames(frames, len(recordings), n_bins, source.size)
 
 
 @dataclass(frozen=True, eq=False)

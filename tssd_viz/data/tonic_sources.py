@@ -19,12 +19,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from ..config import DataConfig
 from .dataset import DataUnavailable, cache_dir, stratified_split
-from .events import FRAMES_FORMAT, EventSource, Recordings, frame_transform
+from .events import FRAMES_FORMAT, EventSource, Recordings, frame_transform, stack_frames
 
 # The archives tonic looks for first, under <folder>/<tonic class>/: their presence means "downloaded".
 ARCHIVES = {
@@ -113,12 +112,12 @@ def open_tonic(cfg: DataConfig, source: EventSource, tried: list[Path]) -> tuple
 
             binned = _Binned(parts[split], frame_transform(source, n))
             cached = DiskCachedDataset(binned, cache_path=str(cache / f"{name}-{h}x{w}-n{n}-v{FRAMES_FORMAT}"))
-            out = torch.zeros(len(idx), n, 2, h, w, dtype=torch.uint8)
-            for j, i in enumerate(idx):
+
+            def frame(i: int) -> np.ndarray | None:
                 f = np.asarray(cached[int(i)][0])
-                if f.shape[-2:] == (h, w):  # an empty recording stays all zeros
-                    out[j] = torch.from_numpy(np.clip(f, 0, 255).astype(np.uint8))
-            return out
+                return f if f.shape[-2:] == (h, w) else None  # an empty recording: _Binned's 1x1 zeros
+
+            return stack_frames((frame(i) for i in idx), len(idx), n, source.size)
 
         return frames
 
