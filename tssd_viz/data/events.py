@@ -36,7 +36,6 @@ from .dataset import Dataset, Split, cache_dir, default_pad, stratified_split
 
 @dataclass(frozen=True)
 class EventSource:
-    label: str
     sensor: tuple[int, int]  # (W, H) of the camera, pixels
     size: tuple[int, int]  # (H, W) of the frames after Downsample
     flip: bool  # whether a horizontal flip keeps the label
@@ -44,11 +43,11 @@ class EventSource:
 
 
 EVENT_SOURCES = {
-    "event_digits": EventSource("Event digits", (34, 34), (34, 34), flip=False, tonic_class=""),
-    "nmnist": EventSource("N-MNIST", (34, 34), (34, 34), flip=False, tonic_class="NMNIST"),
+    "event_digits": EventSource((34, 34), (34, 34), flip=False, tonic_class=""),
+    "nmnist": EventSource((34, 34), (34, 34), flip=False, tonic_class="NMNIST"),
     # 128x128 DVS128 recordings downsampled to 48x48, as the TSSD authors' follow-up does.
-    "dvs_gesture": EventSource("DVS-Gesture", (128, 128), (48, 48), flip=False, tonic_class="DVSGesture"),
-    "cifar10_dvs": EventSource("CIFAR10-DVS", (128, 128), (48, 48), flip=True, tonic_class="CIFAR10DVS"),
+    "dvs_gesture": EventSource((128, 128), (48, 48), flip=False, tonic_class="DVSGesture"),
+    "cifar10_dvs": EventSource((128, 128), (48, 48), flip=True, tonic_class="CIFAR10DVS"),
 }
 FRAMES_FORMAT = 1  # bump when the cached frames change: old caches then miss
 
