@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..dvs import log_intensity
 from ._inputs import as_numpy
 from .style import finish
 
@@ -157,7 +158,7 @@ def pixel_events_figure(
 
     times_us, intensity: (S,) the pixel's intensity in [0, 1] at each time; events: its structured array."""
     t = as_numpy(times_us, "times_us", 1).astype(np.float64)
-    log = np.log(as_numpy(intensity, "intensity", 1).astype(np.float64) + eps)
+    log = log_intensity(as_numpy(intensity, "intensity", 1), eps)
     ev = np.asarray(events)
     step = np.where(ev["p"] > 0, threshold, -threshold)
     level = log[0] + np.cumsum(step)  # the reference level after each event
