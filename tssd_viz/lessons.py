@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import hashlib
-import math
 import os
 import shutil
 import tempfile
@@ -28,6 +27,7 @@ from .models import SpikingNet
 from .observers import Observer
 from .record import lif_layers
 from .runs import RunFolder
+from .sweep.summary import two_standard_errors
 from .train import fit
 
 # How big a lesson's runs are, by the data it found: a preset, its overrides, and what the lesson says.
@@ -159,8 +159,7 @@ def race_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
             versus = noise = None
             if b is not None and b is not r:
                 versus = acc - b["acc"][0]
-                if std is not None and b["acc"][1] is not None:  # the spread of a difference of two means
-                    noise = 2 * math.sqrt(std**2 / r["n"] + b["acc"][1] ** 2 / b["n"])
+                noise = two_standard_errors(r, b)  # the spread of a difference of two means
             rows.append(
                 {
                     "budget": budget,

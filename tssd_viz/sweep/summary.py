@@ -6,6 +6,7 @@ import json
 import math
 import os
 import statistics
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -300,13 +301,19 @@ def _exit_table(rows: list[dict]) -> list[str]:
     return out
 
 
+def two_standard_errors(r: Mapping[str, Any], b: Mapping[str, Any]) -> float | None:
+    """Two standard errors of the difference of two rows' mean accuracies (`acc` [mean, std] over `n` seeds);
+    None when either has no spread."""
+    if r["acc"][1] is None or b["acc"][1] is None:
+        return None
+    return 2 * math.sqrt(r["acc"][1] ** 2 / r["n"] + b["acc"][1] ** 2 / b["n"])
+
+
 def _difference(r: dict, b: dict) -> str:
     """Difference of means in points, with two standard errors of it in brackets when both have a spread."""
     text = f"{100 * (r['acc'][0] - b['acc'][0]):+.1f}"
-    if r["acc"][1] is None or b["acc"][1] is None:
-        return text
-    two_se = 2 * math.sqrt(r["acc"][1] ** 2 / r["n"] + b["acc"][1] ** 2 / b["n"])
-    return text + f" (±{100 * two_se:.1f})"
+    two_se = two_standard_errors(r, b)
+    return text if two_se is None else text + f" (±{100 * two_se:.1f})"
 
 
 def _window_table(rows: list[dict]) -> list[str]:
