@@ -26,7 +26,7 @@ from .losses import Windows, windows
 from .models import SpikingNet
 from .observers import Observer
 from .record import lif_layers
-from .runs import RunFolder
+from .runs import RunFolder, final_accuracy
 from .sweep.summary import two_standard_errors
 from .train import fit
 
@@ -126,10 +126,12 @@ def runs_summary(runs: Mapping[str, RunFolder]) -> dict[str, Any]:
     rows = []
     for run in runs.values():
         d = run.config().distill
-        test, train = run.final_eval().get(d.t_student), run.final_eval("train").get(d.t_student)
-        margin = (run.metrics("analysis") or [{}])[-1].get("teacher_margin")  # None: baseline, or an older run
+        records = run.metrics()  # metrics.jsonl read once; each quantity below is a filter of it
+        test, train = final_accuracy(records).get(d.t_student), final_accuracy(records, "train").get(d.t_student)
+        latest = {r.get("kind"): r for r in records}  # the last record of each kind
+        margin = latest.get("analysis", {}).get("teacher_margin")  # None: baseline, or an older run
         gap = train - test if train is not None and test is not None else None
-        last = (run.metrics("epoch") or [None])[-1]  # wall_s: seconds in training steps, over all epochs so far
+        last = latest.get("epoch")  # wall_s: seconds in training steps, over all epochs so far
         rows.append(
             {
                 "mode": d.mode,
