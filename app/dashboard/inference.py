@@ -50,11 +50,11 @@ def _load_data(data_json: str, distill_json: str) -> Dataset:
     return load_dataset(DataConfig(**json.loads(data_json)), DistillConfig(**json.loads(distill_json)))
 
 
-def load_data(data: DataConfig, distill: DistillConfig | None = None) -> Dataset:
+def load_data(data: DataConfig, distill: DistillConfig) -> Dataset:
     """The run's dataset, never downloaded from here (a missing one raises DataUnavailable); event
     recordings binned for the run's windows (`distill`)."""
     data_json = json.dumps(dataclasses.asdict(dataclasses.replace(data, download=False)), sort_keys=True)
-    return _load_data(data_json, json.dumps(dataclasses.asdict(distill or DistillConfig()), sort_keys=True))
+    return _load_data(data_json, json.dumps(dataclasses.asdict(distill), sort_keys=True))
 
 
 @dataclass(frozen=True)
