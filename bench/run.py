@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -216,8 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compile", action="store_true", help="add a torch.compile'd neuron row (slow first step)")
     args = ap.parse_args(argv)
     for name in ("reps", "seeds", "budget_s"):
-        if getattr(args, name) is not None and getattr(args, name) <= 0:
-            ap.error(f"--{name.replace('_', '-')} should be positive, got {getattr(args, name)}")
+        value = getattr(args, name)
+        if value is not None and not (math.isfinite(value) and value > 0):  # nan and inf too, before any row runs
+            ap.error(f"--{name.replace('_', '-')} should be a positive finite number, got {value}")
     started, load_before = time.time(), os.getloadavg()[0]
     shape = QUICK if args.quick else FULL
     reps = args.reps or (2 if args.quick else 4)

@@ -126,3 +126,14 @@ def test_continue_pass_gives_the_shared_pass_gradients_where_the_maths_is_the_sa
     for k in ("loss", "loss_tsd", "loss_ssd", "ce_student"):
         assert getattr(cont_parts, k).item() == pytest.approx(getattr(shared_parts, k).item(), rel=1e-5)
     assert shared_parts.loss_tsd.item() > 0  # the teacher's extra steps did change the target
+
+
+@pytest.mark.parametrize("bad", [["--budget-s", "nan"], ["--budget-s", "inf"], ["--seeds", "0"], ["--reps", "-2"]])
+def test_bench_refuses_nonsense_before_measuring(bad):
+    # Refused by the argument check, before any row runs: exit 2 and one error line naming the flag.
+    cmd = [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", *bad]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    value = float(bad[1]) if bad[0] == "--budget-s" else int(bad[1])
+    expected = f"run.py: error: {bad[0]} should be a positive finite number, got {value}"
+    assert done.stderr.strip().splitlines()[-1] == expected
