@@ -395,3 +395,19 @@ def test_real_cifar10_tree(monkeypatch):
     assert np.allclose(ds.std, (0.2470, 0.2435, 0.2616), atol=0.02)
     x, y = next(iter(Loader(ds.train, ds, 128, train=True)))
     assert x.shape == (128, 3, 32, 32) and y.shape == (128,)
+
+
+def test_label_noise_flips_that_fraction_of_training_labels_only():
+    from tssd_viz.config import DataConfig
+    from tssd_viz.data.sources import flip_labels, load_dataset
+
+    y = torch.arange(10).repeat(20)  # 200 labels
+    z = flip_labels(y, 0.3, 10)
+    assert int((z != y).sum()) == 60  # exactly round(0.3 x 200), each to another class
+    assert torch.equal(z, flip_labels(y, 0.3, 10))  # seeded: the same flips every run
+    assert torch.equal(flip_labels(y, 0.0, 10), y)
+    clean, noisy = load_dataset(DataConfig()), load_dataset(DataConfig(label_noise=0.3))
+    changed = (clean.train.labels != noisy.train.labels).float().mean().item()
+    assert changed == pytest.approx(0.3, abs=1 / len(clean.train.labels))
+    assert torch.equal(clean.test.labels, noisy.test.labels)  # the test split is never touched
+    assert torch.equal(clean.train.images, noisy.train.images)

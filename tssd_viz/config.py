@@ -135,6 +135,10 @@ class DataConfig:
     windowing: str = "fixed_window"
     """[choice] Event data: fixed_window (frames of duration/T_t: a window of n steps sees the first n of them)
     or whole_recording (each window sees the whole recording in its own n frames; needs tsd_pass separate)."""
+    label_noise: float = 0.0
+    """[choice] Fraction of the training labels flipped, each to one of the other classes at random (symmetric
+    noise, a regime where soft targets are known to help); the same images and new labels in every run (seed 0);
+    test labels are never touched. In [0, 1)."""
 
 
 @dataclass
@@ -301,6 +305,7 @@ LIMITS: dict[str, Range] = {
     "data.batch_size": Range(1, 65536),
     "data.limit_train": Range(0, 10**9),
     "data.limit_test": Range(0, 10**9),
+    "data.label_noise": Range(0, 1, hi_open=True),
     "train.epochs": Range(1, 10_000),
     "train.time_budget_s": Range(0, 30 * 86400),
     "train.lr": Range(0, 10, lo_open=True),

@@ -8,10 +8,12 @@ downloads into the first candidate folder that exists, else into the cache.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from ..config import DataConfig, DistillConfig
 from .dataset import LABELS, Dataset, DataUnavailable, Split, cache_root, channel_stats, stratified_split
@@ -71,8 +73,30 @@ def load_dataset(cfg: DataConfig, distill: DistillConfig | None = None) -> Datas
 
     Event datasets are binned into frames for the windows of `distill` (default: DistillConfig()'s
     T_s and T_t) as `cfg.windowing` says; static images ignore it.
-    Raises `DataUnavailable` (never a raw I/O or download error) when it cannot be had.
+    Raises `DataUnavailable` (never a raw I/O or download error) when it cannot be had. With
+    `cfg.label_noise`, that fraction of the training labels is flipped (`flip_labels`); test labels never are.
     """
+    ds = _load(cfg, distill)
+    if not cfg.label_noise:
+        return ds
+    train = Split(ds.train.images, flip_labels(ds.train.labels, cfg.label_noise, ds.num_classes), ds.train.windows)
+    return dataclasses.replace(ds, train=train)
+
+
+def flip_labels(labels: Tensor, fraction: float, num_classes: int, seed: int = 0) -> Tensor:
+    """Symmetric label noise: round(fraction x N) of the (N,) labels, drawn at random, each replaced by one of
+    the other num_classes - 1 classes at random. Seeded (`seed`, default 0): the same flips in every run."""
+    gen = torch.Generator().manual_seed(seed)
+    n = labels.shape[0]
+    picked = torch.randperm(n, generator=gen)[: round(fraction * n)]  # which images get a wrong label
+    shift = torch.randint(1, num_classes, (picked.numel(),), generator=gen)  # 1..K-1: never the true class
+    out = labels.clone()
+    out[picked] = (labels[picked] + shift) % num_classes
+    return out
+
+
+def _load(cfg: DataConfig, distill: DistillConfig | None) -> Dataset:
+    """`load_dataset` before label noise."""
     if cfg.dataset in EVENT_SOURCES:
         return load_event_dataset(cfg, distill or DistillConfig(), _candidates(cfg.dataset, cfg.root))
     if cfg.dataset == "digits":

@@ -18,9 +18,13 @@ again resumes a sweep; a stopped run continues from its last checkpoint, one wit
 starts over.
 
 The package: `grid` (which runs), `runner` (training them), `summary` (reading them back), `events`
-(the event-camera grid and its table).
+(the event-camera grid and its table), `arms` and `controls` (arms beside their controls: the no-KL
+twin and the equal-time baseline, per regime, compared through `tssd_viz.stats`), `plan` (which grid
+a sweep is, its cells and its table).
 """
 
+from .arms import Arm, ArmError, parse_arms, twin
+from .controls import CONTROL_ARMS, REGIMES, control_cells, render_controls, summarize_controls
 from .events import EVENTS_SECTION, event_cells, render_events, summarize_events
 from .grid import (
     ABLATION_TS,
@@ -34,9 +38,9 @@ from .grid import (
     Cell,
     SweepError,
     cell_name,
-    expand,
     select,
 )
+from .plan import expand, grid_of, write_summary
 from .runner import (
     DEFAULT_COST_S,
     Log,
@@ -59,10 +63,19 @@ from .summary import (
     render_markdown,
     rewrite_section,
     summarize,
-    write_summary,
 )
 
 __all__ = [
+    "CONTROL_ARMS",
+    "REGIMES",
+    "Arm",
+    "ArmError",
+    "control_cells",
+    "grid_of",
+    "parse_arms",
+    "render_controls",
+    "summarize_controls",
+    "twin",
     "ABLATION_TS",
     "ABLATIONS",
     "CLASSROOM_MODES",

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..config import MODES, TSSDConfig
 
-GRIDS = ("main", "ablations", "all", "race", "events")
+GRIDS = ("main", "ablations", "all", "race", "events", "controls")
 # The classroom grid's modes (main); the race adds the strong/weak modes, which distil inside the T_s
 # window: all six at RACE_TS, and at RACE_EXIT_TS the baseline and the strong/weak modes, for early exit.
 CLASSROOM_MODES = ("baseline", "tsd", "ssd", "tssd")
@@ -53,17 +53,23 @@ class SweepError(RuntimeError):
 
 @dataclass(frozen=True)
 class Cell:
-    """One run of the grid. `budget` is "epochs" or "time"; `factor` the ablated field or None."""
+    """One run of the grid. `budget` is "epochs" or "time"; `factor` the ablated field or None.
+
+    Controlled experiments (sweep/arms.py) also name the `arm` and the `regime` a run belongs to, and an
+    equal-time arm the cell whose measured training seconds become its budget (`match`, same seed)."""
 
     name: str
     cfg: TSSDConfig
     budget: str
     factor: str | None
+    arm: str = ""
+    regime: str | None = None
+    match: str | None = None
 
     @property
     def meta(self) -> dict[str, Any]:
         d = self.cfg.distill
-        return {
+        meta = {
             "name": self.name,
             "budget": self.budget,
             "factor": self.factor,
@@ -72,6 +78,9 @@ class Cell:
             "t_teacher": d.t_teacher,
             "seed": self.cfg.train.seed,
         }
+        if self.arm:
+            meta.update(arm=self.arm, regime=self.regime, match=self.match)
+        return meta
 
 
 def _fmt(value: Any) -> str:
@@ -91,7 +100,7 @@ def cell_name(cfg: TSSDConfig, base: TSSDConfig, budget: str) -> str:
     return "-".join([d.mode, f"ts{d.t_student}", f"tt{d.t_teacher}", *diffs, f"s{cfg.train.seed}", budget])
 
 
-def expand(
+def expand_grid(
     grid: str, base: TSSDConfig, *, seeds: int = 3, ablation_seeds: int = 1, budget_s: float | None = None
 ) -> list[Cell]:
     """The grid's cells in the order they run: equal-epoch main cells (seed by seed, so a partial
@@ -105,10 +114,8 @@ def expand(
     """
     if grid not in GRIDS:
         raise ValueError(f"grid {grid!r} is not one of {', '.join(GRIDS)}")
-    if grid == "events":  # its own grid and table (sweep/events.py)
-        from .events import event_cells
-
-        return event_cells(base, seeds)
+    if grid not in ("main", "ablations", "all", "race"):  # the others have grids of their own (sweep/plan.py)
+        raise ValueError(f"grid {grid!r} is not expanded here")
     cells: dict[str, Cell] = {}
 
     def add(cfg: TSSDConfig, budget: str, factor: str | None) -> None:

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import replace
 from pathlib import Path
 
 from .. import allocator
@@ -142,7 +143,14 @@ def run_sweep(
     def one(cell: Cell) -> None:
         if stop.is_set():
             return
-        if cell.budget == "time" and not cell.cfg.train.time_budget_s:
+        if cell.match is not None:
+            budget = _matched_seconds(cell, runs_dir, {c.name for c in cells}, states, stop)
+            if budget is None:
+                log(f"skip   {cell.name}: {cell.match} did not finish, so there is no training time to match")
+                states[cell.name] = "skipped"
+                return
+            cell = replace(cell, cfg=cell.cfg.replace(**{"train.time_budget_s": round(budget, 1)}))
+        elif cell.budget == "time" and not cell.cfg.train.time_budget_s:
             budget = measured_budget(collect(runs_dir), cell.cfg.distill.t_student)
             if budget is None:
                 log(
@@ -169,7 +177,8 @@ def run_sweep(
             f"sweep: {len(cells)} runs planned, {finished[0]} already done, {len(cells) - finished[0]} to train, "
             f"{jobs} at a time"
         )
-        phases = [list(g) for _, g in itertools.groupby(cells, key=lambda c: c.budget == "time")]
+        # A budget measured over the baselines waits for all of them: a phase; a matched one (one run) waits inside it.
+        phases = [list(g) for _, g in itertools.groupby(cells, key=lambda c: c.budget == "time" and c.match is None)]
         for phase in phases:
             with ThreadPoolExecutor(max_workers=jobs) as pool:
                 futures = [pool.submit(one, cell) for cell in phase]
@@ -184,6 +193,26 @@ def run_sweep(
     finally:
         lock.unlink(missing_ok=True)
     return states
+
+
+def train_seconds(run: RunFolder) -> float | None:
+    """Seconds a finished run spent in training steps (its last epoch record's clock, kept across resumes)."""
+    epochs = run.metrics("epoch")
+    return epochs[-1].get("wall_s") if epochs else None
+
+
+def _matched_seconds(
+    cell: Cell, runs_dir: Path, planned: set[str], states: dict[str, str], stop: threading.Event
+) -> float | None:
+    """The training seconds of the run `cell` is matched to, once it is done (it was started before `cell`:
+    the sweep starts cells in order); None when it will not finish (failed, skipped, not in this sweep, stopped)."""
+    run = RunFolder(runs_dir / cell.match)  # type: ignore[operator]
+    while run.status()["state"] != "done":
+        gone = states.get(cell.match, "done") != "done" or cell.match not in planned  # type: ignore[arg-type]
+        if stop.is_set() or gone:
+            return None
+        time.sleep(0.5)
+    return train_seconds(run)
 
 
 def estimate_seconds(cell: Cell, cost_s: float, budget_s: dict[int, float]) -> float:

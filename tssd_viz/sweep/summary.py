@@ -428,12 +428,8 @@ def accuracy_figure(summary: dict[str, Any]):
 def write_summary(
     sweep_dir: Path, readme: Path | None = None, png: bool = True, section: str = "results"
 ) -> dict[str, Any]:
-    """Rebuild summary.json, summary.md and the figure from `<sweep-dir>/runs`; rewrite `readme`'s `section`."""
-    manifest = sweep_dir / "sweep.json"
-    if manifest.exists() and json.loads(manifest.read_text()).get("grid") == "events":  # its own table
-        from .events import write_events_summary
-
-        return write_events_summary(sweep_dir, readme, section)
+    """Rebuild summary.json, summary.md and the figure from `<sweep-dir>/runs`; rewrite `readme`'s `section`.
+    (The CIFAR grids' tables; `sweep.plan.write_summary` picks the table of any sweep.)"""
     summary = summarize(sweep_dir / "runs")
     atomic_write_json(sweep_dir / "summary.json", summary)
     figure = None

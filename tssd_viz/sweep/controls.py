@@ -1,0 +1,241 @@
+"""The controls grid: each distilling arm beside its controls, in a few regimes, paired over seeds.
+
+`python -m tssd_viz sweep --grid controls --preset events --seeds 5 --sweep-dir DIR` trains, seed by seed
+(a partial sweep stays balanced), every regime's arms: baseline, tsd, its no-KL twin `tsd·noKL`, tssd,
+w2s (where T_s >= 2) and `baseline·equal-time` (the baseline given tsd's measured training seconds of
+the same seed). The regimes vary one thing around the base config: T_s = 1, 8 epochs, 30 % label noise.
+The table (`summarize_controls`, `render_controls`) compares every arm with the baseline, tsd with its
+twin (what the KL term adds) and with the equal-time baseline, each through `tssd_viz.stats.paired`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_write_json
+from ..config import TSSDConfig
+from ..stats import MIN_SEEDS, paired, spread
+from .arms import SEP, Arm, parse_arms
+from .grid import EPOCH_CAP_FACTOR, Cell
+from .summary import collect, markers, rewrite_section
+
+CONTROL_ARMS = ("baseline", "tsd", "tsd·noKL", "tssd", "w2s", "baseline·equal-time")
+# slug -> (what the table calls it, the settings it changes on top of the base config)
+REGIMES: dict[str, tuple[str, dict[str, Any]]] = {
+    "ref": ("reference", {}),
+    "ts1": ("T_s = 1", {"distill.t_student": 1}),
+    "e8": ("8 epochs", {"train.epochs": 8}),
+    "noise30": ("30% label noise", {"data.label_noise": 0.3}),
+}
+
+
+def arm_cell(arm: Arm, cfg: TSSDConfig, regime: str, seed: int) -> Cell:
+    """The cell of `arm` in `regime` for `seed` (`cfg`: the regime's config)."""
+    cfg = arm.config(cfg).replace(**{"train.seed": seed})
+    name = f"{arm.slug}-{regime}-s{seed}"
+    if not arm.equal_time:
+        return Cell(name, cfg, "epochs", None, arm=arm.name, regime=regime)
+    # Stops on the clock: the budget is the matched cell's training seconds, known once it has run; the
+    # epoch cap only has to be out of reach.
+    cfg = cfg.replace(**{"train.epochs": cfg.train.epochs * EPOCH_CAP_FACTOR, "train.time_budget_s": 0.0})
+    match = f"{arm.match.replace(SEP, '.')}-{regime}-s{seed}"  # type: ignore[union-attr]
+    return Cell(name, cfg, "time", None, arm=arm.name, regime=regime, match=match)
+
+
+def control_cells(
+    base: TSSDConfig,
+    seeds: int,
+    arms: tuple[str, ...] | list[str] = CONTROL_ARMS,
+    regimes: dict[str, tuple[str, dict[str, Any]]] = REGIMES,
+) -> list[Cell]:
+    """Seed by seed, regime by regime, arm by arm (an equal-time arm after the arm it is matched to).
+    Arms that cannot run in a regime (s2w / w2s at T_s = 1) are left out of it."""
+    parsed = sorted(parse_arms(list(arms)), key=lambda a: a.equal_time)  # a matched arm after its match
+    cells = []
+    for seed in range(seeds):
+        for regime, (_, settings) in regimes.items():
+            cfg = base.replace(**settings)
+            for arm in parsed:
+                if arm.mode in ("s2w", "w2s") and cfg.distill.t_student < 2:
+                    continue
+                cells.append(arm_cell(arm, cfg, regime, seed))
+    return cells
+
+
+# -- reading it back ---------------------------------------------------------------------------------------
+
+
+def _arm_row(regime: str, arm: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    ts = records[0]["t_student"]
+    by_seed = {r["seed"]: r["acc_by_window"][ts] for r in records}
+    values = lambda key: [r[key] for r in records if r.get(key) is not None]  # noqa: E731
+    stat = lambda key: spread(values(key)).__dict__ if values(key) else None  # noqa: E731
+    return {
+        "regime": regime,
+        "arm": arm,
+        "mode": records[0]["mode"],
+        "t_student": ts,
+        "n": len(records),
+        "seeds": sorted(by_seed),
+        "acc_by_seed": by_seed,
+        "acc": spread(by_seed.values()).__dict__,
+        "train_s": stat("train_s"),
+        "epochs_trained": stat("epochs_trained"),
+        "teacher_margin": stat("teacher_margin"),
+        "gap": stat("gap"),
+    }
+
+
+def summarize_controls(runs_dir: Path) -> dict[str, Any]:
+    """Per (regime, arm): accuracy at T_s per seed and its spread, training seconds, teacher margin, train − test."""
+    runs = [r for r in collect(runs_dir) if r["acc_by_window"] and r.get("arm")]
+    rows = []
+    for regime in [*REGIMES, *sorted({r["regime"] for r in runs} - set(REGIMES))]:
+        arms = [a for a in CONTROL_ARMS if any(r["arm"] == a for r in runs)]
+        arms += sorted({r["arm"] for r in runs} - set(arms))
+        for arm in arms:
+            group = [r for r in runs if r["regime"] == regime and r["arm"] == arm]
+            if group:
+                rows.append(_arm_row(regime, arm, group))
+    scale = {}
+    if runs:
+        c = runs[0]["cfg"]
+        scale = {
+            "dataset": c.data.dataset,
+            "arch": c.model.arch,
+            "width": c.model.width,
+            "epochs": min(r["cfg"].train.epochs for r in runs),
+            "batch_size": c.data.batch_size,
+            "lr": c.train.lr,
+            "t_teacher": c.distill.t_teacher,
+            "threads": c.train.threads,
+            "code": sorted({r["code"] for r in runs}),
+        }
+    totals = {"runs": len(runs), "train_s": sum(r["train_s"] or 0 for r in runs)}
+    return {"scale": scale, "rows": rows, "totals": totals}
+
+
+def comparisons(rows: list[dict[str, Any]], regime: str) -> dict[str, Any]:
+    """The paired comparisons of one regime: every arm vs the baseline, each mode vs its no-KL twin, and the
+    matched arm vs `baseline·equal-time`. Keys: (arm, reference) -> `Paired`."""
+    by_arm = {r["arm"]: r["acc_by_seed"] for r in rows if r["regime"] == regime}
+    out = {}
+    for arm, accs in by_arm.items():
+        for reference in ("baseline", f"{arm}{SEP}noKL", f"baseline{SEP}equal-time"):
+            if reference in by_arm and reference != arm:
+                out[(arm, reference)] = paired(accs, by_arm[reference])
+    return out
+
+
+# -- the table ---------------------------------------------------------------------------------------------
+
+
+def _cell(p) -> str:
+    """A paired comparison in a table cell: `+1.1 (±1.2) 4/5` (mean Δ in points, 2 SE, seeds higher / seeds)."""
+    return "" if p is None else f"{p.numbers()} {p.wins}/{p.n}"
+
+
+def _mean(stat: dict[str, Any] | None, scale: float = 1.0, fmt: str = ".0f") -> str:
+    return "–" if not stat else f"{scale * stat['mean']:{fmt}}"
+
+
+def _regime_label(regime: str, row: dict[str, Any]) -> str:
+    return REGIMES.get(regime, (regime, {}))[0]
+
+
+def pays(comps: dict[tuple[str, str], Any], arm: str) -> bool:
+    """The KL term of `arm` pays: a gain beyond the noise over its no-KL twin and over the equal-time baseline,
+    on at least MIN_SEEDS seeds."""
+    need = [comps.get((arm, f"{arm}{SEP}noKL")), comps.get((arm, f"baseline{SEP}equal-time"))]
+    return all(p is not None and p.n >= MIN_SEEDS and p.beyond_noise and p.mean > 0 for p in need)
+
+
+def verdicts(rows: list[dict[str, Any]]) -> list[str]:
+    """One bullet per regime: each arm that has a no-KL twin, against the baseline, the twin and equal time."""
+    lines = []
+    for regime in dict.fromkeys(r["regime"] for r in rows):
+        comps = comparisons(rows, regime)
+        parts = []
+        for arm in dict.fromkeys(a for a, ref in comps if ref == f"{a}{SEP}noKL"):
+            for ref, what in (
+                ("baseline", f"`{arm}` vs `baseline`"),
+                (f"{arm}{SEP}noKL", f"the KL term (`{arm}` vs `{arm}{SEP}noKL`)"),
+                (f"baseline{SEP}equal-time", f"`{arm}` vs `baseline{SEP}equal-time`"),
+            ):
+                if (arm, ref) in comps:
+                    parts.append(f"{what}: {comps[(arm, ref)].verdict()}")
+        if parts:
+            label = _regime_label(regime, rows[0])
+            lines.append(f"- **{label}**: " + "; ".join(parts) + ".")
+    return lines
+
+
+def conclusion(rows: list[dict[str, Any]]) -> str:
+    """Where a KL term pays beyond both its controls, computed from the table (one sentence)."""
+    regimes = list(dict.fromkeys(r["regime"] for r in rows))
+    found = []
+    for regime in regimes:
+        comps = comparisons(rows, regime)
+        arms = dict.fromkeys(a for a, ref in comps if ref == f"{a}{SEP}noKL")
+        found += [f"`{a}` in {_regime_label(regime, rows[0])}" for a in arms if pays(comps, a)]
+    if found:
+        return "The KL term pays beyond its no-KL twin and beyond the equal-time baseline for " + ", ".join(found) + "."
+    return (
+        f"In none of the {len(regimes)} regimes does a KL term pay beyond both its no-KL twin and the equal-time "
+        f"baseline (a gain outside two standard errors on at least {MIN_SEEDS} seeds) at this scale."
+    )
+
+
+def render_controls(summary: dict[str, Any]) -> str:
+    """The summary as markdown: scale, the table, a verdict per regime and the conclusion."""
+    rows, s, t = summary["rows"], summary["scale"], summary["totals"]
+    if not rows:
+        return "(no finished runs yet)"
+    lines = [
+        f"{s['dataset']}, `{s['arch']}` at width {s['width']:g}, batch {s['batch_size']}, sgd lr {s['lr']:g}, "
+        f"T_t = {s['t_teacher']}, {s['epochs']} epochs and T_s = 2 unless the regime says otherwise, CPU "
+        f"({s['threads'] or 'default'} thread(s) per run, two runs at a time). Test accuracy at T_s in %, mean ± "
+        "sample standard deviation over seeds. The comparisons are paired by seed (same initial weights and data "
+        "order): mean difference in points, two standard errors in brackets, then on how many seeds the row was "
+        f"higher. `·noKL`: the same losses with the distillation weight at 0; `baseline{SEP}equal-time`: the "
+        "baseline trained for `tsd`'s measured training seconds of the same seed. "
+        f"Code: {', '.join(s.get('code', [])) or '?'}.",
+        "",
+        "| regime | arm | test acc. at T_s (%) | vs baseline | vs its no-KL twin | vs baseline·equal-time "
+        "| training s | epochs | teacher margin (points) | train − test (points) | seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        comps = comparisons(rows, r["regime"])
+        acc = r["acc"]
+        lines.append(
+            f"| {_regime_label(r['regime'], r)} | {r['arm']} | {100 * acc['mean']:.1f}"
+            + (f" ± {100 * acc['sd']:.1f}" if acc["sd"] is not None else "")
+            + f" | {_cell(comps.get((r['arm'], 'baseline')))} | {_cell(comps.get((r['arm'], r['arm'] + SEP + 'noKL')))}"
+            f" | {_cell(comps.get((r['arm'], 'baseline' + SEP + 'equal-time')))} | {_mean(r['train_s'])}"
+            f" | {_mean(r['epochs_trained'], fmt='.1f')} | {_mean(r['teacher_margin'], 100, '+.1f')}"
+            f" | {_mean(r['gap'], 100, '+.1f')} | {r['n']} |"
+        )
+    lines += ["", *verdicts(rows), "", conclusion(rows), ""]
+    lines += [f"{t['runs']} runs; {t['train_s'] / 60:.1f} min of training steps in all.", ""]
+    return "\n".join(lines)
+
+
+def write_controls_summary(sweep_dir: Path, readme: Path | None = None, section: str = "controls") -> dict[str, Any]:
+    """Rebuild summary.json and summary.md from `<sweep-dir>/runs`; rewrite `readme`'s `section`."""
+    summary = summarize_controls(sweep_dir / "runs")
+    rows = [{**r, "acc_by_seed": {str(k): v for k, v in r["acc_by_seed"].items()}} for r in summary["rows"]]
+    plain = {**summary, "rows": rows}  # JSON keys are strings
+    atomic_write_json(sweep_dir / "summary.json", plain)
+    text = render_controls(summary)
+    (sweep_dir / "summary.md").write_text(text + "\n")
+    if readme is not None:
+        rel = os.path.relpath(sweep_dir, readme.parent)
+        text += (
+            f"\nGenerated by `python -m tssd_viz sweep --summarize-only --sweep-dir {rel} --readme README.md "
+            f"--readme-section {section}` from the run folders in `{rel}/runs/`.\n"
+        )
+        rewrite_section(readme, text, *markers(section))
+    return summary
