@@ -179,7 +179,7 @@ def test_read_status_is_the_file_status_interprets_it(tmp_path):
     assert run.read_status()["state"] == "running"  # as written
     assert run.status()["state"] == "failed"  # its process is gone
     run.status_path.write_text("{")
-    assert run.read_status() == {} and run.status()["state"] == "failed"
+    assert run.read_status() == {} and run.status()["state"] == "unreadable"  # said so, never a traceback
 
 
 def test_run_folders_newest_config_first(tmp_path):

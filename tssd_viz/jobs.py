@@ -41,7 +41,7 @@ from .atomic import StorageError, storage_error
 from .config import ConfigError, TSSDConfig, validate
 from .executors import Local, RayJobs
 from .executors import from_env as executor_from_env
-from .runs import RunFolder, run_folders
+from .runs import RunFolder, is_training_process, run_folders
 
 LOCK_NAME = ".queue.lock"
 MAX_BACKOFF_S = 30.0  # a poll that keeps failing (e.g. a full disk) is retried at most this often
@@ -54,23 +54,6 @@ def default_max_running() -> int:
     import torch
 
     return torch.cuda.device_count() or 1
-
-
-def _is_training_process(pid: int) -> bool:
-    """Whether `pid` is alive and (where /proc tells) a tssd_viz process: never signal a reused pid."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return False  # someone else's process: not ours to stop
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.exists():
-        try:
-            return b"tssd_viz" in cmdline.read_bytes()
-        except OSError:
-            return False
-    return True
 
 
 class JobManager:
@@ -116,7 +99,7 @@ class JobManager:
         """Queued runs in the order they will start: oldest submission first."""
         queued = []
         for run in run_folders(self.root):
-            st = run.read_status()
+            st = run.status()  # its fields of the types they should have ("time" a number, or left out)
             # Only an explicit "queued": a folder without status.json may be a CLI run still loading data.
             if st.get("state") == "queued":
                 queued.append((st.get("time", 0.0), run.name, run))
@@ -197,10 +180,12 @@ class JobManager:
                 return self._cancel_remote(run)
             if st.get("host", self.host) != self.host:
                 return f"the run trains on {st['host']}; cancel it there"
-            pid = st.get("pid")
-            if not isinstance(pid, int) or not _is_training_process(pid):
+            if not is_training_process(st, run.path.absolute()):  # never signal a pid the system reused
                 return "its process has already ended"
-            os.kill(pid, signal.SIGTERM)  # once: a second SIGTERM would abort without saving
+            try:
+                os.kill(st["pid"], signal.SIGTERM)  # once: a second SIGTERM would abort without saving
+            except PermissionError:
+                return "its process belongs to another user: not ours to stop"
             self._cancelling.add(run.path.absolute())
             return "stopping after the current step; its last checkpoint is kept"
 
@@ -226,15 +211,25 @@ class JobManager:
 
     # -- starting and reaping
     def poll(self) -> list[RunFolder]:
-        """Reap finished children, then start queued runs while fewer than `max_running` run. Returns those started."""
+        """Reap finished children, then start queued runs while fewer than `max_running` run. Returns those started.
+
+        A queued folder that cannot be started (its config.json unreadable, invalid or of another version) is
+        marked failed with the reason and skipped: one bad folder never stops the queue for everyone else."""
         started = []
         if not self.root.is_dir():  # the runs folder was removed: nothing to start, nothing to reap into
             return started
         with self._locked():
             self._reap()
             free = self.max_running - len(self.running())
-            for run in self.queue()[: max(free, 0)]:
-                self._start(run)
+            for run in self.queue():
+                if len(started) >= free:
+                    break
+                try:
+                    self._start(run)
+                except ConfigError as e:
+                    with contextlib.suppress(StorageError):  # unwritable too: skipped at every poll instead
+                        run.set_status("failed", f"not started: {e}"[:500], host=self.host)
+                    continue
                 started.append(run)
         return started
 

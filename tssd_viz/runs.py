@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import platform
 import shutil
@@ -36,9 +37,15 @@ import numpy as np
 
 from .atomic import StorageError, append_line, atomic_write_bytes, atomic_write_json, storage_error
 from .config import ConfigError, TSSDConfig, validate
-from .probes import ProbeSnapshot, read_probe
+from .probes import ProbeError, ProbeSnapshot, read_probe
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
+UNREADABLE = "unreadable"  # what status() says of a folder whose status.json cannot be read; never written
+PID_MAX = 2**22  # Linux's largest pid_max: a "pid" beyond it (or below 1: a process group) names no process
+# Fields of status.json that readers do arithmetic with: a value of another type is dropped on reading.
+_NUMERIC_STATUS = ("time", "started", "total_steps", "steps", "exit_code", "gpu", "proc_start")
+# Fields of a metrics record that readers do arithmetic with: a record where one is not a number is skipped.
+_NUMERIC_RECORD = ("step", "epoch", "wall_s", "t")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -49,6 +56,60 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _is_number(value: Any) -> bool:
+    """A finite JSON number that a float holds (a bool is no number here, nor an int of 400 digits)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) < 2**63
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def process_start(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks since boot (/proc/PID/stat, field 22); None without /proc or
+    such a process. With the pid it names one process: a pid the system reuses starts at another time."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        return int(stat.rsplit(b")", 1)[1].split()[19])  # fields after the command's ")" start at field 3
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def is_training_process(st: Mapping[str, Any], run_path: Path) -> bool:
+    """Whether the process that status `st` names is alive and is the one that trains the run at `run_path`:
+    its start time is the one recorded with it (status.json's "proc_start"), or, in a status written before
+    start times were recorded, its command line names the run folder. Where /proc is missing the pid's
+    existence is all there is to go by."""
+    pid = st.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < PID_MAX or not _pid_alive(pid):
+        return False
+    started = process_start(pid)
+    if started is None:
+        return not Path("/proc/self/stat").exists()  # no /proc: trust the pid; with /proc: the process is gone
+    if "proc_start" in st:
+        return st["proc_start"] == started
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return False
+    # --run-dir RUN, --resume=RUN, --config RUN/config.json: an argument that is the folder or a file in it
+    paths = [Path(arg.rpartition("=")[2].rstrip("/")) for arg in args if arg]
+    return any(Path(run_path).name in (p.name, p.parent.name) for p in paths)
+
+
+def json_object(data: bytes, what: str) -> tuple[dict[str, Any] | None, str]:
+    """`data` parsed as a JSON object, or (None, why not in a few words naming `what`)."""
+    try:
+        value = json.loads(data)
+    except UnicodeDecodeError:
+        return None, f"{what} is not text (binary data)"
+    except (ValueError, RecursionError) as e:
+        return None, f"{what} is not JSON ({_first_line(e)[:80]})"
+    if not isinstance(value, dict):
+        return None, f"{what} holds {type(value).__name__ if value is not None else 'null'}, not a JSON object"
+    return value, ""
 
 
 def _mtime_ns(path: Path) -> int:
@@ -63,22 +124,34 @@ def final_accuracy(records: Iterable[Mapping[str, Any]], split: str = "test") ->
     """Window n -> accuracy from the eval records of `split`; a later evaluation of a window replaces an earlier one."""
     table = {}
     for r in records:
-        if r.get("kind") == "eval" and r.get("split") == split and r.get("t") is not None and r.get("acc") is not None:
-            table[int(r["t"])] = r["acc"]
+        if not isinstance(r, Mapping) or r.get("kind") != "eval" or r.get("split") != split:
+            continue
+        t, acc = r.get("t"), r.get("acc")
+        if isinstance(t, int) and not isinstance(t, bool) and t >= 1 and _is_number(acc):
+            table[t] = acc
     return table
+
+
+def well_formed(record: Mapping[str, Any]) -> bool:
+    """Whether a metrics record can be read: its kind is a string and its step, epoch, wall_s and t numbers."""
+    return isinstance(record.get("kind"), str) and all(
+        _is_number(record[k]) for k in _NUMERIC_RECORD if k in record and record[k] is not None
+    )
 
 
 class MetricsTail:
     """The records of one metrics.jsonl, kept up to date by parsing only what was appended since.
 
     A line still being written has no newline yet: it is left for the next `refresh()`, so `records`
-    never holds a torn line. A file replaced by `truncate_metrics` (a resume) is noticed by its inode
-    or a shrunken size and read afresh.
+    never holds a torn line. A line that is not a well-formed record (not JSON, not an object, a step that
+    is not a number) is skipped and counted in `skipped`. A file replaced by `truncate_metrics` (a resume)
+    is noticed by its inode or a shrunken size and read afresh.
     """
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.records: list[dict[str, Any]] = []
+        self.skipped = 0  # complete lines that are not well-formed records (junk written into the file)
         self.offset = 0  # bytes consumed: always just after a newline
         self.inode: int | None = None
 
@@ -90,7 +163,7 @@ class MetricsTail:
             return False
         replaced = st_.st_ino != self.inode or st_.st_size < self.offset
         if replaced:
-            self.records, self.offset, self.inode = [], 0, st_.st_ino
+            self.records, self.skipped, self.offset, self.inode = [], 0, 0, st_.st_ino
         if st_.st_size == self.offset:
             return replaced
         with open(self.path, "rb") as f:
@@ -98,10 +171,11 @@ class MetricsTail:
             data = f.read(st_.st_size - self.offset)
         end = data.rfind(b"\n") + 1  # a line being written has no newline yet: leave it for next time
         for line in data[:end].splitlines():
-            try:
-                self.records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+            record, _ = json_object(line, "line")
+            if record is not None and well_formed(record):
+                self.records.append(record)
+            else:
+                self.skipped += 1
         self.offset += end
         return end > 0 or replaced
 
@@ -178,8 +252,12 @@ class RunFolder:
             raise
 
     def set_status(self, state: str, message: str = "", **extra: Any) -> None:
+        """status.json; with the pid (this process's unless given) goes its start time, so that a reader can
+        tell the run's process from another one that later gets the same pid."""
         assert state in STATES, state
         record = {"state": state, "message": message, "pid": os.getpid(), "time": time.time(), **extra}
+        pid = record["pid"]
+        record["proc_start"] = process_start(pid) if isinstance(pid, int) else None
         atomic_write_json(self.status_path, record)
 
     def append_metric(self, record: dict[str, Any]) -> None:
@@ -187,8 +265,13 @@ class RunFolder:
 
     def truncate_metrics(self, n_lines: int) -> int:
         """Keep the first `n_lines` records (resume: drop records of training being redone)."""
-        lines = self.metrics_path.read_text().splitlines(keepends=True) if self.metrics_path.exists() else []
-        atomic_write_bytes(self.metrics_path, "".join(lines[:n_lines]).encode())
+        try:
+            lines = self.metrics_path.read_bytes().splitlines(keepends=True)  # bytes: junk lines count as lines
+        except FileNotFoundError:
+            lines = []
+        except OSError as e:
+            raise storage_error(self.metrics_path, e) from None
+        atomic_write_bytes(self.metrics_path, b"".join(lines[:n_lines]))
         return max(0, len(lines) - n_lines)
 
     def write_env(self, device: str, seed: int, allocator: Mapping[str, Any] | None = None) -> None:
@@ -265,24 +348,28 @@ class RunFolder:
             raise ConfigError(where, f"not a tssd-viz config ({_first_line(e)})") from None
 
     def read_status(self) -> dict[str, Any]:
-        """status.json exactly as written ({} when absent or unreadable); `status()` interprets it."""
-        try:
-            return json.loads(self.status_path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {}
+        """status.json as written ({} when absent, unreadable or not a JSON object); `status()` interprets it."""
+        return _read_json(self.status_path)
 
     def status(self) -> dict[str, Any]:
         """status.json, with a run whose process died without saying so reported as failed; without
-        status.json, the state its other files show (`derived_status`)."""
+        status.json, the state its other files show (`derived_status`). A status.json that cannot be read
+        (not JSON, not an object, no known state) is state "unreadable", its message one line saying why;
+        fields of the wrong type are dropped (a "time" that is not a number, a "host" that is not a string)."""
         try:
-            st = json.loads(self.status_path.read_text())
+            st, why = json_object(self.status_path.read_bytes(), "status.json")
         except FileNotFoundError:
             return self.derived_status()
-        except json.JSONDecodeError:
-            return {"state": "failed", "message": "status.json is unreadable"}
-        if st.get("state") == "running" and st.get("host", platform.node()) == platform.node():
-            pid = st.get("pid")
-            if isinstance(pid, int) and not _pid_alive(pid):
+        except OSError as e:
+            st, why = None, f"status.json cannot be read ({e.strerror or type(e).__name__})"
+        if st is not None and st.get("state") not in STATES:
+            st, why = None, f"status.json says state {_shown(st.get('state'))}, not one of {', '.join(STATES)}"
+        if st is None:
+            return {"state": UNREADABLE, "message": f"{self.name}/{why}"}
+        st = _sane_status(st)
+        if st["state"] == "running" and st.get("host", platform.node()) == platform.node():
+            # No pid: a cluster job (watched through the cluster). A pid: it must be this run's process.
+            if st.get("pid") is not None and not is_training_process(st, self.path.absolute()):
                 return {
                     **st,
                     "state": "failed",
@@ -299,7 +386,10 @@ class RunFolder:
         """
         if not self.exists():
             return {"state": "missing", "message": ""}
-        records = self.metrics()
+        try:
+            records = self.metrics()
+        except OSError as e:
+            return {"state": UNREADABLE, "message": f"{self.name}/metrics.jsonl cannot be read ({e.strerror})"}
         if records and records[-1].get("kind") == "eval":
             return {"state": "done", "message": "finished (status.json is missing: read from metrics.jsonl)"}
         if records or self.checkpoint_path("last").exists():
@@ -343,15 +433,62 @@ class RunFolder:
             if not paths:
                 raise FileNotFoundError(f"{self.path} has no probe snapshots yet")
             path = paths[-1]
-        return read_probe(path)
+        return load_probe(path)
+
+
+def load_probe(path: str | os.PathLike) -> ProbeSnapshot:
+    """`read_probe`, with a snapshot whose arrays have the wrong shapes (a vector where the step or a rate
+    belongs) refused as a `ProbeError` too: one line naming the file."""
+    try:
+        probe = read_probe(path)
+    except ProbeError:
+        raise
+    except (TypeError, ValueError, IndexError, KeyError, RecursionError) as e:  # e.g. int() of a vector
+        raise ProbeError(f"{path}: not a probe snapshot ({type(e).__name__}: {_first_line(e)[:120]})") from None
+    if not _probe_shapes_agree(probe):
+        raise ProbeError(f"{path}: not a probe snapshot (its arrays do not have the shapes of one)")
+    return probe
+
+
+def _probe_shapes_agree(probe: ProbeSnapshot) -> bool:
+    """Logits (T, P, K), labels (P,) in range(K), spikes and membrane (T, P, N), all of them numbers."""
+    arrays = [probe.images, probe.labels, probe.logits, *probe.spikes.values(), *probe.membrane.values()]
+    if any(a.dtype.kind not in "biuf" for a in arrays) or probe.logits.ndim != 3:
+        return False  # numbers (or bools), never strings
+    T, P, K = probe.logits.shape
+    if probe.labels.shape != (P,) or (probe.classes and len(probe.classes) != K):
+        return False
+    if P and (probe.labels.dtype.kind not in "iu" or probe.labels.min() < 0 or probe.labels.max() >= K):
+        return False
+    return all(
+        s.ndim == 3 and s.shape[:2] == (T, P) and probe.membrane[k].shape == s.shape for k, s in probe.spikes.items()
+    )
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    """A JSON file's contents; {} when it is missing or unreadable."""
+    """A JSON file's object; {} when it is missing, unreadable or not a JSON object."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = path.read_bytes()
+    except OSError:
         return {}
+    return json_object(data, path.name)[0] or {}
+
+
+def _sane_status(st: dict[str, Any]) -> dict[str, Any]:
+    """A status record whose fields have the types its readers expect: ill-typed known fields are dropped."""
+    out = {k: v for k, v in st.items() if k not in _NUMERIC_STATUS or _is_number(v)}
+    out["message"] = st["message"] if isinstance(st.get("message"), str) else ""
+    if not isinstance(out.get("host", ""), str):
+        out.pop("host")
+    return out
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):
+        text = type(value).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _first_line(e: BaseException) -> str:
@@ -375,22 +512,25 @@ class RunSummary:
     name: str
     state: str
     message: str
-    mode: str
+    mode: str  # "" for an unreadable folder
     dataset: str
-    t_student: int
+    t_student: int  # 0 for an unreadable folder
     acc_student: float | None  # final test accuracy at T_s, when evaluated
 
 
 def list_runs(root: str | os.PathLike) -> list[RunSummary]:
-    """Every run folder directly under `root` whose config this version reads, newest first."""
+    """Every run folder directly under `root`, newest first; one whose config this version cannot read is
+    listed as "unreadable", its message one line naming the file and why."""
     out = []
     for run in run_folders(root):
         try:
             cfg = run.config()
-        except Exception:
+            st = run.status()
+            acc = run.final_eval().get(cfg.distill.t_student)
+        except Exception as e:  # one folder that cannot be read never hides the others
+            why = str(e) if isinstance(e, ConfigError) else f"{run.path}: {type(e).__name__}: {_first_line(e)[:120]}"
+            out.append(RunSummary(run.path, run.name, UNREADABLE, why, "", "", 0, None))
             continue
-        st = run.status()
-        acc = run.final_eval().get(cfg.distill.t_student)
         out.append(
             RunSummary(
                 run.path,

@@ -17,8 +17,10 @@ from typing import Any
 import streamlit as st
 
 from tssd_viz import RunFolder, TSSDConfig
+from tssd_viz.config import ConfigError
 from tssd_viz.jobs import ACTIVE
-from tssd_viz.runs import ProbeSnapshot, read_probe, run_folders
+from tssd_viz.runs import UNREADABLE, ProbeSnapshot, run_folders
+from tssd_viz.runs import load_probe as read_probe
 
 
 def records(run: RunFolder) -> list[dict[str, Any]]:
@@ -57,15 +59,25 @@ def _mtime(path: Path) -> int:
 
 
 @lru_cache(maxsize=2048)
-def _config(path: str, mtime_ns: int) -> TSSDConfig | None:
+def _config(path: str, mtime_ns: int) -> TSSDConfig | str:
+    """The run's config, or why it cannot be read (one line)."""
     try:
         return RunFolder(path).config()
-    except Exception:  # a folder that is not a run of this version: listed as unreadable, never fatal
-        return None
+    except ConfigError as e:  # a folder that is not a run of this version: listed as unreadable, never fatal
+        return str(e)
+    except Exception as e:  # whatever the bytes: one line, never a traceback on a page
+        return f"{path}/config.json: {type(e).__name__}"
 
 
 def config(run: RunFolder) -> TSSDConfig | None:
-    return _config(str(run.path), _mtime(run.config_path))
+    cfg = _config(str(run.path), _mtime(run.config_path))
+    return cfg if isinstance(cfg, TSSDConfig) else None
+
+
+def config_problem(run: RunFolder) -> str:
+    """Why the run's config.json cannot be read ("" when it can)."""
+    cfg = _config(str(run.path), _mtime(run.config_path))
+    return "" if isinstance(cfg, TSSDConfig) else cfg
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -98,7 +110,7 @@ class RunRow:
 
     def label(self) -> str:
         if self.cfg is None:
-            return f"{self.name} (unreadable config)"
+            return f"{self.name} (unreadable)"
         d = self.cfg.distill  # no state here: a select box keeps showing the label it first drew
         return f"{self.name} · {d.mode}, T_s={d.t_student}, T_t={d.t_teacher}"
 
@@ -107,10 +119,10 @@ def run_rows(root: Path) -> list[RunRow]:
     """Every run folder under `root`, newest first (by the time its config was written)."""
     rows = []
     for run in run_folders(root):
-        status = run.status()
-        rows.append(
-            RunRow(run.name, run.path, status.get("state", "?"), status.get("message", ""), config(run), status)
-        )
+        status, cfg = run.status(), config(run)
+        if cfg is None:  # listed, with the file and the reason, and never started or charted
+            status = {"state": UNREADABLE, "message": config_problem(run) or f"{run.name}: config.json is missing"}
+        rows.append(RunRow(run.name, run.path, status["state"], status["message"], cfg, status))
     return rows
 
 
@@ -120,6 +132,8 @@ STATE_BADGES = {
     "done": ("done", "green", ":material/check_circle:"),
     "failed": ("failed", "red", ":material/error:"),
     "cancelled": ("cancelled", "orange", ":material/cancel:"),
+    UNREADABLE: ("unreadable", "red", ":material/broken_image:"),
+    "missing": ("missing", "gray", ":material/help:"),
 }
 
 
@@ -154,7 +168,7 @@ def progress(
     if state == "running" and last is None:
         waited = time.time() - float(status.get("started") or status.get("time") or time.time())
         return Progress(0.0, f"{status.get('message') or 'starting'} ({duration(waited)})")
-    step, wall = (last["step"], last["wall_s"]) if last else (0, 0.0)
+    step, wall = (last.get("step", 0), last.get("wall_s", 0.0)) if last else (0, 0.0)
     total = status.get("total_steps") or (step if state == "done" else 0)
     budget = cfg.train.time_budget_s if cfg else 0.0
     fraction = max(step / total if total else 0.0, wall / budget if budget else 0.0)
