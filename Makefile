@@ -14,10 +14,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[app,notebooks,dev]"
 	touch $(STAMP)
 
-# The tests also need the cluster extra (Ray, several hundred MB: they start a real Ray head); `make run` does not.
+# The tests also need the cluster extra (Ray, several hundred MB: they start a real Ray head) and the nir extra
+# (they run exported students in nirtorch); `make run` needs neither.
 TEST_STAMP := $(VENV)/.installed-cluster
 $(TEST_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e ".[app,notebooks,dev,cluster]"
+	$(PY) -m pip install --quiet -e ".[app,notebooks,dev,cluster,nir]"
 	touch $(TEST_STAMP)
 
 setup: $(STAMP) allocator

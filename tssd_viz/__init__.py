@@ -41,6 +41,8 @@ from .losses import (
 )
 from .models import ModelOutput, SpikingNet, build_model, count_parameters
 from .neurons import LIF, LIFParams, lif_multistep, lif_step, rect_surrogate_grad, snntorch_multistep
+from .nir_export import NIRExportError, export_nir
+from .nir_reader import NIRNetwork, NIRRun, load_nir
 from .observers import ConsoleProgress, History, Observer, RunWriter
 from .ops import LayerOps, energy_uj, synaptic_operations
 from .probes import ProbeSnapshot, read_probe, snapshot
@@ -114,6 +116,11 @@ __all__ = [
     "Trained",
     "export_student",
     "load_trained",
+    "NIRExportError",
+    "NIRNetwork",
+    "NIRRun",
+    "export_nir",
+    "load_nir",
     "tssd_loss",
     "validate",
     "windows",
