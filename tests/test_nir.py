@@ -1,4 +1,4 @@
-"""NIR export (SPEC §14): batch norm folded exactly, the neuron's parameters, and the exported student run
+"""NIR export (SPEC §15): batch norm folded exactly, the neuron's parameters, and the exported student run
 by another reader (nirtorch's graph, snntorch's layers) with the same spikes and logits as here."""
 
 import subprocess
@@ -63,7 +63,7 @@ def snntorch_first_step(path, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, 
     leaky = {names[n]: m for n, m in net.named_children() if isinstance(m, snn.Leaky)}
     for m in leaky.values():
         assert torch.allclose(m.beta, torch.tensor(0.5)) and float(m.threshold) == 1.0  # tau = 2, theta = 1
-        assert m.reset_mechanism == "zero"  # what snntorch builds from any NIR LIF (SPEC §14)
+        assert m.reset_mechanism == "zero"  # what snntorch builds from any NIR LIF (SPEC §15)
     spikes = {}
     hooks = [m.register_forward_hook(lambda _m, _i, out, n=n: spikes.__setitem__(n, out)) for n, m in leaky.items()]
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""The exported student as a NIR graph (Neuromorphic Intermediate Representation, `nir` 1.0), SPEC §14.
+"""The exported student as a NIR graph (Neuromorphic Intermediate Representation, `nir` 1.0), SPEC §15.
 
 NIR is how a trained spiking network leaves its training framework for another one (snntorch, norse,
 sinabs, Lava) or for neuromorphic hardware. The student (the weak head dropped) becomes:
@@ -9,7 +9,7 @@ Each conv+batch-norm is one Conv2d with the norm folded in (tssd_viz.folding, ex
 direct-encoding stem is the first Conv2d: a reader presents the same image at every timestep, which is
 what our broadcast computes. The head's global mean is an AvgPool2d over the whole feature map.
 
-The neuron (SPEC §14 writes both side by side): NIR's LIF is `tau dv/dt = (v_leak - v) + R I`; one
+The neuron (SPEC §15 writes both side by side): NIR's LIF is `tau dv/dt = (v_leak - v) + R I`; one
 forward-Euler step of length dt gives v <- (1 - dt/tau) v + (dt R / tau) I. Ours is H = beta V + I with
 beta = 1 - 1/tau_ours, so tau = tau_ours * dt and R = tau_ours (an input gain of exactly 1), v_leak = 0,
 v_threshold = theta. The default dt = 1e-4 is the step snntorch's importer always simulates at; a reader

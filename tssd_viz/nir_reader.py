@@ -4,7 +4,7 @@ The graph is wired by nirtorch (`nir_to_torch`, a torch.fx module stepped once p
 explicit state), and its layers are built by snntorch's NIR importer (Conv2d, AvgPool2d, Flatten,
 Affine): none of this module's model code runs. The neurons are the one part a reader must be told
 about: NIR 1.0's LIF resets *to* v_reset, and snntorch's importer always builds `reset_mechanism="zero"`
-neurons (SPEC §14). `NIRLIF` simulates a NIR LIF node as its equation says, one forward-Euler step of
+neurons (SPEC §15). `NIRLIF` simulates a NIR LIF node as its equation says, one forward-Euler step of
 length dt per timestep, and follows the reset and firing rule written in the node's metadata (NIR's
 own rule, reset to v_reset on v > v_threshold, when there is none).
 """
