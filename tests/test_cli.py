@@ -450,3 +450,51 @@ def test_a_pickle_payload_in_a_checkpoint_runs_no_code_inspect(tmp_path):
     with pytest.raises(CheckpointError):
         load_model.__wrapped__(str(bad), 0) if hasattr(load_model, "__wrapped__") else load_model(str(bad), 0)
     assert not marker.exists()
+
+
+# Refusals that argparse, the file system or a sweep option turned into a usage box or a traceback (issue 28).
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["train", "--preset"], "--preset: expected one argument"),
+        (["evaluate", "--t", "abc"], "--t: invalid int value: 'abc'"),
+        (["evaluate", "--which", "foo"], "--which: invalid choice: 'foo'"),
+        (["evaluate", "--checkpoint", "x.pt", "--t", "20000"], "--t must be between 1 and 64 timesteps, got 20000"),
+        (["evaluate", "--checkpoint", "x.pt", "--t", "-1"], "--t must be between 1 and 64"),
+        (["sweep"], "the following arguments are required: --sweep-dir"),
+        (["sweep", "--sweep-dir", "s", "--grid", "foo"], "--grid: invalid choice: 'foo'"),
+        (["sweep", "--sweep-dir", "s", "--seeds", "-1", "--dry-run"], "--seeds must be between 1 and 1000, got -1"),
+        (["sweep", "--sweep-dir", "s", "--seeds", "0", "--dry-run"], "--seeds must be between 1 and 1000, got 0"),
+        (["sweep", "--sweep-dir", "s", "--ablation-seeds", "-5", "--dry-run"], "--ablation-seeds must be between 1"),
+        (["sweep", "--sweep-dir", "s", "--summarize-only"], "--sweep-dir s: no such folder to summarise"),
+        (["sweep", "--sweep-dir", "s", "--only", "nomatch*", "--dry-run"], "--only nomatch*: no planned run"),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(tmp_path, capsys, monkeypatch, argv, needle):
+    monkeypatch.chdir(tmp_path)
+    assert needle in refusal(capsys, argv)
+    assert not (tmp_path / "s").exists()  # --summarize-only on a missing folder does not make it
+
+
+def test_evaluate_refuses_a_figure_in_a_missing_folder_before_evaluating(trained, capsys):
+    run_dir, _ = trained
+    line = refusal(
+        capsys, ["evaluate", "--run-dir", str(run_dir), "--early-exit", "0.5", "--figure", "/nonexistent/dir/x.html"]
+    )
+    assert "no folder /nonexistent/dir" in line
+
+
+def test_sweep_refuses_a_file_as_its_folder_and_a_binary_readme(tmp_path, capsys):
+    a_file, binary = tmp_path / "file", tmp_path / "README.md"
+    a_file.write_text("x")
+    binary.write_bytes(b"\xff\xfe\x00\x80")
+    assert "is a file, not a folder" in refusal(capsys, ["sweep", "--sweep-dir", str(a_file), "--summarize-only"])
+    line = refusal(capsys, ["sweep", "--sweep-dir", str(tmp_path), "--summarize-only", "--readme", str(binary)])
+    assert "cannot read it (not UTF-8 text)" in line
+
+
+def test_bare_command_prints_usage_on_stderr_exit_2():
+    p = cli()
+    assert p.returncode == 2 and p.stdout == "" and p.stderr.startswith("usage:")
+    p = cli("--help")
+    assert p.returncode == 0 and p.stdout.startswith("usage:")
