@@ -90,8 +90,10 @@ def test_event_digits_are_made_once_and_the_same_every_time(fixed, monkeypatch):
 
 
 def test_windowings_share_the_teacher_frames_and_differ_for_the_student(fixed, whole):
-    assert (whole.train.windows, whole.test.windows) == ((1, 2, 4), (1, 2, 3, 4))
-    assert whole.train.images.shape[1] == 7 and whole.test.images.shape[1] == 10
+    # every window n = 1..T_t in both splits: evaluation re-estimates each window's batch-norm statistics on
+    # training recordings binned as that window sees them
+    assert (whole.train.windows, whole.test.windows) == ((1, 2, 3, 4), (1, 2, 3, 4))
+    assert whole.train.images.shape[1] == 10 and whole.test.images.shape[1] == 10
     # T_t frames: the whole recording in both windowings, so the teacher sees the same input
     assert torch.equal(whole.test.view(4), fixed.test.view(4))
     # the student: the first half of the recording in 2 frames, or all of it in 2 coarser frames
@@ -101,8 +103,8 @@ def test_windowings_share_the_teacher_frames_and_differ_for_the_student(fixed, w
     total = fixed.test.view(4).sum((1, 2, 3, 4)).double()
     assert (early < all_of_it).all()
     assert ((all_of_it - total).abs() <= 0.01 * total).all()  # tonic's bins drop at most a few tail events
-    with pytest.raises(ValueError, match="not 3"):  # the training split holds 1..T_s and T_t
-        whole.train.view(3)
+    with pytest.raises(ValueError, match="not 5"):  # binned for windows 1..T_t only
+        whole.train.view(5)
 
 
 def test_the_loader_yields_time_major_frames(fixed, whole):
@@ -166,6 +168,31 @@ def test_evaluate_bins_each_window_on_its_own(whole):
     x, _ = next(iter(loader))
     with torch.no_grad():
         assert torch.allclose(out.logits[:, :16], model(x[4], 4).logits)  # per-timestep: the T_t-frame pass
+
+
+def test_each_whole_recording_window_is_judged_with_its_own_batch_norm_statistics(whole):
+    import copy
+
+    from tssd_viz.evaluation import bn_state, recompute_bn_stats, window_bn_stats
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(width=0.25), 2, 10, weak_head=False)
+    batches = list(Loader(whole.train.subset(slice(0, 48)), whole, 16, train=False))
+    loader = Loader(whole.test.subset(slice(0, 40)), whole, 16, train=False)
+    before = bn_state(model)
+    stats = window_bn_stats(model, batches, range(1, 5))
+    assert not all(torch.equal(stats[1][k], stats[4][k]) for k in stats[1])  # the binnings differ, so do they
+    accs = evaluate(model, loader, 4, bn=stats)
+    out = collect_outputs(model, loader, 4, bn=stats)
+    assert out.acc_by_window() == pytest.approx(accs)
+    for n in range(1, 5):  # independently: a copy re-estimated on n-frame batches, then judged on n frames
+        alone = copy.deepcopy(model)
+        recompute_bn_stats(alone, [(x[n], y) for x, y in batches], n)
+        alone.eval()
+        with torch.no_grad():
+            right = sum((alone(x, n).logits.mean(0).argmax(-1) == y).sum().item() for x, y in loader)
+        assert accs[n - 1] == pytest.approx(right / 40)
+    assert set(before) == set(stats[4])
 
 
 @pytest.mark.parametrize("windowing", ["fixed_window", "whole_recording"])

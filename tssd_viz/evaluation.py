@@ -5,7 +5,7 @@ statistics that match the weights.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +21,44 @@ EXIT_THRESHOLDS = (0.5, 0.8, 0.9, 0.95)  # the early-exit table of every finishe
 TRAIN_EVAL_IMAGES = 10_000  # training images (unaugmented) whose accuracy gives a run's train-test gap
 
 
-def _window_means(model: SpikingNet, x: WindowFrames, windows: Iterable[int]) -> list[Tensor]:
-    """Each whole-recording window's mean logits (B, K), one pass per window on its own binning."""
-    return [model(x, n).logits.float().mean(0) for n in windows]
+def _window_means(
+    model: SpikingNet, x: WindowFrames, windows: Iterable[int], bn: Mapping[int, dict[str, Tensor]] | None = None
+) -> list[Tensor]:
+    """Each whole-recording window's mean logits (B, K), one pass per window on its own binning (and with its own
+    batch-norm statistics when `bn` has them)."""
+    means = []
+    for n in windows:
+        if bn is not None:
+            load_bn_state(model, bn[n])
+        means.append(model(x, n).logits.float().mean(0))
+    return means
+
+
+def bn_state(model: nn.Module) -> dict[str, Tensor]:
+    """A copy of every batch-norm buffer (running mean, variance, batches tracked), by buffer name."""
+    norms = {n for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    return {k: v.clone() for k, v in model.named_buffers() if k.rpartition(".")[0] in norms}
+
+
+def load_bn_state(model: nn.Module, state: Mapping[str, Tensor]) -> None:
+    """Put batch-norm buffers saved by `bn_state` back (in place)."""
+    for k, v in model.named_buffers():
+        if k in state:
+            v.copy_(state[k])
+
+
+@torch.no_grad()
+def window_bn_stats(
+    model: SpikingNet, batches: Sequence, windows: Iterable[int], device: torch.device | None = None
+) -> dict[int, dict[str, Tensor]]:
+    """Whole-recording windows (SPEC §12): per window n, the batch-norm statistics re-estimated on the training
+    `batches` (x, y) binned into n frames, at n steps. A window's frames and spike rates differ from another's,
+    so each is judged with statistics of its own. Leaves the model holding the last window's statistics."""
+    stats = {}
+    for n in windows:
+        recompute_bn_stats(model, [(x[n], y) for x, y in batches], n, device)
+        stats[n] = bn_state(model)
+    return stats
 
 
 @torch.no_grad()
@@ -33,10 +68,12 @@ def evaluate(
     T: int,
     device: torch.device | None = None,
     windows: Sequence[int] | None = None,
+    bn: Mapping[int, dict[str, Tensor]] | None = None,
 ) -> list[float]:
     """Test accuracy of every window n = 1..T (or of `windows` only), from one T-step pass per batch (eval mode).
 
-    Whole-recording event windows (`WindowFrames`) differ per window: one pass per n on its own binning."""
+    Whole-recording event windows (`WindowFrames`) differ per window: one pass per n on its own binning, with
+    that window's own batch-norm statistics when `bn` (n -> `bn_state`, from `window_bn_stats`) is given."""
     windows = list(range(1, T + 1)) if windows is None else list(windows)
     was_training = model.training
     model.eval()
@@ -45,7 +82,7 @@ def evaluate(
         if device is not None:
             x, y = x.to(device), y.to(device)
         if isinstance(x, WindowFrames):
-            running = torch.stack(_window_means(model, x, windows)).argmax(-1)  # (len(windows), B)
+            running = torch.stack(_window_means(model, x, windows, bn)).argmax(-1)  # (len(windows), B)
         else:
             logits = model(x, T).logits.float()  # (T, B, K)
             running = logits.cumsum(0)[[n - 1 for n in windows]].argmax(-1)  # argmax of a cumulative sum = of the mean
@@ -117,11 +154,18 @@ class Outputs:
 
 
 @torch.no_grad()
-def collect_outputs(model: SpikingNet, loader: Iterable, T: int, device: torch.device | None = None) -> Outputs:
+def collect_outputs(
+    model: SpikingNet,
+    loader: Iterable,
+    T: int,
+    device: torch.device | None = None,
+    bn: Mapping[int, dict[str, Tensor]] | None = None,
+) -> Outputs:
     """One T-step pass per batch in eval mode, every output kept (float32, on the CPU).
 
     Whole-recording event windows (`WindowFrames`): the T-step pass runs on the T-frame binning, and each
-    window n = 1..T also gets its own pass on its binning (`Outputs.windows`)."""
+    window n = 1..T also gets its own pass on its binning (`Outputs.windows`), with its own batch-norm
+    statistics when `bn` (n -> `bn_state`, from `window_bn_stats`) is given."""
     was_training = model.training
     model.eval()
     logits, weak, labels, windows = [], [], [], []
@@ -129,13 +173,16 @@ def collect_outputs(model: SpikingNet, loader: Iterable, T: int, device: torch.d
         for x, y in loader:
             if device is not None:
                 x = x.to(device)
+            shorter = _window_means(model, x, range(1, T), bn) if isinstance(x, WindowFrames) else []
+            if bn is not None and isinstance(x, WindowFrames):
+                load_bn_state(model, bn[T])
             out = model(x, T)
             logits.append(out.logits.float().cpu())
             if out.weak_logits is not None:
                 weak.append(out.weak_logits.float().cpu())
             if isinstance(x, WindowFrames):
                 # The last window is the T-step pass just run: only the shorter ones need passes of their own.
-                windows.append(torch.stack(_window_means(model, x, range(1, T)) + [out.logits.float().mean(0)]).cpu())
+                windows.append(torch.stack(shorter + [out.logits.float().mean(0)]).cpu())
             labels.append(y.cpu())
     finally:
         model.train(was_training)

@@ -26,7 +26,17 @@ from .config import ConfigError, TSSDConfig, validate
 from .data import Dataset, Loader, load_dataset
 from .data.events import frame_windows
 from .distributed import Ranks, sync_batchnorm
-from .evaluation import TRAIN_EVAL_IMAGES, Outputs, analysis, collect_outputs, evaluate, recompute_bn_stats
+from .evaluation import (
+    TRAIN_EVAL_IMAGES,
+    Outputs,
+    analysis,
+    bn_state,
+    collect_outputs,
+    evaluate,
+    load_bn_state,
+    recompute_bn_stats,
+    window_bn_stats,
+)
 from .events import FitInfo, FitResult
 from .models import build_model, count_parameters
 from .observers import Observer, RunWriter
@@ -334,9 +344,27 @@ class Training:
             self.bn_fresh_at = self.at.step
 
     def test_outputs(self) -> Outputs:
-        """Every output of one T_t pass over the test split (its first n steps are window n: an SNN is causal)."""
+        """Every output of one T_t pass over the test split (its first n steps are window n: an SNN is causal).
+        Whole-recording windows each get a pass on their own binning, with batch-norm statistics of their own."""
         self.fresh_bn_stats()
-        return collect_outputs(self.model, self.test_loader, self.cfg.distill.t_teacher)
+        bn, kept = self.window_bn(), bn_state(self.model)
+        outputs = collect_outputs(self.model, self.test_loader, self.cfg.distill.t_teacher, bn=bn)
+        load_bn_state(self.model, kept)  # checkpoints and probes keep the statistics of bn_T
+        return outputs
+
+    def window_bn(self) -> dict[int, dict] | None:
+        """Whole-recording event windows with recomputed statistics (SPEC §12): each window n = 1..T_t's own,
+        from the same training batches as `fresh_bn_stats`, each binned into n frames; the model keeps the
+        statistics it had (those of bn_T, which checkpoints and probes use). None otherwise."""
+        tc, t_t = self.cfg.train, self.cfg.distill.t_teacher
+        if tc.bn_stats != "recompute" or self.cfg.data.windowing != "whole_recording":
+            return None
+        kept = bn_state(self.model)
+        self.bn_loader.set_epoch(self.at.step)
+        batches = list(itertools.islice(self.bn_loader, tc.bn_batches))
+        stats = window_bn_stats(self.model, batches, range(1, t_t + 1))
+        load_bn_state(self.model, kept)
+        return stats
 
     def train_accuracy(self) -> tuple[float, int]:
         """Accuracy at T_s on the first TRAIN_EVAL_IMAGES training images, unaugmented, and how many there were:
@@ -347,7 +375,10 @@ class Training:
             split, self.ds, 256, train=False, device=self.device, channels_last=self.cfg.train.channels_last
         )
         t_s = self.cfg.distill.t_student
-        return evaluate(self.model, loader, t_s, windows=(t_s,))[0], n
+        bn, kept = self.window_bn(), bn_state(self.model)
+        acc = evaluate(self.model, loader, t_s, windows=(t_s,), bn=bn)[0]
+        load_bn_state(self.model, kept)
+        return acc, n
 
     def record_final(self, epoch: int, outputs: Outputs) -> None:
         """The end of a run (SPEC §8, §10): the analysis record, train accuracy at T_s, then test accuracy of every

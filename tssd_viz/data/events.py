@@ -66,13 +66,13 @@ NOISE_HZ = 0.5  # background events per pixel per second
 def frame_windows(data: DataConfig, distill: DistillConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The binnings (frame counts) of the train and the test split; () means one binning of T_t frames.
 
-    whole_recording: training needs the student's and the teacher's binning, and the train accuracy
-    at T_s (evaluated window by window) those of n = 1..T_s; the test split every window n = 1..T_t
-    (each its own binning of the whole recording)."""
+    whole_recording: every window n = 1..T_t in both splits, each its own binning of the whole recording:
+    training uses the student's and the teacher's, and the batch-norm statistics of each evaluated window
+    are re-estimated on training recordings binned as that window sees them (SPEC §12)."""
     if data.windowing == "fixed_window":
         return (), ()
-    t_s, t_t = distill.t_student, distill.t_teacher
-    return (*range(1, t_s + 1), t_t), tuple(range(1, t_t + 1))
+    every = tuple(range(1, distill.t_teacher + 1))
+    return every, every
 
 
 def frame_transform(source: EventSource, n_bins: int):
