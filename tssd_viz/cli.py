@@ -24,7 +24,7 @@ import tyro
 from . import allocator
 from .atomic import StorageError
 from .checkpoints import CheckpointError
-from .config import EVENT_DATASETS, PRESETS, ConfigError, TSSDConfig, preset, validate
+from .config import EVENT_DATASETS, LIMITS, PRESETS, ConfigError, TSSDConfig, preset, validate
 from .data import DataUnavailable, Loader, load_dataset
 from .observers import ConsoleProgress
 from .runs import RunFolder
@@ -49,9 +49,19 @@ presets: """
 )
 
 
+MAX_SEEDS = 1000  # a sweep's seeds per cell: a typo of 10**6 would plan runs for ever
+
+
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(code)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, whose refusals are one line and exit status 2 (its own print a usage box of 3-10 lines)."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(f"{message} ({self.prog} --help lists the options)" if self.add_help else message)
 
 
 def parse_config(base: TSSDConfig, overrides: list[str], prog: str) -> TSSDConfig:
@@ -138,7 +148,7 @@ def config_file_or_fail(path: str) -> TSSDConfig:
 
 def cmd_train(argv: list[str], own_process: bool = False) -> int:
     """`own_process`: argv is this process's command line, which may run again under the allocator."""
-    ap = argparse.ArgumentParser(add_help=False)
+    ap = ArgumentParser(add_help=False)
     ap.add_argument("--preset", default="classroom")
     ap.add_argument("--config", default=None, metavar="JSON", help="start from a saved config.json instead of a preset")
     ap.add_argument("--run-dir", default=None)
@@ -221,7 +231,7 @@ def _checkpoint_path(run_dir: str | None, checkpoint: str | None, which: str) ->
 
 
 def cmd_evaluate(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tssd_viz evaluate")
+    ap = ArgumentParser(prog="python -m tssd_viz evaluate")
     ap.add_argument("--run-dir")
     ap.add_argument("--checkpoint")
     ap.add_argument("--which", choices=("best", "last"), default="best")
@@ -244,6 +254,11 @@ def cmd_evaluate(argv: list[str]) -> int:
     thresholds = _thresholds(known.early_exit)
     if known.figure and not thresholds:
         fail("--figure draws the early-exit table: give --early-exit too")
+    if known.figure:
+        _writable_file("--figure", Path(known.figure))
+    t_max = int(LIMITS["distill.t_teacher"].hi)  # the longest window any run trains with: memory grows with T
+    if not 0 <= known.t <= t_max:
+        fail(f"--t must be between 1 and {t_max} timesteps, got {known.t}")
     try:
         path = _checkpoint_path(known.run_dir, known.checkpoint, known.which)
         saved = load_trained(path)
@@ -271,7 +286,10 @@ def cmd_evaluate(argv: list[str]) -> int:
         from .figures import early_exit_figure
 
         name = Path(known.run_dir).name if known.run_dir else Path(known.checkpoint).stem
-        early_exit_figure({name: exits}, full_window=t_exit).write_html(known.figure, include_plotlyjs="cdn")
+        try:
+            early_exit_figure({name: exits}, full_window=t_exit).write_html(known.figure, include_plotlyjs="cdn")
+        except OSError as e:
+            fail(f"--figure {known.figure}: cannot write it ({e.strerror or type(e).__name__})")
     if known.json:
         result = {"t_student": cfg.distill.t_student, "acc_by_window": table}
         if exits:
@@ -293,6 +311,14 @@ def cmd_evaluate(argv: list[str]) -> int:
     return 0
 
 
+def _writable_file(option: str, path: Path) -> None:
+    """Refuse (one line) a file that cannot be written because its folder is missing or is no folder."""
+    if path.is_dir():
+        fail(f"{option} {path}: is a folder; give a file name")
+    if not path.parent.is_dir():
+        fail(f"{option} {path}: no folder {path.parent} to write it in")
+
+
 def _thresholds(text: str) -> list[float]:
     """`0.5,0.8` -> [0.5, 0.8]; anything else ends the command with one line (exit status 2)."""
     if not text:
@@ -310,7 +336,7 @@ def _thresholds(text: str) -> list[float]:
 def cmd_export(argv: list[str]) -> int:
     from .nir_export import NIRExportError, export_nir  # needs the nir extra only when --format nir runs
 
-    ap = argparse.ArgumentParser(prog="python -m tssd_viz export")
+    ap = ArgumentParser(prog="python -m tssd_viz export")
     ap.add_argument("--run-dir", required=True)
     ap.add_argument("--which", choices=("best", "last"), default="best")
     ap.add_argument("--out", default=None, help="default: RUN_DIR/student.pt, or RUN_DIR/student.nir with --format nir")
@@ -346,7 +372,7 @@ def cmd_sweep(argv: list[str]) -> int:
     """Train a grid of runs into <sweep-dir>/runs (finished runs are skipped) and summarise them."""
     from . import executors, sweep
 
-    ap = argparse.ArgumentParser(prog="python -m tssd_viz sweep")
+    ap = ArgumentParser(prog="python -m tssd_viz sweep")
     ap.add_argument("--sweep-dir", required=True)
     ap.add_argument("--grid", choices=sweep.GRIDS, default="all")
     ap.add_argument("--preset", default="classroom")
@@ -368,9 +394,7 @@ def cmd_sweep(argv: list[str]) -> int:
     ap.add_argument("--only", default="", metavar="GLOBS", help="comma-separated run-name patterns to keep")
     known, rest = ap.parse_known_args(argv)
     sweep_dir, readme = Path(known.sweep_dir), Path(known.readme) if known.readme else None
-    start, end = sweep.markers(known.readme_section)
-    if readme is not None and (not readme.is_file() or start not in readme.read_text()):
-        fail(f"--readme {readme}: no such file, or no '{start}' ... '{end}' section in it")
+    _check_sweep_options(known, sweep_dir, readme, sweep.markers(known.readme_section))
     if known.summarize_only:
         try:
             summary = sweep.write_summary(sweep_dir, readme, section=known.readme_section)
@@ -384,6 +408,8 @@ def cmd_sweep(argv: list[str]) -> int:
             known.grid, base, seeds=known.seeds, ablation_seeds=known.ablation_seeds, budget_s=known.budget_s
         )
         cells = sweep.select(cells, known.only)
+        if not cells:
+            fail(f"--only {known.only}: no planned run of the {known.grid} grid matches (see --dry-run without --only)")
         for cell in cells:
             validate(cell.cfg)
     except ConfigError as e:
@@ -430,6 +456,26 @@ def cmd_sweep(argv: list[str]) -> int:
     return 1 if failed else 0
 
 
+def _check_sweep_options(known: argparse.Namespace, sweep_dir: Path, readme: Path | None, marks: tuple) -> None:
+    """The sweep's options that need no config, each refused in one line (exit 2) before anything is written."""
+    if sweep_dir.exists() and not sweep_dir.is_dir():
+        fail(f"--sweep-dir {sweep_dir}: is a file, not a folder")
+    if known.summarize_only and not sweep_dir.is_dir():
+        fail(f"--sweep-dir {sweep_dir}: no such folder to summarise")
+    for option, value, lo in (("--seeds", known.seeds, 1), ("--ablation-seeds", known.ablation_seeds, 1)):
+        if not lo <= value <= MAX_SEEDS:
+            fail(f"{option} must be between {lo} and {MAX_SEEDS}, got {value}")
+    if readme is None:
+        return
+    try:
+        text = readme.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        why = "not UTF-8 text" if isinstance(e, UnicodeDecodeError) else (e.strerror or type(e).__name__).lower()
+        fail(f"--readme {readme}: cannot read it ({why})")
+    if marks[0] not in text:
+        fail(f"--readme {readme}: no '{marks[0]}' ... '{marks[1]}' section in it")
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, "sweep": cmd_sweep}
 
 
@@ -437,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     own_process = argv is None  # this process's own command line: `train` may re-execute it (allocator)
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE)
+        print(USAGE, file=sys.stdout if argv else sys.stderr)  # asked for: stdout; a bare command is a refusal
         return 0 if argv else EXIT_BAD_INPUT
     if argv[0] not in COMMANDS:
         fail(f"unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)}")
