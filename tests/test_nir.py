@@ -43,13 +43,9 @@ def random_bn(model: nn.Module) -> nn.Module:
 def compare(model: tv.SpikingNet, path, x: torch.Tensor, T: int) -> tuple[float, dict[str, int], dict[str, int]]:
     """Run our model and the NIR file on x for T steps: (max |logit difference|, spike mismatches per
     layer, our spike count per layer)."""
-    with torch.no_grad(), tv.record(model, membrane=False) as rec:
-        ours = model(x, T).logits  # (T, B, K)
-        theirs = tv.load_nir(path)(x, T)
-    assert set(theirs.spikes) == set(rec.spikes)  # every LIF layer of ours is one the reader exposes
-    mismatches = {k: int((s.to(torch.uint8) != rec.spikes[k]).sum()) for k, s in theirs.spikes.items()}
-    counts = {k: int(s.sum()) for k, s in rec.spikes.items()}
-    return (ours - theirs.logits).abs().max().item(), mismatches, counts
+    seen = tv.nir_agreement(model, tv.load_nir(path), x, T)
+    assert set(seen.theirs.spikes) == set(seen.ours)  # every LIF layer of ours is one the reader exposes
+    return seen.max_logit_diff, seen.mismatches, {k: int(s.sum()) for k, s in seen.ours.items()}
 
 
 def snntorch_first_step(path, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -126,6 +122,10 @@ def test_digits_student_runs_the_same_from_its_nir_file(digits_run, tmp_path):
     worst, mismatches, counts = compare(trained.model, out, x, T)
     assert worst < 1e-5 and set(mismatches.values()) == {0}, (worst, mismatches)
     assert min(counts.values()) > 0  # every layer fires: a silent layer would test nothing
+    net = tv.load_nir(out)
+    net.graph.stem_lif.threshold.mul_(1.05)  # a reader that gets one parameter wrong is caught
+    off = tv.nir_agreement(trained.model, net, x, T)
+    assert off.mismatches["stem_lif"] > 0 and off.max_logit_diff > 1e-3
     # snntorch's own importer reads the same layers and neuron parameters: equal at the first timestep
     with torch.no_grad(), tv.record(trained.model, membrane=False) as rec:
         ours = trained.model(x, 1).logits[0]

@@ -42,7 +42,7 @@ from .losses import (
 from .models import ModelOutput, SpikingNet, build_model, count_parameters
 from .neurons import LIF, LIFParams, lif_multistep, lif_step, rect_surrogate_grad, snntorch_multistep
 from .nir_export import NIRExportError, export_nir
-from .nir_reader import NIRNetwork, NIRRun, load_nir
+from .nir_reader import NIRAgreement, NIRNetwork, NIRRun, load_nir, nir_agreement
 from .observers import ConsoleProgress, History, Observer, RunWriter
 from .ops import LayerOps, energy_uj, synaptic_operations
 from .probes import ProbeSnapshot, read_probe, snapshot
@@ -121,6 +121,8 @@ __all__ = [
     "NIRRun",
     "export_nir",
     "load_nir",
+    "NIRAgreement",
+    "nir_agreement",
     "tssd_loss",
     "validate",
     "windows",

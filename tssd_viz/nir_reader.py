@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from .nir_export import require_nir
+from .record import record
 
 
 class NIRLIF(nn.Module):
@@ -104,3 +105,29 @@ def load_nir(path: str | os.PathLike) -> NIRNetwork:
     graph = nir.read(path)
     dt = float(np.asarray(graph.metadata.get("dt", 1e-4)))
     return NIRNetwork(graph, dt).eval()
+
+
+@dataclass(frozen=True)
+class NIRAgreement:
+    """Our network and its NIR file on the same input: how far apart they are."""
+
+    max_logit_diff: float  # max |logit here - logit there| over (T, B, K)
+    mismatches: dict[str, int]  # LIF layer -> spikes that differ, over (T, B, ...)
+    ours: dict[str, Tensor]  # LIF layer -> (T, B, ...) uint8 spikes here
+    theirs: NIRRun  # the NIR network's run
+
+
+@torch.no_grad()
+def nir_agreement(model: nn.Module, net: NIRNetwork, x: Tensor, T: int) -> NIRAgreement:
+    """Run `model` (ours, in eval mode) and `net` (its NIR file, from `load_nir`) on x for T timesteps.
+
+    Every LIF layer of `model` must be one the NIR network exposes (its node names are our layer names).
+    """
+    with record(model, membrane=False) as rec:
+        ours = model(x, T).logits  # (T, B, K)
+    theirs = net(x, T)
+    missing = sorted(set(rec.spikes) - set(theirs.spikes))
+    if missing:
+        raise KeyError(f"the NIR network has no LIF node named {missing[0]!r}")
+    mismatches = {k: int((theirs.spikes[k].to(torch.uint8) != s).sum()) for k, s in rec.spikes.items()}
+    return NIRAgreement((ours - theirs.logits).abs().max().item(), mismatches, dict(rec.spikes), theirs)
