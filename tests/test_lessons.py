@@ -190,6 +190,7 @@ def summary_row(mode, t_student, accs, margin=None, gap=None):
         "t_student": t_student,
         "n": len(accs),
         "acc": [mean, std],
+        "acc_by_seed": {str(seed): a for seed, a in enumerate(accs)},  # JSON's keys are strings
         "teacher_margin": margin,
         "gap": gap,
     }
@@ -219,7 +220,8 @@ def test_race_rows_flatten_the_summary_and_measure_each_row_against_its_own_base
     assert (base["gap"], base["acc"], base["acc_std"], base["seeds"]) == pytest.approx((0.01, 0.62, 0.02, 3))
     assert base["epoch_s"] == 30.5 and s2w["epoch_s"] is None
     assert s2w["vs_baseline"] == pytest.approx(-0.04) and s2w["teacher_margin"] == 0.05 and s2w["gap"] == -0.01
-    assert s2w["noise"] == pytest.approx(2 * ((0.01**2 + 0.02**2) / 3) ** 0.5)  # 2 SE of a difference of means
+    # paired by seed: differences -0.03, -0.04, -0.05 -> sd 0.01, 2 SE = 0.02 / sqrt(3)
+    assert s2w["noise"] == pytest.approx(0.02 / 3**0.5)
     assert w2s["vs_baseline"] is None and w2s["acc_std"] is None
     assert timed["vs_baseline"] == pytest.approx(0.05) and timed["noise"] is None  # one seed: no spread
     assert tv.race_rows({}) == [] and tv.race_rows({"main": {"epochs": []}}) == []

@@ -27,7 +27,7 @@ from .models import SpikingNet
 from .observers import Observer
 from .record import lif_layers
 from .runs import RunFolder, final_accuracy
-from .sweep.summary import two_standard_errors
+from .sweep.summary import paired_difference
 from .train import fit
 
 # How big a lesson's runs are, by the data it found: a preset, its overrides, and what the lesson says.
@@ -138,6 +138,7 @@ def runs_summary(runs: Mapping[str, RunFolder]) -> dict[str, Any]:
                 "t_student": d.t_student,
                 "n": 1,
                 "acc": [test, None],
+                "acc_by_seed": {run.config().train.seed: test},
                 "teacher_margin": None if margin is None else [margin, None],
                 "gap": None if gap is None else [gap, None],
                 "epoch_s": last["wall_s"] / last["epoch"] if last else None,
@@ -150,8 +151,9 @@ def race_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A sweep summary's main table as flat rows, equal epochs first, then equal time: budget, mode, t_student,
     seeds, acc and acc_std (test accuracy at T_s over seeds), vs_baseline (difference of mean accuracy to the
     baseline row of the same budget and T_s; None for the baseline or without one), noise (two standard errors
-    of that difference; None with one seed), teacher_margin and gap (means; None where not recorded), epoch_s
-    (mean seconds of training per epoch: what a mode costs). Accuracies and differences are fractions."""
+    of the mean per-seed difference, `tssd_viz.stats.paired`; None with fewer than two seeds in common),
+    teacher_margin and gap (means; None where not recorded), epoch_s (mean seconds of training per epoch: what a
+    mode costs). Accuracies and differences are fractions."""
     rows = []
     for budget in ("epochs", "time"):
         table = (summary.get("main") or {}).get(budget) or []
@@ -161,7 +163,7 @@ def race_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
             versus = noise = None
             if b is not None and b is not r:
                 versus = acc - b["acc"][0]
-                noise = two_standard_errors(r, b)  # the spread of a difference of two means
+                noise = paired_difference(r, b).two_se  # 2 SE of the per-seed differences (None: under 2 seeds)
             rows.append(
                 {
                     "budget": budget,

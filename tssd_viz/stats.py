@@ -75,7 +75,8 @@ class Paired:
 
     @property
     def two_se(self) -> float | None:
-        return self.spread.two_se
+        """Two standard errors of the mean difference; None with fewer than two seeds."""
+        return self.spread.two_se if self.n >= 2 else None
 
     @property
     def wins(self) -> int:

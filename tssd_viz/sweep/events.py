@@ -14,7 +14,7 @@ from typing import Any
 from ..atomic import atomic_write_json
 from ..config import WINDOWINGS, TSSDConfig
 from .grid import Cell
-from .summary import _cell_stats, _difference, _pm, collect, markers, rewrite_section
+from .summary import _cell_stats, _pm, collect, difference_text, markers, rewrite_section
 
 EVENT_MODES = ("baseline", "tsd", "tssd")
 EVENTS_SECTION = "events-results"  # the README section: --readme README.md --readme-section events-results
@@ -76,7 +76,8 @@ def render_events(summary: dict[str, Any]) -> str:
         f"{s['width']:g}, {s['epochs']} epochs, batch {s['batch_size']}, sgd lr {s['lr']:g}, "
         f"T_s = {s['t_student']}, T_t = {s['t_teacher']}, CPU ({s['threads'] or 'default'} thread(s) per run). "
         'Test accuracy in %, mean ± sample standard deviation over seeds; "vs baseline" compares with the '
-        "baseline of the same windowing (two standard errors of the difference in brackets).",
+        "baseline of the same windowing, paired by seed (the mean per-seed difference, two standard errors of it in "
+        "brackets).",
         "",
         "| windowing | mode | test acc. at T_s (%) | vs baseline (points) | "
         + " | ".join(f"n={n}" for n in windows)
@@ -86,7 +87,7 @@ def render_events(summary: dict[str, Any]) -> str:
     baseline = {r["windowing"]: r for r in rows if r["mode"] == "baseline"}
     for r in rows:
         b = baseline.get(r["windowing"])
-        delta = _difference(r, b) if b is not None and r is not b else ""
+        delta = difference_text(r, b) if b is not None and r is not b else ""
         per_window = [_pm(r["acc_by_window"][n]) if n in r["acc_by_window"] else "" for n in windows]
         cost = f"{r['epoch_s']:.1f}" if r["epoch_s"] else "–"
         lines.append(

@@ -13,6 +13,7 @@ from typing import Any
 from ..atomic import atomic_write_json
 from ..config import TSSDConfig
 from ..runs import RunFolder, final_accuracy
+from ..stats import Paired, paired
 from .grid import ABLATION_TS, ABLATIONS, MODES, TRAIN_SIZES, SweepError, _fmt
 
 
@@ -134,6 +135,7 @@ def _cell_stats(records: list[dict[str, Any]]) -> dict[str, Any]:
         else [],
         "n": len(records),
         "seeds": sorted(r["seed"] for r in records),
+        "acc_by_seed": {r["seed"]: r["acc_by_window"][ts] for r in records},  # what the comparisons pair
         "acc": acc,
         "acc_by_window": per_window,
         "epoch_s": mean_std(numbers("epoch_s"))[0] if numbers("epoch_s") else None,
@@ -266,7 +268,7 @@ def _main_table(rows: list[dict], budget: str) -> list[str]:
     ]
     for r in rows:
         b = baseline.get(r["t_student"])
-        delta = _difference(r, b) if b is not None and r is not b else ""
+        delta = difference_text(r, b) if b is not None and r is not b else ""
         line = (
             f"| {r['mode']} | {r['t_student']} | {r['t_teacher']} | {_pm(r['acc'])} | {delta} | "
             f"{cost[1](r)} | {r['n']} |"
@@ -301,19 +303,15 @@ def _exit_table(rows: list[dict]) -> list[str]:
     return out
 
 
-def two_standard_errors(r: Mapping[str, Any], b: Mapping[str, Any]) -> float | None:
-    """Two standard errors of the difference of two rows' mean accuracies (`acc` [mean, std] over `n` seeds);
-    None when either has no spread."""
-    if r["acc"][1] is None or b["acc"][1] is None:
-        return None
-    return 2 * math.sqrt(r["acc"][1] ** 2 / r["n"] + b["acc"][1] ** 2 / b["n"])
+def paired_difference(r: Mapping[str, Any], b: Mapping[str, Any]) -> Paired:
+    """Row `r` against row `b`, paired by seed (`acc_by_seed`: seed -> accuracy at T_s; JSON's string keys too)."""
+    seeds = lambda row: {int(k): v for k, v in (row.get("acc_by_seed") or {}).items()}  # noqa: E731
+    return paired(seeds(r), seeds(b))
 
 
-def _difference(r: dict, b: dict) -> str:
-    """Difference of means in points, with two standard errors of it in brackets when both have a spread."""
-    text = f"{100 * (r['acc'][0] - b['acc'][0]):+.1f}"
-    two_se = two_standard_errors(r, b)
-    return text if two_se is None else text + f" (±{100 * two_se:.1f})"
+def difference_text(r: Mapping[str, Any], b: Mapping[str, Any]) -> str:
+    """The mean per-seed difference in points, two standard errors of it in brackets (`Paired.numbers`)."""
+    return paired_difference(r, b).numbers()
 
 
 def _window_table(rows: list[dict]) -> list[str]:
@@ -337,9 +335,10 @@ def render_markdown(summary: dict[str, Any], figure: str | None = None) -> str:
     s, t = summary["scale"], summary["totals"]
     lines = [
         "Classroom-scale numbers, not the paper's: small network, CIFAR-10 subset, few epochs, CPU. "
-        'Test accuracy in %, mean ± sample standard deviation over seeds; "vs baseline" is the difference '
-        "of means, with two standard errors of that difference in brackets (a difference inside it is within "
-        "the seed-to-seed noise).",
+        'Test accuracy in %, mean ± sample standard deviation over seeds; "vs baseline" is the mean of the '
+        "per-seed differences (paired: the same seed gives both runs the same initial weights and data order), "
+        "with two standard errors of that mean in brackets (a difference inside it is within the seed-to-seed "
+        "noise).",
         "",
     ]
     if s:
