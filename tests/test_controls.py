@@ -129,3 +129,15 @@ def test_a_controls_sweep_matches_the_equal_time_baseline_to_its_arm(tmp_path):
     cell = json.loads((timed.path / "cell.json").read_text())
     assert (cell["arm"], cell["match"], cell["regime"]) == ("baseline·equal-time", "tsd-ref-s0", "ref")
     assert "| reference | baseline·equal-time |" in (sweep_dir / "summary.md").read_text()
+
+
+def test_the_race_controls_grid_is_the_race_at_ts2_with_both_controls():
+    from tssd_viz.sweep import expand
+
+    cells = expand("race-controls", preset("classroom").replace(**SWEEP_DEFAULTS), seeds=3)
+    arms = [c.arm for c in cells if c.cfg.train.seed == 0]
+    assert arms == ["baseline", "tsd", "tsd·noKL", "ssd", "tssd", "s2w", "w2s", "baseline·equal-time"]
+    assert len(cells) == 24 and {c.cfg.distill.t_student for c in cells} == {2}
+    assert [c.match for c in cells if c.match] == ["tsd-ref-s0", "tsd-ref-s1", "tsd-ref-s2"]
+    for c in cells:
+        validate(c.cfg)

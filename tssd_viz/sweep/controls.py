@@ -22,6 +22,8 @@ from .grid import EPOCH_CAP_FACTOR, Cell
 from .summary import collect, markers, rewrite_section
 
 CONTROL_ARMS = ("baseline", "tsd", "tsd·noKL", "tssd", "w2s", "baseline·equal-time")
+# The CIFAR race at T_s = 2 (sweep/grid.py's race) with the two controls: `--grid race-controls`.
+RACE_CONTROL_ARMS = ("baseline", "tsd", "tsd·noKL", "ssd", "tssd", "s2w", "w2s", "baseline·equal-time")
 # slug -> (what the table calls it, the settings it changes on top of the base config)
 REGIMES: dict[str, tuple[str, dict[str, Any]]] = {
     "ref": ("reference", {}),
@@ -93,7 +95,7 @@ def summarize_controls(runs_dir: Path) -> dict[str, Any]:
     runs = [r for r in collect(runs_dir) if r["acc_by_window"] and r.get("arm")]
     rows = []
     for regime in [*REGIMES, *sorted({r["regime"] for r in runs} - set(REGIMES))]:
-        arms = [a for a in CONTROL_ARMS if any(r["arm"] == a for r in runs)]
+        arms = [a for a in RACE_CONTROL_ARMS if any(r["arm"] == a for r in runs)]
         arms += sorted({r["arm"] for r in runs} - set(arms))
         for arm in arms:
             group = [r for r in runs if r["regime"] == regime and r["arm"] == arm]
@@ -107,6 +109,7 @@ def summarize_controls(runs_dir: Path) -> dict[str, Any]:
             "arch": c.model.arch,
             "width": c.model.width,
             "epochs": min(r["cfg"].train.epochs for r in runs),
+            "limit_train": c.data.limit_train,
             "batch_size": c.data.batch_size,
             "lr": c.train.lr,
             "t_teacher": c.distill.t_teacher,
@@ -194,13 +197,15 @@ def render_controls(summary: dict[str, Any]) -> str:
     if not rows:
         return "(no finished runs yet)"
     lines = [
-        f"{s['dataset']}, `{s['arch']}` at width {s['width']:g}, batch {s['batch_size']}, sgd lr {s['lr']:g}, "
+        f"{s['dataset']}"
+        + (f" (the first {s['limit_train']:,} training images)" if s.get("limit_train") else "")
+        + f", `{s['arch']}` at width {s['width']:g}, batch {s['batch_size']}, sgd lr {s['lr']:g}, "
         f"T_t = {s['t_teacher']}, {s['epochs']} epochs and T_s = 2 unless the regime says otherwise, CPU "
-        f"({s['threads'] or 'default'} thread(s) per run, two runs at a time). Test accuracy at T_s in %, mean ± "
+        f"({s['threads'] or 'default'} thread(s) per run). Test accuracy at T_s in %, mean ± "
         "sample standard deviation over seeds. The comparisons are paired by seed (same initial weights and data "
         "order): mean difference in points, two standard errors in brackets, then on how many seeds the row was "
         f"higher. `·noKL`: the same losses with the distillation weight at 0; `baseline{SEP}equal-time`: the "
-        "baseline trained for `tsd`'s measured training seconds of the same seed. "
+        "baseline trained for the measured training seconds of the first distilling arm (`tsd`), same seed. "
         f"Code: {', '.join(s.get('code', [])) or '?'}.",
         "",
         "| regime | arm | test acc. at T_s (%) | vs baseline | vs its no-KL twin | vs baseline·equal-time "

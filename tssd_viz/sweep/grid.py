@@ -9,7 +9,7 @@ from typing import Any
 
 from ..config import MODES, TSSDConfig
 
-GRIDS = ("main", "ablations", "all", "race", "events", "controls")
+GRIDS = ("main", "ablations", "all", "race", "events", "controls", "race-controls")
 # The classroom grid's modes (main); the race adds the strong/weak modes, which distil inside the T_s
 # window: all six at RACE_TS, and at RACE_EXIT_TS the baseline and the strong/weak modes, for early exit.
 CLASSROOM_MODES = ("baseline", "tsd", "ssd", "tssd")

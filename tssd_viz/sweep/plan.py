@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import TSSDConfig
-from .controls import control_cells, write_controls_summary
+from .controls import RACE_CONTROL_ARMS, control_cells, write_controls_summary
 from .events import event_cells, write_events_summary
 from .grid import Cell, expand_grid
 from .summary import write_summary as write_cifar_summary
@@ -26,6 +26,8 @@ def expand(
         return event_cells(base, seeds)
     if grid == "controls":
         return control_cells(base, seeds)
+    if grid == "race-controls":  # the race's T_s = 2 arms and their controls, one regime: the base config
+        return control_cells(base, seeds, RACE_CONTROL_ARMS, {"ref": ("T_s = 2", {})})
     return expand_grid(grid, base, seeds=seeds, ablation_seeds=ablation_seeds, budget_s=budget_s)
 
 
@@ -45,6 +47,6 @@ def write_summary(
     grid = grid_of(sweep_dir)
     if grid == "events":
         return write_events_summary(sweep_dir, readme, section)
-    if grid == "controls":
+    if grid in ("controls", "race-controls"):
         return write_controls_summary(sweep_dir, readme, section)
     return write_cifar_summary(sweep_dir, readme, png=png, section=section)

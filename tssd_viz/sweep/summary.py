@@ -279,6 +279,16 @@ def _main_table(rows: list[dict], budget: str) -> list[str]:
     return out
 
 
+def verdict_lines(rows: list[dict]) -> list[str]:
+    """One bullet per row that has a baseline of its T_s: its verdict against it (`Paired.verdict`)."""
+    baseline = {r["t_student"]: r for r in rows if r["mode"] == "baseline"}
+    return [
+        f"- `{r['mode']}` vs `baseline` at T_s = {r['t_student']}: {paired_difference(r, b).verdict()}."
+        for r in rows
+        if (b := baseline.get(r["t_student"])) is not None and r is not b
+    ]
+
+
 def _points(ms: tuple[float, float | None] | list | None) -> str:
     """Mean ± std of a difference of accuracies, in points with a sign."""
     if not ms:
@@ -348,9 +358,13 @@ def render_markdown(summary: dict[str, Any], figure: str | None = None) -> str:
         "",
         *_main_table(summary["main"]["epochs"], "epochs"),
         "",
+        *verdict_lines(summary["main"]["epochs"]),
+        "",
         "**Equal time** (every mode trains for the same seconds; TSSD costs more per step, so it gets fewer epochs):",
         "",
         *_main_table(summary["main"]["time"], "time"),
+        "",
+        *verdict_lines(summary["main"]["time"]),
         "",
     ]
     if summary["main"]["epochs"]:
