@@ -59,6 +59,7 @@ def summarize_events(runs_dir: Path) -> dict[str, Any]:
             "t_student": c.distill.t_student,
             "t_teacher": c.distill.t_teacher,
             "threads": c.train.threads,
+            "code": sorted({r["code"] for r in runs}),
         }
     totals = {"runs": len(runs), "train_s": sum(r["train_s"] or 0 for r in runs)}
     plain = [{k: v for k, v in r.items() if k != "cfg"} for r in runs]  # JSON-ready
@@ -77,7 +78,7 @@ def render_events(summary: dict[str, Any]) -> str:
         f"T_s = {s['t_student']}, T_t = {s['t_teacher']}, CPU ({s['threads'] or 'default'} thread(s) per run). "
         'Test accuracy in %, mean ± sample standard deviation over seeds; "vs baseline" compares with the '
         "baseline of the same windowing, paired by seed (the mean per-seed difference, two standard errors of it in "
-        "brackets).",
+        f"brackets). Code: {', '.join(s.get('code', [])) or '?'}.",
         "",
         "| windowing | mode | test acc. at T_s (%) | vs baseline (points) | "
         + " | ".join(f"n={n}" for n in windows)
