@@ -43,8 +43,8 @@ SHORT: dict[str, Callable[[Any], str]] = {
     "distill.teacher_ce": lambda v: "teacherce" if v else "noteacherce",
     "distill.ssd_teacher": lambda v: f"ssd{v}",
 }
-TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "digits": 1_437}
-TEST_SIZES = {"cifar10": 10_000, "cifar100": 10_000, "digits": 360}
+TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "digits": 1_437, "event_digits": 1_437}
+TEST_SIZES = {"cifar10": 10_000, "cifar100": 10_000, "digits": 360, "event_digits": 360}
 
 
 class SweepError(RuntimeError):
