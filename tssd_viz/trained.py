@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .checkpoints import FORMAT_STUDENT, FORMAT_TRAIN, CheckpointError, load_checkpoint, save_checkpoint
-from .config import TSSDConfig
+from .config import ConfigError, TSSDConfig, validate
 from .models import SpikingNet, build_model, count_parameters
 
 
@@ -41,18 +43,42 @@ def load_trained(path: str | os.PathLike, cfg: TSSDConfig | None = None) -> Trai
     """
     path = Path(path)
     payload = load_checkpoint(path, (FORMAT_TRAIN, FORMAT_STUDENT))
-    cfg = cfg or TSSDConfig.from_dict(payload["config"])
+    saved = _checked(payload, path)
+    cfg = cfg or saved
     student = payload["format"] == FORMAT_STUDENT
     model = build_model(
         cfg.model, payload["in_channels"], payload["num_classes"], weak_head=cfg.uses_weak_head and not student
     )
     try:
         model.load_state_dict(payload["model"])
-    except RuntimeError as e:
+    except (RuntimeError, TypeError, ValueError, KeyError) as e:
         raise CheckpointError(
-            f"{path} does not fit the network its config describes: {str(e).splitlines()[0]}"
+            f"{path} does not fit the network its config describes: {(str(e) or type(e).__name__).splitlines()[0]}"
         ) from None
     return Trained(cfg, model.eval(), tuple(payload.get("classes") or ()), student, payload, path)
+
+
+MAX_CLASSES = 1_000_000  # far beyond any dataset here: a larger head is a damaged field, not a network
+
+
+def _checked(payload: dict[str, Any], path: Path) -> TSSDConfig:
+    """The checkpoint's config, validated as a run's is, and its other fields of the types a network is built
+    from; anything else is a `CheckpointError` of one line naming the file and the field."""
+    try:
+        cfg = validate(TSSDConfig.from_dict(payload.get("config")))
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: its config is not a valid tssd-viz config: {e}") from None
+    for key, hi in (("in_channels", 1024), ("num_classes", MAX_CLASSES)):
+        value = payload.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
+            raise CheckpointError(f"{path}: {key} must be a whole number from 1 to {hi}, got {str(value)[:40]!r}")
+    state = payload.get("model")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: model must map parameter names to tensors")
+    classes = payload.get("classes")
+    if classes is not None and not (isinstance(classes, (list, tuple)) and all(isinstance(c, str) for c in classes)):
+        raise CheckpointError(f"{path}: classes must be a list of class names")
+    return cfg
 
 
 def export_student(trained: Trained, out: str | os.PathLike) -> tuple[int, int]:
