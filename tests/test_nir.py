@@ -100,6 +100,14 @@ def test_lif_nodes_carry_our_neuron():
     assert v[0, 0, 0, 0].item() == pytest.approx(0.04697265625)
     ref, _ = tv.lif_multistep(current, tau=4.0, threshold=0.5)
     assert [s[0, 0, 0, 0].item() for s in ref] == zs
+    # For a reader that steps at dt = 1, tau is written in timesteps: the same neuron.
+    at_one = student_graph(model, (1, 8, 8), dt=1.0).nodes["stem_lif"]
+    assert np.all(at_one.tau == 4.0) and np.all(at_one.r == 4.0)
+    z1, v = [], None
+    for t in range(6):
+        z, v = NIRLIF(at_one, 1.0)(current[t], v)
+        z1.append(z[0, 0, 0, 0].item())
+    assert z1 == zs and not any(k.startswith("weak_head") for k in graph.nodes)
 
 
 @pytest.fixture(scope="module")
