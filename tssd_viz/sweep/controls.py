@@ -169,10 +169,21 @@ def verdicts(rows: list[dict[str, Any]]) -> list[str]:
             ):
                 if (arm, ref) in comps:
                     parts.append(f"{what}: {comps[(arm, ref)].verdict()}")
+            parts.append(_why(rows, regime, arm))
         if parts:
             label = _regime_label(regime, rows[0])
-            lines.append(f"- **{label}**: " + "; ".join(parts) + ".")
+            lines.append(f"- **{label}**: " + "; ".join(p for p in parts if p) + ".")
     return lines
+
+
+def _why(rows: list[dict[str, Any]], regime: str, arm: str) -> str:
+    """What a teacher could pass on, from the table: the arm's teacher margin (what its teacher knows more than its
+    student, at the end of training) and the baseline's train − test gap (what a regulariser could fix)."""
+    row = {r["arm"]: r for r in rows if r["regime"] == regime}
+    margin, gap = (row.get(arm) or {}).get("teacher_margin"), (row.get("baseline") or {}).get("gap")
+    said = [f"`{arm}`'s teacher margin {100 * margin['mean']:+.1f} points"] if margin else []
+    said += [f"the baseline's train − test gap {100 * gap['mean']:+.1f} points"] if gap else []
+    return ", ".join(said) + " (means over seeds)" if said else ""
 
 
 def conclusion(rows: list[dict[str, Any]]) -> str:
