@@ -346,3 +346,39 @@ def test_an_unknown_key_with_a_newline_is_still_named_on_one_line(bad):
     with pytest.raises(ConfigError) as err:
         TSSDConfig.from_dict(bad)
     assert "\n" not in str(err.value) and "unknown" in str(err.value)
+
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+# Values no config file should hold, from the library API (issue 28): a ConfigError of one short line, never
+# a ValueError of the int-to-string limit, a RecursionError, or a message that prints the value whole.
+@pytest.mark.parametrize(
+    "dotted,value,needle",
+    [
+        ("model.aux_stage", 10**5000, "model.aux_stage: must be between 1 and"),
+        ("model.aux_stage", 10**400, "model.aux_stage: must be between 1 and"),
+        ("model.width", 10**400, "model.width: must be <= 4"),
+        ("model.arch", "x" * 10_000, "model.arch"),
+        ("data.dataset", _nested(5000), "data.dataset: must be a string"),
+        ("model.width", _nested(5000), "model.width: must be a number"),
+    ],
+    ids=["aux_stage-10**5000", "aux_stage-10**400", "width-10**400", "arch-long", "dataset-nested", "width-nested"],
+)
+def test_values_from_the_api_are_refused_in_one_short_line(dotted, value, needle):
+    section, name = dotted.split(".")
+    cfg = TSSDConfig()
+    setattr(getattr(cfg, section), name, value)
+    with pytest.raises(ConfigError) as err:
+        validate(cfg)
+    assert str(err.value).startswith(needle) and len(str(err.value)) < 200 and "\n" not in str(err.value)
+
+
+def test_an_unknown_key_of_any_length_is_named_in_a_short_line():
+    with pytest.raises(ConfigError) as err:
+        TSSDConfig.from_dict({"model": {"k" * 10_000: 1}})
+    assert len(str(err.value)) < 400

@@ -229,7 +229,7 @@ class TSSDConfig:
         sections = {f.name: f.default_factory for f in dataclasses.fields(cls)}  # type: ignore[misc]
         if not isinstance(d, dict):
             raise ConfigError("config", f"must be a mapping of sections ({', '.join(sections)}), got {_shown(d)}")
-        unknown = sorted(str(k) for k in d if k not in sections)
+        unknown = sorted(str(k)[:60] for k in d if k not in sections)  # a key of any length: named in one short line
         if unknown:
             raise ConfigError(_key(unknown[0]), f"unknown section; known: {', '.join(sections)}")
         parts = {}
@@ -238,7 +238,7 @@ class TSSDConfig:
             if not isinstance(sub, dict):
                 raise ConfigError(name, f"must be a mapping of fields, got {_shown(sub)}")
             names = {g.name for g in dataclasses.fields(sub_cls)}
-            unknown = sorted(str(k) for k in sub if k not in names)
+            unknown = sorted(str(k)[:60] for k in sub if k not in names)
             if unknown:
                 raise ConfigError(f"{name}.{_key(unknown[0])}", f"unknown field; known: {', '.join(sorted(names))}")
             parts[name] = sub_cls(**sub)
@@ -345,6 +345,8 @@ def _shown(value: Any) -> str:
         text = repr(value)
     except ValueError:  # an int too long for repr (more than 4,300 digits)
         return "a number too large to print"
+    except RecursionError:  # a list nested thousands deep
+        return f"a {type(value).__name__} nested too deep to print"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -382,7 +384,7 @@ def validate(cfg: TSSDConfig) -> TSSDConfig:
     m, d, data = cfg.model, cfg.distill, cfg.data
     n = num_stages(m.arch)
     if not 1 <= m.aux_stage <= n - 1:
-        raise ConfigError("model.aux_stage", f"must be between 1 and {n - 1} for {m.arch}, got {m.aux_stage}")
+        raise ConfigError("model.aux_stage", f"must be between 1 and {n - 1} for {m.arch}, got {_shown(m.aux_stage)}")
     if d.t_teacher <= d.t_student:
         raise ConfigError("distill.t_teacher", f"must be > distill.t_student ({d.t_student}), got {d.t_teacher}")
     if d.uses_timestep_teacher and d.t_student < 2:
