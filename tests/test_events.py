@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from tssd_viz import DataConfig, DataUnavailable, Loader, build_model, evaluate, fit, load_dataset, preset
+from tssd_viz import DataConfig, DataUnavailable, Loader, RunFolder, build_model, evaluate, fit, load_dataset, preset
+from tssd_viz.cli import main
 from tssd_viz.config import MODES, ConfigError, ModelConfig, validate
 from tssd_viz.data import events as event_data
 from tssd_viz.data import is_available
@@ -195,6 +196,22 @@ def test_each_whole_recording_window_is_judged_with_its_own_batch_norm_statistic
     assert set(before) == set(stats[4])
 
 
+def test_evaluate_reproduces_a_whole_recording_runs_final_windows(tmp_path, capsys, whole):
+    import json
+
+    run_dir = tmp_path / "run"
+    args = ["--preset", "events", "--data.windowing", "whole_recording", "--distill.tsd-pass", "separate"]
+    args += ["--distill.mode", "tsd", "--data.limit-train", "64", "--data.limit-test", "32", "--train.epochs", "1"]
+    args += ["--model.width", "0.25", "--train.bn-batches", "2", "--train.eval-every", "0", "--train.probe-every", "0"]
+    assert main(["train", *args, "--run-dir", str(run_dir), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--run-dir", str(run_dir), "--which", "last", "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)["acc_by_window"]
+    final = RunFolder(run_dir).final_eval()
+    # each window re-estimates its own statistics from the batches training used at its last step
+    assert {int(n): a for n, a in table.items()} == pytest.approx(final)
+
+
 @pytest.mark.parametrize("windowing", ["fixed_window", "whole_recording"])
 @pytest.mark.parametrize("mode", MODES)
 def test_every_mode_trains_on_events(mode, windowing, fixed, whole):
@@ -236,7 +253,6 @@ def test_invalid_windowing_combinations_are_refused_in_one_line():
 
 
 def test_the_cli_refuses_whole_recording_with_a_shared_pass(capsys):
-    from tssd_viz.cli import main
 
     with pytest.raises(SystemExit) as stop:
         main(["train", "--preset", "events", "--data.windowing", "whole_recording", "--run-dir", "/nonexistent/x"])

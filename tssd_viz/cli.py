@@ -273,12 +273,14 @@ def cmd_evaluate(argv: list[str]) -> int:
         ds = load_dataset(cfg.data, cfg.distill)
     except (ConfigError, DataUnavailable, CheckpointError) as e:
         fail(str(e))
-    from .evaluation import collect_outputs, exit_points
+    from .evaluation import collect_outputs, exit_points, whole_recording_bn
     from .train import resolve_device
 
     device = resolve_device(cfg.train.device)
     model.to(device)
-    out = collect_outputs(model, Loader(ds.test, ds, 256, train=False, device=device), T)
+    step = saved.payload.get("step")  # the batches its statistics were last estimated on (0: a student file)
+    bn = whole_recording_bn(model, ds, cfg, step if isinstance(step, int) else 0, device)  # each window its own
+    out = collect_outputs(model, Loader(ds.test, ds, 256, train=False, device=device), T, bn=bn)
     table = {n: a for n, a in enumerate(out.acc_by_window(), start=1)}
     t_exit = known.t or cfg.distill.t_student
     exits = exit_points(out.logits[:t_exit], out.labels, thresholds) if thresholds else []

@@ -5,6 +5,7 @@ statistics that match the weights.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +91,29 @@ def evaluate(
         total += y.shape[0]
     model.train(was_training)
     return (correct / max(total, 1)).tolist()
+
+
+def whole_recording_bn(
+    model: SpikingNet, ds: Any, cfg: TSSDConfig, step: int, device: torch.device | None = None
+) -> dict[int, dict[str, Tensor]] | None:
+    """For a network evaluated outside its training (`python -m tssd_viz evaluate`): the per-window statistics
+    of a whole-recording run (`window_bn_stats`, windows 1..T_t) from the batches its training used at `step`
+    (the same loader settings as training's: seed + 1, augmented as `train.bn_augment` says, one process).
+    The model keeps the statistics it had. None for other runs (one set of statistics serves every window)."""
+    from .data.loader import Loader
+
+    tc = cfg.train
+    if tc.bn_stats != "recompute" or cfg.data.windowing != "whole_recording":
+        return None
+    augment = cfg.data.augment and tc.bn_augment
+    loader = Loader(
+        ds.train, ds, cfg.data.batch_size, train=True, augment=augment, seed=tc.seed + 1, device=device or "cpu"
+    )
+    loader.set_epoch(step)
+    kept = bn_state(model)
+    stats = window_bn_stats(model, list(itertools.islice(loader, tc.bn_batches)), range(1, cfg.distill.t_teacher + 1))
+    load_bn_state(model, kept)
+    return stats
 
 
 @torch.no_grad()
