@@ -1,7 +1,6 @@
 """The dashboard over a runs folder where each file of a finished run has been replaced by junk: every page
 draws, the damaged folders listed as unreadable in one line, the good run as before (AppTest)."""
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -86,4 +85,15 @@ def test_inspect_page_opens_every_damaged_run_in_one_line_or_not_at_all(runs_dir
         assert not at.exception, (option, [e.value for e in at.exception])
         shown = [e.value for e in at.error] + [w.value for w in at.warning]
         assert all("\n" not in s.strip() for s in shown), (option, shown)
-    json.dumps([e.value for e in at.error])
+
+
+@pytest.mark.parametrize("classroom", [True, False])
+def test_inspect_refuses_a_path_it_cannot_even_look_at_in_one_line(runs_dir, monkeypatch, classroom):
+    if classroom:
+        monkeypatch.setenv("TSSD_SERVE", "classroom")
+    at = page("views/inspect.py")
+    at.radio(key="inspect_source").set_value("any folder").run()
+    for text in ("~nouser-of-this-machine/x", "runs/a\x00b", "x" * 5000):
+        at.text_input(key="inspect_path").input(text).run()
+        assert not at.exception, (text[:40], [e.value for e in at.exception])
+        assert len(at.error) == 1 and "\n" not in at.error[0].value.strip(), [e.value for e in at.error]

@@ -26,8 +26,14 @@ def pick_run() -> RunFolder | None:
         text = st.text_input("Run folder", key="inspect_path", placeholder="e.g. runs/first or ~/notebook-runs/x")
         if not text.strip():
             return None
-        path = Path(text.strip()).expanduser()
-        refusal = state.outside_runs_refusal(path if path.is_absolute() else Path.cwd() / path)
+        try:  # ~nouser, a NUL byte, a name longer than the system allows: one line, like any refusal
+            path = Path(text.strip()).expanduser()
+            refusal = state.outside_runs_refusal(path if path.is_absolute() else Path.cwd() / path)
+            path.is_dir()
+        except (RuntimeError, ValueError, OSError) as e:
+            reason = (getattr(e, "strerror", None) or str(e) or type(e).__name__).splitlines()[0].rstrip(".")
+            st.error(f"{text.strip()[:80]!r} is not a path this machine can open: {reason[:100].lower()}.")
+            return None
         if refusal:
             st.error(refusal)
             return None
