@@ -501,3 +501,16 @@ def test_bare_command_prints_usage_on_stderr_exit_2():
     assert p.returncode == 2 and p.stdout == "" and p.stderr.startswith("usage:")
     p = cli("--help")
     assert p.returncode == 0 and p.stdout.startswith("usage:")
+
+
+@pytest.mark.parametrize(
+    "name,content,needle",
+    [("config.json", b"\xff junk", "config.json"), ("cell.json", b"\xff junk", "cannot be read (UnicodeDecodeError")],
+)
+def test_a_sweep_summary_over_a_damaged_run_folder_is_one_line(tmp_path, capsys, name, content, needle):
+    run = RunFolder(tmp_path / "runs" / "x")
+    run.prepare(TSSDConfig())
+    run.set_status("done", "finished")
+    (run.path / "cell.json").write_text("{}")
+    (run.path / name).write_bytes(content)
+    assert needle in refusal(capsys, ["sweep", "--sweep-dir", str(tmp_path), "--summarize-only"])

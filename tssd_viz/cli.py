@@ -400,8 +400,8 @@ def cmd_sweep(argv: list[str]) -> int:
     if known.summarize_only:
         try:
             summary = sweep.write_summary(sweep_dir, readme, section=known.readme_section)
-        except sweep.SweepError as e:
-            fail(str(e))
+        except (sweep.SweepError, ConfigError, StorageError, ValueError) as e:
+            fail(_sweep_refusal(e))
         print(f"{summary['totals']['runs']} finished runs summarised into {sweep_dir / 'summary.md'}")
         return 0
     try:
@@ -444,9 +444,9 @@ def cmd_sweep(argv: list[str]) -> int:
             executor=executor,
         )
         summary = sweep.write_summary(sweep_dir, readme, section=known.readme_section)
-    except sweep.SweepError as e:
-        log(f"error: {e}")
-        fail(str(e))
+    except (sweep.SweepError, ConfigError, StorageError, ValueError) as e:
+        log(f"error: {_sweep_refusal(e)}")
+        fail(_sweep_refusal(e))
     except KeyboardInterrupt:
         log("stopped; run the same command to resume")
         return EXIT_CANCELLED
@@ -456,6 +456,17 @@ def cmd_sweep(argv: list[str]) -> int:
         + (f"; not done: {', '.join(failed)}" if failed else "")
     )
     return 1 if failed else 0
+
+
+def _sweep_refusal(e: Exception) -> str:
+    """Why a sweep stopped, in one line: a SweepError, ConfigError or StorageError says it (naming the folder or
+    file); a run folder's file of junk bytes (cell.json, say) is named by its error's type."""
+    from .sweep import SweepError
+
+    if isinstance(e, (ConfigError, StorageError, SweepError)):
+        return str(e)
+    text = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
+    return f"a file of the sweep's run folders cannot be read ({type(e).__name__}: {text})"
 
 
 def _check_sweep_options(known: argparse.Namespace, sweep_dir: Path, readme: Path | None, marks: tuple) -> None:
