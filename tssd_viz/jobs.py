@@ -41,7 +41,8 @@ from .atomic import StorageError, storage_error
 from .config import ConfigError, TSSDConfig, validate
 from .executors import Local, RayJobs
 from .executors import from_env as executor_from_env
-from .runs import RunFolder, is_training_process, run_folders
+from .processes import is_training_process
+from .runs import RunFolder, run_folders
 
 LOCK_NAME = ".queue.lock"
 MAX_BACKOFF_S = 30.0  # a poll that keeps failing (e.g. a full disk) is retried at most this often

@@ -38,24 +38,18 @@ import numpy as np
 from .atomic import StorageError, append_line, atomic_write_bytes, atomic_write_json, storage_error
 from .config import ConfigError, TSSDConfig, validate
 from .probes import ProbeError, ProbeSnapshot, read_probe
+from .processes import (
+    _pid_alive,  # noqa: F401  (the sweep's runner and experiment import it from here)
+    is_training_process,
+    process_start,
+)
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 UNREADABLE = "unreadable"  # what status() says of a folder whose status.json cannot be read; never written
-PID_MAX = 2**22  # Linux's largest pid_max: a "pid" beyond it (or below 1: a process group) names no process
 # Fields of status.json that readers do arithmetic with: a value of another type is dropped on reading.
 _NUMERIC_STATUS = ("time", "started", "total_steps", "steps", "exit_code", "gpu", "proc_start")
 # Fields of a metrics record that readers do arithmetic with: a record where one is not a number is skipped.
 _NUMERIC_RECORD = ("step", "epoch", "wall_s", "t")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _is_number(value: Any) -> bool:
@@ -65,38 +59,6 @@ def _is_number(value: Any) -> bool:
     if isinstance(value, int):
         return abs(value) < 2**63
     return isinstance(value, float) and math.isfinite(value)
-
-
-def process_start(pid: int) -> int | None:
-    """When process `pid` started, in clock ticks since boot (/proc/PID/stat, field 22); None without /proc or
-    such a process. With the pid it names one process: a pid the system reuses starts at another time."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-        return int(stat.rsplit(b")", 1)[1].split()[19])  # fields after the command's ")" start at field 3
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def is_training_process(st: Mapping[str, Any], run_path: Path) -> bool:
-    """Whether the process that status `st` names is alive and is the one that trains the run at `run_path`:
-    its start time is the one recorded with it (status.json's "proc_start"), or, in a status written before
-    start times were recorded, its command line names the run folder. Where /proc is missing the pid's
-    existence is all there is to go by."""
-    pid = st.get("pid")
-    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < PID_MAX or not _pid_alive(pid):
-        return False
-    started = process_start(pid)
-    if started is None:
-        return not Path("/proc/self/stat").exists()  # no /proc: trust the pid; with /proc: the process is gone
-    if "proc_start" in st:
-        return st["proc_start"] == started
-    try:
-        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return False
-    # --run-dir RUN, --resume=RUN, --config RUN/config.json: an argument that is the folder or a file in it
-    paths = [Path(arg.rpartition("=")[2].rstrip("/")) for arg in args if arg]
-    return any(Path(run_path).name in (p.name, p.parent.name) for p in paths)
 
 
 def json_object(data: bytes, what: str) -> tuple[dict[str, Any] | None, str]:
