@@ -17,6 +17,7 @@ from tssd_viz.runs import final_accuracy
 
 JUNK = [b"\xff\xfe\x00binary\x80", b"[]", b'"x"', b"null", b"1", b"{", b'{"state": 5}', b'{"state": ["done"]}']
 BAD_LINES = [b"1", b"[]", b"null", b'"x"', b"\xff\x80", b'{"kind": 5}', b'{"kind": "step", "step": "x"}']
+BAD_LINES += [b'{"kind": "eval"}', b'{"kind": "step", "step": 1e999}']
 
 
 def eval_records(*rows, split="test"):

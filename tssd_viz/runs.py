@@ -50,6 +50,7 @@ UNREADABLE = "unreadable"  # what status() says of a folder whose status.json ca
 _NUMERIC_STATUS = ("time", "started", "total_steps", "steps", "exit_code", "gpu", "proc_start")
 # Fields of a metrics record that readers do arithmetic with: a record where one is not a number is skipped.
 _NUMERIC_RECORD = ("step", "epoch", "wall_s", "t")
+_STEPPED_KINDS = ("step", "epoch", "eval", "analysis")  # the trainer's records: each says its step
 
 
 def _is_number(value: Any) -> bool:
@@ -95,10 +96,12 @@ def final_accuracy(records: Iterable[Mapping[str, Any]], split: str = "test") ->
 
 
 def well_formed(record: Mapping[str, Any]) -> bool:
-    """Whether a metrics record can be read: its kind is a string and its step, epoch, wall_s and t numbers."""
-    return isinstance(record.get("kind"), str) and all(
-        _is_number(record[k]) for k in _NUMERIC_RECORD if k in record and record[k] is not None
-    )
+    """Whether a metrics record can be read: its kind is a string, its step, epoch, wall_s and t numbers, and
+    a record of the trainer's kinds has its step (every chart places records by it)."""
+    kind = record.get("kind")
+    if not isinstance(kind, str) or (kind in _STEPPED_KINDS and "step" not in record):
+        return False
+    return all(_is_number(record[k]) for k in _NUMERIC_RECORD if k in record and record[k] is not None)
 
 
 class MetricsTail:

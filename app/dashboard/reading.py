@@ -178,7 +178,7 @@ def progress(
     left = (total - step) * wall / step if step and total else None
     if budget:
         left = min(left if left is not None else budget, budget - wall)
-    epoch = f" · epoch {last['epoch']} of {cfg.train.epochs}" if last and cfg else ""
+    epoch = f" · epoch {last.get('epoch', '?')} of {cfg.train.epochs}" if last and cfg else ""
     tail = f" · about {duration(left)} left" if left is not None else ""
     return Progress(min(fraction, 1.0), f"step {step:,} of {total:,}{epoch}{tail}")
 
