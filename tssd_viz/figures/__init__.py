@@ -15,11 +15,13 @@ Images, the network and comparisons: `image_grid_figure`, `probe_batch_figure`, 
 Event cameras: `camera_figure` (events over the sensor, with a time slider), `event_frames_figure` (the
 T frames after binning), `pixel_events_figure` (one pixel's log intensity and events), `events_rgb`
 (event counts as pictures).
+A controlled experiment (arms x seeds, paired against a reference arm): `experiment_figure`.
 Controls that redraw a figure in a notebook: `figure_explorer`.
 """
 
 from .dashboard import busiest_neurons, firing_rate_history_figure, probe_batch_figure
 from .events import camera_figure, event_frames_figure, events_rgb, pixel_events_figure
+from .experiment import experiment_figure
 from .lessons import (
     comparison_bars_figure,
     figure_explorer,
@@ -55,6 +57,7 @@ __all__ = [
     "busiest_neurons",
     "camera_figure",
     "event_frames_figure",
+    "experiment_figure",
     "events_rgb",
     "comparison_bars_figure",
     "early_exit_figure",

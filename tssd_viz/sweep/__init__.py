@@ -20,12 +20,16 @@ starts over.
 The package: `grid` (which runs), `runner` (training them), `summary` (reading them back), `events`
 (the event-camera grid and its table), `arms` and `controls` (arms beside their controls: the no-KL
 twin and the equal-time baseline, per regime, compared through `tssd_viz.stats`), `plan` (which grid
-a sweep is, its cells and its table).
+a sweep is, its cells and its table), `experiment` (a question asked with arms and seeds: the dashboard's
+Experiment page), `queued` (its driver: the runner with each run waiting its turn in the job queue) and
+`experiment_table` (its table, verdicts and figure).
 """
 
 from .arms import Arm, ArmError, parse_arms, twin
 from .controls import CONTROL_ARMS, REGIMES, control_cells, render_controls, summarize_controls
 from .events import EVENTS_SECTION, event_cells, render_events, summarize_events
+from .experiment import QUESTIONS, Experiment, Question, make_arms, make_experiment, prepared
+from .experiment_table import write_experiment_summary
 from .grid import (
     ABLATION_TS,
     ABLATIONS,
@@ -66,6 +70,13 @@ from .summary import (
 )
 
 __all__ = [
+    "QUESTIONS",
+    "Experiment",
+    "Question",
+    "make_arms",
+    "make_experiment",
+    "prepared",
+    "write_experiment_summary",
     "CONTROL_ARMS",
     "REGIMES",
     "Arm",

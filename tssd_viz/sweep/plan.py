@@ -49,4 +49,8 @@ def write_summary(
         return write_events_summary(sweep_dir, readme, section)
     if grid in ("controls", "race-controls"):
         return write_controls_summary(sweep_dir, readme, section)
+    if grid == "experiment":  # an Experiment page's folder (sweep/experiment.py)
+        from .experiment_table import write_experiment_summary
+
+        return write_experiment_summary(sweep_dir, readme, section)
     return write_cifar_summary(sweep_dir, readme, png=png, section=section)
