@@ -13,6 +13,8 @@ the batch, and no fixed layer can compute them: folding refuses.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import Tensor, nn
 
@@ -57,3 +59,13 @@ def fold_conv_bn(seq: nn.Sequential) -> nn.Conv2d:
         folded.weight.copy_(w)
         folded.bias.copy_(b)
     return folded.eval()
+
+
+def fold_batch_norm(model: nn.Module) -> nn.Module:
+    """A copy of `model` in eval mode where every `Sequential(Conv2d, BatchNorm2d)` is one folded Conv2d
+    (the norm's place kept by an Identity): the network as an export writes it, same float32 weights."""
+    folded = copy.deepcopy(model).eval()
+    for m in list(folded.modules()):
+        if isinstance(m, nn.Sequential) and len(m) == 2 and isinstance(m[1], nn.BatchNorm2d):
+            m[0], m[1] = fold_conv_bn(m), nn.Identity()
+    return folded

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .folding import fold_batch_norm
 from .nir_export import require_nir
 from .record import record
 
@@ -119,12 +120,17 @@ class NIRAgreement:
 
 @torch.no_grad()
 def nir_agreement(model: nn.Module, net: NIRNetwork, x: Tensor, T: int) -> NIRAgreement:
-    """Run `model` (ours, in eval mode) and `net` (its NIR file, from `load_nir`) on x for T timesteps.
+    """Run `model` (ours) and `net` (its NIR file, from `load_nir`) on x for T timesteps.
 
-    Every LIF layer of `model` must be one the NIR network exposes (its node names are our layer names).
+    `model` runs as the file holds it, batch norm folded into the convolutions (the same float32
+    weights), so a difference is the file's or the reader's. Folding itself moves a conv's output by
+    float rounding, ~1e-7 relative: enough to flip a neuron that sits that close to its threshold (one
+    spike in millions, measured on a trained event_digits run; SPEC §15). Every LIF layer of `model`
+    must be one the NIR network exposes (its node names are our layer names).
     """
-    with record(model, membrane=False) as rec:
-        ours = model(x, T).logits  # (T, B, K)
+    folded = fold_batch_norm(model)
+    with record(folded, membrane=False) as rec:
+        ours = folded(x, T).logits  # (T, B, K)
     theirs = net(x, T)
     missing = sorted(set(rec.spikes) - set(theirs.spikes))
     if missing:
