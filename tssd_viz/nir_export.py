@@ -109,7 +109,8 @@ class _Builder:
 
     def affine(self, name: str, linear: nn.Linear, source: str) -> str:
         bias = linear.bias if linear.bias is not None else torch.zeros(linear.out_features)
-        node = self.nir.Affine(weight=linear.weight.detach().numpy(), bias=bias.detach().numpy())
+        weight, bias = linear.weight.detach().cpu().numpy(), bias.detach().cpu().numpy()  # a GPU model's too
+        node = self.nir.Affine(weight=weight, bias=bias)
         return self.add(name, node, source)
 
 
