@@ -16,11 +16,10 @@ from typing import Any
 
 import streamlit as st
 
-from tssd_viz import RunFolder, TSSDConfig
+from tssd_viz import RunFolder, TSSDConfig, runs
 from tssd_viz.config import ConfigError
 from tssd_viz.jobs import ACTIVE
 from tssd_viz.runs import UNREADABLE, ProbeSnapshot, run_folders
-from tssd_viz.runs import load_probe as read_probe
 
 
 def records(run: RunFolder) -> list[dict[str, Any]]:
@@ -82,7 +81,7 @@ def config_problem(run: RunFolder) -> str:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _probe(path: str, mtime_ns: int) -> ProbeSnapshot:
-    return read_probe(path)
+    return runs.load_probe(path)  # a ProbeError of one line for any file that is not a snapshot
 
 
 def load_probe(path: Path) -> ProbeSnapshot:
