@@ -1,8 +1,9 @@
 """tssd-viz dashboard: `streamlit run app/main.py`.
 
 Train runs of TSSD and watch the distillation signals live, compare runs, inspect a trained network
-on one image, and play with one LIF neuron. Runs train in separate processes of the CLI, queued by
-a job manager that every browser session shares; the pages only read run folders.
+on one image, play with one LIF neuron, and ask whether a teacher helps with a controlled experiment
+(arms x seeds). Runs train in separate processes of the CLI, queued by a job manager that every browser
+session shares; the pages only read run folders.
 
 Environment:
     TSSD_RUNS_DIR     where run folders live (default ./runs); any run folder there is listed
@@ -43,6 +44,7 @@ pages = [
     st.Page("views/compare.py", title="Compare runs", icon=":material/compare_arrows:"),
     st.Page("views/inspect.py", title="Inspect a run", icon=":material/biotech:"),
     st.Page("views/playground.py", title="Neuron playground", icon=":material/tune:"),
+    st.Page("views/experiment.py", title="Experiment", icon=":material/science:"),
 ]
 page = st.navigation(pages)
 try:
