@@ -62,8 +62,12 @@ test: $(TEST_STAMP) browser
 	TSSD_FAST=1 $(PY) -m pytest
 
 # The lessons train inside the Jupyter kernel: JupyterLab (and so its kernels) starts under the fast allocator.
+# `make lab PORT=8890` picks its port (default 8888, not the dashboard's); as root it passes --allow-root,
+# which JupyterLab otherwise refuses to start without.
+LAB_PORT = $(if $(filter command line environment,$(origin PORT)),$(PORT),8888)
 lab: setup
-	$(PY) -c "import sys, tssd_viz.allocator as a; a.execute(sys.argv[1:])" $(PY) -m jupyter lab notebooks/
+	$(PY) -c "import sys, tssd_viz.allocator as a; a.execute(sys.argv[1:])" $(PY) -m jupyter lab notebooks/ \
+	  --port $(LAB_PORT) $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 bench: setup
 	$(PY) bench/run.py

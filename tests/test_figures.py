@@ -133,16 +133,33 @@ def test_neuron_figure_draws_current_membrane_spikes_and_threshold():
     membrane = np.array([0.6, 0.9, 0.95, 0.475, 0.6375])
     spikes = np.array([0, 0, 1, 0, 1])
     delayed = (np.array([0.6, 0.9, 2.95, 0.475, 1.6]), np.array([0, 0, 1, 0, 0]))
-    fig = neuron_figure(current, membrane, spikes, 0.8, label="soft", compare={"delayed": delayed})
+    label = "snntorch, reset_delay=True"  # reports its potential before a reset that lands one step later
+    fig = neuron_figure(current, membrane, spikes, 0.8, label="soft", compare={label: delayed})
     np.testing.assert_allclose(arr(by_name(fig, "input current I(t)").y), current.numpy())
-    np.testing.assert_allclose(arr(by_name(fig, "V(t): soft").y), membrane)
-    np.testing.assert_allclose(arr(by_name(fig, "V(t): delayed").y), delayed[0])
+    # Where it spiked, the line rises to H(t) = V(t) + θ and drops to V(t) at the same t: a sawtooth.
+    soft = by_name(fig, "potential: soft")
+    np.testing.assert_allclose(arr(soft.y), [0.6, 0.9, 1.75, 0.95, 0.475, 1.4375, 0.6375])
+    np.testing.assert_array_equal(arr(soft.x), [0, 1, 2, 2, 3, 4, 4])
+    np.testing.assert_allclose(arr(by_name(fig, "spikes on the potential: soft").y), [1.75, 1.4375])  # H at a spike
+    np.testing.assert_allclose(arr(by_name(fig, f"potential: {label}").y), delayed[0])  # drawn as given
     np.testing.assert_array_equal(arr(by_name(fig, "spikes: soft").x), [2, 4])
-    np.testing.assert_array_equal(arr(by_name(fig, "spikes: delayed").x), [2])
+    np.testing.assert_array_equal(arr(by_name(fig, f"spikes: {label}").x), [2])
     thresholds = [tr for tr in fig.data if tr.name == "threshold θ = 0.8"]
     assert len(thresholds) == 2  # one per membrane row
     assert all(list(tr.y) == [0.8, 0.8] and tr.line.dash == "dash" for tr in thresholds)
     assert thresholds[0].line.color == ROLE_COLORS["threshold"]
+
+
+def test_a_neuron_that_fires_at_every_step_is_seen_reaching_its_threshold():
+    # I = 1.5, θ = 1, τ = 2: H = 1.5, 1.75, 1.875, ... fires every step while V stays below θ. Drawn as V only,
+    # the neuron never seemed to reach θ; its line now touches H at every spike.
+    spikes, membrane = tv.lif_multistep(torch.full((6,), 1.5), tau=2.0, threshold=1.0)
+    assert spikes.all() and (membrane < 1.0).all()
+    stars = by_name(
+        neuron_figure(torch.full((6,), 1.5), membrane, spikes, 1.0),
+        "spikes on the potential: soft reset (tssd-viz LIF)",
+    )
+    assert len(stars.x) == 6 and min(stars.y) >= 1.0
 
 
 def test_neuron_figure_wraps_a_long_title():
@@ -410,8 +427,14 @@ def test_eval_labels_have_room_at_the_right_edge_and_do_not_pile_up():
     lo, hi = fig.layout.xaxis.range
     assert hi >= 30 + 0.1 * (30 - 10) and lo < 10  # room right of the last step for "n=1" (was clipped)
     evals = by_name(fig, "test, eval (window n)")
-    sides = dict(zip(evals.text, evals.textposition))  # accuracies 0.5, 0.6, 0.7: alternate sides
-    assert sides == {"n=1": "middle right", "n=2": "middle left", "n=3": "middle right"}
+    # All three were measured at step 30: each window gets its own x right of it, n = 1 first, so that
+    # "n=1", "n=2", "n=3" stand side by side instead of on top of each other; the hover keeps the step.
+    assert list(evals.text) == ["n=1", "n=2", "n=3"] and 30 < evals.x[0] < evals.x[1] < evals.x[2] <= hi
+    assert [c[0] for c in evals.customdata] == [30, 30, 30]
+    runs = accuracy_figure({"tssd": TSSD, "tsd": TSSD})  # two runs: their labels on opposite sides of the markers
+    first, second = [tr for tr in runs.data if tr.name and tr.name.startswith("test, eval")]
+    assert first.textposition == "top center" and second.textposition == "bottom center"
+    assert second.x[0] != first.x[0]
     assert accuracy_figure(BASELINE).layout.xaxis.range is None  # no evaluation: plotly's own range
 
 
@@ -424,7 +447,8 @@ def test_long_legends_go_under_the_plot_instead_of_scrolling():
     assert many.layout.legend.yanchor == "top" and many.layout.legend.y < 0
     assert many.layout.height >= 450 + 20 * 14  # the plot keeps its height; the legend gets its own
     assert accuracy_figure(modes).layout.legend.orientation == "h"
-    assert kl_agreement_figure(modes).layout.legend.orientation is None  # 3 entries
+    # Two axes: beside the plot, a legend would sit on the right axis's title; it always goes under.
+    assert kl_agreement_figure(TSSD).layout.legend.orientation == "h"
 
 
 def test_kl_agreement_two_axes_and_runs():

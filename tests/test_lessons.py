@@ -10,6 +10,8 @@ import torch
 
 import tssd_viz as tv
 from tssd_viz import lessons
+from tssd_viz import stats as tv_stats
+from tssd_viz.processes import process_start
 
 
 @pytest.fixture(autouse=True)
@@ -121,7 +123,9 @@ def test_a_run_in_training_elsewhere_is_refused(tmp_path):
     cfg = tiny("baseline")
     folder = lessons._run_folder(cfg, tmp_path)
     folder.prepare(cfg)
-    folder.status_path.write_text(json.dumps({"state": "running", "pid": os.getpid()}))
+    # this process, with its start time: what a run in training records about itself (tssd_viz.processes)
+    alive = {"state": "running", "pid": os.getpid(), "proc_start": process_start(os.getpid())}
+    folder.status_path.write_text(json.dumps(alive))
     with pytest.raises(RuntimeError, match="is being trained by process"):
         tv.train_or_read(cfg, tmp_path)
 
@@ -240,3 +244,143 @@ def test_runs_summary_puts_a_lessons_own_runs_in_the_shape_race_rows_reads(tmp_p
     assert base["teacher_margin"] is None  # the baseline has no teacher
     assert s2w["teacher_margin"] == runs["s2w"].metrics("analysis")[-1]["teacher_margin"] is not None
     assert s2w["vs_baseline"] == pytest.approx(s2w["acc"] - base["acc"]) and s2w["noise"] is None
+
+
+# -- lesson 5's recipe, fast mode with CIFAR-10 on disk, timing ------------------------------------------------
+
+
+def test_lesson_5_fast_mode_takes_fewer_larger_steps_over_every_recording(capsys):
+    fast, full = tv.events_config(fast=True), tv.events_config(fast=False)
+    assert "Fast mode" in capsys.readouterr().out
+    events = tv.preset("events")
+    assert (fast.train.epochs, fast.train.lr) == (2, 0.2) and fast.data == events.data and fast.model == events.model
+    assert full == tv.validate(events)
+
+
+def test_fast_mode_with_cifar10_on_disk_says_it_found_it_and_uses_the_digits(tmp_path, monkeypatch, capsys):
+    for split in ("train", "test"):
+        (tmp_path / "data" / "cifar10" / split / "cat").mkdir(parents=True)
+    monkeypatch.setenv("TSSD_FAST", "1")
+    assert tv.lesson_config("tsd").data.dataset == "digits"
+    said = capsys.readouterr().out
+    assert "CIFAR-10 is on this machine, but fast mode uses the digits for speed" in said
+
+
+def test_step_milliseconds_times_every_config_the_same_number_of_warm_steps():
+    cfgs = {mode: tiny(mode) for mode in ("baseline", "tsd")}
+    ds = tv.load_dataset(cfgs["baseline"].data)
+    ms = tv.step_milliseconds(cfgs, ds, rounds=3, warmup=1)
+    assert list(ms) == ["baseline", "tsd"] and all(s.n == 3 and s.mean > 0 and s.sd is not None for s in ms.values())
+
+
+def test_race_rows_carry_the_paired_verdict_against_their_baseline():
+    summary = {"main": {"epochs": [summary_row("baseline", 2, [0.60, 0.62]), summary_row("s2w", 2, [0.57, 0.58])]}}
+    base, s2w = tv.race_rows(summary)
+    assert base["verdict"] is None
+    assert s2w["verdict"] == tv_stats.paired({0: 0.57, 1: 0.58}, {0: 0.60, 1: 0.62}).verdict()
+    assert "fewer than 5 seeds, not a claim" in s2w["verdict"]
+
+
+# -- the sentences a lesson prints (tssd_viz/lesson_results.py) ------------------------------------------------
+
+
+def test_one_seed_is_said_to_be_one_seed_and_set_beside_the_spread_of_seeds():
+    seeds = tv_stats.paired({0: 0.95, 1: 0.96, 2: 0.93}, {0: 0.94, 1: 0.94, 2: 0.94})  # +1, +2, -1 points
+    said = tv.one_seed("tsd − baseline", 0.95, 0.94, 0, seeds, "a table")
+    assert said.startswith("tsd − baseline: +1.0 points on one seed (seed 0): no spread to judge it by, not a claim.")
+    assert "over 3 seeds of a table the same difference was +0.7 (±1.8) points" in said
+    assert "varying by ± 1.5 (sd)" in said  # sd of 1, 2, -1 points
+    alone = tv.one_seed("t = 1", 0.9, 0.92, 3, None, "no table keeps it")
+    assert "-2.0 points on one seed (seed 3)" in alone and "(No committed table of seeds to set it beside" in alone
+
+
+def test_window_sentence_reads_the_peak_and_the_longest_window_off_the_numbers():
+    said = tv.window_sentence("baseline", {1: 0.90, 2: 0.92, 3: 0.875, 4: 0.797}, 2)
+    assert said == (
+        "baseline: n = 1..4: 90.0, 92.0, 87.5, 79.7 %; it peaks at n = 2 (its T_s), and the longest window "
+        "loses 12.3 points against n = T_s = 2"
+    )
+    later = tv.window_sentence("x", {1: 0.5, 2: 0.6, 3: 0.8, 4: 0.7}, 2)
+    assert "peaks at n = 3, and the longest window gains 10.0" in later
+    assert tv.window_sentence("x", {1: 0.5, 2: 0.6, 3: 0.6}, 2).endswith("the longest window is level with n = T_s = 2")
+
+
+def test_check_learned_fails_a_fast_lesson_whose_network_did_not_learn():
+    assert tv.check_learned({"a": 0.9, "b": 0.86}, fast=True).endswith("b, 86.0% (fast mode checks ≥ 85%)")
+    with pytest.raises(AssertionError, match="below it: {'b': 0.1}"):
+        tv.check_learned({"a": 0.9, "b": 0.1}, fast=True)
+    assert "b, 10.0%" in tv.check_learned({"a": 0.9, "b": 0.1}, fast=False)  # full mode on CIFAR-10: no floor
+
+
+def control_row(regime, arm, accs):
+    return {"regime": regime, "arm": arm, "n": len(accs), "acc_by_seed": dict(enumerate(accs))}
+
+
+def test_controls_lines_pair_an_arm_with_the_baseline_its_twin_and_equal_time():
+    rows = [
+        control_row("ref", "baseline", [0.90, 0.91, 0.92, 0.93, 0.94]),
+        control_row("ref", "tsd", [0.92, 0.92, 0.93, 0.95, 0.95]),
+        control_row("ref", "tsd·noKL", [0.92, 0.91, 0.93, 0.94, 0.95]),
+        control_row("ref", "baseline·equal-time", [0.93, 0.92, 0.93, 0.95, 0.96]),
+        control_row("ts1", "baseline", [0.8]),  # a regime without the arm says nothing
+    ]
+    summary = {"rows": rows, "scale": {"dataset": "event_digits", "code": ["v1"]}, "totals": {"runs": 21}}
+    lines = tv.controls_lines(summary, "tsd")
+    assert lines[0] == "results/controls-event-digits: event_digits, 21 finished runs (v1)"
+    assert lines[1] == "reference: tsd 93.4 ± 1.5 % over 5 seeds"
+    acc = {r["arm"]: r["acc_by_seed"] for r in rows[:4]}
+    assert lines[2] == "  tsd − baseline: " + tv_stats.paired(acc["tsd"], acc["baseline"]).verdict()
+    assert lines[3].startswith("  tsd − tsd·noKL (the KL term alone): +0.4 points")
+    assert lines[4].startswith("  tsd − baseline·equal-time (the same training seconds): -0.4 points")
+    assert len(lines) == 5
+    assert tv.committed_paired(summary, "tsd", "tsd·noKL").diffs == pytest.approx((0.0, 0.01, 0.0, 0.01, 0.0))
+    assert tv.committed_paired(None, "tsd", "baseline") is None
+    assert tv.committed_conclusion(summary).startswith("In none of the 2 regimes does a KL term pay")
+
+
+def test_events_lines_and_pairs_compare_each_mode_with_its_windowings_baseline():
+    def row(windowing, mode, accs, curve):
+        return {
+            "windowing": windowing,
+            "mode": mode,
+            "t_student": 2,
+            "n": len(accs),
+            "acc_by_seed": dict(enumerate(accs)),
+            "acc_by_window": {n: (a, None) for n, a in curve.items()},
+        }
+
+    rows = [
+        row("fixed_window", "baseline", [0.90, 0.92], {1: 0.8, 2: 0.91}),
+        row("fixed_window", "tsd", [0.93, 0.94], {1: 0.85, 2: 0.935}),
+    ]
+    summary = {"rows": rows, "scale": {"dataset": "event_digits", "t_student": 2}, "totals": {"runs": 4}}
+    lines = tv.events_lines(summary)
+    assert lines[0].startswith("results/event-digits: event_digits, 4 finished runs")
+    assert lines[1].startswith("fixed_window     baseline  91.0 ± 1.4 % at T_s over 2 seeds · mean window curve")
+    assert lines[3].strip() == "tsd − baseline: " + tv.events_paired(summary, "fixed_window").verdict()
+    assert tv.events_paired(summary, "whole_recording") is None and len(lines) == 4
+
+
+def test_race_paired_pairs_a_mode_with_the_baseline_of_its_budget_and_t_student():
+    race = {"main": {"epochs": [summary_row("baseline", 2, [0.6, 0.62]), summary_row("ssd", 2, [0.58, 0.59])]}}
+    assert tv.race_paired(race, "ssd").diffs == pytest.approx((-0.02, -0.03))
+    assert tv.race_paired(race, "ssd", budget="time") is None and tv.race_paired(None, "ssd") is None
+
+
+def test_the_committed_results_are_found_next_to_the_package_and_nowhere_else(tmp_path):
+    assert tv.results_dir("no-such-sweep") is None and tv.committed_controls(tmp_path) is None
+    assert tv.committed_race(tmp_path) is None and tv.committed_events(tmp_path) is None
+    (tmp_path / "x" / "runs" / "a-run").mkdir(parents=True)
+    assert tv.results_dir("x", tmp_path) == tmp_path / "x"
+    project = Path(tv.__file__).resolve().parents[1] / "results"
+    for name in ("controls-event-digits", "cifar10-race", "event-digits"):  # committed with the project
+        assert tv.results_dir(name) == project / name
+
+
+def test_the_committed_tables_read_from_their_run_folders():
+    controls, race, events = tv.committed_controls(), tv.committed_race(), tv.committed_events()
+    assert {r["arm"] for r in controls["rows"]} >= {"baseline", "tsd", "tsd·noKL", "baseline·equal-time"}
+    assert {r["mode"] for r in race["main"]["epochs"]} >= {"baseline", "tsd", "ssd", "tssd", "s2w", "w2s"}
+    cells = {(r["windowing"], r["mode"]) for r in events["rows"]}
+    assert cells >= {("fixed_window", "tsd"), ("whole_recording", "tsd")}
+    assert tv.race_paired(race, "ssd").n >= 3 and tv.events_paired(events, "fixed_window").n >= 3

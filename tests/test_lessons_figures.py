@@ -120,3 +120,39 @@ def test_figure_explorer_draws_now_and_on_change():
     assert calls == [1, 3] and len(out.outputs) == 1 and "k=3" in out.outputs[0]["data"]["text/plain"]
     with pytest.raises(ZeroDivisionError):
         figure_explorer(lambda k: 1 / 0, k=slider)  # the first drawing raises: a headless run fails
+
+
+def test_the_tallest_and_the_lowest_bar_keep_room_for_their_labels():
+    # Lesson 4's bars of points: +14.8 at the top was drawn without its label (no room above it).
+    fig = comparison_bars_figure({"vs baseline": {"a": 14.8, "b": -3.0}, "gap": {"a": 2.0}}, value_format="+.1f")
+    low, high = fig.layout.yaxis.range
+    assert high >= 14.8 + 0.1 * 17.8 and low <= -3.0 - 0.1 * 17.8
+    stacked = comparison_bars_figure({"x": {"a": 1.0}, "y": {"a": 2.0}}, barmode="stack")
+    assert stacked.layout.yaxis.range is None  # stacked labels sit inside their bars
+
+
+def test_early_exit_labels_thresholds_that_land_on_one_point_once():
+    # Lesson 4: 0.9, 0.95 and 0.99 all at the full window (every image ran all 4 timesteps) were three
+    # labels stacked at x = 4; they are one label now, and the hover still names each threshold.
+    ExitPoint = tv.ExitPoint
+    pts = [ExitPoint(0.5, 0.90, 1.5), ExitPoint(0.9, 0.95, 4.0), ExitPoint(0.95, 0.95, 4.0), ExitPoint(0.99, 0.95, 4.0)]
+    trace = tv.figures.early_exit_figure({"baseline": pts}, full_window=4).data[0]
+    assert list(trace.text) == ["0.5", "0.9–0.99", "", ""]
+    assert [c[0] for c in trace.customdata] == [0.5, 0.9, 0.95, 0.99]
+
+
+def test_image_grid_captions_name_frames_of_a_video_by_their_time():
+    # Lesson 5: frames of one video named "#0 … #300" read as image numbers; captions say what they are.
+    fig = image_grid_figure(np.zeros((2, 1, 4, 4), np.uint8), captions=["t = 0 ms", "t = 50 ms"])
+    assert [a.text for a in fig.layout.annotations] == ["t = 0 ms", "t = 50 ms"]
+    with pytest.raises(ValueError, match="2 captions for 3 images"):
+        image_grid_figure(np.zeros((3, 1, 4, 4), np.uint8), captions=["a", "b"])
+
+
+def test_the_cameras_play_buttons_sit_left_of_its_slider():
+    # Lesson 5: the slider's handle started under "▶ play" and could not be dragged.
+    events = np.zeros(4, dtype=[("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "<i1")])
+    events["t"] = [0, 1000, 2000, 3000]
+    fig = tv.figures.camera_figure(events)
+    slider, buttons = fig.layout.sliders[0], fig.layout.updatemenus[0]
+    assert buttons.x == 0 and buttons.xanchor == "left" and slider.x >= 0.2 and slider.x + slider.len <= 1.0

@@ -85,8 +85,10 @@ def camera_figure(
     play = {"frame": {"duration": 300, "redraw": False}, "fromcurrent": True, "transition": {"duration": 0}}
     fig.update_layout(
         sliders=[
-            dict(
+            dict(  # right of the buttons, so that its handle is never under them and can be dragged
                 active=0,
+                x=0.22,
+                len=0.78,
                 currentvalue=dict(prefix="events in "),
                 pad=dict(t=40),
                 steps=[dict(method="animate", args=[[str(k)], still], label=label(k)) for k in range(slices)],
@@ -100,7 +102,7 @@ def camera_figure(
                 y=0,
                 xanchor="left",
                 yanchor="top",
-                pad=dict(t=60),
+                pad=dict(t=75),
                 buttons=[
                     dict(label="▶ play", method="animate", args=[None, play]),
                     dict(label="❚❚ pause", method="animate", args=[[None], still]),

@@ -50,6 +50,7 @@ def image_grid_figure(
     classes: Sequence[str] | None = None,
     predictions: Sequence[int] | None = None,
     indices: Sequence[int] | None = None,
+    captions: Sequence[str] | None = None,
     columns: int = 8,
     title: str | None = None,
 ) -> go.Figure:
@@ -59,7 +60,8 @@ def image_grid_figure(
     C is 1 (drawn grey) or 3; event frames, (N, 2, H, W) or (N, T, 2, H, W) counts, are drawn with
     `events_rgb` (ON orange, OFF blue, the whole recording). labels, predictions: N class indices.
     indices: the N numbers that name the images ("#12: cat"), e.g. their positions in the split when
-    `images` is a slice of it; default 0..N-1.
+    `images` is a slice of it; default 0..N-1. captions: N names that replace "#12" (e.g. "t = 50 ms",
+    for frames of one video rather than images of a split).
     """
     x = as_numpy(images, "images", (4, 5))
     if x.ndim == 5 or x.shape[1] == 2:  # event frames: a picture of the recording's events
@@ -70,8 +72,9 @@ def image_grid_figure(
     if C not in (1, 3):
         raise ValueError(f"images should have 1 or 3 channels, got {C}")
     numbers = [int(i) for i in indices] if indices is not None else list(range(N))
-    if len(numbers) != N:
-        raise ValueError(f"{len(numbers)} indices for {N} images")
+    heads = list(captions) if captions is not None else [f"#{k}" for k in numbers]
+    if len(numbers) != N or len(heads) != N:
+        raise ValueError(f"{len(numbers)} indices and {len(heads)} captions for {N} images")
     rgb = np.repeat(x, 3, axis=1) if C == 1 else x  # (N, 3, H, W)
     names = [str(c) for c in classes] if classes is not None else None
 
@@ -80,7 +83,7 @@ def image_grid_figure(
 
     titles = []
     for i in range(N):
-        text = f"#{numbers[i]}" + (f": {name(int(labels[i]))}" if labels is not None else "")
+        text = heads[i] + (f": {name(int(labels[i]))}" if labels is not None else "")
         if predictions is not None:
             right = labels is not None and int(predictions[i]) == int(labels[i])
             color = "#009E73" if right else "#D55E00"
@@ -262,6 +265,11 @@ def comparison_bars_figure(
         rangemode="tozero",
         tickformat=value_format.replace(".1", ".0") if value_format.endswith("%") else None,
     )
+    if barmode == "group":  # headroom for the labels outside the tallest (and the lowest) bar
+        shown = [v for s in series.values() for v in s.values() if v is not None]
+        high, low = max([0.0, *shown]), min([0.0, *shown])
+        pad = 0.15 * ((high - low) or 1.0)
+        fig.update_yaxes(range=[low - pad if low < 0 else 0.0, high + pad if high > 0 else 0.0])
     return finish_wrapped(fig, title)
 
 

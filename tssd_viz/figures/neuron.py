@@ -44,12 +44,16 @@ def neuron_figure(
     compare: Mapping[str, tuple[Any, Any]] | None = None,
     label: str = "soft reset (tssd-viz LIF)",
 ) -> go.Figure:
-    """One LIF neuron driven by `current`: I(t), then V(t) of each variant, then the spike times.
+    """One LIF neuron driven by `current`: I(t), then the potential of each variant, then the spike times.
 
-    current, membrane, spikes: (T,). membrane[t] is V(t), the potential after the reset.
-    `compare`: label -> (membrane, spikes) of variants driven by the same current (e.g. snntorch's
-    delayed reset); each gets its own V(t) row, and all spike trains share the bottom row so their
-    timing can be compared at a glance. `label` names the main variant.
+    current, membrane, spikes: (T,). membrane[t] is V(t), the potential after the reset. As in
+    `membrane_traces_figure`, each variant's line charges to H(t) = V(t) + θ·S(t) where it fired (a star:
+    the spike) and drops by θ to V(t) at the same t, so a neuron that fires at every step is seen
+    reaching θ. `compare`: label -> (membrane, spikes) of variants driven by the same current (e.g.
+    snntorch's delayed reset); each gets its own row, and all spike trains share the bottom row so their
+    timing can be compared at a glance. A variant whose label says "reset_delay=True" (snntorch's default)
+    reports its potential before a reset that lands one step later: it is drawn as given. `label` names
+    the main variant.
     """
     I = as_numpy(current, "current", 1)  # noqa: E741 (I: the input current, as in SPEC §1)
     variants = {label: (membrane, spikes), **dict(compare or {})}
@@ -59,13 +63,23 @@ def neuron_figure(
     T, n_var = len(I), len(variants)
     t = np.arange(T)
     rows = 2 + n_var  # current, one membrane row per variant, spikes
+    delayed = {k for k in variants if "reset_delay=True" in k}
     fig = make_subplots(
         rows=rows,
         cols=1,
         shared_xaxes=True,
         vertical_spacing=0.05,
         row_heights=[0.8] + [1.0] * n_var + [0.25 + 0.15 * n_var],
-        subplot_titles=["input current I(t)", *(f"membrane potential V(t): {k}" for k in variants), "spikes S(t)"],
+        subplot_titles=[
+            "input current I(t)",
+            *(
+                f"membrane potential before its delayed reset: {k}"
+                if k in delayed
+                else f"membrane potential, H(t) at a spike, then V(t): {k}"
+                for k in variants
+            ),
+            "spikes S(t)",
+        ],
     )
     fig.add_trace(
         go.Scatter(x=t, y=I, mode="lines+markers", name="input current I(t)", line=dict(color=ROLE_COLORS["current"])),
@@ -74,9 +88,10 @@ def neuron_figure(
     )
     for i, (name, (v, s)) in enumerate(variants.items()):
         color = ROLE_COLORS["membrane"] if i == 0 else run_color(i)
-        fig.add_trace(
-            go.Scatter(x=t, y=v, mode="lines+markers", name=f"V(t): {name}", line=dict(color=color)), row=2 + i, col=1
-        )
+        fired = s > 0
+        h = v if name in delayed else v + threshold * fired  # (T,): H(t) = V(t) + θ·S(t), the soft reset undone
+        for trace in _potential_traces(name, v, h, fired, color):
+            fig.add_trace(trace, row=2 + i, col=1)
         fig.add_trace(_threshold_trace(threshold, T, showlegend=i == 0), row=2 + i, col=1)
         fig.add_annotation(
             x=T - 0.5,
@@ -89,7 +104,7 @@ def neuron_figure(
             row=2 + i,
             col=1,
         )
-        fig.update_yaxes(title_text="V(t)", row=2 + i, col=1)
+        fig.update_yaxes(title_text="potential", row=2 + i, col=1)
         times = np.flatnonzero(s)
         # The spike row is categorical: one line of ticks per variant, top to bottom in order.
         fig.add_trace(
@@ -138,6 +153,31 @@ def raster_figure(spikes: Any, *, title: str | None = None, max_neurons: int = 2
     fig.update_xaxes(title_text="timestep t", **timestep_ticks(T))
     fig.update_yaxes(title_text="neuron index", range=[-0.5, N - 0.5])
     return finish(fig, title or f"spike raster ({len(t)} spikes, {N} neurons × {T} timesteps)")
+
+
+def _potential_traces(name: str, v: np.ndarray, h: np.ndarray, fired: np.ndarray, color: str) -> list[go.Scatter]:
+    """One neuron's potential as a sawtooth (`_sawtooth`) and a star at each spike, for `neuron_figure`."""
+    t, y, what, spike = zip(*_sawtooth(v, h, fired))
+    j = np.flatnonzero(spike)
+    line = go.Scatter(
+        x=t,
+        y=y,
+        customdata=what,
+        mode="lines+markers",
+        name=f"potential: {name}",
+        line=dict(color=color),
+        marker=dict(color=color, size=[0 if sp else 6 for sp in spike]),
+        hovertemplate="t=%{x}: %{customdata} = %{y:.3f}<extra>" + name + "</extra>",
+    )
+    stars = go.Scatter(
+        x=np.array(t)[j],
+        y=np.array(y)[j],
+        mode="markers",
+        name=f"spikes on the potential: {name}",
+        marker=dict(symbol="star", size=12, color=color, line=dict(width=1, color="white")),
+        hovertemplate="spike at t=%{x}: H(t) = %{y:.3f}<extra>" + name + "</extra>",
+    )
+    return [line, stars]
 
 
 def _sawtooth(v: np.ndarray, h: np.ndarray, fired: np.ndarray) -> list[tuple[int, float, str, bool]]:

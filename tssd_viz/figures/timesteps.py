@@ -92,6 +92,20 @@ def _point(p: Any) -> tuple[float, float, float]:
     return p.threshold, p.acc, p.mean_timesteps
 
 
+def _threshold_labels(pts: list[tuple[float, float, float]], close: float = 0.02) -> list[str]:
+    """One label per place on the chart: thresholds whose points coincide (every image already ran the full
+    window, say) share one label, "0.9–0.99", on the first of them, instead of a stack of numbers."""
+    labels = [""] * len(pts)
+    first = 0
+    for j in range(1, len(pts) + 1):
+        apart = j == len(pts) or abs(pts[j][2] - pts[first][2]) > close or abs(pts[j][1] - pts[first][1]) > close / 10
+        if apart:
+            low, high = pts[first][0], pts[j - 1][0]
+            labels[first] = f"{low:g}" if j - 1 == first else f"{low:g}–{high:g}"
+            first = j
+    return labels
+
+
 def early_exit_figure(
     runs: Mapping[str, Sequence[Any]], *, full_window: int | None = None, title: str | None = None
 ) -> go.Figure:
@@ -107,7 +121,7 @@ def early_exit_figure(
                 x=[p[2] for p in pts],
                 y=[p[1] for p in pts],
                 mode="lines+markers+text",
-                text=[f"{p[0]:g}" for p in pts],
+                text=_threshold_labels(pts),
                 textposition="top left",
                 name=name,
                 line=dict(color=run_color(i)),

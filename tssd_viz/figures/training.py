@@ -89,7 +89,7 @@ def accuracy_figure(records_or_runs: RecordsOrRuns, *, title: str | None = None)
     their epoch means (diamonds), and test accuracy: an epoch record's `test_acc` (student window)
     and eval records on the test split (black markers labelled with their window n)."""
     fig = go.Figure()
-    labelled = False
+    evals_by_run = []
     for i, (run, records) in enumerate(as_runs(records_or_runs).items()):
         for key, (role, text) in ACCURACIES.items():
             steps, values = series(records, key)
@@ -131,38 +131,44 @@ def accuracy_figure(records_or_runs: RecordsOrRuns, *, title: str | None = None)
             and r.get("step") is not None
         ]
         if evals:
-            fig.add_trace(
-                go.Scatter(
-                    x=[r["step"] for r in evals],
-                    y=[r["acc"] for r in evals],
-                    mode="markers+text",
-                    text=[f"n={r.get('t')}" for r in evals],
-                    textposition=_label_sides(evals),
-                    name=_name("test, eval (window n)", run),
-                    legendgroup=str(run),
-                    marker=dict(color=ROLE_COLORS["test"], symbol="circle-open", size=9),
-                )
-            )
-            labelled = True
+            evals_by_run.append((i, run, evals))
     fig.update_xaxes(title_text="training step")
-    if labelled:  # the evaluations sit at the last step: room on the right for their labels "n=1", ...
-        steps = [x for d in fig.data for x in d.x]
-        span = max(max(steps) - min(steps), 1)
-        fig.update_xaxes(range=[min(steps) - 0.02 * span, max(steps) + 0.12 * span])
+    _add_window_evals(fig, evals_by_run)
     fig.update_yaxes(title_text="accuracy", range=[0, 1.02], **percent_axis())
     return legend_below(
         finish(_empty_note(fig, "accuracies"), title or "accuracy during training", hovermode="x unified"), LONG_LEGEND
     )
 
 
-def _label_sides(evals: Records) -> list[str]:
-    """Where each eval label goes: alternately right and left, in order of accuracy, so that windows with
-    nearly equal accuracy (whose labels would sit on top of each other) have theirs on opposite sides."""
-    order = sorted(range(len(evals)), key=lambda j: evals[j]["acc"])
-    sides = [""] * len(evals)
-    for rank, j in enumerate(order):
-        sides[j] = "middle right" if rank % 2 == 0 else "middle left"
-    return sides
+def _add_window_evals(fig: go.Figure, evals_by_run: list[tuple[int, Any, Records]]) -> None:
+    """The final test evaluations of every window n, after the last step: one marker per window, set apart
+    to the right of the curves, n = 1 first (all were measured at the same step, where their labels "n=1",
+    "n=2", ... would pile up on each other). Each run's markers take their own row of labels: the first
+    run's above its markers, the next below. Hovering a marker gives its step and window."""
+    if not evals_by_run:
+        return
+    steps = [x for d in fig.data for x in d.x] + [r["step"] for _, _, evals in evals_by_run for r in evals]
+    start, end = min(steps), max(steps)
+    gap = max(end - start, 1) * 0.05  # x-distance between two windows' markers
+    last_x = end
+    for i, run, evals in evals_by_run:
+        xs = [r["step"] + gap * (int(r.get("t") or 1) + 0.3 * i) for r in evals]
+        last_x = max(last_x, *xs)
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=[r["acc"] for r in evals],
+                mode="markers+text",
+                text=[f"n={r.get('t')}" for r in evals],
+                textposition="top center" if i % 2 == 0 else "bottom center",
+                customdata=[[r["step"], r.get("t")] for r in evals],
+                hovertemplate="after step %{customdata[0]}: window n = %{customdata[1]}, %{y:.1%}",
+                name=_name("test, eval (window n)", run),
+                legendgroup=str(run),
+                marker=dict(color=ROLE_COLORS["test"], symbol="circle-open", size=9),
+            )
+        )
+    fig.update_xaxes(range=[start - 0.02 * (last_x - start), last_x + gap])
 
 
 def window_heatmap_figure(records: Records, *, t_student: int | None = None, title: str | None = None) -> go.Figure:
@@ -269,5 +275,5 @@ def kl_agreement_figure(records_or_runs: RecordsOrRuns, *, title: str | None = N
             title or "teacher-student agreement and KL",
             hovermode="x unified",
         ),
-        LONG_LEGEND,
+        0,  # under the plot always: beside it, the legend would sit on the right axis's title
     )

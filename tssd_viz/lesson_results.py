@@ -1,0 +1,176 @@
+"""The sentences a lesson prints when it compares: from its own runs (one seed, shown beside the spread that
+seeds give) and from the committed sweeps in the project's results/ folder (paired over seeds).
+
+A lesson never types an effect into its text (STYLE 17): it calls one of these, which go through
+`tssd_viz.stats` like every table of the README. The committed sweeps are read from their run folders:
+
+- `results/controls-event-digits/`: baseline, tsd, its no-KL twin, tssd, w2s and the equal-time baseline on
+  event_digits, 5 seeds, in four regimes (SPEC §14);
+- `results/cifar10-race/`: the six modes on a CIFAR-10 subset, 3 seeds;
+- `results/event-digits/`: baseline, tsd and tssd under both windowings of event_digits, 3 seeds.
+
+They are found next to the package (a checkout of the project); an installed package has none, and the
+functions say so instead of printing a number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .stats import Paired, paired, spread
+from .sweep.arms import SEP
+from .sweep.controls import REGIMES, comparisons, conclusion, summarize_controls
+from .sweep.events import summarize_events
+from .sweep.summary import paired_difference, summarize
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"  # the project's results/, seen from the package
+CONTROLS, RACE, EVENTS = "controls-event-digits", "cifar10-race", "event-digits"
+FAST_FLOOR = 0.85  # every network of a fast-mode lesson reaches this test accuracy at T_s
+
+
+def results_dir(name: str, root: str | Path | None = None) -> Path | None:
+    """`results/<name>` of the project this package sits in (`root`: another results folder), or None when it
+    holds no run folders: an installed package, or a sweep not committed yet."""
+    path = Path(root or RESULTS) / name
+    return path if (path / "runs").is_dir() and any((path / "runs").iterdir()) else None
+
+
+def committed_controls(root: str | Path | None = None) -> dict[str, Any] | None:
+    """The controls table (`summarize_controls`) of the committed run folders; None when they are not there."""
+    path = results_dir(CONTROLS, root)
+    return summarize_controls(path / "runs") if path else None
+
+
+def committed_race(root: str | Path | None = None) -> dict[str, Any] | None:
+    """The CIFAR-10 race's table (`summarize`, what its summary.json holds) from its run folders; None when they
+    are not there."""
+    path = results_dir(RACE, root)
+    return summarize(path / "runs") if path else None
+
+
+def committed_events(root: str | Path | None = None) -> dict[str, Any] | None:
+    """The event_digits windowing table (`summarize_events`); None when it is not there."""
+    path = results_dir(EVENTS, root)
+    return summarize_events(path / "runs") if path else None
+
+
+def controls_lines(summary: Mapping[str, Any], arm: str = "tsd") -> list[str]:
+    """One line per regime of the controls table that has `arm`: its accuracy, then its paired verdict against
+    the baseline, against its no-KL twin (what the KL term adds) and against the equal-time baseline."""
+    rows, lines = summary["rows"], [source_line(summary, CONTROLS)]
+    for regime in dict.fromkeys(r["regime"] for r in rows):
+        mine = {r["arm"]: r for r in rows if r["regime"] == regime}
+        if arm not in mine:
+            continue
+        comps = comparisons(rows, regime)
+        acc = spread(mine[arm]["acc_by_seed"].values()).text()
+        lines.append(f"{regime_name(regime)}: {arm} {acc} % over {mine[arm]['n']} seeds")
+        for reference, what in (
+            ("baseline", f"{arm} − baseline"),
+            (f"{arm}{SEP}noKL", f"{arm} − {arm}{SEP}noKL (the KL term alone)"),
+            (f"baseline{SEP}equal-time", f"{arm} − baseline{SEP}equal-time (the same training seconds)"),
+        ):
+            if (arm, reference) in comps:
+                lines.append(f"  {what}: {comps[(arm, reference)].verdict()}")
+    return lines
+
+
+def regime_name(regime: str) -> str:
+    """What the controls table calls a regime ("ref" -> "reference")."""
+    return REGIMES.get(regime, (regime, {}))[0]
+
+
+def committed_paired(summary: Mapping[str, Any] | None, arm: str, reference: str, regime: str = "ref") -> Paired | None:
+    """`arm` − `reference` over the seeds of the committed controls table, in `regime`; None without them."""
+    if not summary:
+        return None
+    return comparisons(summary["rows"], regime).get((arm, reference))
+
+
+def one_seed(what: str, arm: float, reference: float, seed: int, seeds: Paired | None, where: str) -> str:
+    """A comparison of one seed's two runs (accuracies as fractions), beside the spread the same comparison
+    has over seeds (`seeds`, from a committed table `where` describes): the sentence a lesson prints."""
+    text = f"{what}: {paired({seed: arm}, {seed: reference}).verdict()}."
+    if seeds is None or seeds.n < 2:
+        return text + f" (No committed table of seeds to set it beside: {where}.)"
+    sd = seeds.spread.sd or 0.0
+    return (
+        text + f" Beside it, the seed spread: over {seeds.n} seeds of {where} the same difference "
+        f"was {seeds.numbers()} points, one seed's difference varying by ± {100 * sd:.1f} (sd)."
+    )
+
+
+def window_sentence(name: str, acc_by_window: Mapping[int, float], t_student: int) -> str:
+    """Where a run's window curve peaks and what the longest window does against T_s, from its numbers."""
+    windows = sorted(acc_by_window)
+    best = max(windows, key=lambda n: (acc_by_window[n], -n))  # a tie goes to the shorter window
+    longest = windows[-1]
+    change = 100 * (acc_by_window[longest] - acc_by_window[t_student])
+    trend = "gains" if change >= 0.05 else "loses" if change <= -0.05 else "is level"
+    versus = f"{trend} {abs(change):.1f} points against" if trend != "is level" else "is level with"
+    curve = ", ".join(f"{100 * acc_by_window[n]:.1f}" for n in windows)
+    return (
+        f"{name}: n = {windows[0]}..{longest}: {curve} %; it peaks at n = {best}"
+        + (" (its T_s)" if best == t_student else "")
+        + f", and the longest window {versus} n = T_s = {t_student}"
+    )
+
+
+def check_learned(accuracies: Mapping[str, float], fast: bool, floor: float = FAST_FLOOR) -> str:
+    """In fast mode every network must reach `floor` at T_s (the lesson's point needs networks that learned):
+    raises AssertionError naming those below it. Returns the line a lesson prints."""
+    low = {name: acc for name, acc in accuracies.items() if acc < floor}
+    if fast and low:
+        raise AssertionError(f"fast mode must learn ≥ {floor:.0%} at T_s; below it: {low}")
+    lowest = min(accuracies, key=accuracies.get)  # type: ignore[arg-type]
+    return f"the lowest test accuracy at T_s here: {lowest}, {accuracies[lowest]:.1%}" + (
+        f" (fast mode checks ≥ {floor:.0%})" if fast else ""
+    )
+
+
+def committed_conclusion(summary: Mapping[str, Any]) -> str:
+    """The controls table's closing sentence: in which regimes a KL term pays beyond both its controls."""
+    return conclusion(summary["rows"])
+
+
+def race_paired(race: Mapping[str, Any] | None, mode: str, t_student: int = 2, budget: str = "epochs") -> Paired | None:
+    """`mode` − baseline over the seeds of the committed race (`committed_race`), at `t_student` and `budget`."""
+    rows = ((race or {}).get("main") or {}).get(budget) or []
+    by_mode = {r["mode"]: r for r in rows if r["t_student"] == t_student}
+    if mode not in by_mode or "baseline" not in by_mode:
+        return None
+    return paired_difference(by_mode[mode], by_mode["baseline"])
+
+
+def events_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The windowing table of `committed_events` as lines: per windowing and mode, accuracy at T_s over seeds,
+    the mean window curve, and each mode against the same windowing's baseline (paired by seed)."""
+    lines, rows = [source_line(summary, EVENTS)], summary["rows"]
+    for r in rows:
+        ts = r["t_student"] if "t_student" in r else summary["scale"]["t_student"]
+        curve = {int(n): ms[0] for n, ms in r["acc_by_window"].items()}
+        lines.append(
+            f"{r['windowing']:<16} {r['mode']:<9} {spread(r['acc_by_seed'].values()).text()} % at T_s "
+            f"over {r['n']} seeds · {window_sentence('mean window curve', curve, ts)}"
+        )
+        base = next((b for b in rows if b["windowing"] == r["windowing"] and b["mode"] == "baseline"), None)
+        if base is not None and base is not r:
+            lines.append(f"{'':<26} {r['mode']} − baseline: {paired_difference(r, base).verdict()}")
+    return lines
+
+
+def source_line(summary: Mapping[str, Any], name: str) -> str:
+    """Where a committed table comes from: its folder, dataset, runs and the code versions that made them."""
+    scale, runs = summary.get("scale") or {}, (summary.get("totals") or {}).get("runs")
+    code = ", ".join(scale.get("code") or []) or "code version not recorded"
+    return f"results/{name}: {scale.get('dataset', '?')}, {runs} finished runs ({code})"
+
+
+def events_paired(summary: Mapping[str, Any] | None, windowing: str, mode: str = "tsd") -> Paired | None:
+    """`mode` − baseline under `windowing` over the seeds of the committed windowing table; None without it."""
+    rows = {r["mode"]: r for r in (summary or {}).get("rows", []) if r["windowing"] == windowing}
+    if mode not in rows or "baseline" not in rows:
+        return None
+    return paired_difference(rows[mode], rows["baseline"])
