@@ -39,7 +39,7 @@ USAGE = (
   python -m tssd_viz evaluate (--run-dir DIR | --checkpoint FILE) [--which best|last] [--t N] [--json]
                              [--early-exit 0.5,0.8,0.9,0.95 [--figure FILE.html]]
         [--data.FIELD VALUE ...]
-  python -m tssd_viz export --run-dir DIR [--which best|last] [--out FILE]
+  python -m tssd_viz export --run-dir DIR [--which best|last] [--out FILE] [--format pt|nir]
   python -m tssd_viz sweep --sweep-dir DIR [--grid main|ablations|all] [--preset NAME] [--seeds N] [--budget-s S]
         [--jobs N] [--dry-run | --summarize-only | --background] [--only GLOBS] [--readme FILE [--readme-section NAME]]
         [--CONFIG.FIELD VALUE ...]
