@@ -196,3 +196,16 @@ def test_a_running_status_with_pid_1_does_not_hold_the_only_slot(tmp_path):
     run = jobs.submit(preset("quick"), "good")
     assert jobs.running() != [squatter] and jobs.wait(run, timeout=30)["state"] == "failed"
     assert "status 0" in run.status()["message"]
+
+
+def test_a_queued_folder_whose_log_is_a_folder_is_failed_and_the_queue_goes_on(tmp_path):
+    jobs = fake_jobs(tmp_path)
+    bad = RunFolder(tmp_path / "bad")
+    bad.prepare(preset("quick"))
+    bad.set_status("queued", "waiting", time=0.0)
+    bad.log_path.mkdir()  # not a file the job manager can append the run's output to
+    run = jobs.submit(preset("quick"), "good")
+    jobs.wait(run, timeout=30)
+    assert "status 0" in run.status()["message"]
+    st = bad.status()
+    assert st["state"] == "failed" and "log.txt" in st["message"] and one_line(st["message"])

@@ -21,6 +21,7 @@ a Ray job is started, watched, cancelled and re-attached after an app restart th
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import platform
@@ -47,6 +48,8 @@ from .runs import RunFolder, run_folders
 LOCK_NAME = ".queue.lock"
 MAX_BACKOFF_S = 30.0  # a poll that keeps failing (e.g. a full disk) is retried at most this often
 ACTIVE = ("queued", "running")
+# Errors of one run folder, not of the disk: a log.txt that is a folder, a path through a file, a symlink loop.
+_FOLDER_FAULTS = (errno.EISDIR, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG)
 _NAME_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # the whole name: used with fullmatch
 
 
@@ -261,8 +264,10 @@ class JobManager:
                 log.write(f"$ {' '.join(cmd)}\n".encode())
                 log.flush()
                 proc = self.executor.launch(run, cmd, env, log)
-        except OSError as e:  # the disk refuses the log: the run stays queued, nothing started
-            raise storage_error(run.log_path, e) from None
+        except OSError as e:
+            if e.errno in _FOLDER_FAULTS:  # this folder's own fault: refused like a bad config, the queue goes on
+                raise ConfigError(str(run.log_path), f"cannot hold the run's output ({e.strerror.lower()})") from None
+            raise storage_error(run.log_path, e) from None  # the disk refuses: the run stays queued, nothing started
         try:
             self._mark_started(run, proc, gpu)
         except StorageError:
