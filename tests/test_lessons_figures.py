@@ -127,6 +127,7 @@ def test_the_tallest_and_the_lowest_bar_keep_room_for_their_labels():
     fig = comparison_bars_figure({"vs baseline": {"a": 14.8, "b": -3.0}, "gap": {"a": 2.0}}, value_format="+.1f")
     low, high = fig.layout.yaxis.range
     assert high >= 14.8 + 0.1 * 17.8 and low <= -3.0 - 0.1 * 17.8
+    assert {tr.constraintext for tr in fig.data} == {"none"}  # "+14.8" may be wider than its narrow bar
     stacked = comparison_bars_figure({"x": {"a": 1.0}, "y": {"a": 2.0}}, barmode="stack")
     assert stacked.layout.yaxis.range is None  # stacked labels sit inside their bars
 
@@ -135,7 +136,12 @@ def test_early_exit_labels_thresholds_that_land_on_one_point_once():
     # Lesson 4: 0.9, 0.95 and 0.99 all at the full window (every image ran all 4 timesteps) were three
     # labels stacked at x = 4; they are one label now, and the hover still names each threshold.
     ExitPoint = tv.ExitPoint
-    pts = [ExitPoint(0.5, 0.90, 1.5), ExitPoint(0.9, 0.95, 4.0), ExitPoint(0.95, 0.95, 4.0), ExitPoint(0.99, 0.95, 4.0)]
+    pts = [
+        ExitPoint(0.5, 0.90, 1.5),
+        ExitPoint(0.9, 0.95, 3.97),
+        ExitPoint(0.95, 0.95, 4.0),
+        ExitPoint(0.99, 0.95, 4.0),
+    ]
     trace = tv.figures.early_exit_figure({"baseline": pts}, full_window=4).data[0]
     assert list(trace.text) == ["0.5", "0.9–0.99", "", ""]
     assert [c[0] for c in trace.customdata] == [0.5, 0.9, 0.95, 0.99]

@@ -254,6 +254,9 @@ def comparison_bars_figure(
                 marker_color=color,
                 texttemplate="%{y:" + value_format + "}",
                 textposition="inside" if barmode == "stack" else "outside",
+                # An outside label may be wider than its bar ("+14.8" over a narrow grouped bar): shrunk to the
+                # bar's width it fell under uniformtext's minimum size and was hidden.
+                constraintext="inside" if barmode == "stack" else "none",
                 cliponaxis=False,
                 hovertemplate="%{x}: %{y:" + value_format + "}<extra>" + (name or "") + "</extra>",
             )

@@ -92,13 +92,14 @@ def _point(p: Any) -> tuple[float, float, float]:
     return p.threshold, p.acc, p.mean_timesteps
 
 
-def _threshold_labels(pts: list[tuple[float, float, float]], close: float = 0.02) -> list[str]:
-    """One label per place on the chart: thresholds whose points coincide (every image already ran the full
-    window, say) share one label, "0.9–0.99", on the first of them, instead of a stack of numbers."""
+def _threshold_labels(pts: list[tuple[float, float, float]], close: float = 0.1) -> list[str]:
+    """One label per place on the chart: thresholds whose points (nearly) coincide, the same accuracy within
+    `close` timesteps of each other (every image already ran the full window, say), share one label,
+    "0.9–0.99", on the first of them, instead of a stack of numbers."""
     labels = [""] * len(pts)
     first = 0
     for j in range(1, len(pts) + 1):
-        apart = j == len(pts) or abs(pts[j][2] - pts[first][2]) > close or abs(pts[j][1] - pts[first][1]) > close / 10
+        apart = j == len(pts) or abs(pts[j][2] - pts[first][2]) > close or abs(pts[j][1] - pts[first][1]) > 1e-4
         if apart:
             low, high = pts[first][0], pts[j - 1][0]
             labels[first] = f"{low:g}" if j - 1 == first else f"{low:g}–{high:g}"

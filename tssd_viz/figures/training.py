@@ -152,7 +152,7 @@ def _add_window_evals(fig: go.Figure, evals_by_run: list[tuple[int, Any, Records
     gap = max(end - start, 1) * 0.05  # x-distance between two windows' markers
     last_x = end
     for i, run, evals in evals_by_run:
-        xs = [r["step"] + gap * (int(r.get("t") or 1) + 0.3 * i) for r in evals]
+        xs = [r["step"] + gap * (int(r.get("t") or 1) + 0.45 * i) for r in evals]
         last_x = max(last_x, *xs)
         fig.add_trace(
             go.Scatter(
