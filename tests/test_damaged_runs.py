@@ -209,3 +209,26 @@ def test_a_queued_folder_whose_log_is_a_folder_is_failed_and_the_queue_goes_on(t
     assert "status 0" in run.status()["message"]
     st = bad.status()
     assert st["state"] == "failed" and "log.txt" in st["message"] and one_line(st["message"])
+
+
+def test_a_folder_that_may_not_be_looked_into_is_listed_unreadable(tmp_path, monkeypatch):
+    import pathlib
+
+    finished(tmp_path, "good"), finished(tmp_path, "locked")
+    real_exists, real_stat, real_read = pathlib.Path.exists, pathlib.Path.stat, pathlib.Path.read_bytes
+
+    def refuse(real):
+        def call(self, *a, **k):
+            if "locked" in str(self) and str(self) != str(tmp_path / "locked"):
+                raise PermissionError(13, "Permission denied", str(self))
+            return real(self, *a, **k)
+
+        return call
+
+    monkeypatch.setattr(pathlib.Path, "exists", refuse(real_exists))
+    monkeypatch.setattr(pathlib.Path, "stat", refuse(real_stat))
+    monkeypatch.setattr(pathlib.Path, "read_bytes", refuse(real_read))
+    rows = {r.name: r for r in list_runs(tmp_path)}
+    assert rows["good"].state == "done" and rows["locked"].state == "unreadable" and one_line(rows["locked"].message)
+    jobs = fake_jobs(tmp_path)
+    assert jobs.queue() == [] and jobs.poll() == []

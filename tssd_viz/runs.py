@@ -78,7 +78,7 @@ def json_object(data: bytes, what: str) -> tuple[dict[str, Any] | None, str]:
 def _mtime_ns(path: Path) -> int:
     try:
         return path.stat().st_mtime_ns
-    except FileNotFoundError:
+    except OSError:  # gone, or not ours to look at
         return 0
 
 
@@ -467,8 +467,15 @@ def run_folders(root: str | os.PathLike) -> list[RunFolder]:
     root = Path(root)
     if not root.is_dir():
         return []
-    runs = [RunFolder(p) for p in root.iterdir() if p.is_dir() and (p / "config.json").exists()]
+    runs = [RunFolder(p) for p in root.iterdir() if p.is_dir() and _has_config(p)]
     return sorted(runs, key=lambda run: (_mtime_ns(run.config_path), run.name), reverse=True)
+
+
+def _has_config(folder: Path) -> bool:
+    try:
+        return (folder / "config.json").exists()
+    except OSError:  # a folder we may not look into: listed, and read as unreadable (never a traceback)
+        return True
 
 
 @dataclass(frozen=True)
