@@ -200,3 +200,58 @@ def test_train_and_watch_in_a_real_browser(dashboard):
         )
         + "\n"
     )
+
+
+def test_a_prepared_experiment_from_click_to_verdict_in_a_real_browser(dashboard):
+    """ "Does the temporal teacher help on event data?" with tiny settings (3 arms x 3 seeds, one run at a time):
+    the verdict forms in the page; the click-to-verdict time goes to test-artifacts/experiment-timings.json."""
+    url, runs = dashboard
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        elsewhere: list[str] = []
+        page = browser.new_context(viewport=VIEWPORT).new_page()
+        page.on("request", lambda r: None if r.url.startswith((url, "data:", "blob:")) else elsewhere.append(r.url))
+        page.goto(url + "experiment")
+        expect(page.locator(".st-key-exp_run button")).to_be_enabled(timeout=90_000)
+        choose(page, "exp_question", "Does the temporal teacher help on event data?")
+        expect(page.get_by_text("Arms: baseline, tsd, tsd·noKL.")).to_be_visible(timeout=30_000)
+        tiny = page.locator(".st-key-exp_shared input")
+        tiny.fill("train.epochs=1, data.limit_train=128, data.limit_test=64, model.width=0.25")
+        tiny.press("Enter")
+        expect(page.locator(".st-key-exp_run button")).to_be_enabled(timeout=30_000)
+        clicked = time.monotonic()
+        page.locator(".st-key-exp_run button").click()
+        expect(page.get_by_text(re.compile(r"^Started events-"))).to_be_visible(timeout=30_000)
+        # While it runs the verdict box fills seed by seed; at the end it speaks for all seeds.
+        verdict = page.locator(".st-key-exp_verdict")
+        expect(verdict.filter(has_text="Verdict (all seeds)").first).to_be_visible(timeout=600_000)
+        seconds = time.monotonic() - clicked
+        expect(verdict).to_have_count(1, timeout=30_000)  # the page's redraw at the end has replaced the live box
+        expect(verdict).to_contain_text("tsd vs baseline")
+        expect(verdict).to_contain_text("the KL term (tsd vs tsd·noKL)")
+        status = page.locator(".st-key-exp_status").inner_text()
+        assert "9 of 9 runs done" in status, status
+        expect(page.locator(".st-key-exp_figure .js-plotly-plot")).to_be_visible(timeout=30_000)
+        ticks = page.locator(".st-key-exp_figure .ytick text").evaluate_all("ts => ts.map(t => t.textContent)")
+        assert ticks and all(re.fullmatch(r"\d+%|[−-]?\d+ pt", t) for t in ticks), ticks  # whole points only
+        page.set_viewport_size({"width": 1500, "height": 2000})
+        time.sleep(2)  # plotly lays the figure out at the new size
+        page.screenshot(path=str(ARTIFACTS / "experiment.png"), full_page=True)
+        assert elsewhere == [], elsewhere
+        text = verdict.inner_text()
+        browser.close()
+    (ARTIFACTS / "experiment-timings.json").write_text(
+        json.dumps(
+            {
+                "question": "events",
+                "tiny": True,
+                "click_to_verdict_s": round(seconds, 1),
+                "status": status,
+                "verdict": text,
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )

@@ -29,7 +29,7 @@ STATE_BADGES = {
     "finished": ("finished", "green", ":material/check_circle:"),
     "stopped": ("stopped", "orange", ":material/stop_circle:"),
 }
-POINTS_COLUMNS = ("sd (points)", "2 SE (points)", "teacher margin (points)", "train − test (points)")
+TEACHER_HELP = "Accuracy of the arm's teacher minus its student's at the end, in points (none for the baseline)."
 
 
 def clock(exp: ex.Experiment, states: dict[str, str], sweep_dir) -> str:
@@ -66,9 +66,11 @@ def results_table(exp: ex.Experiment, rows: list[dict]) -> None:
     records = table(exp, rows)
     if not records:
         return
-    fmt = {k: st.column_config.NumberColumn(format="%+.1f" if "vs" in k else "%.1f") for k in records[0]}
-    fmt |= {k: st.column_config.NumberColumn(format="%.1f") for k in POINTS_COLUMNS}
+    numbers = [k for k in records[0] if k not in ("arm", "mode", "higher on")]
+    fmt = {k: st.column_config.NumberColumn(format="%+.1f" if k.startswith("vs ") else "%.1f") for k in numbers}
+    fmt["seeds"] = st.column_config.NumberColumn(format="%d")
     fmt["training s"] = st.column_config.NumberColumn(format="%.0f s", help="seconds in training steps, mean")
+    fmt["teacher margin (points)"] = st.column_config.NumberColumn(format="%+.1f", help=TEACHER_HELP)
     st.dataframe(records, hide_index=True, key="exp_table", column_config=fmt)
 
 
@@ -115,7 +117,7 @@ def panel(name: str, was_running: bool) -> None:
     if exp_state == "running" and c2.button("Cancel", key="exp_cancel", icon=":material/stop_circle:"):
         st.toast(ex.cancel(sweep_dir))
     version = (name, tuple(sorted(states.items())), len(rows))
-    live.chart(live.figure("exp_figure", version, lambda: figure_of(exp, rows)), "exp_figure")
+    live.chart(live.figure("exp_figure", version, lambda: figure_of(exp, rows, title=None)), "exp_figure")
     verdict_box(exp, rows, exp_state)
     results_table(exp, rows)
     if rows:

@@ -126,12 +126,13 @@ def render_csv(exp: Experiment, rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def figure_of(exp: Experiment, rows: list[dict[str, Any]]):
-    """The experiment's figure (`experiment_figure`) from its rows."""
+def figure_of(exp: Experiment, rows: list[dict[str, Any]], title: str | None = ""):
+    """The experiment's figure (`experiment_figure`) from its rows, titled with its question unless `title`
+    is given (None: no title, where the page already says it)."""
     accs = {a.name: {} for a in exp.arms} | {r["arm"]: r["acc_by_seed"] for r in rows}
     data = exp.base.data  # event_digits is made from the digits, test split included
     n_test = data.limit_test or TEST_SIZES.get("digits" if data.dataset == "event_digits" else data.dataset)
-    return experiment_figure(accs, exp.reference, title=exp.question, n_test=n_test)
+    return experiment_figure(accs, exp.reference, title=exp.question if title == "" else title, n_test=n_test)
 
 
 def write_experiment_summary(sweep_dir: Path, readme: Path | None = None, section: str = "") -> dict[str, Any]:
