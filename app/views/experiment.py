@@ -93,6 +93,23 @@ def export_row(sweep_dir, exp: ex.Experiment, rows: list[dict], done: int, plann
     )
 
 
+def last_line(sweep_dir) -> str:
+    try:
+        lines = (sweep_dir / "sweep.log").read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(none)"
+    return lines[-1] if lines else "(empty)"
+
+
+def label(name: str) -> str:
+    """An experiment in the picker: its question and when it was started."""
+    try:
+        exp = ex.load(experiment_form.folder(name))
+    except (OSError, ValueError, KeyError):
+        return f"{name} (unreadable)"
+    return f"{exp.question} · {time.strftime('%H:%M:%S', time.localtime(exp.created))} · {name}"
+
+
 def panel(name: str, was_running: bool) -> None:
     """The experiment `name`: progress, Cancel, the figure, the verdict, the table, Export."""
     sweep_dir = experiment_form.folder(name)
@@ -105,8 +122,10 @@ def panel(name: str, was_running: bool) -> None:
     if was_running and exp_state != "running":
         st.rerun()  # it just ended: redraw once, without the timer
     states = ex.cell_states(exp, sweep_dir)
-    rows = experiment_rows(exp, sweep_dir)
     done = sum(s == "done" for s in states.values())
+    # Re-read the finished runs only when one more has finished (the table reads their metrics).
+    version = (name, done, tuple(sorted(states.items())))
+    rows = live.figure("exp_rows", version, lambda: experiment_rows(exp, sweep_dir))
     st.subheader(exp.question)
     text, color, icon = STATE_BADGES[exp_state]
     c1, c2 = st.columns([5, 1], vertical_alignment="center")
@@ -116,7 +135,8 @@ def panel(name: str, was_running: bool) -> None:
     st.progress(done / max(len(states), 1))
     if exp_state == "running" and c2.button("Cancel", key="exp_cancel", icon=":material/stop_circle:"):
         st.toast(ex.cancel(sweep_dir))
-    version = (name, tuple(sorted(states.items())), len(rows))
+    if exp_state == "stopped":
+        st.caption(f"The end of its sweep.log: {last_line(sweep_dir)}")
     live.chart(live.figure("exp_figure", version, lambda: figure_of(exp, rows, title=None)), "exp_figure")
     verdict_box(exp, rows, exp_state)
     results_table(exp, rows)
@@ -153,7 +173,11 @@ if not found:
     st.info("No experiment yet. Pick a question in the sidebar and press **Run**.", icon=":material/science:")
 else:
     st.selectbox(
-        "Experiment", found, key="experiment", on_change=lambda: experiment_form.watch(st.session_state.experiment)
+        "Experiment",
+        found,
+        key="experiment",
+        format_func=label,
+        on_change=lambda: experiment_form.watch(st.session_state.experiment),
     )
     chosen = experiment_form.folder(st.session_state.experiment)
     running = ex.driver_pid(chosen) is not None
