@@ -176,8 +176,9 @@ def test_mean_and_std_over_seeds(tmp_path):
     assert [(r["value"], r["reference"], r["n"]) for r in alpha] == [(0.5, False, 1), (1.0, True, 3)]
     assert [r["value"] for r in s["ablations"]["distill.t_teacher"]] == [2, 6]
     md = render_markdown(s)
-    # baseline: 0.55, 0.57, 0.56 -> the same spread; 2 SE of the difference = 2 sqrt(2 * 0.01^2 / 3)
-    assert f"| tssd | 1 | 2 | 61.0 ± 1.0 | +5.0 (±{200 * (2 * 0.01**2 / 3) ** 0.5:.1f}) | 4.0 | 3 |" in md
+    # baseline: 0.55, 0.57, 0.56, each 0.05 under the same seed's tssd: paired, the differences have no spread
+    assert "| tssd | 1 | 2 | 61.0 ± 1.0 | +5.0 (±0.0) | 4.0 | 3 |" in md
+    assert "- `tssd` vs `baseline` at T_s = 1: +5.0 points (±0.0, 2 SE over 3 seeds; higher on 3 of 3)" in md
     assert "| 0.5 | 50.0 | 2.0 | 1 |" in md  # one seed: no spread to show
     assert s["totals"]["runs"] == 8
 
