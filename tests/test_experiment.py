@@ -58,6 +58,8 @@ def test_an_experiment_is_refused_in_one_line():
         ex.make_experiment("q", base, ex.make_arms(["baseline", "tsd"]), 3, reference="ssd")
     with pytest.raises(ArmError, match="distilling arm"):
         ex.make_arms(["baseline", "baseline·equal-time"])
+    with pytest.raises(ArmError, match="add that arm without overrides"):
+        ex.make_experiment("q", base, ex.make_arms(["tsd", "baseline·equal-time"], [{"distill.alpha": 2}, {}]), 3)
     with pytest.raises(ConfigError, match="arm tsd·2"):
         ex.make_experiment("q", base, ex.make_arms(["baseline", "tsd"], [{}, {"distill.alpha": -1}]), 3)
     with pytest.raises(ConfigError, match="not name=value"):

@@ -189,8 +189,12 @@ def make_experiment(
         raise ArmError(f"an experiment has {SEEDS_RANGE[0]}-{SEEDS_RANGE[1]} seeds, not {seeds}")
     if len({a.slug for a in arms}) != len(arms):
         raise ArmError(f"arms {', '.join(a.name for a in arms)}: an arm is named twice")
+    names = {a.name for a in arms}
+    for arm in arms:
+        if arm.equal_time and arm.match not in names:  # its match was renamed by overrides
+            raise ArmError(f"{arm.name} takes the training seconds of {arm.match!r}: add that arm without overrides")
     reference = reference or arms[0].name
-    if reference not in {a.name for a in arms}:
+    if reference not in names:
         raise ArmError(f"the reference arm {reference!r} is not one of the arms")
     # Runs that train side by side share the cores (one alone keeps torch's default: all of them).
     threads = max(1, (os.cpu_count() or 1) // at_once) if at_once > 1 else 0
