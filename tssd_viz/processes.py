@@ -16,7 +16,7 @@ from typing import Any
 PID_MAX = 2**22  # Linux's largest pid_max: a "pid" beyond it (or below 1: a process group) names no process
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -42,7 +42,7 @@ def is_training_process(st: Mapping[str, Any], run_path: Path) -> bool:
     start times were recorded, its command line names the run folder. Where /proc is missing the pid's
     existence is all there is to go by."""
     pid = st.get("pid")
-    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < PID_MAX or not _pid_alive(pid):
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < PID_MAX or not pid_alive(pid):
         return False
     started = process_start(pid)
     if started is None:

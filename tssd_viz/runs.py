@@ -38,11 +38,7 @@ import numpy as np
 from .atomic import StorageError, append_line, atomic_write_bytes, atomic_write_json, storage_error
 from .config import ConfigError, TSSDConfig, validate
 from .probes import ProbeError, ProbeSnapshot, read_probe
-from .processes import (
-    _pid_alive,  # noqa: F401  (the sweep's runner and experiment import it from here)
-    is_training_process,
-    process_start,
-)
+from .processes import is_training_process, process_start
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 UNREADABLE = "unreadable"  # what status() says of a folder whose status.json cannot be read; never written

@@ -23,7 +23,8 @@ from .. import allocator
 from ..atomic import atomic_write_json
 from ..config import TSSDConfig
 from ..executors import Local, RayJobs
-from ..runs import RunFolder, _pid_alive
+from ..processes import pid_alive
+from ..runs import RunFolder
 from .grid import TEST_SIZES, TRAIN_SIZES, Cell, SweepError
 from .summary import _train_timesteps, calibrated_cost, collect, measured_budget
 
@@ -131,7 +132,7 @@ def run_sweep(
     lock = sweep_dir / "sweep.pid"
     if lock.exists():
         other = int(lock.read_text().strip() or 0)
-        if other and other != os.getpid() and _pid_alive(other):
+        if other and other != os.getpid() and pid_alive(other):
             raise SweepError(f"a sweep (pid {other}) is already running in {sweep_dir}")
     sweep_dir.mkdir(parents=True, exist_ok=True)
     lock.write_text(f"{os.getpid()}\n")
