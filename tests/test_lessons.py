@@ -254,6 +254,7 @@ def test_lesson_5_fast_mode_takes_fewer_larger_steps_over_every_recording(capsys
     assert "Fast mode" in capsys.readouterr().out
     events = tv.preset("events")
     assert (fast.train.epochs, fast.train.lr) == (2, 0.2) and fast.data == events.data and fast.model == events.model
+    assert (fast.train.eval_every, fast.train.probe_every) == (0, 0)  # the lesson reads the final evaluation only
     assert full == tv.validate(events)
 
 
@@ -324,9 +325,10 @@ def test_controls_lines_pair_an_arm_with_the_baseline_its_twin_and_equal_time():
         control_row("ref", "baseline·equal-time", [0.93, 0.92, 0.93, 0.95, 0.96]),
         control_row("ts1", "baseline", [0.8]),  # a regime without the arm says nothing
     ]
-    summary = {"rows": rows, "scale": {"dataset": "event_digits", "code": ["v1"]}, "totals": {"runs": 21}}
+    code = f"tssd-viz {tv.__version__} (commit 0123456789ab)"
+    summary = {"rows": rows, "scale": {"dataset": "event_digits", "code": [code]}, "totals": {"runs": 21}}
     lines = tv.controls_lines(summary, "tsd")
-    assert lines[0] == "results/controls-event-digits: event_digits, 21 finished runs (v1)"
+    assert lines[0] == f"results/controls-event-digits: event_digits, 21 finished runs ({code})"
     assert lines[1] == "reference: tsd 93.4 ± 1.5 % over 5 seeds"
     acc = {r["arm"]: r["acc_by_seed"] for r in rows[:4]}
     assert lines[2] == "  tsd − baseline: " + tv_stats.paired(acc["tsd"], acc["baseline"]).verdict()
@@ -359,6 +361,13 @@ def test_events_lines_and_pairs_compare_each_mode_with_its_windowings_baseline()
     assert lines[1].startswith("fixed_window     baseline  91.0 ± 1.4 % at T_s over 2 seeds · mean window curve")
     assert lines[3].strip() == "tsd − baseline: " + tv.events_paired(summary, "fixed_window").verdict()
     assert tv.events_paired(summary, "whole_recording") is None and len(lines) == 4
+
+
+def test_a_committed_table_made_by_other_code_says_so():
+    older = {"scale": {"dataset": "event_digits", "code": ["tssd-viz 0.1.0 (commit 0123456789ab)"]}, "totals": {}}
+    said = tv.source_line(older, "event-digits")
+    assert said.endswith(f"not the running tssd-viz {tv.__version__}: its numbers measure the code that made them)")
+    assert tv.source_line(None, "event-digits") == "results/event-digits: not on this machine"
 
 
 def test_race_paired_pairs_a_mode_with_the_baseline_of_its_budget_and_t_student():

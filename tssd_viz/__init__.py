@@ -27,6 +27,7 @@ from .lesson_results import (
     one_seed,
     race_paired,
     results_dir,
+    source_line,
     window_sentence,
 )
 from .lessons import (
@@ -167,6 +168,7 @@ __all__ = [
     "one_seed",
     "race_paired",
     "results_dir",
+    "source_line",
     "window_sentence",
     "ExitPoint",
     "Outputs",

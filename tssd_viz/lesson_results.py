@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ._version import __version__
 from .stats import Paired, paired, spread
 from .sweep.arms import SEP
 from .sweep.controls import REGIMES, comparisons, conclusion, summarize_controls
@@ -161,11 +162,17 @@ def events_lines(summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def source_line(summary: Mapping[str, Any], name: str) -> str:
-    """Where a committed table comes from: its folder, dataset, runs and the code versions that made them."""
+def source_line(summary: Mapping[str, Any] | None, name: str) -> str:
+    """Where a committed table comes from: its folder, dataset, runs and the code versions that made them, and
+    whether that is another version than the one running (its numbers measure that code)."""
+    if not summary:
+        return f"results/{name}: not on this machine"
     scale, runs = summary.get("scale") or {}, (summary.get("totals") or {}).get("runs")
-    code = ", ".join(scale.get("code") or []) or "code version not recorded"
-    return f"results/{name}: {scale.get('dataset', '?')}, {runs} finished runs ({code})"
+    versions = scale.get("code") or []
+    code = ", ".join(versions) or "code version not recorded"
+    older = [v for v in versions if not v.startswith(f"tssd-viz {__version__} ")]
+    note = f"; not the running tssd-viz {__version__}: its numbers measure the code that made them" if older else ""
+    return f"results/{name}: {scale.get('dataset', '?')}, {runs} finished runs ({code}{note})"
 
 
 def events_paired(summary: Mapping[str, Any] | None, windowing: str, mode: str = "tsd") -> Paired | None:
