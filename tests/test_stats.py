@@ -73,3 +73,9 @@ def test_paired_matches_an_independent_computation(pairs):
     q = paired(ref, arm)
     assert q.mean == pytest.approx(-p.mean, abs=1e-12) and q.beyond_noise == p.beyond_noise
     assert (q.wins, q.losses) == (p.losses, p.wins)
+
+
+def test_signed_never_prints_minus_zero():
+    from tssd_viz.stats import signed
+
+    assert (signed(-0.0004), signed(0.04), signed(-0.05), signed(1.25, 2)) == ("+0.0", "+0.0", "-0.1", "+1.25")

@@ -27,6 +27,12 @@ MIN_SEEDS = 5  # no claim rests on fewer seeds (README, DEVELOPERS' standards)
 POINTS = 100.0  # an accuracy fraction in points
 
 
+def signed(value: float, digits: int = 1) -> str:
+    """`+1.1` / `-0.4`; a value that rounds to zero is `+0.0`, never `-0.0`."""
+    text = f"{value:+.{digits}f}"
+    return "+" + text[1:] if float(text) == 0 else text
+
+
 @dataclass(frozen=True)
 class Spread:
     """Mean, sample standard deviation (None for one value) and two standard errors of the mean (None likewise)."""
@@ -97,14 +103,14 @@ class Paired:
 
     def numbers(self, scale: float = POINTS) -> str:
         """`+1.1 (±1.2)`: the mean difference in points with 2 SE in brackets (no bracket for one seed)."""
-        text = f"{scale * self.mean:+.1f}"
+        text = signed(scale * self.mean)
         return text if self.two_se is None else f"{text} (±{scale * self.two_se:.1f})"
 
     def verdict(self, unit: str = "points", scale: float = POINTS) -> str:
         """One sentence computed from the differences; see the module docstring."""
         if self.n == 0:
             return "no seed in common: nothing to compare"
-        mean = f"{scale * self.mean:+.1f} {unit}"
+        mean = f"{signed(scale * self.mean)} {unit}"
         if self.n == 1:
             return f"{mean} on one seed (seed {self.seeds[0]}): no spread to judge it by, not a claim"
         counts = f"higher on {self.wins} of {self.n}" + (f", equal on {self.ties}" if self.ties else "")

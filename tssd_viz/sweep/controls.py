@@ -16,7 +16,7 @@ from typing import Any
 
 from ..atomic import atomic_write_json
 from ..config import TSSDConfig
-from ..stats import MIN_SEEDS, paired, spread
+from ..stats import MIN_SEEDS, paired, signed, spread
 from .arms import SEP, Arm, parse_arms
 from .grid import EPOCH_CAP_FACTOR, Cell
 from .summary import collect, markers, rewrite_section
@@ -141,7 +141,9 @@ def _cell(p) -> str:
 
 
 def _mean(stat: dict[str, Any] | None, scale: float = 1.0, fmt: str = ".0f") -> str:
-    return "–" if not stat else f"{scale * stat['mean']:{fmt}}"
+    if not stat:
+        return "–"
+    return signed(scale * stat["mean"]) if fmt == "+.1f" else f"{scale * stat['mean']:{fmt}}"
 
 
 def _regime_label(regime: str, row: dict[str, Any]) -> str:
@@ -181,8 +183,8 @@ def _why(rows: list[dict[str, Any]], regime: str, arm: str) -> str:
     student, at the end of training) and the baseline's train − test gap (what a regulariser could fix)."""
     row = {r["arm"]: r for r in rows if r["regime"] == regime}
     margin, gap = (row.get(arm) or {}).get("teacher_margin"), (row.get("baseline") or {}).get("gap")
-    said = [f"`{arm}`'s teacher margin {100 * margin['mean']:+.1f} points"] if margin else []
-    said += [f"the baseline's train − test gap {100 * gap['mean']:+.1f} points"] if gap else []
+    said = [f"`{arm}`'s teacher margin {signed(100 * margin['mean'])} points"] if margin else []
+    said += [f"the baseline's train − test gap {signed(100 * gap['mean'])} points"] if gap else []
     return ", ".join(said) + " (means over seeds)" if said else ""
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from ..atomic import atomic_write_json
 from ..config import TSSDConfig
 from ..runs import RunFolder, final_accuracy
-from ..stats import Paired, paired
+from ..stats import Paired, paired, signed
 from .grid import ABLATION_TS, ABLATIONS, MODES, TRAIN_SIZES, SweepError, _fmt
 
 
@@ -294,7 +294,7 @@ def _points(ms: tuple[float, float | None] | list | None) -> str:
     if not ms:
         return "–"
     mean, std = ms
-    return f"{100 * mean:+.1f}" + (f" ± {100 * std:.1f}" if std is not None else "")
+    return signed(100 * mean) + (f" ± {100 * std:.1f}" if std is not None else "")
 
 
 def _exit_table(rows: list[dict]) -> list[str]:
