@@ -265,3 +265,24 @@ def test_a_probe_holding_an_object_array_is_refused_in_one_line(tmp_path):
     path.write_bytes(b"not a zip")
     with pytest.raises(ProbeError, match="refused|not a"):
         read_probe(path)
+
+
+def test_source_commit_is_dirty_only_when_the_package_differs(tmp_path):
+    import subprocess
+
+    from tssd_viz.runs import source_commit
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "pkg" / "code.py").write_text("x = 1\n")
+    (tmp_path / "results" / "table.md").write_text("old\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    (tmp_path / "results" / "table.md").unlink()  # a sweep rewriting results in its checkout: same code
+    assert source_commit(tmp_path / "pkg")["dirty"] is False
+    (tmp_path / "pkg" / "code.py").write_text("x = 2\n")
+    assert source_commit(tmp_path / "pkg")["dirty"] is True

@@ -141,15 +141,17 @@ class MetricsTail:
         return end > 0 or replaced
 
 
-def source_commit() -> dict[str, Any] | None:
-    """The git commit of the code that runs, and whether tracked files differ from it (None outside a git checkout)."""
-    here = Path(__file__).resolve().parent
+def source_commit(package: Path | None = None) -> dict[str, Any] | None:
+    """The git commit of the code that runs, and whether the package's tracked files differ from it (None outside a
+    git checkout). Only the package counts: a sweep that rewrites result files in its own checkout runs the
+    commit's code all the same."""
+    here = package or Path(__file__).resolve().parent
     try:
         commit = subprocess.run(
             ["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=10
         )
         changed = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no", "--", "."],
             capture_output=True,
             text=True,
             timeout=10,
