@@ -102,6 +102,11 @@ def test_the_table_pairs_by_seed_and_computes_its_verdicts(tmp_path):
         "`tsd` vs `baseline·equal-time`: +0.0 points (±0.1, 2 SE over 5 seeds; higher on 2 of 5, equal on 1): inside"
     )
     assert kl in text and timed in text
+    # the summary that opens the section, from the same comparisons
+    assert text.startswith("In none of the 1 regimes does a KL term pay")
+    first = "- The KL term (`tsd` vs `tsd·noKL`, the only difference between them): +2.0 (±0.0) in reference."
+    assert first + " Ahead in 1 of 1 regimes, behind in 0; beyond the seed noise in 1." in text
+    assert "in reference. Ahead in 0 of 1 regimes, behind in 0; beyond the seed noise in 0." in text  # equal time
     assert "In none of the 1 regimes does a KL term pay" in text
 
 

@@ -26,7 +26,8 @@ Experiment page), `queued` (its driver: the runner with each run waiting its tur
 """
 
 from .arms import Arm, ArmError, parse_arms, twin
-from .controls import CONTROL_ARMS, REGIMES, control_cells, render_controls, summarize_controls
+from .controls import CONTROL_ARMS, REGIMES, control_cells, summarize_controls
+from .controls_table import render_controls
 from .events import EVENTS_SECTION, event_cells, render_events, summarize_events
 from .experiment import QUESTIONS, Experiment, Question, make_arms, make_experiment, prepared
 from .experiment_table import write_experiment_summary

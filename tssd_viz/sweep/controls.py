@@ -10,16 +10,14 @@ twin (what the KL term adds) and with the equal-time baseline, each through `tss
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_json
 from ..config import TSSDConfig
 from ..stats import MIN_SEEDS, paired, signed, spread
 from .arms import SEP, Arm, parse_arms
 from .grid import EPOCH_CAP_FACTOR, Cell
-from .summary import collect, markers, rewrite_section
+from .summary import collect
 
 CONTROL_ARMS = ("baseline", "tsd", "tsd·noKL", "tssd", "w2s", "baseline·equal-time")
 # The CIFAR race at T_s = 2 (sweep/grid.py's race) with the two controls: `--grid race-controls`.
@@ -132,21 +130,11 @@ def comparisons(rows: list[dict[str, Any]], regime: str) -> dict[str, Any]:
     return out
 
 
-# -- the table ---------------------------------------------------------------------------------------------
+# -- what the table says ----------------------------------------------------------------------------------
 
 
-def _cell(p) -> str:
-    """A paired comparison in a table cell: `+1.1 (±1.2) 4/5` (mean Δ in points, 2 SE, seeds higher / seeds)."""
-    return "" if p is None else f"{p.numbers()} {p.wins}/{p.n}"
-
-
-def _mean(stat: dict[str, Any] | None, scale: float = 1.0, fmt: str = ".0f") -> str:
-    if not stat:
-        return "–"
-    return signed(scale * stat["mean"]) if fmt == "+.1f" else f"{scale * stat['mean']:{fmt}}"
-
-
-def _regime_label(regime: str, row: dict[str, Any]) -> str:
+def regime_label(regime: str) -> str:
+    """What the table calls a regime (its slug when it is not one of REGIMES)."""
     return REGIMES.get(regime, (regime, {}))[0]
 
 
@@ -173,7 +161,7 @@ def verdicts(rows: list[dict[str, Any]]) -> list[str]:
                     parts.append(f"{what}: {comps[(arm, ref)].verdict()}")
             parts.append(_why(rows, regime, arm))
         if parts:
-            label = _regime_label(regime, rows[0])
+            label = regime_label(regime)
             lines.append(f"- **{label}**: " + "; ".join(p for p in parts if p) + ".")
     return lines
 
@@ -195,65 +183,10 @@ def conclusion(rows: list[dict[str, Any]]) -> str:
     for regime in regimes:
         comps = comparisons(rows, regime)
         arms = dict.fromkeys(a for a, ref in comps if ref == f"{a}{SEP}noKL")
-        found += [f"`{a}` in {_regime_label(regime, rows[0])}" for a in arms if pays(comps, a)]
+        found += [f"`{a}` in {regime_label(regime)}" for a in arms if pays(comps, a)]
     if found:
         return "The KL term pays beyond its no-KL twin and beyond the equal-time baseline for " + ", ".join(found) + "."
     return (
         f"In none of the {len(regimes)} regimes does a KL term pay beyond both its no-KL twin and the equal-time "
         f"baseline (a gain outside two standard errors on at least {MIN_SEEDS} seeds) at this scale."
     )
-
-
-def render_controls(summary: dict[str, Any]) -> str:
-    """The summary as markdown: scale, the table, a verdict per regime and the conclusion."""
-    rows, s, t = summary["rows"], summary["scale"], summary["totals"]
-    if not rows:
-        return "(no finished runs yet)"
-    lines = [
-        f"{s['dataset']}"
-        + (f" (the first {s['limit_train']:,} training images)" if s.get("limit_train") else "")
-        + f", `{s['arch']}` at width {s['width']:g}, batch {s['batch_size']}, sgd lr {s['lr']:g}, "
-        f"T_t = {s['t_teacher']}, {s['epochs']} epochs and T_s = 2 unless the regime says otherwise, CPU "
-        f"({s['threads'] or 'default'} thread(s) per run). Test accuracy at T_s in %, mean ± "
-        "sample standard deviation over seeds. The comparisons are paired by seed (same initial weights and data "
-        "order): mean difference in points, two standard errors in brackets, then on how many seeds the row was "
-        f"higher. `·noKL`: the same losses with the distillation weight at 0; `baseline{SEP}equal-time`: the "
-        "baseline trained for the measured training seconds of the first distilling arm (`tsd`), same seed. "
-        f"Code: {', '.join(s.get('code', [])) or '?'}.",
-        "",
-        "| regime | arm | test acc. at T_s (%) | vs baseline | vs its no-KL twin | vs baseline·equal-time "
-        "| training s | epochs | teacher margin (points) | train − test (points) | seeds |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        comps = comparisons(rows, r["regime"])
-        acc = r["acc"]
-        lines.append(
-            f"| {_regime_label(r['regime'], r)} | {r['arm']} | {100 * acc['mean']:.1f}"
-            + (f" ± {100 * acc['sd']:.1f}" if acc["sd"] is not None else "")
-            + f" | {_cell(comps.get((r['arm'], 'baseline')))} | {_cell(comps.get((r['arm'], r['arm'] + SEP + 'noKL')))}"
-            f" | {_cell(comps.get((r['arm'], 'baseline' + SEP + 'equal-time')))} | {_mean(r['train_s'])}"
-            f" | {_mean(r['epochs_trained'], fmt='.1f')} | {_mean(r['teacher_margin'], 100, '+.1f')}"
-            f" | {_mean(r['gap'], 100, '+.1f')} | {r['n']} |"
-        )
-    lines += ["", *verdicts(rows), "", conclusion(rows), ""]
-    lines += [f"{t['runs']} runs; {t['train_s'] / 60:.1f} min of training steps in all.", ""]
-    return "\n".join(lines)
-
-
-def write_controls_summary(sweep_dir: Path, readme: Path | None = None, section: str = "controls") -> dict[str, Any]:
-    """Rebuild summary.json and summary.md from `<sweep-dir>/runs`; rewrite `readme`'s `section`."""
-    summary = summarize_controls(sweep_dir / "runs")
-    rows = [{**r, "acc_by_seed": {str(k): v for k, v in r["acc_by_seed"].items()}} for r in summary["rows"]]
-    plain = {**summary, "rows": rows}  # JSON keys are strings
-    atomic_write_json(sweep_dir / "summary.json", plain)
-    text = render_controls(summary)
-    (sweep_dir / "summary.md").write_text(text + "\n")
-    if readme is not None:
-        rel = os.path.relpath(sweep_dir, readme.parent)
-        text += (
-            f"\nGenerated by `python -m tssd_viz sweep --summarize-only --sweep-dir {rel} --readme README.md "
-            f"--readme-section {section}` from the run folders in `{rel}/runs/`.\n"
-        )
-        rewrite_section(readme, text, *markers(section))
-    return summary

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import TSSDConfig
-from .controls import RACE_CONTROL_ARMS, control_cells, write_controls_summary
+from .controls import RACE_CONTROL_ARMS, control_cells
+from .controls_table import write_controls_summary
 from .events import event_cells, write_events_summary
 from .grid import Cell, expand_grid
 from .summary import write_summary as write_cifar_summary

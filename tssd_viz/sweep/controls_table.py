@@ -1,0 +1,126 @@
+"""The controls table as markdown: the summary first (computed), then the table, the verdicts and the conclusion.
+
+`summarize_controls` (sweep/controls.py) reads the run folders; this module only writes what they say.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_write_json
+from ..stats import Paired, signed
+from .arms import SEP
+from .controls import comparisons, conclusion, regime_label, summarize_controls, verdicts
+from .summary import markers, rewrite_section
+
+
+def _cell(p) -> str:
+    """A paired comparison in a table cell: `+1.1 (±1.2) 4/5` (mean Δ in points, 2 SE, seeds higher / seeds)."""
+    return "" if p is None else f"{p.numbers()} {p.wins}/{p.n}"
+
+
+def _mean(stat: dict[str, Any] | None, scale: float = 1.0, fmt: str = ".0f") -> str:
+    if not stat:
+        return "–"
+    return signed(scale * stat["mean"]) if fmt == "+.1f" else f"{scale * stat['mean']:{fmt}}"
+
+
+def _series(rows: list[dict[str, Any]], arm: str, reference: str) -> list[tuple[str, Paired]]:
+    """(regime label, `arm` vs `reference`) for every regime that has both."""
+    out = []
+    for regime in dict.fromkeys(r["regime"] for r in rows):
+        p = comparisons(rows, regime).get((arm, reference))
+        if p is not None:
+            out.append((regime_label(regime), p))
+    return out
+
+
+def _across(what: str, series: list[tuple[str, Paired]]) -> str:
+    """One line: a comparison in every regime, and how many regimes it was ahead, behind, beyond the noise."""
+    each = ", ".join(f"{p.numbers()} in {label}" for label, p in series)
+    shown = [float(signed(100 * p.mean)) for _, p in series]  # as printed: +0.0 is neither ahead nor behind
+    ahead, behind = sum(v > 0 for v in shown), sum(v < 0 for v in shown)
+    beyond = sum(p.beyond_noise for _, p in series)
+    return (
+        f"- {what}: {each}. Ahead in {ahead} of {len(series)} regimes, behind in {behind}; beyond the seed noise "
+        f"in {beyond}."
+    )
+
+
+def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The short summary that opens the section, for each arm that has a no-KL twin: the KL term, the gain at equal
+    epochs, the equal-time baseline, and what its teacher knew (the teacher margins)."""
+    lines = [conclusion(rows), ""]
+    for arm in dict.fromkeys(r["arm"][: -len(SEP + "noKL")] for r in rows if r["arm"].endswith(SEP + "noKL")):
+        twin, timed = f"{arm}{SEP}noKL", f"baseline{SEP}equal-time"
+        lines += [
+            _across(f"The KL term (`{arm}` vs `{twin}`, the only difference between them)", _series(rows, arm, twin)),
+            _across(f"`{arm}` vs `baseline` at equal epochs", _series(rows, arm, "baseline")),
+            _across(f"`{arm}` vs `{timed}` (the baseline given `{arm}`'s time)", _series(rows, arm, timed)),
+        ]
+        margins = [r["teacher_margin"]["mean"] for r in rows if r["arm"] == arm and r.get("teacher_margin")]
+        if margins:
+            lines.append(
+                f"- What `{arm}`'s teacher knew beyond its student (its teacher margin, the T_t window's accuracy "
+                f"minus the T_s window's, mean over seeds): from {signed(100 * min(margins))} to "
+                f"{signed(100 * max(margins))} points across the regimes."
+            )
+    return [*lines, ""]
+
+
+def render_controls(summary: dict[str, Any]) -> str:
+    """The summary as markdown: scale, the table, a verdict per regime and the conclusion."""
+    rows, s, t = summary["rows"], summary["scale"], summary["totals"]
+    if not rows:
+        return "(no finished runs yet)"
+    lines = [
+        *summary_lines(rows),
+        f"{s['dataset']}"
+        + (f" (the first {s['limit_train']:,} training images)" if s.get("limit_train") else "")
+        + f", `{s['arch']}` at width {s['width']:g}, batch {s['batch_size']}, sgd lr {s['lr']:g}, "
+        f"T_t = {s['t_teacher']}, {s['epochs']} epochs and T_s = 2 unless the regime says otherwise, CPU "
+        f"({s['threads'] or 'default'} thread(s) per run). Test accuracy at T_s in %, mean ± "
+        "sample standard deviation over seeds. The comparisons are paired by seed (same initial weights and data "
+        "order): mean difference in points, two standard errors in brackets, then on how many seeds the row was "
+        f"higher. `·noKL`: the same losses with the distillation weight at 0; `baseline{SEP}equal-time`: the "
+        "baseline trained for the measured training seconds of the first distilling arm (`tsd`), same seed. "
+        f"Code: {', '.join(s.get('code', [])) or '?'}.",
+        "",
+        "| regime | arm | test acc. at T_s (%) | vs baseline | vs its no-KL twin | vs baseline·equal-time "
+        "| training s | epochs | teacher margin (points) | train − test (points) | seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        comps = comparisons(rows, r["regime"])
+        acc = r["acc"]
+        lines.append(
+            f"| {regime_label(r['regime'])} | {r['arm']} | {100 * acc['mean']:.1f}"
+            + (f" ± {100 * acc['sd']:.1f}" if acc["sd"] is not None else "")
+            + f" | {_cell(comps.get((r['arm'], 'baseline')))} | {_cell(comps.get((r['arm'], r['arm'] + SEP + 'noKL')))}"
+            f" | {_cell(comps.get((r['arm'], 'baseline' + SEP + 'equal-time')))} | {_mean(r['train_s'])}"
+            f" | {_mean(r['epochs_trained'], fmt='.1f')} | {_mean(r['teacher_margin'], 100, '+.1f')}"
+            f" | {_mean(r['gap'], 100, '+.1f')} | {r['n']} |"
+        )
+    lines += ["", "Per regime:", "", *verdicts(rows), ""]
+    lines += [f"{t['runs']} runs; {t['train_s'] / 60:.1f} min of training steps in all.", ""]
+    return "\n".join(lines)
+
+
+def write_controls_summary(sweep_dir: Path, readme: Path | None = None, section: str = "controls") -> dict[str, Any]:
+    """Rebuild summary.json and summary.md from `<sweep-dir>/runs`; rewrite `readme`'s `section`."""
+    summary = summarize_controls(sweep_dir / "runs")
+    rows = [{**r, "acc_by_seed": {str(k): v for k, v in r["acc_by_seed"].items()}} for r in summary["rows"]]
+    plain = {**summary, "rows": rows}  # JSON keys are strings
+    atomic_write_json(sweep_dir / "summary.json", plain)
+    text = render_controls(summary)
+    (sweep_dir / "summary.md").write_text(text + "\n")
+    if readme is not None:
+        rel = os.path.relpath(sweep_dir, readme.parent)
+        text += (
+            f"\nGenerated by `python -m tssd_viz sweep --summarize-only --sweep-dir {rel} --readme README.md "
+            f"--readme-section {section}` from the run folders in `{rel}/runs/`.\n"
+        )
+        rewrite_section(readme, text, *markers(section))
+    return summary
