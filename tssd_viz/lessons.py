@@ -264,7 +264,7 @@ def gradient_norms(net: SpikingNet) -> dict[str, float]:
 
 
 def step_milliseconds(
-    cfgs: Mapping[str, TSSDConfig], dataset: Dataset, *, rounds: int = 10, warmup: int = 3
+    cfgs: Mapping[str, TSSDConfig], dataset: Dataset, *, rounds: int = 20, warmup: int = 3
 ) -> dict[str, Spread]:
     """Milliseconds per training step of each config (its model, optimizer and losses, on one batch of
     `dataset`): each warmed up with `warmup` steps first, then timed round-robin, A B C A B C ..., for
