@@ -171,7 +171,8 @@ def source_line(summary: Mapping[str, Any] | None, name: str) -> str:
     versions = scale.get("code") or []
     code = ", ".join(versions) or "code version not recorded"
     older = [v for v in versions if not v.startswith(f"tssd-viz {__version__} ")]
-    note = f"; not the running tssd-viz {__version__}: its numbers measure the code that made them" if older else ""
+    part = "all" if len(older) == len(versions) else "partly"
+    note = f"; {part} made by other code than this tssd-viz {__version__}, and measuring that code" if older else ""
     return f"results/{name}: {scale.get('dataset', '?')}, {runs} finished runs ({code}{note})"
 
 
