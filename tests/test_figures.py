@@ -359,7 +359,7 @@ def test_accuracy_lines_epoch_points_and_eval_points():
     assert list(by_name(fig, "weak head, epoch mean").y) == [0.2]
     assert list(by_name(fig, "test (window T_s)").y) == [0.33]
     evals = by_name(fig, "test, eval (window n)")
-    assert list(evals.y) == [0.5, 0.6, 0.7] and list(evals.text) == ["n=1", "n=2", "n=3"]  # val split left out
+    assert list(evals.y) == [0.5, 0.6, 0.7] and [c[1] for c in evals.customdata] == [1, 2, 3]  # val split left out
     base = accuracy_figure(BASELINE)
     assert [tr.name for tr in base.data] == ["student (window T_s)"]
     runs = accuracy_figure({"tssd": TSSD, "baseline": BASELINE})
@@ -427,14 +427,16 @@ def test_eval_labels_have_room_at_the_right_edge_and_do_not_pile_up():
     lo, hi = fig.layout.xaxis.range
     assert hi >= 30 + 0.1 * (30 - 10) and lo < 10  # room right of the last step for "n=1" (was clipped)
     evals = by_name(fig, "test, eval (window n)")
-    # All three were measured at step 30: each window gets its own x right of it, n = 1 first, so that
-    # "n=1", "n=2", "n=3" stand side by side instead of on top of each other; the hover keeps the step.
-    assert list(evals.text) == ["n=1", "n=2", "n=3"] and 30 < evals.x[0] < evals.x[1] < evals.x[2] <= hi
-    assert [c[0] for c in evals.customdata] == [30, 30, 30]
-    runs = accuracy_figure({"tssd": TSSD, "tsd": TSSD})  # two runs: their labels on opposite sides of the markers
+    # All three were measured at step 30: each window gets its own column right of it, n = 1 first, labelled
+    # once above its highest marker, so that "n=1", "n=2", "n=3" stand side by side instead of on top of each
+    # other; the hover keeps the step.
+    assert 30 < evals.x[0] < evals.x[1] < evals.x[2] <= hi and [c[0] for c in evals.customdata] == [30, 30, 30]
+    labels = {a.text: (a.x, a.y) for a in fig.layout.annotations if a.text.startswith("n=")}
+    assert labels == {f"n={n}": (evals.x[n - 1], evals.y[n - 1]) for n in (1, 2, 3)}
+    runs = accuracy_figure({"tssd": TSSD, "tsd": TSSD})  # two runs: one column per window, one label each
     first, second = [tr for tr in runs.data if tr.name and tr.name.startswith("test, eval")]
-    assert first.textposition == "top center" and second.textposition == "bottom center"
-    assert second.x[0] != first.x[0]
+    assert list(first.x) == list(second.x)
+    assert sorted(a.text for a in runs.layout.annotations if a.text.startswith("n=")) == ["n=1", "n=2", "n=3"]
     assert accuracy_figure(BASELINE).layout.xaxis.range is None  # no evaluation: plotly's own range
 
 

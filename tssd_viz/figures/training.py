@@ -141,26 +141,25 @@ def accuracy_figure(records_or_runs: RecordsOrRuns, *, title: str | None = None)
 
 
 def _add_window_evals(fig: go.Figure, evals_by_run: list[tuple[int, Any, Records]]) -> None:
-    """The final test evaluations of every window n, after the last step: one marker per window, set apart
+    """The final test evaluations of every window n, after the last step: one column per window, set apart
     to the right of the curves, n = 1 first (all were measured at the same step, where their labels "n=1",
-    "n=2", ... would pile up on each other). Each run's markers take their own row of labels: the first
-    run's above its markers, the next below. Hovering a marker gives its step and window."""
+    "n=2", ... would pile up on each other). Every run's marker of window n stands in the same column, and
+    the column is labelled once, above its highest marker. Hovering a marker gives its run, step and window."""
     if not evals_by_run:
         return
     steps = [x for d in fig.data for x in d.x] + [r["step"] for _, _, evals in evals_by_run for r in evals]
     start, end = min(steps), max(steps)
-    gap = max(end - start, 1) * 0.05  # x-distance between two windows' markers
-    last_x = end
-    for i, run, evals in evals_by_run:
-        xs = [r["step"] + gap * (int(r.get("t") or 1) + 0.45 * i) for r in evals]
-        last_x = max(last_x, *xs)
+    gap = max(end - start, 1) * 0.05  # x-distance between two windows' columns
+    top: dict[float, float] = {}  # column x -> its highest accuracy
+    for _, run, evals in evals_by_run:
+        xs = [r["step"] + gap * int(r.get("t") or 1) for r in evals]
+        for x, r in zip(xs, evals):
+            top[x] = max(top.get(x, 0.0), r["acc"])
         fig.add_trace(
             go.Scatter(
                 x=xs,
                 y=[r["acc"] for r in evals],
-                mode="markers+text",
-                text=[f"n={r.get('t')}" for r in evals],
-                textposition="top center" if i % 2 == 0 else "bottom center",
+                mode="markers",
                 customdata=[[r["step"], r.get("t")] for r in evals],
                 hovertemplate="after step %{customdata[0]}: window n = %{customdata[1]}, %{y:.1%}",
                 name=_name("test, eval (window n)", run),
@@ -168,7 +167,10 @@ def _add_window_evals(fig: go.Figure, evals_by_run: list[tuple[int, Any, Records
                 marker=dict(color=ROLE_COLORS["test"], symbol="circle-open", size=9),
             )
         )
-    fig.update_xaxes(range=[start - 0.02 * (last_x - start), last_x + gap])
+    first = evals_by_run[0][2]
+    for x, r in zip([r["step"] + gap * int(r.get("t") or 1) for r in first], first):
+        fig.add_annotation(x=x, y=top[x], text=f"n={r.get('t')}", showarrow=False, yshift=12, font=dict(size=11))
+    fig.update_xaxes(range=[start - 0.02 * (max(top) - start), max(top) + gap])
 
 
 def window_heatmap_figure(records: Records, *, t_student: int | None = None, title: str | None = None) -> go.Figure:
