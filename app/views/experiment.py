@@ -51,13 +51,14 @@ def progress_line(exp: ex.Experiment, states: dict[str, str]) -> str:
     return text + (f" · {other} stopped or failed" if other else "")
 
 
-def verdict_box(exp: ex.Experiment, rows: list[dict], exp_state: str) -> None:
+def verdict_box(exp: ex.Experiment, rows: list[dict], complete: bool) -> None:
+    """The verdict sentences; `complete`: every run of the experiment is done."""
     seeds_done = min((r["n"] for r in rows), default=0)
     with st.container(key="exp_verdict", border=True):
         if len(rows) < 2:
             st.markdown("**Verdict:** waiting for the first seed to finish in two arms.")
             return
-        when = "all seeds" if exp_state == "finished" else f"so far, {seeds_done} seed(s) in every arm"
+        when = "all seeds" if complete else f"so far, {seeds_done} seed(s) in every arm"
         st.markdown(f"**Verdict** ({when}):")
         st.markdown("\n".join(verdicts(exp, rows)))
 
@@ -138,7 +139,7 @@ def panel(name: str, was_running: bool) -> None:
     if exp_state == "stopped":
         st.caption(f"The end of its sweep.log: {last_line(sweep_dir)}")
     live.chart(live.figure("exp_figure", version, lambda: figure_of(exp, rows, title=None)), "exp_figure")
-    verdict_box(exp, rows, exp_state)
+    verdict_box(exp, rows, done == len(states))
     results_table(exp, rows)
     if rows:
         export_row(sweep_dir, exp, rows, done, len(states))
