@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write_json
-from ..stats import Paired, signed
+from ..stats import MIN_SEEDS, Paired, signed
 from .arms import SEP
 from .controls import comparisons, conclusion, regime_label, summarize_controls, verdicts
 from .summary import markers, rewrite_section
@@ -43,9 +43,10 @@ def _across(what: str, series: list[tuple[str, Paired]]) -> str:
     shown = [float(signed(100 * p.mean)) for _, p in series]  # as printed: +0.0 is neither ahead nor behind
     ahead, behind = sum(v > 0 for v in shown), sum(v < 0 for v in shown)
     beyond = sum(p.beyond_noise for _, p in series)
+    few = min(p.n for _, p in series) < MIN_SEEDS
     return (
         f"- {what}: {each}. Ahead in {ahead} of {len(series)} regimes, behind in {behind}; beyond the seed noise "
-        f"in {beyond}."
+        f"in {beyond}" + (f" (fewer than {MIN_SEEDS} seeds: not a claim)." if few else ".")
     )
 
 
@@ -64,8 +65,12 @@ def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
         if margins:
             lines.append(
                 f"- What `{arm}`'s teacher knew beyond its student (its teacher margin, the T_t window's accuracy "
-                f"minus the T_s window's, mean over seeds): from {signed(100 * min(margins))} to "
-                f"{signed(100 * max(margins))} points across the regimes."
+                f"minus the T_s window's, mean over seeds): "
+                + (
+                    f"from {signed(100 * min(margins))} to {signed(100 * max(margins))} points across the regimes."
+                    if len(margins) > 1
+                    else f"{signed(100 * margins[0])} points."
+                )
             )
     return [*lines, ""]
 
