@@ -22,7 +22,7 @@ from typing import Any
 from ._version import __version__
 from .stats import Paired, paired, spread
 from .sweep.arms import SEP
-from .sweep.controls import REGIMES, comparisons, conclusion, summarize_controls
+from .sweep.controls import arm_controls, comparisons, conclusion, regime_label, summarize_controls
 from .sweep.events import summarize_events
 from .sweep.summary import paired_difference, summarize
 
@@ -67,20 +67,14 @@ def controls_lines(summary: Mapping[str, Any], arm: str = "tsd") -> list[str]:
             continue
         comps = comparisons(rows, regime)
         acc = spread(mine[arm]["acc_by_seed"].values()).text()
-        lines.append(f"{regime_name(regime)}: {arm} {acc} % over {mine[arm]['n']} seeds")
-        for reference, what in (
-            ("baseline", f"{arm} − baseline"),
-            (f"{arm}{SEP}noKL", f"{arm} − {arm}{SEP}noKL (the KL term alone)"),
-            (f"baseline{SEP}equal-time", f"{arm} − baseline{SEP}equal-time (the same training seconds)"),
-        ):
-            if (arm, reference) in comps:
-                lines.append(f"  {what}: {comps[(arm, reference)].verdict()}")
+        lines.append(f"{regime_label(regime)}: {arm} {acc} % over {mine[arm]['n']} seeds")
+        what = {
+            "baseline": f"{arm} − baseline",
+            f"{arm}{SEP}noKL": f"{arm} − {arm}{SEP}noKL (the KL term alone)",
+            f"baseline{SEP}equal-time": f"{arm} − baseline{SEP}equal-time (the same training seconds)",
+        }
+        lines += [f"  {what[reference]}: {p.verdict()}" for reference, p in arm_controls(comps, arm)]
     return lines
-
-
-def regime_name(regime: str) -> str:
-    """What the controls table calls a regime ("ref" -> "reference")."""
-    return REGIMES.get(regime, (regime, {}))[0]
 
 
 def committed_paired(summary: Mapping[str, Any] | None, arm: str, reference: str, regime: str = "ref") -> Paired | None:

@@ -17,7 +17,7 @@ from ..config import TSSDConfig
 from ..stats import MIN_SEEDS, paired, signed, spread
 from .arms import SEP, Arm, parse_arms
 from .grid import EPOCH_CAP_FACTOR, Cell
-from .summary import collect
+from .summary import collect, recipe
 
 CONTROL_ARMS = ("baseline", "tsd", "tsd·noKL", "tssd", "w2s", "baseline·equal-time")
 # The CIFAR race at T_s = 2 (sweep/grid.py's race) with the two controls: `--grid race-controls`.
@@ -101,19 +101,8 @@ def summarize_controls(runs_dir: Path) -> dict[str, Any]:
                 rows.append(_arm_row(regime, arm, group))
     scale = {}
     if runs:
-        c = runs[0]["cfg"]
-        scale = {
-            "dataset": c.data.dataset,
-            "arch": c.model.arch,
-            "width": c.model.width,
-            "epochs": min(r["cfg"].train.epochs for r in runs),
-            "limit_train": c.data.limit_train,
-            "batch_size": c.data.batch_size,
-            "lr": c.train.lr,
-            "t_teacher": c.distill.t_teacher,
-            "threads": c.train.threads,
-            "code": sorted({r["code"] for r in runs}),
-        }
+        epochs = min(r["cfg"].train.epochs for r in runs)
+        scale = {**recipe(runs), "epochs": epochs, "limit_train": runs[0]["cfg"].data.limit_train}
     totals = {"runs": len(runs), "train_s": sum(r["train_s"] or 0 for r in runs)}
     return {"scale": scale, "rows": rows, "totals": totals}
 
@@ -138,6 +127,13 @@ def regime_label(regime: str) -> str:
     return REGIMES.get(regime, (regime, {}))[0]
 
 
+def arm_controls(comps: dict[tuple[str, str], Any], arm: str) -> list[tuple[str, Any]]:
+    """(reference, `Paired`) of `arm` against the baseline, its no-KL twin and the equal-time baseline, in that
+    order, where `comps` (`comparisons`) has them."""
+    refs = ("baseline", f"{arm}{SEP}noKL", f"baseline{SEP}equal-time")
+    return [(ref, comps[(arm, ref)]) for ref in refs if (arm, ref) in comps]
+
+
 def pays(comps: dict[tuple[str, str], Any], arm: str) -> bool:
     """The KL term of `arm` pays: a gain beyond the noise over its no-KL twin and over the equal-time baseline,
     on at least MIN_SEEDS seeds."""
@@ -152,13 +148,8 @@ def verdicts(rows: list[dict[str, Any]]) -> list[str]:
         comps = comparisons(rows, regime)
         parts = []
         for arm in dict.fromkeys(a for a, ref in comps if ref == f"{a}{SEP}noKL"):
-            for ref, what in (
-                ("baseline", f"`{arm}` vs `baseline`"),
-                (f"{arm}{SEP}noKL", f"the KL term (`{arm}` vs `{arm}{SEP}noKL`)"),
-                (f"baseline{SEP}equal-time", f"`{arm}` vs `baseline{SEP}equal-time`"),
-            ):
-                if (arm, ref) in comps:
-                    parts.append(f"{what}: {comps[(arm, ref)].verdict()}")
+            what = {f"{arm}{SEP}noKL": f"the KL term (`{arm}` vs `{arm}{SEP}noKL`)"}
+            parts += [f"{what.get(ref, f'`{arm}` vs `{ref}`')}: {p.verdict()}" for ref, p in arm_controls(comps, arm)]
             parts.append(_why(rows, regime, arm))
         if parts:
             label = regime_label(regime)

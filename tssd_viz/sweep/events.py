@@ -14,7 +14,7 @@ from typing import Any
 from ..atomic import atomic_write_json
 from ..config import WINDOWINGS, TSSDConfig
 from .grid import Cell
-from .summary import _cell_stats, _pm, collect, difference_text, markers, rewrite_section
+from .summary import _cell_stats, _pm, collect, difference_text, markers, recipe, rewrite_section
 
 EVENT_MODES = ("baseline", "tsd", "tssd")
 EVENTS_SECTION = "events-results"  # the README section: --readme README.md --readme-section events-results
@@ -49,18 +49,7 @@ def summarize_events(runs_dir: Path) -> dict[str, Any]:
     scale = {}
     if runs:
         c = runs[0]["cfg"]
-        scale = {
-            "dataset": c.data.dataset,
-            "arch": c.model.arch,
-            "width": c.model.width,
-            "epochs": c.train.epochs,
-            "batch_size": c.data.batch_size,
-            "lr": c.train.lr,
-            "t_student": c.distill.t_student,
-            "t_teacher": c.distill.t_teacher,
-            "threads": c.train.threads,
-            "code": sorted({r["code"] for r in runs}),
-        }
+        scale = {**recipe(runs), "epochs": c.train.epochs, "t_student": c.distill.t_student}
     totals = {"runs": len(runs), "train_s": sum(r["train_s"] or 0 for r in runs)}
     plain = [{k: v for k, v in r.items() if k != "cfg"} for r in runs]  # JSON-ready
     return {"scale": scale, "rows": rows, "totals": totals, "runs": plain}

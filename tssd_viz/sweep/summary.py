@@ -72,6 +72,22 @@ def _code(env: dict[str, Any]) -> str:
     return f"tssd-viz {version}{commit}"
 
 
+def recipe(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a table's runs were trained with (the first run's config) and every code version among them;
+    `runs`: `collect(runs_dir)`, at least one."""
+    c = runs[0]["cfg"]
+    return {
+        "dataset": c.data.dataset,
+        "arch": c.model.arch,
+        "width": c.model.width,
+        "batch_size": c.data.batch_size,
+        "lr": c.train.lr,
+        "t_teacher": c.distill.t_teacher,
+        "threads": c.train.threads,
+        "code": sorted({r["code"] for r in runs}),
+    }
+
+
 def _train_timesteps(cfg: TSSDConfig) -> int:
     d = cfg.distill
     return cfg.train_timesteps + (d.t_student if cfg.uses_teacher and d.tsd_pass == "separate" else 0)
