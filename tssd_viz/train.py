@@ -194,6 +194,7 @@ class Training:
         )
         self.bn_T = cfg.train_timesteps if tc.bn_window == "train" else cfg.distill.t_student
         self.bn_fresh_at = -1  # the step whose weights the stored statistics describe
+        self.window_bn_at: tuple[int, dict | None] = (-1, None)  # whole_recording: (step, per-window statistics)
         idx = torch.arange(min(tc.probe_images, len(ds.test.labels)))
         # What the snapshots show: (P, C, H, W) uint8 images, or the (P, T_t, 2, H, W) frames of the T_t pass
         self.probe_images = ds.test.view(cfg.distill.t_teacher)[idx]
@@ -359,11 +360,14 @@ class Training:
         tc, t_t = self.cfg.train, self.cfg.distill.t_teacher
         if tc.bn_stats != "recompute" or self.cfg.data.windowing != "whole_recording":
             return None
+        if self.window_bn_at[0] == self.at.step:  # the test windows and the train accuracy share one estimate
+            return self.window_bn_at[1]
         kept = bn_state(self.model)
         self.bn_loader.set_epoch(self.at.step)
         batches = list(itertools.islice(self.bn_loader, tc.bn_batches))
         stats = window_bn_stats(self.model, batches, range(1, t_t + 1))
         load_bn_state(self.model, kept)
+        self.window_bn_at = (self.at.step, stats)
         return stats
 
     def train_accuracy(self) -> tuple[float, int]:
