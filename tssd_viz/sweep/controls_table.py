@@ -97,8 +97,9 @@ def render_controls(summary: dict[str, Any]) -> str:
         "| training s | epochs | teacher margin (points) | train − test (points) | seeds |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    by_regime = {g: comparisons(rows, g) for g in dict.fromkeys(r["regime"] for r in rows)}  # once per regime
     for r in rows:
-        comps = comparisons(rows, r["regime"])
+        comps = by_regime[r["regime"]]
         acc = r["acc"]
         lines.append(
             f"| {regime_label(r['regime'])} | {r['arm']} | {100 * acc['mean']:.1f}"
