@@ -87,7 +87,9 @@ def jupyterlab(tmp_path_factory):
         shutil.copy(path, root / path.name)
     tracker = settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
     tracker.parent.mkdir(parents=True)
-    tracker.write_text('{"windowingMode": "none"}')  # every cell in the page, not only those in view
+    # Every cell in the page, not only those in view; and the notebook's own kernel started without a
+    # "Select Kernel" dialog (on a busy machine the kernel specs can arrive after the notebook opens).
+    tracker.write_text('{"windowingMode": "none", "autoStartDefaultKernel": true}')
     port = free_port()
     env = {
         **os.environ,
@@ -158,6 +160,7 @@ def _run_all(page) -> None:
         return any(c["prompt"] != "[ ]:" for c in page.evaluate(CELLS_JS))
 
     for attempt in range(3):
+        _no_dialog(page)
         page.click(".lm-MenuBar-itemLabel:text-is('Run')")
         page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
         try:
@@ -165,6 +168,20 @@ def _run_all(page) -> None:
         except TimeoutError:
             if attempt == 2:
                 raise
+
+
+def _no_dialog(page) -> None:
+    """Accept JupyterLab's kernel choice if it asks (its preselected kernel is the notebook's own);
+    any other dialog fails the test with its text, instead of a click timing out behind it."""
+    dialog = page.locator(".jp-Dialog")
+    if not dialog.count():
+        return
+    text = " ".join(dialog.first.inner_text().split())
+    if "Select Kernel" in text:
+        dialog.first.locator(".jp-mod-accept").click()
+        dialog.first.wait_for(state="detached", timeout=30_000)
+        return
+    raise AssertionError(f"JupyterLab shows a dialog: {text}")
 
 
 def _every_control_redraws(page) -> None:
