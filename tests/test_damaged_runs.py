@@ -12,7 +12,7 @@ import pytest
 
 from tssd_viz import RunFolder, list_runs, preset
 from tssd_viz.jobs import JobManager
-from tssd_viz.probes import ProbeError
+from tssd_viz.probes import ProbeError, read_probe
 from tssd_viz.runs import final_accuracy
 
 JUNK = [b"\xff\xfe\x00binary\x80", b"[]", b'"x"', b"null", b"1", b"{", b'{"state": 5}', b'{"state": ["done"]}']
@@ -152,9 +152,10 @@ def test_a_probe_with_arrays_of_the_wrong_shape_is_refused_in_one_line(tmp_path,
     }
     run.probes_dir.mkdir()
     np.savez(run.probes_dir / "epoch-0001.npz", **{**arrays, **change})
-    with pytest.raises(ProbeError) as err:
-        run.load_probe()
-    assert one_line(str(err.value)) and "epoch-0001.npz" in str(err.value)
+    for read in (run.load_probe, lambda: read_probe(run.probes_dir / "epoch-0001.npz")):  # the reader itself too
+        with pytest.raises(ProbeError) as err:
+            read()
+        assert one_line(str(err.value)) and "epoch-0001.npz" in str(err.value)
 
 
 def fake_jobs(tmp_path):

@@ -102,19 +102,45 @@ class ProbeError(ValueError):
 
 
 def read_probe(path: str | os.PathLike) -> ProbeSnapshot:
-    """A probe snapshot file (.npz); anything else is a `ProbeError`. Pickled (object) arrays are never
-    loaded: unpickling a file can run code."""
+    """A probe snapshot file (.npz); anything else, a snapshot whose arrays have the wrong shapes or types (a
+    vector where the step or a rate belongs) included, is a `ProbeError` of one line naming the file. Pickled
+    (object) arrays are never loaded: unpickling a file can run code."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            return ProbeSnapshot.from_arrays({k: z[k] for k in z.files})
+            probe = ProbeSnapshot.from_arrays({k: z[k] for k in z.files})
     except ValueError as e:
         if "allow_pickle" in str(e):
             raise ProbeError(
                 f"{path}: refused: it holds pickled data (object arrays), which a probe snapshot never has"
             ) from None
-        raise ProbeError(f"{path}: not a probe snapshot ({str(e).strip().splitlines()[0]})") from None
+        raise ProbeError(f"{path}: not a probe snapshot ({_first_line(e)})") from None
     except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise ProbeError(f"{path}: not a readable probe snapshot ({type(e).__name__}: {e})") from None
+        raise ProbeError(f"{path}: not a readable probe snapshot ({type(e).__name__}: {_first_line(e)})") from None
+    except (TypeError, IndexError, KeyError, RecursionError) as e:  # e.g. int() of a vector
+        raise ProbeError(f"{path}: not a probe snapshot ({type(e).__name__}: {_first_line(e)})") from None
+    if not _shapes_agree(probe):
+        raise ProbeError(f"{path}: not a probe snapshot (its arrays do not have the shapes of one)")
+    return probe
+
+
+def _shapes_agree(probe: ProbeSnapshot) -> bool:
+    """Logits (T, P, K), labels (P,) in range(K), spikes and membrane (T, P, N), all of them numbers."""
+    arrays = [probe.images, probe.labels, probe.logits, *probe.spikes.values(), *probe.membrane.values()]
+    if any(a.dtype.kind not in "biuf" for a in arrays) or probe.logits.ndim != 3:
+        return False  # numbers (or bools), never strings
+    T, P, K = probe.logits.shape
+    if probe.labels.shape != (P,) or (probe.classes and len(probe.classes) != K):
+        return False
+    if P and (probe.labels.dtype.kind not in "iu" or probe.labels.min() < 0 or probe.labels.max() >= K):
+        return False
+    return all(
+        s.ndim == 3 and s.shape[:2] == (T, P) and probe.membrane[k].shape == s.shape for k, s in probe.spikes.items()
+    )
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:120] if text else type(e).__name__
 
 
 @torch.no_grad()

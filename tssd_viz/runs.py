@@ -37,7 +37,7 @@ import numpy as np
 
 from .atomic import StorageError, append_line, atomic_write_bytes, atomic_write_json, storage_error
 from .config import ConfigError, TSSDConfig, validate
-from .probes import ProbeError, ProbeSnapshot, read_probe
+from .probes import ProbeSnapshot, read_probe
 from .processes import is_training_process, process_start
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
@@ -390,7 +390,7 @@ class RunFolder:
         return sorted(self.probes_dir.glob("*.npz")) if self.probes_dir.exists() else []
 
     def load_probe(self, path: str | os.PathLike | None = None) -> ProbeSnapshot:
-        """A probe snapshot (default: the latest)."""
+        """A probe snapshot (default: the latest); a file that is not one is a `ProbeError` of one line."""
         if path is None:
             paths = self.probes()
             if not paths:
@@ -399,33 +399,7 @@ class RunFolder:
         return load_probe(path)
 
 
-def load_probe(path: str | os.PathLike) -> ProbeSnapshot:
-    """`read_probe`, with a snapshot whose arrays have the wrong shapes (a vector where the step or a rate
-    belongs) refused as a `ProbeError` too: one line naming the file."""
-    try:
-        probe = read_probe(path)
-    except ProbeError:
-        raise
-    except (TypeError, ValueError, IndexError, KeyError, RecursionError) as e:  # e.g. int() of a vector
-        raise ProbeError(f"{path}: not a probe snapshot ({type(e).__name__}: {_first_line(e)[:120]})") from None
-    if not _probe_shapes_agree(probe):
-        raise ProbeError(f"{path}: not a probe snapshot (its arrays do not have the shapes of one)")
-    return probe
-
-
-def _probe_shapes_agree(probe: ProbeSnapshot) -> bool:
-    """Logits (T, P, K), labels (P,) in range(K), spikes and membrane (T, P, N), all of them numbers."""
-    arrays = [probe.images, probe.labels, probe.logits, *probe.spikes.values(), *probe.membrane.values()]
-    if any(a.dtype.kind not in "biuf" for a in arrays) or probe.logits.ndim != 3:
-        return False  # numbers (or bools), never strings
-    T, P, K = probe.logits.shape
-    if probe.labels.shape != (P,) or (probe.classes and len(probe.classes) != K):
-        return False
-    if P and (probe.labels.dtype.kind not in "iu" or probe.labels.min() < 0 or probe.labels.max() >= K):
-        return False
-    return all(
-        s.ndim == 3 and s.shape[:2] == (T, P) and probe.membrane[k].shape == s.shape for k, s in probe.spikes.items()
-    )
+load_probe = read_probe  # the name the dashboard reads probe files by; the checks live in probes.read_probe
 
 
 def _read_json(path: Path) -> dict[str, Any]:
