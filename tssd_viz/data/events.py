@@ -19,7 +19,9 @@ the other on the split's time axis (`Split.windows` names them).
 
 from __future__ import annotations
 
+import hashlib
 import io
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +33,7 @@ from torch import Tensor
 from ..atomic import atomic_write_bytes
 from ..config import DataConfig, DistillConfig
 from ..dvs import EVENT_DTYPE, emulate, render_moving, saccade_path
-from .dataset import Dataset, Split, cache_dir, default_pad, stratified_split
+from .dataset import Dataset, DataUnavailable, Split, cache_dir, default_pad, stratified_split
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,10 @@ def record_digit(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def event_digits() -> tuple[list[np.ndarray], np.ndarray, tuple[str, ...], tuple[np.ndarray, np.ndarray]]:
     """(recordings, labels, classes, (train indices, test indices)): every scikit-learn digit as an event
-    recording, made once and cached. The split is the digits dataset's (stratified 80/20, seed 0)."""
+    recording, made once and cached. The split is the digits dataset's (stratified 80/20, seed 0).
+
+    The toolkit makes this cache and can make it again, so a cache that fails its checks (see `check_events`)
+    is made again with a warning saying why; a folder where the file belongs is a `DataUnavailable`."""
     from sklearn.datasets import load_digits
 
     d = load_digits()
@@ -198,36 +203,78 @@ def event_digits() -> tuple[list[np.ndarray], np.ndarray, tuple[str, ...], tuple
     return recordings, d.target.astype(np.int64), tuple(str(i) for i in range(10)), (tr, te)
 
 
+COLUMNS = ("x", "y", "t", "p", "offsets")  # what the cache holds, in the order its digest reads them
+
+
+def events_digest(columns: dict[str, np.ndarray]) -> str:
+    """sha256 of the cache's columns (dtype, shape and bytes of each, in COLUMNS order): a changed byte shows."""
+    h = hashlib.sha256()
+    for k in COLUMNS:
+        a = np.ascontiguousarray(columns[k])
+        h.update(f"{k}:{a.dtype.str}:{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def check_events(columns: dict[str, np.ndarray], n: int) -> str:
+    """Why the cached columns are not n recordings of event_digits' sensor ("" when they are): the digest
+    they were saved with, offsets that cut the events into n recordings in order, x and y on the 34x34
+    sensor, polarities 0 or 1, and times that move forward within each recording and are not all one."""
+    if "sha256" not in columns:
+        return "no digest (made by an older version)"
+    if str(columns["sha256"]) != events_digest(columns):
+        return "its contents do not match its digest"
+    offsets, t = columns["offsets"].astype(np.int64), columns["t"].astype(np.int64)
+    if len(offsets) != n + 1 or offsets[0] != 0 or offsets[-1] != len(t) or (np.diff(offsets) < 0).any():
+        return f"its offsets do not cut {len(t)} events into {n} recordings in order"
+    (w, h) = EVENT_SOURCES["event_digits"].sensor
+    if len(t) and (columns["x"].max() >= w or columns["y"].max() >= h or columns["p"].max() > 1):
+        return f"it holds events off the {w}x{h} sensor or with a polarity other than 0 or 1"
+    starts = np.zeros(len(t), bool)
+    starts[offsets[1:-1][offsets[1:-1] < len(t)]] = True  # each recording's first event may go back in time
+    if len(t) and ((np.diff(t) < 0) & ~starts[1:]).any():
+        return "its times go backwards within a recording"
+    if len(t) and t.min() == t.max():
+        return "every event has the same time"
+    return ""
+
+
 def _write_events(path: Path, recordings: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     events = np.concatenate(recordings)
     offsets = np.concatenate([[0], np.cumsum([len(r) for r in recordings])]).astype(np.int64)
-    buf = io.BytesIO()
     # Compact columns on disk (x, y < 256, t < 2^32 us): about 7 bytes an event before compression.
-    np.savez_compressed(
-        buf,
-        x=events["x"].astype(np.uint8),
-        y=events["y"].astype(np.uint8),
-        t=events["t"].astype(np.uint32),
-        p=events["p"].astype(np.uint8),
-        offsets=offsets,
-    )
+    columns = {
+        "x": events["x"].astype(np.uint8),
+        "y": events["y"].astype(np.uint8),
+        "t": events["t"].astype(np.uint32),
+        "p": events["p"].astype(np.uint8),
+        "offsets": offsets,
+    }
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **columns, sha256=np.array(events_digest(columns)))
     atomic_write_bytes(path, buf.getvalue())  # a concurrent reader sees no file or the whole file
     return events, offsets
 
 
 def _read_events(path: Path, n: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """The cached events and offsets, or None (missing, or unreadable: it is made again)."""
+    """The cached events and offsets, or None: missing, or failing its checks (then it is deleted, to be
+    made again, with a warning saying why). A folder at `path` is not ours to delete: `DataUnavailable`."""
+    if path.is_dir():
+        raise DataUnavailable("event_digits", [path], "a folder stands where its cache file belongs: remove it")
     if not path.exists():
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            offsets = z["offsets"]
-            events = np.empty(len(z["t"]), EVENT_DTYPE)
-            for k in ("x", "y", "t", "p"):
-                events[k] = z[k]
-        if len(offsets) != n + 1 or offsets[-1] != len(events):
-            raise ValueError("unexpected layout")
-        return events, offsets
-    except Exception:  # a torn or foreign file: make it again rather than crash
+            columns = {k: z[k] for k in (*COLUMNS, "sha256") if k in z.files}
+        missing = [k for k in COLUMNS if k not in columns]
+        why = f"no array {missing[0]!r}" if missing else check_events(columns, n)
+    except Exception as e:  # a torn or foreign file
+        why = f"not readable ({type(e).__name__}: {str(e).strip()[:120]!r})"
+    if why:
+        warnings.warn(f"event_digits cache {path}: {why}; making it again", stacklevel=3)
         path.unlink(missing_ok=True)
         return None
+    events = np.empty(len(columns["t"]), EVENT_DTYPE)
+    for k in ("x", "y", "t", "p"):
+        events[k] = columns[k]
+    return events, columns["offsets"].astype(np.int64)
