@@ -5,6 +5,7 @@ import os
 import statistics
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -188,6 +189,42 @@ def test_unfinished_runs_are_left_out_of_the_summary(tmp_path):
     plant(tmp_path, cell, {1: 0.5, 2: 0.6})
     RunFolder(tmp_path / cell.name).set_status("failed", "boom")
     assert summarize(tmp_path)["totals"]["runs"] == 0
+
+
+SWEEP_JUNK = [
+    ("status.json", b"\xff\xfe junk"),
+    ("status.json", b"[]"),
+    ("metrics.jsonl", b"1\n[]\nnull\n"),
+    ("metrics.jsonl", b'{"kind": "epoch", "step": 10, "epoch": 0, "wall_s": 1.0}\n'),  # epoch 0: no steps per epoch
+    ("cell.json", b"\xff junk"),
+    ("cell.json", b"[]"),
+    ("cell.json", b'{"mode": "tssd"}'),  # no t_student
+    ("config.json", b'{"model": {"colour": 1}}'),
+]
+
+
+@pytest.mark.parametrize("name,junk", SWEEP_JUNK)
+def test_a_summary_leaves_out_a_run_folder_it_cannot_read_with_one_line(tmp_path, capsys, name, junk):
+    from tssd_viz.cli import main
+
+    good, bad = expand("main", BASE, seeds=2)[:2]
+    plant(tmp_path / "runs", good, {1: 0.5, 2: 0.6})
+    plant(tmp_path / "runs", bad, {1: 0.7, 2: 0.8})
+    lines_only = junk.startswith(b"1\n")  # lines that are no records are skipped: the run itself still counts
+    with open(tmp_path / "runs" / bad.name / name, "ab" if lines_only else "wb") as f:
+        f.write(junk)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        runs = summarize(tmp_path / "runs")["runs"]
+    assert sorted(r["name"] for r in runs) == sorted([good.name] + [bad.name] * lines_only)
+    assert len(said) == (not lines_only)
+    assert all(bad.name in str(w.message) and "\n" not in str(w.message) for w in said)
+    assert main(["sweep", "--sweep-dir", str(tmp_path), "--summarize-only"]) == 0
+    out, err = capsys.readouterr()
+    assert f"{1 + lines_only} finished runs summarised" in out
+    lines = err.strip().splitlines()
+    assert len(lines) == (not lines_only), err
+    assert all(line.startswith(f"skipped {tmp_path / 'runs' / bad.name}: ") for line in lines), err
 
 
 def test_readme_section_is_rewritten_and_the_rest_kept(tmp_path):

@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import NoReturn
 
@@ -399,7 +400,8 @@ def cmd_sweep(argv: list[str]) -> int:
     _check_sweep_options(known, sweep_dir, readme, sweep.markers(known.readme_section))
     if known.summarize_only:
         try:
-            summary = sweep.write_summary(sweep_dir, readme, section=known.readme_section)
+            with sweep.summary.skipped_said():  # a folder it cannot read: left out, one line each
+                summary = sweep.write_summary(sweep_dir, readme, section=known.readme_section)
         except (sweep.SweepError, ConfigError, StorageError, ValueError) as e:
             fail(_sweep_refusal(e))
         print(f"{summary['totals']['runs']} finished runs summarised into {sweep_dir / 'summary.md'}")
@@ -494,6 +496,7 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export, 
 
 def main(argv: list[str] | None = None) -> int:
     own_process = argv is None  # this process's own command line: `train` may re-execute it (allocator)
+    warnings.formatwarning = lambda message, *_: f"{message}\n"  # a skipped folder or a remade cache: one line
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE, file=sys.stdout if argv else sys.stderr)  # asked for: stdout; a bare command is a refusal

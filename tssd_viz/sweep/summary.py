@@ -6,60 +6,90 @@ import json
 import math
 import os
 import statistics
-from collections.abc import Mapping
+import sys
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ..atomic import atomic_write_json
-from ..config import TSSDConfig
-from ..runs import RunFolder, final_accuracy
+from ..config import ConfigError, TSSDConfig
+from ..runs import UNREADABLE, RunFolder, final_accuracy
 from ..stats import Paired, paired, signed
 from .grid import ABLATION_TS, ABLATIONS, MODES, TRAIN_SIZES, SweepError, _fmt
 
 
 def collect(runs_dir: Path) -> list[dict[str, Any]]:
-    """One record per finished run under `runs_dir` (sorted by name): its cell, config and results."""
+    """One record per finished run under `runs_dir` (sorted by name): its cell, config and results.
+
+    A run folder that cannot be read (its cell.json, config.json or status.json junk, records that make no
+    sense) is left out with a warning of one line naming it: one bad folder never stops a summary."""
     out = []
     for path in sorted(p for p in Path(runs_dir).glob("*") if (p / "cell.json").exists()):
-        run = RunFolder(path)
-        if not run.exists() or run.status().get("state") != "done":
+        try:
+            record = _run_record(RunFolder(path))
+        except Exception as e:  # any bytes at all may be in someone's folder
+            why = str(e) if isinstance(e, ConfigError) else f"{type(e).__name__}: {str(e).strip()[:160]!r}"
+            warnings.warn(f"skipped {path}: {why.replace(chr(10), ' ')}", stacklevel=2)
             continue
-        cell, cfg = json.loads((path / "cell.json").read_text()), run.config()
-        records = run.metrics()  # metrics.jsonl read once; each quantity below is a filter of it
-        epochs = [r for r in records if r.get("kind") == "epoch"]
-        complete = [r for r in epochs if r.get("complete", True)]
-        n_train = cfg.data.limit_train or TRAIN_SIZES.get(cfg.data.dataset)
-        # The training loader drops the last partial batch; from a complete epoch record when there is one.
-        steps_per_epoch = (
-            complete[0]["step"] / complete[0]["epoch"]
-            if complete
-            else n_train // cfg.data.batch_size
-            if n_train
-            else None
-        )
-        epochs_trained = epochs[-1]["step"] / steps_per_epoch if epochs and steps_per_epoch else None
-        train_s = epochs[-1]["wall_s"] if epochs else None  # seconds in training steps, kept across resumes
-        final = next((r for r in reversed(records) if r.get("kind") == "analysis"), {})  # none before 0.2.0
-        test = final_accuracy(records)
-        train_acc, test_acc = final_accuracy(records, "train").get(cell["t_student"]), test.get(cell["t_student"])
-        out.append(
-            {
-                **cell,
-                "cfg": cfg,
-                "acc_by_window": {int(t): a for t, a in sorted(test.items())},
-                "train_s": train_s,
-                "epochs_trained": round(epochs_trained, 2) if epochs_trained else None,
-                "epoch_s": train_s / epochs_trained if train_s and epochs_trained else None,
-                "n_train": n_train,
-                "train_timesteps": _train_timesteps(cfg),
-                "process_s": cell.get("process_s"),
-                "code": _code(run.env()),
-                "teacher_margin": final.get("teacher_margin"),
-                "gap": train_acc - test_acc if train_acc is not None and test_acc is not None else None,
-                "early_exit": final.get("early_exit"),
-            }
-        )
+        if record is not None:
+            out.append(record)
     return out
+
+
+@contextmanager
+def skipped_said(stream: TextIO | None = None) -> Iterator[None]:
+    """Inside it, the run folders `collect` leaves out are said on `stream` (stderr) when it ends, one line
+    each, each folder once however many summaries met it."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            said = dict.fromkeys(str(w.message) for w in caught if str(w.message).startswith("skipped "))
+            for line in said:
+                print(line, file=stream or sys.stderr)
+
+
+def _run_record(run: RunFolder) -> dict[str, Any] | None:
+    """The summary's record of one run folder; None when it has not finished. Raises when it cannot be read."""
+    st = run.status()
+    if st.get("state") == UNREADABLE:
+        raise ValueError(st["message"])
+    if not run.exists() or st.get("state") != "done":
+        return None
+    cell, cfg = json.loads((run.path / "cell.json").read_bytes()), run.config()
+    if not isinstance(cell, dict):
+        raise ValueError(f"cell.json holds {type(cell).__name__}, not a JSON object")
+    records = run.metrics()  # metrics.jsonl read once; each quantity below is a filter of it
+    epochs = [r for r in records if r.get("kind") == "epoch"]
+    complete = [r for r in epochs if r.get("complete", True)]
+    n_train = cfg.data.limit_train or TRAIN_SIZES.get(cfg.data.dataset)
+    # The training loader drops the last partial batch; from a complete epoch record when there is one.
+    steps_per_epoch = (
+        complete[0]["step"] / complete[0]["epoch"] if complete else n_train // cfg.data.batch_size if n_train else None
+    )
+    epochs_trained = epochs[-1]["step"] / steps_per_epoch if epochs and steps_per_epoch else None
+    train_s = epochs[-1]["wall_s"] if epochs else None  # seconds in training steps, kept across resumes
+    final = next((r for r in reversed(records) if r.get("kind") == "analysis"), {})  # none before 0.2.0
+    test = final_accuracy(records)
+    train_acc, test_acc = final_accuracy(records, "train").get(cell["t_student"]), test.get(cell["t_student"])
+    return {
+        **cell,
+        "cfg": cfg,
+        "acc_by_window": {int(t): a for t, a in sorted(test.items())},
+        "train_s": train_s,
+        "epochs_trained": round(epochs_trained, 2) if epochs_trained else None,
+        "epoch_s": train_s / epochs_trained if train_s and epochs_trained else None,
+        "n_train": n_train,
+        "train_timesteps": _train_timesteps(cfg),
+        "process_s": cell.get("process_s"),
+        "code": _code(run.env()),
+        "teacher_margin": final.get("teacher_margin"),
+        "gap": train_acc - test_acc if train_acc is not None and test_acc is not None else None,
+        "early_exit": final.get("early_exit"),
+    }
 
 
 def _code(env: dict[str, Any]) -> str:
