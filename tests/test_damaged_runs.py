@@ -233,3 +233,21 @@ def test_a_folder_that_may_not_be_looked_into_is_listed_unreadable(tmp_path, mon
     assert rows["good"].state == "done" and rows["locked"].state == "unreadable" and one_line(rows["locked"].message)
     jobs = fake_jobs(tmp_path)
     assert jobs.queue() == [] and jobs.poll() == []
+
+
+@pytest.mark.parametrize("junk", [b"\xff\xfe\x00binary\x80", b"[]", b"null", b'{"state": "waiting"}'])
+def test_a_queued_folder_whose_status_turned_to_junk_is_left_alone_and_says_so(tmp_path, junk):
+    """Its status cannot say whether it waited, trained or finished: starting it could train it twice, and
+    rewriting it could overwrite a run. So the queue skips it, never touches it, and the list says so in one line."""
+    jobs = fake_jobs(tmp_path)
+    bad = RunFolder(tmp_path / "bad")
+    bad.prepare(preset("quick"))
+    bad.set_status("queued", "waiting", time=0.0)
+    bad.status_path.write_bytes(junk)
+    runs = [jobs.submit(preset("quick"), f"good-{i}") for i in range(2)]
+    for run in runs:
+        assert "status 0" in jobs.wait(run, timeout=30)["message"]  # the queue went on, twice
+    assert jobs.poll() == [] and bad.status_path.read_bytes() == junk and not bad.log_path.exists()
+    (row,) = [r for r in list_runs(tmp_path) if r.name == "bad"]
+    assert row.state == "unreadable" and one_line(row.message) and row.message == bad.status()["message"]
+    assert "bad/status.json" in row.message and "the job queue leaves it alone" in row.message

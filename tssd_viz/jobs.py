@@ -100,7 +100,9 @@ class JobManager:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     def queue(self) -> list[RunFolder]:
-        """Queued runs in the order they will start: oldest submission first."""
+        """Queued runs in the order they will start: oldest submission first. A folder whose status.json cannot
+        be read is none of them: it cannot say whether it waited, trained or finished, so starting it could train
+        it twice and rewriting its status could overwrite a run; it stays listed "unreadable", saying so."""
         queued = []
         for run in run_folders(self.root):
             st = run.status()  # its fields of the types they should have ("time" a number, or left out)

@@ -327,8 +327,8 @@ class RunFolder:
             st, why = None, f"status.json cannot be read ({e.strerror or type(e).__name__})"
         if st is not None and st.get("state") not in STATES:
             st, why = None, f"status.json says state {_shown(st.get('state'))}, not one of {', '.join(STATES)}"
-        if st is None:
-            return {"state": UNREADABLE, "message": f"{self.name}/{why}"}
+        if st is None:  # waiting, training or finished, it cannot say: not started again, not overwritten
+            return {"state": UNREADABLE, "message": f"{self.name}/{why}; the job queue leaves it alone (delete it)"}
         st = _sane_status(st)
         if st["state"] == "running" and st.get("host", platform.node()) == platform.node():
             # No pid: a cluster job (watched through the cluster). A pid: it must be this run's process.
