@@ -51,7 +51,20 @@ def emulate(
     if threshold <= 0:
         raise ValueError(f"threshold must be > 0, got {threshold}")
     rng = rng if rng is not None else np.random.default_rng(0)
-    log = log_intensity(video, eps)  # (S, H, W)
+    t, x, y, p = _crossings(log_intensity(video, eps), times, threshold)
+    if jitter_us > 0:
+        t = t + rng.normal(0.0, jitter_us, t.size)
+    if noise_hz > 0:
+        t, x, y, p = _with_noise((t, x, y, p), video.shape[1:], times, noise_hz, rng)
+    events = np.empty(t.size, EVENT_DTYPE)
+    events["x"], events["y"], events["p"] = x, y, p
+    events["t"] = np.rint(np.clip(t, times[0], times[-1]))
+    return events[np.argsort(events["t"], kind="stable")]
+
+
+def _crossings(log: np.ndarray, times: np.ndarray, threshold: float) -> tuple[np.ndarray, ...]:
+    """(t, x, y, p) of every threshold crossing of the log intensities `log` (S, H, W), each at the time
+    where the straight line between two frames meets the crossed level."""
     ref = log[0].copy()  # (H, W) L_ref: the sensor starts adapted to the first frame
     xs, ys, ts, ps = [], [], [], []
     for s in range(1, len(log)):
@@ -76,19 +89,21 @@ def emulate(
         ref[y, x] += sign * n * threshold  # |cur - ref| < C again
     t = np.concatenate(ts) if ts else np.zeros(0)
     x, y, p = (np.concatenate(v) if v else np.zeros(0, np.int64) for v in (xs, ys, ps))
-    if jitter_us > 0:
-        t = t + rng.normal(0.0, jitter_us, t.size)
-    if noise_hz > 0:
-        h, w = video.shape[1:]
-        m = rng.poisson(noise_hz * h * w * (times[-1] - times[0]) * 1e-6)
-        t = np.concatenate([t, rng.uniform(times[0], times[-1], m)])
-        x = np.concatenate([x, rng.integers(0, w, m)])
-        y = np.concatenate([y, rng.integers(0, h, m)])
-        p = np.concatenate([p, rng.integers(0, 2, m)])
-    events = np.empty(t.size, EVENT_DTYPE)
-    events["x"], events["y"], events["p"] = x, y, p
-    events["t"] = np.rint(np.clip(t, times[0], times[-1]))
-    return events[np.argsort(events["t"], kind="stable")]
+    return t, x, y, p
+
+
+def _with_noise(events, shape, times, noise_hz, rng) -> tuple[np.ndarray, ...]:
+    """(t, x, y, p) with background events added: `noise_hz` per pixel per second over the video's span,
+    at uniform random times, places and polarities."""
+    t, x, y, p = events
+    h, w = shape
+    m = rng.poisson(noise_hz * h * w * (times[-1] - times[0]) * 1e-6)
+    return (
+        np.concatenate([t, rng.uniform(times[0], times[-1], m)]),
+        np.concatenate([x, rng.integers(0, w, m)]),
+        np.concatenate([y, rng.integers(0, h, m)]),
+        np.concatenate([p, rng.integers(0, 2, m)]),
+    )
 
 
 def saccade_path(vertices: np.ndarray, steps_per_saccade: int) -> np.ndarray:
