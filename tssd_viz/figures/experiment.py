@@ -13,38 +13,18 @@ cliff across the whole plot.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..stats import POINTS, paired, spread
-from .style import finish_wrapped, run_color
+from .style import finish_wrapped, noise_band, run_color, whole_point_range, whole_ticks
 
 MIN_SPAN = 10.0  # points of accuracy always in view
 MIN_DIFF_SPAN = 4.0  # points of difference always in view
 MEAN_OFFSET = 0.22  # the mean ± 2 SE marker sits this far right of its column of dots
 MEAN_COLOR = "#000000"
-BAND_COLOR = "rgba(0, 114, 178, 0.12)"  # the reference's noise band: the student blue, faint
-
-
-def whole_point_range(values: list[float], min_span: float, lo: float | None = None, hi: float | None = None):
-    """[low, high] in whole points around `values` (points) with a point of margin, at least `min_span`
-    wide (grown evenly on both sides), clipped to [lo, hi] when given."""
-    low, high = math.floor(min(values) - 1), math.ceil(max(values) + 1)
-    grow = math.ceil(max(0.0, min_span - (high - low)) / 2)
-    low, high = low - grow, high + grow
-    if lo is not None and low < lo:  # slide the window inside [lo, hi], keeping its width where it fits
-        low, high = lo, high + (lo - low)
-    if hi is not None and high > hi:
-        low, high = low - (high - hi), hi
-    return [low if lo is None else max(low, lo), high]
-
-
-def whole_ticks(span: float) -> float:
-    """A tick step in whole points: 1, 2, 5 or 10 for up to 12, 25, 60 or more points."""
-    return 1 if span <= 12 else 2 if span <= 25 else 5 if span <= 60 else 10
 
 
 def experiment_figure(
@@ -74,11 +54,7 @@ def experiment_figure(
     _means(fig, [spread(acc_by_arm[a].values()) if acc_by_arm[a] else None for a in arms], col=1)
     ref = acc_by_arm.get(reference, {})
     values = [POINTS * v for accs in acc_by_arm.values() for v in accs.values()]
-    ref_spread = spread(ref.values()) if ref else None
-    if ref_spread is not None and ref_spread.two_se is not None:
-        low, high = POINTS * (ref_spread.mean - ref_spread.two_se), POINTS * (ref_spread.mean + ref_spread.two_se)
-        fig.add_hrect(y0=low, y1=high, fillcolor=BAND_COLOR, line_width=0, layer="below", row=1, col=1)
-        values += [low, high]
+    values += noise_band(fig, ref.values(), scale=POINTS, row=1, col=1) or []
     span = whole_point_range(values or [50.0], MIN_SPAN, 0, 100)
     fig.update_yaxes(range=span, dtick=whole_ticks(span[1] - span[0]), ticksuffix="%", row=1, col=1)
     _axis(fig, arms, col=1)

@@ -7,7 +7,12 @@ the teacher window always vermillion, so a student can follow a quantity from ch
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Sequence
+
 import plotly.graph_objects as go
+
+from ..stats import spread
 
 ROLE_COLORS: dict[str, str] = {
     "student": "#0072B2",  # the short window T_s, the network that is deployed
@@ -89,6 +94,104 @@ def percent_axis() -> dict:
     """
     stops = [([None, 0.00009], ".3%"), ([0.00009, 0.0009], ".2%"), ([0.0009, 0.009], ".1%"), ([0.009, None], ".0%")]
     return dict(tickformat=".0%", tickformatstops=[dict(dtickrange=r, value=v) for r, v in stops])
+
+
+MIN_PERCENT_SPAN = 0.05  # a percent axis always shows at least 5 points of range
+
+
+def whole_point_range(values: list[float], min_span: float, lo: float | None = None, hi: float | None = None):
+    """[low, high] in whole points around `values` (points) with a point of margin, at least `min_span`
+    wide (grown evenly on both sides), clipped to [lo, hi] when given."""
+    low, high = math.floor(min(values) - 1), math.ceil(max(values) + 1)
+    grow = math.ceil(max(0.0, min_span - (high - low)) / 2)
+    low, high = low - grow, high + grow
+    if lo is not None and low < lo:  # slide the window inside [lo, hi], keeping its width where it fits
+        low, high = lo, high + (lo - low)
+    if hi is not None and high > hi:
+        low, high = low - (high - hi), hi
+    return [low if lo is None else max(low, lo), high]
+
+
+def whole_ticks(span: float) -> float:
+    """A tick step in whole points: 1, 2, 5 or 10 for up to 12, 25, 60 or more points."""
+    return 1 if span <= 12 else 2 if span <= 25 else 5 if span <= 60 else 10
+
+
+def percent_range(values: Iterable[float | None] | None = None, min_span: float = MIN_PERCENT_SPAN) -> list[float]:
+    """The y range, as fractions, of an axis that shows fractions in percent: whole points around `values`,
+    at least `min_span` wide and always inside [0, 1]; None (or no finite value) gives the whole [0, 1].
+
+    Why: plotly's auto-range zooms onto the data, so two accuracies one test image apart (98.06 % and
+    97.78 %) fill the plot from bottom to top, and a single value gets a range that runs below 0 %.
+    """
+    shown = [100 * float(v) for v in values or () if v is not None and math.isfinite(float(v))]
+    if not shown:
+        return [0.0, 1.0]
+    low, high = whole_point_range(shown, 100 * min_span, 0, 100)
+    return [low / 100, high / 100]
+
+
+LABEL_GAP = 0.07  # of the y range between two labels' centres: 11 px text with room, on a plot 300 px high
+
+
+def label_points(
+    fig: go.Figure, points: Sequence[tuple[float, float]], texts: Sequence[str], y_range: Sequence[float], **where
+) -> list[float]:
+    """Write texts[i] near points[i] = (x, y), each joined to its point by a thin arrow; an empty text is
+    skipped. Returns `y_range` grown to hold the texts (the caller sets it on the axis).
+
+    The texts go to the side of the points with more room (below points near the top of the range) and
+    stand at least `LABEL_GAP` of the range apart in y, pushed away from the points in the order given, so
+    no two overlap however close their points are (plotly does not move text to avoid other text). `where`:
+    row/col of a subplot.
+    """
+    low, high = y_range
+    gap = LABEL_GAP * (high - low)
+    shown = [(p, t) for p, t in zip(points, texts) if t]
+    if not shown:
+        return [low, high]
+    ys = [y for (_, y), _ in shown]
+    side = -1 if max(ys) - low >= high - min(ys) else 1  # +1 above the points, -1 below
+    away = [side * y + gap for y in ys]  # distance outwards, in the chosen direction
+    placed, last = [0.0] * len(shown), -math.inf
+    for i in sorted(range(len(shown)), key=lambda i: away[i]):  # equal wishes: the first stays nearest
+        placed[i] = last = max(away[i], last + gap)
+    for ((x, y), text), u in zip(shown, placed):
+        fig.add_annotation(
+            x=x,
+            y=y,
+            ax=x,
+            ay=side * u,
+            axref="x",
+            ayref="y",
+            text=text,
+            font=dict(size=11),
+            showarrow=True,
+            arrowhead=0,
+            arrowwidth=1,
+            arrowcolor="#999999",
+            standoff=4,
+            **where,
+        )
+    ends = [side * u for u in placed]
+    return [min(low, min(ends) - gap / 2), max(high, max(ends) + gap / 2)]
+
+
+BAND_COLOR = "rgba(0, 114, 178, 0.12)"  # a seed-noise band: the student blue, faint
+
+
+def noise_band(fig: go.Figure, values: Iterable[float], *, scale: float = 1.0, **where) -> tuple[float, float] | None:
+    """Shade the mean ± 2 SE of `values` (one arm's result over seeds, `stats.spread`) across the plot, below
+    the data: a difference that stays inside it is not told apart from seed-to-seed noise. `scale`: axis
+    units per value (100 for points). `where`: row/col of a subplot. Returns the band (low, high) in axis
+    units, or None (and draws nothing) with fewer than two values."""
+    values = list(values)
+    s = spread(values) if values else None
+    if s is None or s.two_se is None:
+        return None
+    low, high = scale * (s.mean - s.two_se), scale * (s.mean + s.two_se)
+    fig.add_hrect(y0=low, y1=high, fillcolor=BAND_COLOR, line_width=0, layer="below", **where)
+    return low, high
 
 
 LONG_LEGEND = 8  # a legend with more entries than this (several runs overlaid) goes under its plot
