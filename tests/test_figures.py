@@ -494,3 +494,97 @@ def test_every_figure_is_json_serialisable():
     for fig in figs:
         assert isinstance(fig, go.Figure)
         assert json.loads(fig.to_json())["data"]
+
+
+# Readable at a glance (issue 24): no label on another, percent axes that neither zoom a single test image
+# into a cliff nor run past 0 % or 100 %.
+MIN_LABEL_GAP = 0.05  # of the y range between two labels' centres: about 15 px on a 300 px plot
+
+
+def label_heights(fig: go.Figure, prefix: str = "") -> list[float]:
+    """The y of every arrowed label's text (its point is at a.y), in the order drawn."""
+    return [a.ay for a in fig.layout.annotations if a.showarrow and a.text.startswith(prefix)]
+
+
+def assert_apart(heights: list[float], y_range) -> None:
+    span = y_range[1] - y_range[0]
+    pairs = [(a, b) for i, a in enumerate(heights) for b in heights[i + 1 :]]
+    assert len(heights) >= 2 and all(abs(a - b) >= MIN_LABEL_GAP * span for a, b in pairs), heights
+
+
+def assert_percent_axis(y_range, min_span: float = 0.05) -> None:
+    low, high = y_range
+    assert 0.0 <= low < high <= 1.0 and high - low >= min_span - 1e-9, y_range
+
+
+def test_window_labels_stand_apart_when_every_window_scores_the_same():
+    # Every digits run: n=1..n=4 all near 98 % at the last step stacked into one smudge at the right edge.
+    records = [step(s, acc_student=0.9) for s in range(10, 110, 10)]
+    records += [{"kind": "eval", "split": "test", "step": 100, "t": n, "acc": 0.98} for n in (1, 2, 3, 4)]
+    fig = accuracy_figure(records)
+    assert_apart(label_heights(fig, "n="), fig.layout.yaxis.range)
+    assert all(h < 0.98 for h in label_heights(fig, "n="))  # below the markers: above is the axis's end
+    assert_percent_axis(fig.layout.yaxis.range)
+
+
+def test_early_exit_labels_never_overlap_and_its_axis_stays_a_percent_axis():
+    # The lesson-04 s2w run: 0.5 at 99.2 %, and 0.8, 0.9, 0.95 a few hundredths of a timestep apart at 99.7 %.
+    close = [(0.5, 0.9917, 1.014), (0.8, 0.9972, 1.072), (0.9, 0.9972, 1.114), (0.95, 0.9972, 1.192)]
+    points = [dict(threshold=t, acc=a, mean_timesteps=m) for t, a, m in close]
+    fig = tv.figures.early_exit_figure({"s2w": points}, full_window=4)
+    assert [a.text for a in fig.layout.annotations] == ["0.5", "0.8–0.9", "0.95"]  # 0.8, 0.9: one place
+    assert_apart(label_heights(fig), fig.layout.yaxis.range)
+    assert_percent_axis(fig.layout.yaxis.range)
+    # A CIFAR run: every threshold at 59 % after the whole window; the axis ran from -50 % to 150 %.
+    cifar = [dict(threshold=t, acc=0.59, mean_timesteps=2.0) for t in (0.5, 0.8, 0.9, 0.95)]
+    two = tv.figures.early_exit_figure({"cifar": cifar, "other": [dict(cifar[0], acc=0.6)]}, full_window=2)
+    assert sorted(a.text for a in two.layout.annotations) == ["0.5", "0.5–0.95"]
+    assert_apart(label_heights(two), two.layout.yaxis.range)
+    assert_percent_axis(two.layout.yaxis.range)
+    low, high = two.layout.yaxis.range
+    assert low <= 0.59 and high >= 0.6 and high - low <= 0.2  # zoomed, but whole points around the data
+
+
+def test_each_timestep_alone_marks_the_most_and_least_accurate_timestep_of_the_student_window():
+    # As on a digits run: the most confident timestep (the record's "strongest", t = 2) is not the most
+    # accurate; the marks follow the accuracy the chart shows, and the hover gives the confidence.
+    record = dict(
+        t=3,
+        acc_by_timestep=[0.9806, 0.9778, 0.9806, 0.9700],  # t = 4 lies beyond the student window
+        confidence_by_timestep=[0.95, 0.97, 0.96, 0.9],
+        strongest=2,
+        weakest=1,
+    )
+    fig = tv.figures.timestep_accuracy_figure({"s2w": record})
+    most, least = by_name(fig, "most accurate timestep"), by_name(fig, "least accurate timestep")
+    assert list(most.x) == [1, 3] and list(most.y) == [0.9806, 0.9806]  # a tie: both marked
+    assert list(least.x) == [2] and list(least.y) == [0.9778]
+    assert fig.data[0].customdata[1][0] == "97.0%" and "confidence" in fig.data[0].hovertemplate
+    assert not fig.layout.annotations and all(tr.cliponaxis is False for tr in fig.data)  # nothing to clip
+    assert_percent_axis(fig.layout.yaxis.range)
+    flat = tv.figures.timestep_accuracy_figure({"flat": dict(acc_by_timestep=[0.5, 0.5])})
+    assert len(flat.data) == 3 and not flat.data[1].x  # all equal: nothing is most or least
+
+
+def test_percent_axes_show_at_least_five_points_and_stay_inside_0_to_100():
+    one_image = {"a": {1: 0.9806, 2: 0.9806}, "b": {1: 0.9778, 2: 0.9806}}  # 1 test image of 360 apart
+    assert_percent_axis(accuracy_vs_timesteps_figure(one_image).layout.yaxis.range)
+    assert_percent_axis(accuracy_vs_timesteps_figure({"top": {1: 1.0, 2: 1.0}}).layout.yaxis.range)
+    conf = [step(s, confidence_by_timestep=[0.97, 0.971]) for s in (10, 20)]
+    assert_percent_axis(tv.figures.timestep_confidence_figure(conf).layout.yaxis.range)
+    assert list(accuracy_figure(TSSD).layout.yaxis.range) == [0.0, 1.0]
+    assert list(kl_agreement_figure(TSSD).layout.yaxis.range) == [0.0, 1.0]
+    logits = torch.randn(4, 6, 3)
+    assert list(window_agreement_figure(logits).layout.yaxis.range) == [0, 1]
+    assert tv.figures.style.percent_range([]) == [0.0, 1.0]
+    assert_percent_axis(tv.figures.style.percent_range([0.0]))  # slid up from below 0 %
+
+
+def test_student_and_teacher_guesses_are_written_on_lines_of_their_own():
+    # Inspect: "student (T_s = 2): ship" overprinted "teacher (T_t = 4): ship".
+    for t_student in (2, 3):
+        fig = timestep_logits_figure(torch.randn(4, 10), [f"c{k}" for k in range(10)], t_student=t_student)
+        marks = {a.text.split(" ")[0]: a for a in fig.layout.annotations if "): " in a.text}
+        assert set(marks) == {"student", "teacher"} and marks["student"].y - marks["teacher"].y >= 0.08
+        assert marks["teacher"].xanchor == "right" and marks["teacher"].yanchor == "top"
+        assert list(fig.layout.yaxis2.range) == [0, 1]

@@ -142,9 +142,9 @@ def test_early_exit_labels_thresholds_that_land_on_one_point_once():
         ExitPoint(0.95, 0.95, 4.0),
         ExitPoint(0.99, 0.95, 4.0),
     ]
-    trace = tv.figures.early_exit_figure({"baseline": pts}, full_window=4).data[0]
-    assert list(trace.text) == ["0.5", "0.9–0.99", "", ""]
-    assert [c[0] for c in trace.customdata] == [0.5, 0.9, 0.95, 0.99]
+    fig = tv.figures.early_exit_figure({"baseline": pts}, full_window=4)
+    assert [(a.text, a.x, a.y) for a in fig.layout.annotations] == [("0.5", 1.5, 0.90), ("0.9–0.99", 3.97, 0.95)]
+    assert [c[0] for c in fig.data[0].customdata] == [0.5, 0.9, 0.95, 0.99]
 
 
 def test_image_grid_captions_name_frames_of_a_video_by_their_time():

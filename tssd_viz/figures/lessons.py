@@ -220,7 +220,7 @@ def head_predictions_figure(
         )
     fig.update_layout(barmode="group")
     fig.update_xaxes(title_text="class")
-    fig.update_yaxes(title_text="probability", range=[0, 1.02], tickformat=".0%")
+    fig.update_yaxes(title_text="probability", range=[0, 1], tickformat=".0%")
     return finish_wrapped(fig, title or "what each output predicts")
 
 
@@ -272,7 +272,10 @@ def comparison_bars_figure(
         shown = [v for s in series.values() for v in s.values() if v is not None]
         high, low = max([0.0, *shown]), min([0.0, *shown])
         pad = 0.15 * ((high - low) or 1.0)
-        fig.update_yaxes(range=[low - pad if low < 0 else 0.0, high + pad if high > 0 else 0.0])
+        top = high + pad if high > 0 else 0.0
+        if value_format.endswith("%") and 0 <= low and high <= 1:  # a percent axis ends at 100 %: the
+            top = min(top, 1.0)  # label of a bar near the top stands above the plot (cliponaxis off)
+        fig.update_yaxes(range=[low - pad if low < 0 else 0.0, top])
     return finish_wrapped(fig, title)
 
 

@@ -106,22 +106,39 @@ def timestep_logits_figure(
             row=2,
             col=1,
         )
-    for n_mark, role, who in ((t_student, "student", "T_s"), (T, "teacher", "T_t")):
+    _mark_windows(fig, probs, names, t_student)
+    fig.update_xaxes(title_text="window n (first n timesteps)", **timestep_ticks(T, start=1), row=2, col=1)
+    fig.update_traces(cliponaxis=False, selector=dict(type="scatter"))  # a point at 100 % drawn whole
+    fig.update_yaxes(title_text="probability", range=[0, 1], row=2, col=1, **percent_axis())
+    fig.update_layout(legend=dict(y=0, yanchor="bottom"))  # beside the probabilities, below the colour bar
+    return finish(fig, title or "one image over time", height=760)
+
+
+def _mark_windows(fig: go.Figure, probs: np.ndarray, names: list[str], t_student: int) -> None:
+    """Dashed lines at the student window n = T_s and the teacher window n = T in the bottom panel, each named
+    with its guess on a line of its own at the top of the panel (student above teacher): side by side they
+    wrote one over the other when the two windows are a step or two apart."""
+    T = probs.shape[0]
+    for row, (n_mark, role, who) in enumerate(((t_student, "student", "T_s"), (T, "teacher", "T_t"))):
         if role == "teacher" and T == t_student:
             continue  # recorded only the student window: no teacher to mark
         guess = names[int(np.argmax(probs[n_mark - 1]))]
-        fig.add_vline(
+        color, left = ROLE_COLORS[role], n_mark <= (T + 1) / 2
+        fig.add_vline(x=n_mark, line=dict(color=color, dash="dash", width=2), row=2, col=1)
+        fig.add_annotation(
             x=n_mark,
-            line=dict(color=ROLE_COLORS[role], dash="dash", width=2),
+            y=1 - 0.09 * row,  # one text line of the panel's height apart
+            yref="y domain",
+            text=f"{role} ({who} = {n_mark}): {guess}",
+            font=dict(color=color),
+            yanchor="top",
+            xanchor="left" if left else "right",  # the text runs towards the middle of the panel
+            xshift=4 if left else -4,
+            bgcolor="rgba(255, 255, 255, 0.8)",
+            showarrow=False,
             row=2,
             col=1,
-            annotation=dict(text=f"{role} ({who} = {n_mark}): {guess}", font=dict(color=ROLE_COLORS[role])),
-            annotation_position="top right" if role == "student" else "top left",
         )
-    fig.update_xaxes(title_text="window n (first n timesteps)", **timestep_ticks(T, start=1), row=2, col=1)
-    fig.update_yaxes(title_text="probability", range=[0, 1.05], row=2, col=1, **percent_axis())
-    fig.update_layout(legend=dict(y=0, yanchor="bottom"))  # beside the probabilities, below the colour bar
-    return finish(fig, title or "one image over time", height=760)
 
 
 def window_agreement_figure(logits: Any, *, t_student: int | None = None, title: str | None = None) -> go.Figure:
@@ -167,7 +184,8 @@ def window_agreement_figure(logits: Any, *, t_student: int | None = None, title:
             annotation=dict(text=f"student (T_s = {t_student})", font=dict(color=ROLE_COLORS["student"])),
         )
     fig.update_xaxes(title_text="window n (first n timesteps)", **timestep_ticks(T, start=1))
-    fig.update_yaxes(title_text="agreement (argmax match rate)", range=[0, 1.05], secondary_y=False, **percent_axis())
+    fig.update_traces(cliponaxis=False)
+    fig.update_yaxes(title_text="agreement (argmax match rate)", range=[0, 1], secondary_y=False, **percent_axis())
     fig.update_yaxes(
         title_text="KL divergence (nats)", rangemode="tozero", showgrid=False, tickmode="auto", secondary_y=True
     )

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from . import style
 from ._inputs import Records, as_runs
 from .style import ROLE_COLORS, category_color, finish, legend_below, percent_axis, run_color, run_dash
 from .training import _empty_note, _name
@@ -30,8 +31,10 @@ def timestep_confidence_figure(records_or_runs: Records | Mapping[str, Records],
     """Confidence of each timestep of the student window (batch mean of its largest softmax probability)
     against the training step: one colour per timestep, one dash per run."""
     fig = go.Figure()
+    values: list[float] = []
     for i, (run, records) in enumerate(as_runs(records_or_runs).items()):
         steps, conf = _timestep_rows(records, "confidence_by_timestep")
+        values += conf.ravel().tolist()
         for t in range(conf.shape[1]):
             fig.add_trace(
                 go.Scatter(
@@ -45,7 +48,7 @@ def timestep_confidence_figure(records_or_runs: Records | Mapping[str, Records],
                 )
             )
     fig.update_xaxes(title_text="training step")
-    fig.update_yaxes(title_text="confidence (mean max softmax)", **percent_axis())
+    fig.update_yaxes(title_text="confidence (mean max softmax)", range=style.percent_range(values), **percent_axis())
     title = title or "how sure each timestep of the student window is"
     return legend_below(finish(_empty_note(fig, "per-timestep confidence"), title, hovermode="x unified"), 8)
 
@@ -111,8 +114,10 @@ def early_exit_figure(
     runs: Mapping[str, Sequence[Any]], *, full_window: int | None = None, title: str | None = None
 ) -> go.Figure:
     """Accuracy against the mean timesteps an image used, one point per confidence threshold, one line per run:
-    the latency/accuracy trade-off each run buys. `runs`: name -> ExitPoints (or their dicts)."""
+    the latency/accuracy trade-off each run buys. `runs`: name -> ExitPoints (or their dicts). Each point is
+    labelled with its threshold (`label_points`: never on top of another label, however close the points)."""
     fig = go.Figure()
+    labelled: list[tuple[tuple[float, float], str]] = []
     for i, (name, points) in enumerate(runs.items()):
         pts = sorted((_point(p) for p in points), key=lambda p: p[0])
         if not pts:
@@ -121,45 +126,81 @@ def early_exit_figure(
             go.Scatter(
                 x=[p[2] for p in pts],
                 y=[p[1] for p in pts],
-                mode="lines+markers+text",
-                text=_threshold_labels(pts),
-                textposition="top left",
+                mode="lines+markers",
                 name=name,
                 line=dict(color=run_color(i)),
                 customdata=[[p[0]] for p in pts],
+                cliponaxis=False,
                 hovertemplate="threshold %{customdata[0]:g}: %{y:.1%} with %{x:.2f} timesteps<extra>%{fullData.name}"
                 "</extra>",
             )
         )
+        labelled += [((p[2], p[1]), text) for p, text in zip(pts, _threshold_labels(pts))]
     fig.update_xaxes(title_text="mean timesteps used per image", rangemode="tozero")
     if full_window:
         fig.update_xaxes(range=[0.8, full_window + 0.2], dtick=1 if full_window <= 16 else None)
-    fig.update_yaxes(title_text="test accuracy", **percent_axis())
+    y_range = style.percent_range([y for (_, y), _ in labelled])
+    y_range = style.label_points(fig, [p for p, _ in labelled], [t for _, t in labelled], y_range)
+    fig.update_yaxes(title_text="test accuracy", range=style.percent_range(y_range), **percent_axis())
     title = title or "early exit: accuracy vs timesteps (labels: confidence threshold)"
     return legend_below(finish(_empty_note(fig, "early-exit points"), title), 8)
 
 
-def timestep_accuracy_figure(runs: Mapping[str, Mapping[str, Any]], *, title: str | None = None) -> go.Figure:
-    """Each timestep's own accuracy (z(t) alone) at the end of training, from runs' analysis records; the
-    student window's strongest and weakest timestep are marked. `runs`: name -> analysis record."""
+def _extremes(accs: Sequence[float], t_window: int) -> tuple[list[int], list[int]]:
+    """The 1-based timesteps among the first `t_window` with the highest and with the lowest accuracy (every
+    one of a tie); none when they all score the same."""
+    head = list(accs[:t_window])
+    if not head or max(head) == min(head):
+        return [], []
+    return [t + 1 for t, a in enumerate(head) if a == max(head)], [t + 1 for t, a in enumerate(head) if a == min(head)]
+
+
+def timestep_accuracy_figure(
+    runs: Mapping[str, Mapping[str, Any]], *, t_student: int | None = None, title: str | None = None
+) -> go.Figure:
+    """Each timestep's own accuracy (z(t) alone) at the end of training, from runs' analysis records, with the
+    most and the least accurate timestep of the student window marked (▲, ▼; all of a tie). The confidence of
+    each timestep, which the s2w and w2s modes rank their strong and weak timestep by, is in the hover.
+    `runs`: name -> analysis record; `t_student`: the student window (default: the record's `t`)."""
     fig = go.Figure()
+    values: list[float] = []
     for i, (name, a) in enumerate(runs.items()):
-        accs = a.get("acc_by_timestep") or []
+        accs = list(a.get("acc_by_timestep") or [])
+        conf = list(a.get("confidence_by_timestep") or [])
+        conf += [None] * (len(accs) - len(conf))
         t = list(range(1, len(accs) + 1))
-        marks = ["strongest" if n == a.get("strongest") else "weakest" if n == a.get("weakest") else "" for n in t]
+        values += accs
         fig.add_trace(
             go.Scatter(
                 x=t,
                 y=accs,
-                mode="lines+markers+text",
-                text=marks,
-                textposition="bottom center",
+                mode="lines+markers",
                 name=name,
                 line=dict(color=run_color(i)),
+                customdata=[["–" if c is None else f"{c:.1%}"] for c in conf],
+                cliponaxis=False,
+                hovertemplate="t = %{x}: %{y:.2%} right, mean confidence %{customdata[0]}<extra>%{fullData.name}"
+                "</extra>",
             )
         )
+        for ts, what, symbol in zip(
+            _extremes(accs, t_student or a.get("t") or len(accs)), ("most", "least"), ("up", "down")
+        ):
+            fig.add_trace(
+                go.Scatter(
+                    x=ts,
+                    y=[accs[k - 1] for k in ts],
+                    mode="markers",
+                    name=f"{what} accurate timestep",
+                    legendgroup=what,
+                    showlegend=i == 0,
+                    marker=dict(symbol=f"triangle-{symbol}", size=14, color=run_color(i)),
+                    cliponaxis=False,
+                    hoverinfo="skip",
+                )
+            )
     fig.update_xaxes(title_text="timestep t (its output z(t) alone)", dtick=1)
-    fig.update_yaxes(title_text="test accuracy", **percent_axis())
+    fig.update_yaxes(title_text="test accuracy", range=style.percent_range(values), **percent_axis())
     return legend_below(
         finish(_empty_note(fig, "per-timestep accuracy"), title or "accuracy of each timestep alone"), 8
     )

@@ -15,7 +15,18 @@ from plotly.subplots import make_subplots
 
 from ..runs import final_accuracy
 from ._inputs import Records, as_runs, ema, series
-from .style import LONG_LEGEND, ROLE_COLORS, finish, legend_below, percent_axis, run_color, run_dash, timestep_ticks
+from .style import (
+    LONG_LEGEND,
+    ROLE_COLORS,
+    finish,
+    label_points,
+    legend_below,
+    percent_axis,
+    percent_range,
+    run_color,
+    run_dash,
+    timestep_ticks,
+)
 
 RecordsOrRuns = Records | Mapping[str, Records]
 
@@ -63,6 +74,7 @@ def _signal_line(steps: list, values: list, text: str, run: str | None, color: s
         name=_name(text, run),
         legendgroup=str(run),
         line=dict(color=color, dash=run_dash(i)),
+        cliponaxis=False,  # a line at 100 % on an axis that ends there is drawn whole
     )
 
 
@@ -133,20 +145,23 @@ def accuracy_figure(records_or_runs: RecordsOrRuns, *, title: str | None = None)
         if evals:
             evals_by_run.append((i, run, evals))
     fig.update_xaxes(title_text="training step")
-    _add_window_evals(fig, evals_by_run)
-    fig.update_yaxes(title_text="accuracy", range=[0, 1.02], **percent_axis())
+    y_range = _add_window_evals(fig, evals_by_run)
+    fig.update_traces(cliponaxis=False)  # markers at 100 % drawn whole
+    fig.update_yaxes(title_text="accuracy", range=y_range, **percent_axis())
     return legend_below(
         finish(_empty_note(fig, "accuracies"), title or "accuracy during training", hovermode="x unified"), LONG_LEGEND
     )
 
 
-def _add_window_evals(fig: go.Figure, evals_by_run: list[tuple[int, Any, Records]]) -> None:
+def _add_window_evals(fig: go.Figure, evals_by_run: list[tuple[int, Any, Records]]) -> list[float]:
     """The final test evaluations of every window n, after the last step: one column per window, set apart
     to the right of the curves, n = 1 first (all were measured at the same step, where their labels "n=1",
     "n=2", ... would pile up on each other). Every run's marker of window n stands in the same column, and
-    the column is labelled once, above its highest marker. Hovering a marker gives its run, step and window."""
+    the column is labelled once, near its highest marker, by `label_points` (the labels stagger in height, so
+    narrow columns never write one over another). Hovering a marker gives its run, step and window. Returns
+    the accuracy axis's range, [0, 1] unless a label needs more."""
     if not evals_by_run:
-        return
+        return [0.0, 1.0]
     steps = [x for d in fig.data for x in d.x] + [r["step"] for _, _, evals in evals_by_run for r in evals]
     start, end = min(steps), max(steps)
     gap = max(end - start, 1) * 0.05  # x-distance between two windows' columns
@@ -168,9 +183,10 @@ def _add_window_evals(fig: go.Figure, evals_by_run: list[tuple[int, Any, Records
             )
         )
     first = evals_by_run[0][2]
-    for x, r in zip([r["step"] + gap * int(r.get("t") or 1) for r in first], first):
-        fig.add_annotation(x=x, y=top[x], text=f"n={r.get('t')}", showarrow=False, yshift=12, font=dict(size=11))
+    xs = [r["step"] + gap * int(r.get("t") or 1) for r in first]
+    y_range = label_points(fig, [(x, top[x]) for x in xs], [f"n={r.get('t')}" for r in first], [0.0, 1.0])
     fig.update_xaxes(range=[start - 0.02 * (max(top) - start), max(top) + gap])
+    return percent_range(y_range)
 
 
 def window_heatmap_figure(records: Records, *, t_student: int | None = None, title: str | None = None) -> go.Figure:
@@ -250,7 +266,9 @@ def accuracy_vs_timesteps_figure(
     if all_t:
         fig.update_xaxes(**timestep_ticks(max(all_t) - min(all_t) + 1, start=min(all_t)))
     fig.update_xaxes(title_text="timesteps at inference (window n)")
-    fig.update_yaxes(title_text="test accuracy", **percent_axis())
+    values = [y for d in fig.data for y in d.y]
+    fig.update_traces(cliponaxis=False)
+    fig.update_yaxes(title_text="test accuracy", range=percent_range(values), **percent_axis())
     return finish(_empty_note(fig, "test evaluation"), title or "test accuracy vs timesteps", hovermode="x unified")
 
 
@@ -267,7 +285,7 @@ def kl_agreement_figure(records_or_runs: RecordsOrRuns, *, title: str | None = N
             if steps:
                 fig.add_trace(_signal_line(steps, values, text, run, ROLE_COLORS[key], i), secondary_y=right)
     fig.update_xaxes(title_text="training step")
-    fig.update_yaxes(title_text="agreement (argmax match rate)", range=[0, 1.02], secondary_y=False, **percent_axis())
+    fig.update_yaxes(title_text="agreement (argmax match rate)", range=[0, 1], secondary_y=False, **percent_axis())
     fig.update_yaxes(
         title_text="KL divergence (nats)", rangemode="tozero", showgrid=False, tickmode="auto", secondary_y=True
     )
