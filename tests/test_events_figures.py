@@ -48,7 +48,8 @@ def test_event_frames_figure_draws_on_minus_off_per_timestep():
     assert np.asarray(fig.data[0].z)[2, 3] == 2 and np.asarray(fig.data[2].z)[1, 1] == -1
     assert np.asarray(fig.data[1].z).sum() == 0
     assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (-2, 2)
-    assert [a.text for a in fig.layout.annotations] == ["t = 1 · 2 events", "t = 2 · 0 events", "t = 3 · 1 events"]
+    assert [a.text for a in fig.layout.annotations] == ["t = 1<br>2", "t = 2<br>0", "t = 3<br>1"]
+    assert "number of events" in fig.layout.title.text  # what the second line of each panel's title counts
     with pytest.raises(ValueError, match=r"\(T, 2, H, W\)"):
         figures.event_frames_figure(np.zeros((3, 1, 4, 5)))
 
@@ -71,3 +72,14 @@ def test_image_grid_draws_event_frames_as_pictures():
     fig = figures.image_grid_figure(frames, labels=[0, 1], classes=["a", "b"])
     assert len(fig.data) == 2 and np.asarray(fig.data[0].z).shape == (6, 6, 3)
     assert np.asarray(fig.data[0].z)[3, 3].tolist() == [230, 159, 0]
+
+
+def test_event_frame_titles_fit_their_panels():
+    # "t = 1 · 1,380 events" ran into the next panel's title with eight panels side by side; a page-wide
+    # figure (about 1,000 px) gives each of T panels 1000 / T px, some 7 px a character of 11 px text.
+    for T in (4, 8, 16):
+        frames = np.full((T, 2, 34, 34), 30, np.uint16)  # 69,360 events a frame: the widest count we draw
+        fig = figures.event_frames_figure(frames, first=1)
+        budget = 1000 / T / 7
+        lines = [line for a in fig.layout.annotations for line in a.text.split("<br>")]
+        assert len(lines) == 2 * T and max(map(len, lines)) <= max(budget, 6), (T, lines)

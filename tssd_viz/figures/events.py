@@ -121,7 +121,7 @@ def event_frames_figure(frames: Any, *, title: str | None = None, first: int = 1
 
     frames: (T, 2, H, W) event counts (channel 0 OFF, 1 ON), e.g. `split.images[i]` or one sample of a
     batch. Each panel shows ON minus OFF counts on one shared diverging scale (orange ON, blue OFF).
-    first: the number of the first timestep in the panel titles."""
+    first: the number of the first timestep in the panel titles, which give t and the frame's event count."""
     f = as_numpy(frames, "frames", 4).astype(np.float64)
     if f.shape[1] != 2:
         raise ValueError(f"frames should be (T, 2, H, W), got {f.shape}")
@@ -131,7 +131,9 @@ def event_frames_figure(frames: Any, *, title: str | None = None, first: int = 1
     fig = make_subplots(
         rows=1,
         cols=T,
-        subplot_titles=[f"t = {first + t} · {int(f[t].sum()):,} events" for t in range(T)],
+        # Two short lines a panel: on one line, "t = 1 · 1,380 events" ran into its neighbour's title once
+        # eight panels shared a page-wide figure.
+        subplot_titles=[f"t = {first + t}<br>{int(f[t].sum()):,}" for t in range(T)],
         horizontal_spacing=0.02,
     )
     scale = [[0.0, POLARITY_COLORS["OFF"]], [0.5, "#FFFFFF"], [1.0, POLARITY_COLORS["ON"]]]
@@ -148,7 +150,9 @@ def event_frames_figure(frames: Any, *, title: str | None = None, first: int = 1
     fig.update_layout(coloraxis=dict(colorscale=scale, cmin=-top, cmax=top, colorbar=dict(title="ON − OFF")))
     _axes(fig, W, H, showticklabels=False)
     fig.update_annotations(font_size=11)
-    return finish(fig, title or f"the {T} frames the network gets (ToFrame)", height=80 + max(160, 900 // max(T, 1)))
+    title = title or f"the {T} frames the network gets (ToFrame), each with its number of events"
+    finish(fig, title, height=100 + max(160, 900 // max(T, 1)))
+    return fig.update_layout(margin_t=fig.layout.margin.t + 16)  # room for the panels' second title line
 
 
 def pixel_events_figure(
