@@ -138,6 +138,24 @@ def test_a_global_batch_that_does_not_split_over_the_ranks_is_refused_in_one_lin
     assert Ranks.from_env({"WORLD_SIZE": "1", "RANK": "0"}) is None  # torchrun with one process: a plain run
 
 
+def test_under_torchrun_a_batch_the_ranks_cannot_split_is_said_once_and_named_in_torchruns_report(tmp_path):
+    """torchrun starts the ranks before any of our code runs, so the refusal comes from the ranks: rank 0 says it
+    in one line, every rank writes it into torchrun's error file, and torchrun's own report (a traceback of its
+    ChildFailedError and a table of the failed ranks, exit status 1) names it instead of a link."""
+    cfg_path = tmp_path / "c.json"
+    cfg_path.write_text(config().to_json())  # a global batch of 32 over 3 processes
+    proc = launch(tmp_path, 3, "--config", cfg_path, "--run-dir", tmp_path / "run")
+    assert proc.wait(timeout=120) == 1
+    (log,) = tmp_path.glob("launch-*.log")
+    out = log.read_text()
+    line = "error: data.batch_size: 32 is the global batch and must split evenly over the 3 processes (a multiple of 3)"
+    said = [ln for ln in out.splitlines() if ln.startswith("error: ")]
+    assert said == [line], out  # once, from rank 0, not once per rank
+    report = out[out.index("Root Cause") :]
+    assert f"traceback : {line}" in report and "To enable traceback" not in out, out
+    assert not (tmp_path / "run").exists()
+
+
 def metric_steps(run: RunFolder) -> int:
     steps = run.metrics("step")
     return steps[-1]["step"] if steps else 0

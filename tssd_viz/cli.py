@@ -54,7 +54,12 @@ MAX_SEEDS = 1000  # a sweep's seeds per cell: a typo of 10**6 would plan runs fo
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
+    if os.environ.get("TORCHELASTIC_ERROR_FILE"):  # a torchrun rank: its failure report quotes this line
+        from .distributed import tell_launcher
+
+        tell_launcher(f"error: {message}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun rank 0 says it once, not once per rank
+        print(f"error: {message}", file=sys.stderr)
     raise SystemExit(code)
 
 

@@ -21,10 +21,14 @@ with DistributedDataParallel: NCCL between GPUs, gloo between CPU processes. Not
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
+import time
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -133,6 +137,17 @@ class Ranks:
     def finish(self) -> None:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def tell_launcher(message: str) -> None:
+    """Write `message` where torchrun looks for a failed rank's reason ($TORCHELASTIC_ERROR_FILE), so its
+    failure report quotes it instead of a link to its documentation. Unwritable: the rank's stderr says it."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if path:
+        with contextlib.suppress(OSError):
+            # torchrun's own layout (its `record` writes it): the report shows "py_callstack", here the one line
+            info = {"py_callstack": message, "timestamp": str(int(time.time()))}
+            Path(path).write_text(json.dumps({"message": {"message": message, "extraInfo": info}}))
 
 
 def ranking_signals(confidence: list[float]) -> dict[str, list[float]]:
