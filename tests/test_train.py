@@ -592,3 +592,31 @@ def test_a_metrics_line_the_disk_refuses_is_not_kept_torn(tmp_path, monkeypatch)
         run.append_metric({"kind": "step", "step": 2})
     monkeypatch.undo()
     assert run.metrics_path.read_bytes() == before
+
+
+def test_every_evaluation_is_announced_before_it_starts(tmp_path):
+    """before_eval(step, epoch) comes before each test pass, and status.json says from which step an
+    evaluation runs (the dashboard's "evaluating on the test set…"); records are unchanged by it."""
+    from tssd_viz.observers import Observer
+
+    seen: list[tuple] = []
+
+    class Log(Observer):
+        def before_eval(self, step, epoch):
+            seen.append(("before_eval", step, epoch, RunFolder(tmp_path / "run").read_status().get("evaluating_at")))
+
+        def after_epoch(self, record):
+            seen.append(("after_epoch", record["step"], record["epoch"]))
+
+    cfg = tiny(**{"train.eval_every": 1, "train.epochs": 2, "train.probe_every": 0})
+    fit(cfg, [Log()], run_dir=tmp_path / "run")
+    per_epoch = 256 // 64
+    # The run writer listens after this observer: the status is written once everyone has heard the event.
+    assert [s[:3] for s in seen] == [
+        ("before_eval", per_epoch, 1),
+        ("after_epoch", per_epoch, 1),
+        ("before_eval", 2 * per_epoch, 2),
+        ("after_epoch", 2 * per_epoch, 2),
+    ]
+    status = RunFolder(tmp_path / "run").status()
+    assert status["state"] == "done" and "evaluating_at" not in status  # the final status replaces it

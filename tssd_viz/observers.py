@@ -1,8 +1,8 @@
 """Observers of `fit()`: they listen to its events and never change the trainer (STYLE 6).
 
-Events, in order: before_fit(info) · after_step(record)* · after_epoch(record) · after_eval(record)*
-· on_probe(name, arrays) · on_checkpoint(path) · after_fit(result) — or on_error(exc) when training
-raises. Records are read-only mappings in the metrics.jsonl format of SPEC §8; a probe is a
+Events, in order: before_fit(info) · after_step(record)* · before_eval(step, epoch) · after_epoch(record)
+· after_eval(record)* · on_probe(name, arrays) · on_checkpoint(path) · after_fit(result) — or on_error(exc)
+when training raises. Records are read-only mappings in the metrics.jsonl format of SPEC §8; a probe is a
 `ProbeSnapshot` or its arrays under their .npz keys (both defined in runs.py).
 """
 
@@ -27,6 +27,7 @@ class Observer:
 
     def before_fit(self, info: FitInfo) -> None: ...
     def after_step(self, record: Mapping[str, Any]) -> None: ...
+    def before_eval(self, step: int, epoch: int) -> None: ...
     def after_epoch(self, record: Mapping[str, Any]) -> None: ...
     def after_eval(self, record: Mapping[str, Any]) -> None: ...
     def on_probe(self, name: str, arrays: ProbeSnapshot | Mapping[str, np.ndarray]) -> None: ...
@@ -81,6 +82,13 @@ class RunWriter(Observer):
 
     def after_step(self, record):
         self.run.append_metric(dict(record))
+
+    def before_eval(self, step, epoch):
+        # status.json says an evaluation began at `step` (a reader sees it end when a record of that step, or a
+        # later one, arrives); the rest of the status is kept as it was.
+        now = self.run.read_status()
+        kept = {k: v for k, v in now.items() if k not in ("state", "message", "pid", "time", "proc_start")}
+        self.run.set_status("running", now.get("message", ""), **{**kept, "evaluating_at": step})
 
     after_epoch = after_eval = after_step
 

@@ -242,6 +242,7 @@ class Training:
             is_last = stopped != "done" or epoch == tc.epochs
             test_acc = None
             if stopped != "cancelled" and (is_last or (tc.eval_every and epoch % tc.eval_every == 0)):
+                self._emit("before_eval", at.step, epoch)  # a CIFAR test pass takes a while: say it started
                 outputs = self.test_outputs()
                 test_acc = final = dict(enumerate(outputs.acc_by_window(), start=1))
             # A cancel cuts an epoch short: its record waits for the resume that finishes the epoch
