@@ -411,3 +411,20 @@ def test_label_noise_flips_that_fraction_of_training_labels_only():
     assert changed == pytest.approx(0.3, abs=1 / len(clean.train.labels))
     assert torch.equal(clean.test.labels, noisy.test.labels)  # the test split is never touched
     assert torch.equal(clean.train.images, noisy.train.images)
+
+
+def test_cifar_is_found_where_either_variable_names_its_image_tree(isolated, monkeypatch):
+    """$TSSD_DATA_ROOT may be the image tree itself (not only a folder holding cifar10/), and
+    $TSSD_CIFAR10_ROOT names CIFAR-10's tree: the dashboard's default finds both."""
+    from tssd_viz import is_available, offline_default
+
+    make_tree(isolated / "tree")
+    assert not is_available("cifar10")  # $TSSD_DATA_ROOT/cifar10 and the cache are empty
+    monkeypatch.setenv("TSSD_DATA_ROOT", str(isolated / "tree"))
+    assert is_available("cifar10") and offline_default("cifar10")[0].dataset == "cifar10"
+    assert load_dataset(DataConfig(dataset="cifar10", download=False)).classes == ("cat", "dog")
+    monkeypatch.setenv("TSSD_DATA_ROOT", str(isolated / "data"))
+    monkeypatch.setenv("TSSD_CIFAR10_ROOT", str(isolated / "tree"))
+    assert is_available("cifar10") and not is_available("cifar100")  # a CIFAR-10 variable only
+    with pytest.raises(DataUnavailable, match="tree"):
+        load_dataset(DataConfig(dataset="cifar100", download=False))

@@ -1,7 +1,8 @@
 """Which dataset lives where: digits from scikit-learn, CIFAR from disk or torchvision, folders.
 
-CIFAR root resolution, in order: `cfg.root` if given; else `$TSSD_DATA_ROOT/<name>` when that
-variable is set; else `cache_dir()/<name>`. The first candidate holding data wins (an image-folder
+CIFAR root resolution, in order: `cfg.root` if given; else `$TSSD_CIFAR10_ROOT` (CIFAR-10's image tree),
+`$TSSD_DATA_ROOT/<name>`, and `$TSSD_DATA_ROOT` itself when it is an image tree, for the variables that are
+set; else `cache_dir()/<name>`. The first candidate holding data wins (an image-folder
 tree, or torchvision's extracted batches); when none does and `download` is true, torchvision
 downloads into the first candidate folder that exists, else into the cache.
 """
@@ -28,11 +29,20 @@ TORCHVISION_FILES = {
 
 
 def _candidates(name: str, root: str) -> list[Path]:
-    """Folders that may hold `name`, in the order they are tried."""
+    """Folders that may hold `name`, in the order they are tried: `root`; else `$TSSD_CIFAR10_ROOT` (cifar10
+    only: the image tree itself), `$TSSD_DATA_ROOT/<name>`, `$TSSD_DATA_ROOT` itself when it is an image tree
+    (a folder that is the tree, not one holding `<name>/`), and the cache."""
     if root:
         return [Path(root).expanduser().absolute()]
+    found = []
+    if name == "cifar10" and os.environ.get("TSSD_CIFAR10_ROOT"):
+        found.append(Path(os.environ["TSSD_CIFAR10_ROOT"]).expanduser().absolute())
     env = os.environ.get("TSSD_DATA_ROOT")
-    return ([Path(env).expanduser().absolute() / name] if env else []) + [cache_root() / name]
+    if env:
+        found.append(Path(env).expanduser().absolute() / name)
+        if name in TORCHVISION_FILES and is_image_tree(Path(env).expanduser()):
+            found.append(Path(env).expanduser().absolute())
+    return found + [cache_root() / name]
 
 
 def _has_torchvision_files(name: str, path: Path) -> bool:
