@@ -3,19 +3,33 @@
 NIR is how a trained spiking network leaves its training framework for another one (snntorch, norse,
 sinabs, Lava) or for neuromorphic hardware. The student (the weak head dropped) becomes:
 
-    Input (C, H, W) -> Conv2d -> LIF -> ... -> AvgPool2d -> ... -> AvgPool2d (global) -> Flatten -> Affine -> Output
+    Input (C, H, W) -> Conv2d -> [LIF] -> ... -> AvgPool2d -> ... -> AvgPool2d (global) -> Flatten -> Affine -> Output
 
 Each conv+batch-norm is one Conv2d with the norm folded in (tssd_viz.folding, exact in eval mode). The
 direct-encoding stem is the first Conv2d: a reader presents the same image at every timestep, which is
 what our broadcast computes. The head's global mean is an AvgPool2d over the whole feature map.
 
-The neuron (SPEC §15 writes both side by side): NIR's LIF is `tau dv/dt = (v_leak - v) + R I`; one
-forward-Euler step of length dt gives v <- (1 - dt/tau) v + (dt R / tau) I. Ours is H = beta V + I with
-beta = 1 - 1/tau_ours, so tau = tau_ours * dt and R = tau_ours (an input gain of exactly 1), v_leak = 0,
-v_threshold = theta. The default dt = 1e-4 is the step snntorch's importer always simulates at; a reader
-that takes dt (norse) is given the same. NIR 1.0's LIF resets *to* v_reset; ours subtracts theta. There
-is no NIR field for that, so `v_reset = 0` (the continuous-time reading, in which the two agree) and the
-node's metadata says `reset = "subtract"`; readers must be told (tssd_viz.nir_reader does).
+The neuron, [LIF] above, is not NIR's `LIF` node: that one resets *to* v_reset, ours subtracts theta
+and keeps the overshoot, and NIR has no field for that. Substituting V(t-1) = H(t-1) - theta S(t-1)
+into H(t) = beta V(t-1) + I(t) gives
+
+    H(t) = beta H(t-1) + I(t) - beta theta S(t-1)        S(t) = [H(t) >= theta]
+
+a leaky integrator without reset whose state is H, a threshold, and the spikes fed back one step
+later through a scale of -beta theta. In NIR's own nodes (three per LIF layer `name`):
+
+    current -> LI "name.charge" -> Threshold "name" -> (next layer)
+                     ^                  |
+                     +-- Scale "name.reset" (-beta theta) <-+   (a cycle: a reader delays it one step)
+
+`LI` is `tau dv/dt = (v_leak - v) + R I`; one forward-Euler step of length dt gives
+v <- (1 - dt/tau) v + (dt R / tau) I, so tau = tau_ours * dt, R = tau_ours (input gain 1), v_leak = 0.
+NIR's `Threshold` fires on v > threshold, strictly; ours on H >= theta, so the file holds theta' =
+the largest float32 below theta: for a float32 H, H > theta' exactly when H >= theta. The default
+dt = 1 writes tau in timesteps. In float32 the subgraph rounds beta H + (I - beta theta S) where ours
+rounds beta (H - theta S) + I: the same numbers at the default tau = 2, theta = 1, where every product
+is exact; otherwise H can differ in its last bits (SPEC §15 gives the measured size). No node's meaning
+depends on metadata.
 """
 
 from __future__ import annotations
@@ -36,7 +50,7 @@ from .models import BasicBlock, ConvBNLIF, SpikingNet
 from .neurons import LIF
 from .trained import Trained
 
-DT = 1e-4  # seconds per timestep in the file: snntorch's importer simulates every NIR graph at this step
+DT = 1.0  # the file's unit of time is one timestep: tau is written in timesteps, a reader steps dt = 1
 INSTALL = "NIR export needs the nir extra: pip install 'tssd-viz[nir]' (or: pip install nir nirtorch)"
 
 
@@ -55,7 +69,7 @@ def require_nir():
 
 @dataclass
 class _Builder:
-    """Nodes and edges in the order a reader runs them. The layer methods take and return a (1, C, H, W)
+    """Nodes and edges, in the network's order. The layer methods take and return a (1, C, H, W)
     sample `x` run through the layer, so every node knows its shape as torch computes it."""
 
     nir: object
@@ -87,20 +101,27 @@ class _Builder:
             return self.add(name, node, source), conv(x)
 
     def lif(self, name: str, lif: LIF, shape: tuple[int, ...], *sources: str) -> str:
-        p = lif.params
+        """Our LIF layer as LI "name.charge" -> Threshold "name" -> Scale "name.reset" -> back to the LI;
+        returns the Threshold node, the layer's spikes."""
+        p, nir = lif.params, self.nir
 
-        def full(value: float) -> np.ndarray:  # one value per neuron; float64, so tau * dt stays exact
-            return np.full(shape, value, dtype=np.float64)
+        def full(value: float, dtype=np.float64) -> np.ndarray:  # one value per neuron, (C, H, W) or (F,)
+            return np.full(shape, value, dtype=dtype)
 
-        node = self.nir.LIF(
-            tau=full(p.tau * self.dt),
-            r=full(p.tau),  # dt * R / tau = 1: the input adds to the membrane unscaled, as in ours
-            v_leak=full(0.0),
-            v_threshold=full(p.threshold),
-            v_reset=full(0.0),
-            metadata={"reset": "subtract", "dt": self.dt, "fires_at": "v >= v_threshold"},
-        )
-        return self.add(name, node, *sources)
+        theta = np.float32(p.threshold)  # our H >= theta compares in float32
+        # float64, so tau * dt stays exact and a reader's 1 - dt/tau rounds to our beta
+        charge = nir.LI(tau=full(p.tau * self.dt), r=full(p.tau), v_leak=full(0.0))
+        # Ours fires on H >= theta, NIR's Threshold on v > threshold: the float32 just below theta.
+        below = np.nextafter(theta, np.float32(-np.inf), dtype=np.float32)
+        # -beta theta from our float32 beta and theta, rounded once (exact at the default 0.5 * 1)
+        reset = np.float64(np.float32(p.beta)) * np.float64(theta)
+        self.add(f"{name}.charge", charge, *sources, f"{name}.reset")
+        self.add(name, nir.Threshold(threshold=full(below, np.float32)), f"{name}.charge")
+        # The cycle charge -> name -> reset -> charge: a discrete reader delays it one step, and at the
+        # charge, so that H(t) reads S(t-1) as the equation needs (S(-1) = 0). nirtorch breaks a cycle
+        # only at a node with more than one input, and the charge (current + reset) is the only one.
+        self.add(f"{name}.reset", nir.Scale(scale=full(-reset, np.float32)), name)
+        return name
 
     def avg_pool(self, name: str, kernel: tuple[int, int], x: Tensor, source: str) -> tuple[str, Tensor]:
         k = np.array(kernel)
@@ -134,8 +155,10 @@ def _block(g: _Builder, name: str, block: nn.Module, x: Tensor, source: str) -> 
 def student_graph(model: SpikingNet, in_shape: tuple[int, int, int], dt: float = DT):
     """The NIR graph of `model`'s student (in eval mode; its weak head, if any, is left out).
 
-    in_shape: (C, H, W) of one input frame. Node names are the model's module names, so a reader's
-    layer "stages.0.blocks.0.lif" is our LIF of that name.
+    in_shape: (C, H, W) of one input frame. Node names are the model's module names: the Threshold
+    node "stages.0.blocks.0.lif" holds the spikes of our LIF layer of that name (its LI and Scale are
+    "stages.0.blocks.0.lif.charge" and ".reset"). dt: how long one of our timesteps is in the file's
+    unit of time (tau is written as tau * dt); a reader steps at the same dt.
     """
     nir = require_nir()
     if model.training:

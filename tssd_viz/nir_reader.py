@@ -1,12 +1,18 @@
 """Run a NIR file in another framework: the check that an exported student computes what it did here.
 
-The graph is wired by nirtorch (`nir_to_torch`, a torch.fx module stepped once per timestep with
-explicit state), and its layers are built by snntorch's NIR importer (Conv2d, AvgPool2d, Flatten,
-Affine): none of this module's model code runs. The neurons are the one part a reader must be told
-about: NIR 1.0's LIF resets *to* v_reset, and snntorch's importer always builds `reset_mechanism="zero"`
-neurons (SPEC §15). `NIRLIF` simulates a NIR LIF node as its equation says, one forward-Euler step of
-length dt per timestep, and follows the reset and firing rule written in the node's metadata (NIR's
-own rule, reset to v_reset on v > v_threshold, when there is none).
+The graph is wired and stepped by nirtorch (`nir_to_torch`: a torch.fx module called once per timestep
+with explicit state; an edge that closes a cycle carries its source's output from the step before).
+Each node is a module that computes NIR 1.0's published equation for its type and nothing else:
+
+    Conv2d, AvgPool2d, Flatten   as torch computes them (nirtorch's own mappings for the last two)
+    Affine      y = W x + b
+    LI          tau dv/dt = (v_leak - v) + R I, one forward-Euler step of length dt:
+                v <- (1 - dt/tau) v + (dt R / tau) I + (dt / tau) v_leak
+    Threshold   z = 1 if v > threshold else 0
+    Scale       y = s x
+
+None of this module's model code runs, and no node's metadata is read. Our neuron is in the file as an
+LI, a Threshold and a Scale in a cycle (SPEC §15); the reader knows nothing of it.
 """
 
 from __future__ import annotations
@@ -19,76 +25,123 @@ import torch
 from torch import Tensor, nn
 
 from .folding import fold_batch_norm
-from .nir_export import require_nir
+from .nir_export import DT, require_nir
 from .record import record
 
 
-class NIRLIF(nn.Module):
-    """A NIR LIF node at a fixed step dt, with explicit state: (I(t), v(t-1)) -> (z(t), v(t)).
+def _f32(a) -> Tensor:
+    return torch.as_tensor(np.asarray(a, np.float64), dtype=torch.float32)
 
-    tau dv/dt = (v_leak - v) + R I, by forward Euler: v <- (1 - dt/tau) v + (dt R/tau) I + (dt/tau) v_leak;
-    z = 1 where v crosses v_threshold; then v <- v - v_threshold (reset "subtract") or v_reset.
-    """
+
+class NIRLI(nn.Module):
+    """A NIR LI node stepped at dt, with explicit state: (I(t), v(t-1)) -> (v(t), v(t)), v(-1) = 0."""
 
     def __init__(self, node, dt: float):
         super().__init__()
-        meta = dict(node.metadata or {})
         tau, r = np.asarray(node.tau, np.float64), np.asarray(node.r, np.float64)
-        as_t = lambda a: torch.as_tensor(np.asarray(a, np.float64), dtype=torch.float32)  # noqa: E731
-        # Coefficients in float64, rounded once: at tau = 2 steps they are exactly 0.5 and 1.
-        self.register_buffer("decay", as_t(1 - dt / tau))
-        self.register_buffer("gain", as_t(dt * r / tau))
-        self.register_buffer("leak", as_t(dt / tau * np.asarray(node.v_leak, np.float64)))
-        self.register_buffer("threshold", as_t(node.v_threshold))
-        self.register_buffer("v_reset", as_t(node.v_reset))
-        self.subtract = _text(meta.get("reset")) == "subtract"
-        self.inclusive = _text(meta.get("fires_at")) == "v >= v_threshold"
+        # The coefficients in float64, rounded once: at tau = 2 steps they are exactly 0.5 and 1.
+        self.register_buffer("decay", _f32(1 - dt / tau))
+        self.register_buffer("gain", _f32(dt * r / tau))
+        self.register_buffer("leak", _f32(dt / tau * np.asarray(node.v_leak, np.float64)))
 
     def forward(self, current: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        v = torch.zeros_like(current) if state is None else state  # v(-1) = 0
-        v = self.decay * v + self.gain * current + self.leak  # (B, ...) one Euler step
-        z = (v >= self.threshold if self.inclusive else v > self.threshold).to(current.dtype)
-        v = v - z * self.threshold if self.subtract else torch.where(z > 0, self.v_reset, v)
-        return z, v
+        v = torch.zeros_like(current) if state is None else state
+        v = self.decay * v + self.gain * current + self.leak  # (B, ...)
+        return v, v
 
 
-def _text(value) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value  # HDF5 may hand strings back as bytes
+class NIRThreshold(nn.Module):
+    """A NIR Threshold node: the Heaviside step, 1 where v > threshold (strictly)."""
+
+    def __init__(self, node):
+        super().__init__()
+        self.register_buffer("threshold", _f32(node.threshold))
+
+    def forward(self, v: Tensor) -> Tensor:
+        return (v > self.threshold).to(v.dtype)
+
+
+class NIRScale(nn.Module):
+    """A NIR Scale node: y = s x, elementwise."""
+
+    def __init__(self, node):
+        super().__init__()
+        self.register_buffer("scale", _f32(node.scale))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.scale * x
+
+
+def _affine(node) -> nn.Linear:
+    """y = W x + b. (nirtorch 2.6's own Affine mapping sets `weight.bias`, leaving the bias at random.)"""
+    w, b = torch.as_tensor(node.weight), torch.as_tensor(node.bias)
+    layer = nn.Linear(w.shape[1], w.shape[0])
+    with torch.no_grad():
+        layer.weight.copy_(w)
+        layer.bias.copy_(b)
+    return layer
+
+
+def _conv2d(node) -> nn.Conv2d:
+    """NIR's Conv2d (zero padding). (nirtorch 2.6's own mapping swaps in_channels and out_channels.)"""
+    w = torch.as_tensor(node.weight)  # (C_out, C_in / groups, kH, kW)
+    groups = int(node.groups)
+    conv = nn.Conv2d(
+        w.shape[1] * groups,
+        w.shape[0],
+        tuple(w.shape[-2:]),
+        groups=groups,
+        stride=tuple(int(s) for s in np.atleast_1d(node.stride)),
+        padding=tuple(int(p) for p in np.atleast_1d(node.padding)),
+        dilation=tuple(int(d) for d in np.atleast_1d(node.dilation)),
+    )
+    with torch.no_grad():
+        conv.weight.copy_(w)
+        conv.bias.copy_(torch.as_tensor(node.bias))
+    return conv
 
 
 @dataclass(frozen=True)
 class NIRRun:
     logits: Tensor  # (T, B, K) the graph's output at every timestep
-    spikes: dict[str, Tensor]  # NIR node name -> (T, B, ...) spikes of that LIF node
+    spikes: dict[str, Tensor]  # Threshold node name (our LIF layer's) -> (T, B, ...) its spikes
+
+
+def node_map(dt: float = DT) -> dict:
+    """NIR node type -> the module computing its equation, for `nirtorch.nir_to_torch` (AvgPool2d and
+    Flatten: nirtorch's defaults)."""
+    nir = require_nir()
+    return {
+        nir.Affine: _affine,
+        nir.Conv2d: _conv2d,
+        nir.LI: lambda node: NIRLI(node, dt),
+        nir.Threshold: NIRThreshold,
+        nir.Scale: NIRScale,
+    }
 
 
 class NIRNetwork(nn.Module):
     """A NIR graph as a network called like ours: `net(x, T)` with static images (B, C, H, W), shown at
     every timestep (direct encoding), or frames (T', B, C, H, W), T' >= T."""
 
-    def __init__(self, graph, dt: float):
+    def __init__(self, graph, dt: float = DT):
         super().__init__()
         nir = require_nir()
         import nirtorch
-        from snntorch.import_nir import _nir_to_snntorch_module  # snntorch's own per-node conversion
 
-        def snntorch_layer(node) -> nn.Module:
-            return _nir_to_snntorch_module(node, init_hidden=True)
-
-        layers = {t: snntorch_layer for t in (nir.Affine, nir.AvgPool2d, nir.Conv2d, nir.Flatten)}
-        layers[nir.LIF] = lambda node: NIRLIF(node, dt)
-        self.graph = nirtorch.nir_to_torch(graph, layers)
-        # nirtorch names modules after the nodes with "." replaced by "_"
-        self.lif_names = {k.replace(".", "_"): k for k, n in graph.nodes.items() if isinstance(n, nir.LIF)}
+        self.graph = nirtorch.nir_to_torch(graph, node_map(dt))
+        # Every Threshold node's output is spikes: ours name them after our LIF layer. nirtorch names
+        # modules after the nodes with "." replaced by "_".
+        self.spike_nodes = {k.replace(".", "_"): k for k, n in graph.nodes.items() if isinstance(n, nir.Threshold)}
 
     def forward(self, x: Tensor, T: int) -> NIRRun:
-        spikes: dict[str, list[Tensor]] = {name: [] for name in self.lif_names.values()}
+        spikes: dict[str, list[Tensor]] = {name: [] for name in self.spike_nodes.values()}
 
         def keep(name: str):
-            return lambda _module, _inputs, out: spikes[name].append(out[0].detach())
+            return lambda _module, _inputs, out: spikes[name].append(out.detach())
 
         modules = dict(self.graph.named_children())
-        hooks = [modules[k].register_forward_hook(keep(name)) for k, name in self.lif_names.items()]
+        hooks = [modules[k].register_forward_hook(keep(name)) for k, name in self.spike_nodes.items()]
         logits, state = [], None
         try:
             for t in range(T):
@@ -100,12 +153,14 @@ class NIRNetwork(nn.Module):
         return NIRRun(torch.stack(logits), {k: torch.stack(v) for k, v in spikes.items()})
 
 
-def load_nir(path: str | os.PathLike) -> NIRNetwork:
-    """The NIR file at `path` as a runnable network (in eval mode), at the dt the file was written for."""
+def load_nir(path: str | os.PathLike, dt: float = DT) -> NIRNetwork:
+    """The NIR file at `path` as a runnable network (in eval mode), its LI nodes stepped at `dt`.
+
+    dt is the reader's choice, as in any NIR simulator: one timestep of ours is dt = 1 in a file written
+    with the default `export_nir(..., dt=1.0)` (the file's metadata records it, for people; no node's
+    meaning depends on metadata)."""
     nir = require_nir()
-    graph = nir.read(path)
-    dt = float(np.asarray(graph.metadata.get("dt", 1e-4)))
-    return NIRNetwork(graph, dt).eval()
+    return NIRNetwork(nir.read(path), dt).eval()
 
 
 @dataclass(frozen=True)
