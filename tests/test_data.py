@@ -38,6 +38,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding:
 
 REPO = Path(__file__).resolve().parents[1]
 CALLER_CACHE = os.environ.get("TSSD_CACHE")  # read before the autouse fixture replaces it
+CALLER_CIFAR10 = os.environ.get("TSSD_CIFAR10_ROOT", "")  # read before the autouse fixture removes it
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
@@ -46,6 +47,7 @@ def isolated(tmp_path, monkeypatch):
     """Empty cache and data roots for every test: whatever is on this machine must not leak in."""
     monkeypatch.setenv("TSSD_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TSSD_DATA_ROOT", str(tmp_path / "data"))
+    monkeypatch.delenv("TSSD_CIFAR10_ROOT", raising=False)  # CI's real CIFAR-10 is a candidate too
     return tmp_path
 
 
@@ -380,7 +382,7 @@ def test_cifar_image_tree_from_the_data_root_is_read_as_cifar(isolated):
 
 
 def test_real_cifar10_tree(monkeypatch):
-    root = os.environ.get("TSSD_CIFAR10_ROOT", "")
+    root = CALLER_CIFAR10
     if not root or not Path(root, "train").is_dir():
         pytest.skip("TSSD_CIFAR10_ROOT is unset or holds no train/ folder (CI sets it)")
     # A persistent cache (TSSD_CACHE from the caller's environment, else the repo's ignored .cache/):
