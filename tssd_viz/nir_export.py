@@ -136,7 +136,7 @@ class _Builder:
 
 
 def _block(g: _Builder, name: str, block: nn.Module, x: Tensor, source: str) -> tuple[str, Tensor]:
-    """One ConvBNLIF or BasicBlock of a stage; returns its LIF node and the sample after it."""
+    """One ConvBNLIF or BasicBlock of a stage; returns its last spike (Threshold) node and the sample after it."""
     if isinstance(block, ConvBNLIF):
         conv, x = g.conv(f"{name}.conv", block.conv, x, source)
         return g.lif(f"{name}.lif", block.lif, tuple(x.shape[1:]), conv), x

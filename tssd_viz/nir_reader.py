@@ -11,7 +11,7 @@ Each node is a module that computes NIR 1.0's published equation for its type an
     Threshold   z = 1 if v > threshold else 0
     Scale       y = s x
 
-None of this module's model code runs, and no node's metadata is read. Our neuron is in the file as an
+None of tssd_viz's model code runs, and no node's metadata is read. Our neuron is in the file as an
 LI, a Threshold and a Scale in a cycle (SPEC §15); the reader knows nothing of it.
 """
 
@@ -189,6 +189,6 @@ def nir_agreement(model: nn.Module, net: NIRNetwork, x: Tensor, T: int) -> NIRAg
     theirs = net(x, T)
     missing = sorted(set(rec.spikes) - set(theirs.spikes))
     if missing:
-        raise KeyError(f"the NIR network has no LIF node named {missing[0]!r}")
+        raise KeyError(f"the NIR network has no Threshold node (spikes) named {missing[0]!r}")
     mismatches = {k: int((theirs.spikes[k].to(torch.uint8) != s).sum()) for k, s in rec.spikes.items()}
     return NIRAgreement((ours - theirs.logits).abs().max().item(), mismatches, dict(rec.spikes), theirs)
