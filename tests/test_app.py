@@ -6,6 +6,7 @@ a time) and the runs folder of this module.
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -187,6 +188,17 @@ def test_cancel_from_the_page_stops_the_run_and_keeps_its_checkpoint(cancelled_r
     assert not at.exception
     assert any(c.startswith("cancelled") for c in caption_texts(at)), caption_texts(at)
     assert not any(b.key == "cancel_watched" for b in at.button)
+    # where it stopped, as it is: during an epoch, at a step of that epoch (not "after epoch 1")
+    per_epoch = 1437 // 32  # the digits' training images in batches of 32
+    (bar,) = [p.proto.text for p in at.get("progress")]
+    assert re.match(rf"cancelled during epoch \d+, at step \d+ of {per_epoch}, ", bar), bar
+    tile = next(m for m in at.metric if m.label == "test accuracy at T_s")
+    tested = [e for e in run.metrics("epoch") if e.get("test_acc") is not None]
+    assert tile.value == ("–" if not tested else f"{tested[-1]['test_acc']:.1%}")
+    if tested:  # an evaluation during training says which epoch it was, in the tile and in All runs
+        assert f"after epoch {tested[-1]['epoch']}" in tile.proto.help
+        cell = table(at, "test accuracy at T_s").set_index("run").loc[name, "test accuracy at T_s"]
+        assert cell == f"{tested[-1]['test_acc']:.1%} (after epoch {tested[-1]['epoch']})"
 
 
 def test_a_bad_config_is_refused_with_its_message(runs_dir):
@@ -232,17 +244,24 @@ def test_the_strong_weak_modes_need_two_timesteps_and_have_their_own_weight(runs
 def test_compare_page_overlays_runs_and_tables_their_windows(finished_run, cancelled_run):
     names = sorted([finished_run[1], cancelled_run[1]])
     at = session("views/compare.py")
-    assert sorted(at.multiselect(key="compare_runs").value) == names  # the two newest, by default
+    # first visit: the finished runs first (a failed or cancelled one has no evaluation to compare), then the newest
+    assert at.multiselect(key="compare_runs").value[0] == finished_run[1]
+    assert sorted(at.multiselect(key="compare_runs").value) == names
     accs = table(at, "at T_s")
     assert sorted(accs["run"]) == names and "at T_s" in accs.columns
-    assert accs.set_index("run").loc[finished_run[1], "at T_s"] >= 0  # the finished one has its evaluation
+    assert accs.set_index("run").loc[finished_run[1], "at T_s"].endswith("%")  # the finished one has its evaluation
+    assert accs.set_index("run").loc[cancelled_run[1], "at T_s"] == "–"  # the cancelled one has none: "–"
+    assert "None" not in accs.to_string() and "nan" not in accs.to_string()
     assert "train.epochs" in list(table(at, "setting")["setting"])  # the settings that differ
     assert len(chart(at, "compare_windows")["data"]) == 1  # only the finished run was evaluated
     assert len(chart(at, "compare_loss")["data"]) >= 8  # four loss parts for each of two runs
     row = accs.set_index("run").loc[finished_run[1]]
-    assert -100 <= row["teacher margin"] <= 100 and -100 <= row["train − test"] <= 100  # in points
+    for column in ("teacher margin", "train − test"):  # in points
+        assert row[column].endswith(" points") and -100 <= float(row[column].split()[0]) <= 100
     assert len(chart(at, "compare_confidence")["data"]) >= 2  # a line per timestep of each run with records
     assert len(chart(at, "compare_exit")["data"]) == 1  # only the finished run has an early-exit table
+    at.multiselect(key="compare_runs").set_value([]).run()  # removing both chips leaves none chosen
+    assert at.multiselect(key="compare_runs").value == [] and any("at least two" in i.value for i in at.info)
 
 
 def test_inspect_page_runs_the_trained_network_on_a_test_image(finished_run, runs_dir):
@@ -257,7 +276,8 @@ def test_inspect_page_runs_the_trained_network_on_a_test_image(finished_run, run
     at.number_input(key="inspect_image").set_value(3).run()
     at.slider(key="inspect_T").set_value(8).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert "#3" in json.dumps(chart(at, "inspect_image_fig")["layout"])
+    heads = [a["text"] for a in chart(at, "inspect_image_fig")["layout"]["annotations"]]
+    assert heads[0].startswith("#3: "), heads  # named by its place in the test split, not "#0" of a batch of one
     assert any(
         c.startswith("Each timestep alone is this sure") and "Early exit: at 0.5" in c for c in caption_texts(at)
     )
@@ -386,3 +406,36 @@ def test_a_probe_file_holding_an_object_array_is_one_line_on_the_page(finished_r
     assert not at.exception, [e.value for e in at.exception]
     shown = [e.value for e in at.error] + [w.value for w in at.warning]
     assert shown and all("refused: it holds pickled data" in s and "\n" not in s for s in shown), shown
+
+
+def test_a_finished_s2w_run_says_which_signals_it_records(finished_run, runs_dir, tmp_path):
+    """s2w has no teacher window: its page says what it records instead of "no signals recorded yet"."""
+    _, name = finished_run
+    s2w = runs_dir / "as-s2w"
+    shutil.copytree(runs_dir / name, s2w)
+    cfg = json.loads((s2w / "config.json").read_text())
+    cfg["distill"]["mode"] = "s2w"
+    (s2w / "config.json").write_text(json.dumps(cfg))
+    lines = [json.loads(line) for line in (s2w / "metrics.jsonl").read_text().splitlines()]
+    kept = [{**r, "kl": None, "agreement": None} for r in lines]  # what an s2w run writes: neither
+    (s2w / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params["run"] = "as-s2w"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("strong/weak loss" in i.value and "no teacher window" in i.value for i in at.info)
+    assert not any(c.proto.id.endswith("live_kl") for c in at.get("plotly_chart"))
+    shutil.rmtree(s2w)
+
+
+def test_inspect_shows_the_picked_runs_own_snapshots(finished_run, cancelled_run):
+    """The snapshot slider belongs to the run: picking another run shows that run's latest snapshot."""
+    root = Path(os.environ["TSSD_RUNS_DIR"])
+    at = session("views/inspect.py")
+    at.selectbox(key="inspect_run").set_value(finished_run[1]).run()
+    at.number_input(key="inspect_image").set_value(1).run()
+    at.select_slider(key=f"inspect_snapshot_{root / finished_run[1]}").set_value("epoch-0000").run()
+    at.selectbox(key="inspect_run").set_value(cancelled_run[1]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    latest = RunFolder(root / cancelled_run[1]).probes()[-1].stem
+    assert at.select_slider(key=f"inspect_snapshot_{root / cancelled_run[1]}").value == latest

@@ -89,6 +89,17 @@ WATCH_LIVE = """() => {
 }"""
 
 
+# True once the live status line has named two different steps and the loss chart has held two different
+# numbers of points (what the test asserts at the end), or once the run is over (the assertions then say why).
+LIVE_TWICE = """() => {
+    const live = window.__live.changes.filter(c => c.text.startsWith('Live · updated at step'));
+    const steps = new Set(live.map(c => c.text.match(/step (\\d+)/)[1]));
+    const points = new Set(live.filter(c => c.points).map(c => c.points));
+    const over = window.__live.changes.some(c => c.text.startsWith('Final'));
+    return (steps.size >= 2 && points.size >= 2) || over;
+}"""
+
+
 # The text labels of a chart's scatter points that reach beyond its plot area (where plotly clips them).
 LABELS_OUTSIDE = """(key) => {
     const plot = document.querySelector(key + ' .js-plotly-plot .nsewdrag').getBoundingClientRect();  // the plot area
@@ -109,13 +120,13 @@ def test_train_and_watch_in_a_real_browser(dashboard):
 
         choose(one, "cfg_start", "Quick look · digits, seconds")
         expect(one.locator(".st-key-cfg_epochs input")).to_have_value("3")
-        # Train for 10 s of training time on any machine (all digits, epochs as a cap): long enough to see
-        # several refreshes, short enough for a test.
-        for key, value in (("cfg_limit_train", "0"), ("cfg_epochs", "50"), ("cfg_time_budget_s", "10")):
+        # Train for 20 s of training time on any machine (all digits, epochs as a cap): long enough to see
+        # several refreshes (every 2 s) even when they arrive seconds late on a loaded machine.
+        for key, value in (("cfg_limit_train", "0"), ("cfg_epochs", "50"), ("cfg_time_budget_s", "20")):
             field = one.locator(f".st-key-{key} input")
             field.fill(value)
             field.press("Enter")
-        expect(one.get_by_text(re.compile(r"on digits, 50 epochs or 10 s"))).to_be_visible(timeout=30_000)
+        expect(one.get_by_text(re.compile(r"on digits, 50 epochs or 20 s"))).to_be_visible(timeout=30_000)
         one.locator(".st-key-train_button button").click()
         one.evaluate(WATCH_LIVE)
         expect(one.get_by_text(re.compile(r"^Submitted "))).to_be_visible(timeout=30_000)
@@ -134,6 +145,9 @@ def test_train_and_watch_in_a_real_browser(dashboard):
         )
         expect(one.get_by_test_id("stProgress")).to_have_count(1)
         expect(one.get_by_role("button", name=re.compile("Cancel"))).to_have_count(1)
+
+        # Live updates while it trains: waited for as conditions, however late a loaded machine delivers them.
+        one.wait_for_function(LIVE_TWICE, timeout=240_000)
 
         # The first session's live charts, until the run is done (the rerun then replaces the live line).
         final = one.locator(".st-key-live_status").filter(has_text="Final · updated at step")

@@ -445,6 +445,21 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": {"dataset": "cifar10", "batch_size": 128, "limit_train": 0},
         "train": {"epochs": 4, "lr": 0.2, "label_smoothing": 0.1, "warmup": 0.1},
     },
+    # The classroom demo sized for a lesson: the same recipe on the first 10,000 training images for 4 epochs
+    # (312 steps), evaluated once at the end on the first 2,000 test images; about two minutes on a 2-core
+    # CPU, 90 s of training at most (the learning rate anneals to zero at the budget on a slower machine).
+    "classroom-quick": {
+        "model": {"arch": "vgg_fast", "width": 0.5},
+        "data": {"dataset": "cifar10", "batch_size": 128, "limit_train": 10_000, "limit_test": 2_000},
+        "train": {
+            "epochs": 4,
+            "lr": 0.2,
+            "label_smoothing": 0.1,
+            "warmup": 0.1,
+            "time_budget_s": 90.0,
+            "eval_every": 0,
+        },
+    },
     # The paper's CIFAR line: ResNet-19, T_s=2 vs T_t=4 (for a GPU).
     "paper-resnet19": {
         "model": {"arch": "resnet19"},

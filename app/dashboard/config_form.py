@@ -7,14 +7,13 @@ widgets cannot rule out is checked by the library's `validate()`, whose one-line
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
 import torch
 
-from tssd_viz import ConfigError, DistillConfig, TSSDConfig, is_available, offline_default, preset, validate
+from tssd_viz import ConfigError, DistillConfig, TSSDConfig, is_available, validate
 from tssd_viz.config import (
     ARCHS,
     DATASETS,
@@ -27,14 +26,8 @@ from tssd_viz.config import (
 )
 from tssd_viz.models import num_stages
 
-# Starting points: a full config each; the form then overrides the fields it shows.
-STARTS: dict[str, tuple[str, Callable[[], TSSDConfig]]] = {
-    "quick": ("Quick look · digits, seconds", lambda: preset("quick")),
-    "digits": ("Digits · offline, 8 epochs, about 20 s", lambda: preset("digits")),
-    "events": ("Event camera · digits seen by an emulated DVS, offline", lambda: preset("events")),
-    "classroom": ("Classroom · CIFAR-10 subset, minutes", lambda: preset("classroom")),
-    "paper": ("Paper · ResNet-19 on CIFAR-10, 200 epochs (GPU)", lambda: preset("paper-resnet19")),
-}
+from .starts import STARTS
+
 FIELDS = (  # the fields the form shows, by dotted name; widget key: cfg_<name>
     "distill.mode",
     "distill.t_student",
@@ -97,22 +90,10 @@ def _values(cfg: TSSDConfig) -> dict[str, Any]:
     return {key(f): d[f.split(".")[0]][f.split(".")[1]] for f in FIELDS}
 
 
-def apply_start(ss=None) -> None:
-    """Fill every field from the chosen starting point (the starting point selectbox's callback)."""
-    ss = st.session_state if ss is None else ss
-    cfg = STARTS[ss.cfg_start][1]()
+def fill(ss, cfg: TSSDConfig) -> None:
+    """Set every field's widget to its value in `cfg` (a starting point's callback)."""
     for k, v in _values(cfg).items():
         ss[k] = v
-
-
-def init_defaults(ss) -> None:
-    """First visit: CIFAR-10 when it is on disk (the classroom start), else digits with a notice."""
-    data, note = offline_default(prefer="cifar10")
-    ss.data_default = data
-    ss.data_note = note
-    ss.cfg_start = "classroom" if data.dataset == "cifar10" else "digits"
-    apply_start(ss)
-    ss.cfg_root = data.root
 
 
 @dataclass(frozen=True)
@@ -120,22 +101,6 @@ class FormResult:
     cfg: TSSDConfig | None  # None when the values do not make a valid config
     error: str | None  # validate()'s one-line message
     summary: str  # one sentence: what pressing Train will do
-
-
-def start_picker() -> None:
-    """The "Start from" select box (and the note on the default dataset), at the top of the sidebar."""
-    sb = st.sidebar
-    sb.selectbox(
-        "Start from",
-        list(STARTS),
-        format_func=lambda s: STARTS[s][0],
-        key="cfg_start",
-        on_change=apply_start,
-        help="Fills every field below; then change what you like.",
-        **PERSIST,
-    )
-    if st.session_state.get("data_note"):
-        sb.caption(f":material/info: {st.session_state.data_note}")
 
 
 def config_sidebar() -> FormResult:
@@ -330,7 +295,9 @@ def _data(box) -> None:
         "Data root",
         key=key("data.root"),
         placeholder="the cache folder" if dataset != "folder" else "a folder with train/<class>/* and test/<class>/*",
-        help="Where the dataset lives; empty: $TSSD_DATA_ROOT/<name> or the cache.",
+        help="Where the dataset lives (for CIFAR: a torchvision download or an image tree `train/<class>/*`, "
+        "`test/<class>/*`). Empty: `$TSSD_CIFAR10_ROOT` (CIFAR-10's image tree), then `$TSSD_DATA_ROOT/<name>` or "
+        "`$TSSD_DATA_ROOT` itself when it is the image tree, then the cache.",
         **PERSIST,
     )
     if dataset != "folder" and where[dataset] == "not found":  # the root the list above was checked with

@@ -28,7 +28,7 @@ from tssd_viz.sweep.experiment import (
     prepared,
 )
 
-from . import config_form, state
+from . import starts, state
 
 CUSTOM = "custom"
 SEEDS = (3, 8)  # the page's range: fewer than 3 seeds has no spread worth showing
@@ -68,9 +68,7 @@ def sidebar() -> ExperimentForm:
         q = QUESTIONS[question]
         sb.caption(f"Arms: {', '.join(q.arms)}. {q.why}")
         return ExperimentForm(question, int(seeds), shared)
-    start = sb.selectbox(
-        "Start from", list(config_form.STARTS), format_func=lambda s: config_form.STARTS[s][0], key="exp_start"
-    )
+    start = sb.selectbox("Start from", list(starts.STARTS), format_func=lambda s: starts.STARTS[s][0], key="exp_start")
     n = sb.number_input("Arms", *ARMS_RANGE, value=3, step=1, key="exp_n_arms", **PERSIST)
     arms = []
     for i in range(int(n)):
@@ -91,7 +89,7 @@ def build(form: ExperimentForm, at_once: int) -> Experiment:
     shared = parse_overrides(form.shared)
     if form.question != CUSTOM:
         return prepared(form.question, form.seeds, at_once=at_once, settings=shared)
-    label, make_base = config_form.STARTS[form.start]
+    label, make_base = starts.STARTS[form.start]
     base = make_base().replace(**shared)
     arms = make_arms([k for k, _ in form.arms], [parse_overrides(o) for _, o in form.arms])
     question = f"{' vs '.join(a.name for a in arms)} · {label.split(' · ')[0]}"

@@ -1,6 +1,6 @@
 """One run on screen: progress, the distillation signals, the probe batch, the final result.
 
-`run_panel` is drawn inside a fragment that reruns about once a second while the run is queued or
+`run_panel` is drawn inside a fragment that reruns every two seconds while the run is queued or
 training, so only these charts refresh, never the page; `probe_panel`, whose data changes once an
 epoch, has a slower fragment of its own. Each refresh reads only what was appended to metrics.jsonl;
 a figure is rebuilt only when its data changed.
@@ -97,7 +97,7 @@ def run_panel(name: str, was_active: bool) -> None:
             live = "Live" if active else "Final"
             st.caption(f"{live} · updated at step {last['step']} · {n_steps} step records · checked {when}")
     if status.get("state") == "failed":
-        st.error(status.get("message") or "failed", icon=":material/error:")
+        st.error(reading.in_form_words(status.get("message") or "failed"), icon=":material/error:")
         tail = run.log_tail(25, sep="\n")
         if tail:
             with st.expander("The end of its log.txt"):
@@ -138,6 +138,9 @@ def _tiles(recs: list[dict]) -> None:
     last = reading.last_of(recs, "step") or {}
     epoch = next((r for r in reversed(recs) if r.get("kind") == "epoch" and r.get("test_acc") is not None), None)
     final = final_accuracy(recs)
+    tested = "held-out, at the last evaluated epoch"
+    if epoch and not final:  # an evaluation during training (a cancelled run has no final one): say which
+        tested = f"held-out, after epoch {epoch['epoch']} (step {epoch['step']:,}); not the final evaluation"
     tiles = [
         ("student accuracy", percent(last.get("acc_student")), "training batch, window T_s"),
         ("teacher accuracy", percent(last.get("acc_teacher")), "training batch, window T_t"),
@@ -146,7 +149,7 @@ def _tiles(recs: list[dict]) -> None:
         (
             "test accuracy at T_s",
             percent(epoch["test_acc"] if epoch else None),
-            "held-out, at the last evaluated epoch",
+            tested,
         ),
     ]
     if final and epoch is None:
@@ -168,7 +171,7 @@ def _training_charts(name: str, recs: list[dict], cfg) -> None:
         chart(figure("acc", version, lambda: figures.accuracy_figure(shown)), "live_accuracy", True)
     c1, c2 = st.columns(2)
     with c1:
-        chart(figure("kl", version, lambda: figures.kl_agreement_figure(shown)), "live_kl", True)
+        teacher_signals(shown, cfg, version)
     with c2:
         chart(figure("heat", version, lambda: figures.window_heatmap_figure(shown, t_student=t_s)), "live_windows")
     c1, c2 = st.columns(2)
@@ -193,6 +196,29 @@ def _training_charts(name: str, recs: list[dict], cfg) -> None:
             chart(figure("strip", version, lambda: figures.strong_weak_strip_figure(shown)), "live_strong_weak")
 
 
+NO_TEACHER_WINDOW = {  # modes whose step records carry no agreement or KL of a teacher window: what they do record
+    "baseline": "A baseline run trains at T_s alone: no teacher, so no teacher-student agreement or KL to draw. "
+    "Its signals are the task loss and the accuracies above.",
+    "s2w": "s2w has no teacher window: inside the T_s window its most confident timestep teaches the least "
+    "confident. It records that term as the **strong/weak loss** (in the loss chart) and each timestep's "
+    "confidence and the strongest/weakest timestep (the charts below), not a KL(teacher ‖ student) of windows.",
+    "w2s": "w2s has no teacher window: inside the T_s window its least confident timestep teaches the most "
+    "confident. It records that term as the **strong/weak loss** (in the loss chart) and each timestep's "
+    "confidence and the strongest/weakest timestep (the charts below), not a KL(teacher ‖ student) of windows.",
+}
+
+
+def teacher_signals(shown: list[dict], cfg, version: Any) -> None:
+    """The agreement/KL chart, or, for a mode that records neither, what it records instead."""
+    recorded = any(r.get("kl") is not None or r.get("agreement") is not None for r in shown if r.get("kind") == "step")
+    note = NO_TEACHER_WINDOW.get(cfg.distill.mode)
+    if note and not recorded:
+        st.markdown("**teacher-student agreement and KL**")
+        st.info(note, icon=":material/info:")
+        return
+    chart(figure("kl", version, lambda: figures.kl_agreement_figure(shown)), "live_kl", True)
+
+
 def snapshot_label(stem: str) -> str:
     """'epoch-0003' -> 'after epoch 3'; snapshot 0 is taken before the first step."""
     if not stem.startswith("epoch-") or not stem[6:].isdigit():
@@ -209,14 +235,16 @@ def _probe_section(run: RunFolder, cfg) -> None:
     stems = [p.stem for p in paths]
     c1, c2, c3 = st.columns([1.2, 1, 1.4])
     # "latest" follows the run; its label stays fixed (a select box keeps the label it first drew)
-    choice = c1.selectbox("Snapshot", ["latest"] + stems[::-1], key="probe_snapshot", format_func=snapshot_label)
+    choice = c1.selectbox(
+        "Snapshot", ["latest"] + stems[::-1], key=f"probe_snapshot_{run.name}", format_func=snapshot_label
+    )
     path = paths[-1] if choice == "latest" or choice not in stems else paths[stems.index(choice)]
     try:
         probe = reading.load_probe(path)
     except ProbeError as e:
         st.error(str(e))
         return
-    when = snapshot_label(f"epoch-{probe.epoch:04d}")
+    when = reading.snapshot_when(probe.epoch, probe.step, reading.steps_per_epoch(run.status(), cfg))
     labels, classes = probe.labels, list(probe.classes)
     P = len(labels)
     if st.session_state.get("probe_image", 0) >= P:
@@ -240,7 +268,7 @@ def _probe_section(run: RunFolder, cfg) -> None:
                 classes,
                 probe.logits,
                 t_student=t_s,
-                title=f"probe images {when} (step {probe.step}) · the student's guess at T_s = {t_s}",
+                title=f"probe images {when} · the student's guess at T_s = {t_s}",
             ),
         ),
         "live_probe_batch",

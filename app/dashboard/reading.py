@@ -1,4 +1,4 @@
-"""Reading run folders cheaply, about once a second, for every open browser session.
+"""Reading run folders cheaply, every few seconds, for every open browser session.
 
 What the files mean is `tssd_viz.runs`'s business; this module only decides how often to read them:
 - metrics.jsonl through one `MetricsTail` per run and session, which parses only the lines appended since.
@@ -8,6 +8,7 @@ What the files mean is `tssd_viz.runs`'s business; this module only decides how 
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,8 +19,10 @@ import streamlit as st
 
 from tssd_viz import RunFolder, TSSDConfig, runs
 from tssd_viz.config import ConfigError
+from tssd_viz.data.events import event_digits_path
 from tssd_viz.jobs import ACTIVE
 from tssd_viz.runs import UNREADABLE, ProbeSnapshot, run_folders
+from tssd_viz.sweep import TRAIN_SIZES
 
 
 def records(run: RunFolder) -> list[dict[str, Any]]:
@@ -39,7 +42,7 @@ def last_of(recs: list[dict[str, Any]], kind: str) -> dict[str, Any] | None:
 def thin(recs: list[dict[str, Any]], max_steps: int = 1500) -> list[dict[str, Any]]:
     """At most about `max_steps` step records (every k-th, the last kept), all epoch and eval records.
 
-    Display only: a long run's charts stay light to send once a second.
+    Display only: a long run's charts stay light to send every refresh.
     """
     steps = [r for r in recs if r.get("kind") == "step"]
     if len(steps) <= max_steps:
@@ -50,7 +53,7 @@ def thin(recs: list[dict[str, Any]], max_steps: int = 1500) -> list[dict[str, An
 
 
 # -- config and probes, cached by modification time
-def _mtime(path: Path) -> int:
+def mtime_ns(path: Path) -> int:
     try:
         return path.stat().st_mtime_ns
     except FileNotFoundError:
@@ -69,13 +72,13 @@ def _config(path: str, mtime_ns: int) -> TSSDConfig | str:
 
 
 def config(run: RunFolder) -> TSSDConfig | None:
-    cfg = _config(str(run.path), _mtime(run.config_path))
+    cfg = _config(str(run.path), mtime_ns(run.config_path))
     return cfg if isinstance(cfg, TSSDConfig) else None
 
 
 def config_problem(run: RunFolder) -> str:
     """Why the run's config.json cannot be read ("" when it can)."""
-    cfg = _config(str(run.path), _mtime(run.config_path))
+    cfg = _config(str(run.path), mtime_ns(run.config_path))
     return "" if isinstance(cfg, TSSDConfig) else cfg
 
 
@@ -86,7 +89,7 @@ def _probe(path: str, mtime_ns: int) -> ProbeSnapshot:
 
 def load_probe(path: Path) -> ProbeSnapshot:
     """A probe snapshot file of `RunFolder.probes()`."""
-    return _probe(str(path), _mtime(path))
+    return _probe(str(path), mtime_ns(path))
 
 
 # -- the runs table
@@ -166,14 +169,23 @@ def progress(
     last = last_of(recs, "step") or last_of(recs, "epoch")
     if state == "running" and last is None:
         waited = time.time() - float(status.get("started") or status.get("time") or time.time())
-        return Progress(0.0, f"{status.get('message') or 'starting'} ({duration(waited)})")
+        making = cfg is not None and cfg.data.dataset == "event_digits" and not event_digits_path().exists()
+        what = " · making the event recordings from the digits (once: later runs reuse them)" if making else ""
+        return Progress(0.0, f"{status.get('message') or 'starting'}{what} ({duration(waited)})")
     step, wall = (last.get("step", 0), last.get("wall_s", 0.0)) if last else (0, 0.0)
     total = status.get("total_steps") or (step if state == "done" else 0)
     budget = cfg.train.time_budget_s if cfg else 0.0
     fraction = max(step / total if total else 0.0, wall / budget if budget else 0.0)
+    spe = steps_per_epoch(status, cfg)
+    if state == "cancelled" and last is not None and spe:
+        step = max(step, int(status.get("steps") or 0))  # the step it stopped at (records come every log_every)
+        where = snapshot_when(max(1, -(-step // spe)), step, spe)  # its epoch: ceil(step / steps per epoch)
+        return Progress(min(fraction, 1.0), f"cancelled {where}, {duration(wall)} of training")
     if state in ("done", "failed", "cancelled"):
         fraction = 1.0 if state == "done" else min(fraction, 1.0)
         return Progress(fraction, f"{state} after {step:,} steps and {duration(wall)} of training")
+    if evaluating(status, recs):
+        return Progress(min(fraction, 1.0), f"step {step:,} of {total:,} · evaluating on the test set…")
     left = (total - step) * wall / step if step and total else None
     if budget:
         left = min(left if left is not None else budget, budget - wall)
@@ -195,4 +207,67 @@ def final_of(row: RunRow) -> dict[int, float]:
     """Test accuracy by window of a finished run (read once per change of its metrics.jsonl)."""
     if row.active:
         return {}
-    return _final(str(row.path), _mtime(row.run.metrics_path))
+    return _final(str(row.path), mtime_ns(row.run.metrics_path))
+
+
+def steps_per_epoch(status: dict[str, Any], cfg: TSSDConfig | None) -> int | None:
+    """Optimizer steps in one epoch: from status.json's `total_steps` while the run trains, else (a finished
+    status keeps no total) from the config and the dataset's known size; None when unknown."""
+    if cfg is None:
+        return None
+    if status.get("total_steps"):
+        return status["total_steps"] // cfg.train.epochs
+    n = cfg.data.limit_train or TRAIN_SIZES.get(cfg.data.dataset)
+    return n // cfg.data.batch_size if n else None  # the loader drops a partial last batch
+
+
+def snapshot_when(epoch: int, step: int, per_epoch: int | None) -> str:
+    """When a snapshot (or a stop) happened: "before training", "after epoch 2", or, when the epoch was cut
+    short (a cancel), "during epoch 1, at step 80 of 390"."""
+    if step == 0:
+        return "before training"
+    if per_epoch and step < epoch * per_epoch:
+        return f"during epoch {epoch}, at step {step - (epoch - 1) * per_epoch:,} of {per_epoch:,}"
+    return f"after epoch {epoch}"
+
+
+def evaluating(status: dict[str, Any], recs: list[dict[str, Any]]) -> bool:
+    """Whether the run is evaluating now: status.json's `evaluating_at` (the step whose evaluation began,
+    written by the trainer's before_eval) is not yet followed by a record of its result or a later step."""
+    at = status.get("evaluating_at")
+    if status.get("state") != "running" or not isinstance(at, int):
+        return False
+    return not any(r.get("step", -1) > at or (r.get("kind") != "step" and r.get("step") == at) for r in recs[-20:])
+
+
+@lru_cache(maxsize=1024)
+def _last_tested(path: str, mtime_ns: int) -> tuple[int, float] | None:
+    tested = [r for r in RunFolder(path).metrics("epoch") if r.get("test_acc") is not None]
+    return (tested[-1]["epoch"], tested[-1]["test_acc"]) if tested else None
+
+
+def last_tested_of(row: RunRow) -> tuple[int, float] | None:
+    """(epoch, test accuracy at T_s) of the run's last evaluation during training, or None."""
+    return _last_tested(str(row.path), mtime_ns(row.run.metrics_path))
+
+
+# What the library says in the command line's words, said in the form's (`--data.root` is the field "Data root").
+FORM_WORDS = (
+    ("--data.download is false", "downloading is off"),
+    ("Pass --data.root PATH", "Give a **Data root**"),
+    ("--data.root", "**Data root**"),
+    ("or use --data.dataset ", "or pick the **Dataset** "),
+    ("--data.dataset ", "**Dataset** "),
+)
+
+
+def in_form_words(message: str) -> str:
+    """A library message as Markdown for a page: command-line flags named as the form's fields, and folder
+    patterns such as train/<class>/* code-formatted (Markdown would read their `*` as emphasis)."""
+    text = re.sub(r"(\S*/<class>/\*)", r"`\1`", message)
+    text = re.sub(  # paths, whose _ and * are no Markdown either
+        r"Paths tried: (.+?)\. ", lambda m: "Paths tried: " + ", ".join(f"`{p}`" for p in m[1].split(", ")) + ". ", text
+    )
+    for flag, field in FORM_WORDS:
+        text = text.replace(flag, field)
+    return text

@@ -9,10 +9,14 @@ import streamlit as st
 
 from tssd_viz.jobs import JobManager
 
-from . import config_form
+from . import starts
 
-REFRESH_S = 1.0  # live charts: how often a fragment re-reads the run folder, in seconds
-PROBE_REFRESH_S = 3.0  # probe snapshots arrive once an epoch: their charts need not be re-sent every second
+# How often a fragment re-reads run folders and re-sends its charts, in seconds. Every refresh re-sends every
+# chart of its fragment; on a loaded 2-core machine a refresh every second queued up behind the training runs
+# (charts blank while redrawn, updates seconds late), so the live charts refresh every 2 s, the rest less often.
+REFRESH_S = 2.0  # the watched run: progress, tiles and the training charts
+PROBE_REFRESH_S = 6.0  # probe snapshots arrive once an epoch: their charts need not be re-sent often
+RUNS_REFRESH_S = 5.0  # the runs panel: the other runs' progress bars and the table of every run
 POLL_S = 0.5  # job manager: how often queued runs are considered for a free slot, in seconds
 
 
@@ -60,7 +64,7 @@ def init_session() -> None:
         return
     ss.my_runs = []  # names of the runs this session submitted, newest last
     ss.flash = None  # (kind, text) shown once after a rerun, e.g. the result of pressing Train
-    config_form.init_defaults(ss)
+    starts.init_defaults(ss)
     ss._initialised = True
 
 

@@ -18,8 +18,9 @@ COLUMN_HELP = {
 }
 
 
-def _points(fraction: float | None) -> float | None:
-    return None if fraction is None else 100 * fraction
+def _points(fraction: float | None) -> str:
+    """A difference in points, signed; "–" where the run has none (never "None")."""
+    return "–" if fraction is None else f"{100 * fraction:+.1f} points"
 
 
 def differing_settings(rows: list[reading.RunRow]) -> list[dict]:
@@ -46,11 +47,11 @@ def accuracy_table(rows: list[reading.RunRow], recs: dict[str, list[dict]]) -> l
                 "mode": r.cfg.distill.mode,
                 "state": r.state,
                 "T_s": t_s,
-                "at T_s": final.get(t_s),
+                "at T_s": live.percent(final.get(t_s)),
                 # what its teacher knew more than its student; how much it over-fits (SPEC §10)
                 "teacher margin": _points(end.get("teacher_margin")),
                 "train − test": _points(train_acc - final[t_s] if train_acc is not None and t_s in final else None),
-                **{f"n = {n}": final.get(n) for n in range(1, width + 1)},
+                **{f"n = {n}": live.percent(final.get(n)) for n in range(1, width + 1)},
             }
         )
     return table
@@ -68,21 +69,11 @@ def comparison(names: list[str]) -> None:
 
     st.markdown("##### Test accuracy of every window n (the first n timesteps)")
     table = accuracy_table(rows, recs)
-    st.dataframe(
+    st.dataframe(  # text cells: a window a run has no evaluation of reads "–"
         table,
         hide_index=True,
         key="compare_table",
-        column_config={
-            **{
-                k: st.column_config.NumberColumn(format="percent")
-                for k in table[0]
-                if k == "at T_s" or k.startswith("n =")
-            },
-            **{
-                k: st.column_config.NumberColumn(format="%+.1f points", help=COLUMN_HELP[k])
-                for k in ("teacher margin", "train − test")
-            },
-        },
+        column_config={k: st.column_config.TextColumn(help=COLUMN_HELP[k]) for k in ("teacher margin", "train − test")},
     )
     diff = differing_settings(rows)
     if diff:
@@ -164,8 +155,11 @@ if len(rows) < 2:
     )
 else:
     names = [r.name for r in rows]
-    kept = [n for n in st.session_state.get("compare_runs", []) if n in names]
-    st.session_state.compare_runs = kept or names[:2]  # first visit: the two newest
+    if "compare_runs" not in st.session_state:  # first visit: the two newest finished runs, else the newest
+        done = [r.name for r in rows if r.state == "done"]
+        st.session_state.compare_runs = (done + [n for n in names if n not in done])[:2]
+    else:  # runs deleted since stay out; an empty choice stays empty (the user removed them)
+        st.session_state.compare_runs = [n for n in st.session_state.compare_runs if n in names]
     labels = {r.name: r.label() for r in rows}
     chosen = st.multiselect(
         "Runs",
@@ -178,4 +172,4 @@ else:
         st.info("Pick at least two runs.")
     else:
         active = any(r.active for r in rows if r.name in chosen)
-        st.fragment(run_every=2 * state.REFRESH_S if active else None)(comparison)(chosen)
+        st.fragment(run_every=state.RUNS_REFRESH_S if active else None)(comparison)(chosen)

@@ -93,7 +93,7 @@ def show(run: RunFolder) -> None:
         loaded = inference.load_model(str(path), path.stat().st_mtime_ns)
         ds = inference.load_data(loaded.cfg.data, loaded.cfg.distill)
     except (CheckpointError, DataUnavailable) as e:
-        st.error(str(e))
+        st.error(reading.in_form_words(str(e)))
         return
     cfg = loaded.cfg
     t_s, t_t = cfg.distill.t_student, cfg.distill.t_teacher
@@ -120,12 +120,7 @@ def show(run: RunFolder) -> None:
     classes = list(ds.classes)
     c1, c2 = st.columns([1, 2])
     with c1:
-        live.chart(
-            probe_batch_figure(
-                trace.images, [trace.label], classes, trace.logits, t_student=min(t_s, T), title=f"test image #{index}"
-            ),
-            "inspect_image_fig",
-        )
+        live.chart(image_figure(trace, classes, int(index), min(t_s, T)), "inspect_image_fig")
         live.chart(
             figures.firing_rate_figure(trace.rates, title="firing rate per layer, this image").update_xaxes(
                 tickangle=-30
@@ -159,6 +154,17 @@ def show(run: RunFolder) -> None:
     history(run, int(index), layer)
 
 
+def image_figure(trace: inference.Trace, classes: list[str], index: int, t_s: int):
+    """The test image with its class and the student's guess, named by its place in the test split."""
+    fig = probe_batch_figure(
+        trace.images, [trace.label], classes, trace.logits, t_student=t_s, title=f"test image #{index}"
+    )
+    # The figure numbers the images it is given (one: "#0"); this one is test image #index.
+    head = fig.layout.annotations[0]
+    head.text = f"#{index}" + head.text[len("#0") :]
+    return fig
+
+
 def exit_caption(logits, label: int, t_s: int) -> str:
     """How sure each timestep of the student window is about this image, and where early exit would stop it."""
     z = torch.as_tensor(logits, dtype=torch.float32)  # (T, K)
@@ -190,7 +196,11 @@ def history(run: RunFolder, index: int, layer: str) -> None:
         return
     st.markdown(f"##### During training: image #{index} in {layer}, at each snapshot")
     stems = [p.stem for p in paths]
-    stem = st.select_slider("Snapshot", stems, value=stems[-1], key="inspect_snapshot", format_func=live.snapshot_label)
+    # A key of its own per run: another run's snapshot choice must not carry over ("after epoch 1" of a run
+    # that has three).
+    stem = st.select_slider(
+        "Snapshot", stems, value=stems[-1], key=f"inspect_snapshot_{run.path}", format_func=live.snapshot_label
+    )
     try:
         probe = reading.load_probe(paths[stems.index(stem)])
     except ProbeError as e:

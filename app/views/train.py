@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import streamlit as st
-from dashboard import config_form, live, reading, state
+from dashboard import config_form, live, reading, starts, state
 
 from tssd_viz import ConfigError, TSSDConfig
 from tssd_viz.atomic import StorageError
@@ -66,14 +66,11 @@ def runs_panel() -> None:
             live.cancel_button(row.name, f"cancel_{row.name}")
     if rows:
         with st.expander(f"All runs ({len(rows)})"):
-            st.dataframe(
-                run_table(rows),
-                hide_index=True,
-                column_config={"test accuracy at T_s": st.column_config.NumberColumn(format="percent")},
-            )
+            st.dataframe(run_table(rows), hide_index=True)
 
 
 def run_table(rows: list[reading.RunRow]) -> list[dict]:
+    """Every run, one row each, as text: a value a run does not have reads "–", never "None"."""
     table = []
     for r in rows:
         c = r.cfg
@@ -82,16 +79,27 @@ def run_table(rows: list[reading.RunRow]) -> list[dict]:
             {
                 "run": r.name,
                 "state": r.state,
-                "mode": c.distill.mode if c else "?",
-                "dataset": c.data.dataset if c else "?",
-                "T_s": c.distill.t_student if c else None,
-                "T_t": c.distill.t_teacher if c else None,
-                "seed": c.train.seed if c else None,
-                "test accuracy at T_s": final.get(c.distill.t_student) if c else None,
-                "message": r.message,
+                "mode": c.distill.mode if c else "–",
+                "dataset": c.data.dataset if c else "–",
+                "T_s": str(c.distill.t_student) if c else "–",
+                "T_t": str(c.distill.t_teacher) if c else "–",
+                "seed": str(c.train.seed) if c else "–",
+                "test accuracy at T_s": test_cell(r, final),
+                "message": r.message or "–",
             }
         )
     return table
+
+
+def test_cell(row: reading.RunRow, final: dict[int, float]) -> str:
+    """The run's final test accuracy at T_s; without one (cancelled, or still training), its last
+    evaluation during training, saying which epoch; else "–"."""
+    if row.cfg is None:
+        return "–"
+    if row.cfg.distill.t_student in final:
+        return live.percent(final[row.cfg.distill.t_student])
+    tested = reading.last_tested_of(row)
+    return f"{live.percent(tested[1])} (after epoch {tested[0]})" if tested else "–"
 
 
 def train_controls(form: config_form.FormResult) -> None:
@@ -100,6 +108,11 @@ def train_controls(form: config_form.FormResult) -> None:
         st.error(form.error, icon=":material/block:")
     else:
         st.caption(form.summary)
+        kind, text = starts.cost_note(form.cfg, state.runs_root())
+        if kind == "warning":  # e.g. a GPU recipe on a CPU: said before Train, not after an hour
+            st.warning(text, icon=":material/timer:")
+        else:
+            st.caption(f":material/timer: {text}")
     st.text_input(
         "Run name (optional)", key="run_name", placeholder="a dated name is chosen for you", persist_state="session"
     )
@@ -123,7 +136,7 @@ def train_controls(form: config_form.FormResult) -> None:
 
 # Train sits right under the starting point, above the fields it sums up: pick a start, press Train, no
 # scrolling (and "Start from" itself stays at the top of the sidebar, see main.py).
-config_form.start_picker()
+starts.start_picker()
 controls = st.sidebar.container()
 form = config_form.config_sidebar()
 with controls:
@@ -132,7 +145,7 @@ with controls:
 st.title("Train and watch")
 st.caption(
     "Pick settings in the sidebar and press **Train**. The run trains in its own process; the charts "
-    "follow its run folder about once a second. Closing this tab stops nothing."
+    "follow its run folder every two seconds. Closing this tab stops nothing."
 )
 state.show_flash()
 rows = reading.run_rows(state.runs_root())
@@ -144,7 +157,7 @@ elif names and st.session_state.get("run") not in names:  # a new session: the a
     active = [r.name for r in rows if r.active]
     asked = st.query_params.get("run")
     st.session_state.run = asked if asked in names else (mine[-1:] or active or names)[0]
-st.fragment(run_every=2 * state.REFRESH_S)(runs_panel)()  # knows the watched run, so it leaves that one out
+st.fragment(run_every=state.RUNS_REFRESH_S)(runs_panel)()  # knows the watched run, so it leaves that one out
 
 if not rows:
     st.info(
