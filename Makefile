@@ -1,24 +1,25 @@
 # Two commands do everything (see README.md):
 #   make run    set up, then serve the dashboard and print its address (offline: the embedded digits dataset)
 #   make serve  the same for a classroom: every interface, run folders opened from the runs folder only
-#   make test   set up (with the cluster extra), then run every test (unit, notebooks, app, browser, a Ray head)
+#   make test   set up (with the cluster extra), then run every test (unit, notebooks, app, browser, a Ray head, the site)
+#   make docs   build the documentation site into site/ (offline; make docs-serve serves it on 127.0.0.1)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup allocator browser run serve train-demo test lab bench clean
+.PHONY: setup allocator browser run serve train-demo test lab bench docs docs-serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -e ".[app,notebooks,dev]"
 	touch $(STAMP)
 
-# The tests also need the cluster extra (Ray, several hundred MB: they start a real Ray head) and the nir extra
-# (they run exported students in nirtorch); `make run` needs neither.
+# The tests also need the cluster extra (Ray, several hundred MB: they start a real Ray head), the nir extra
+# (they run exported students in nirtorch) and the docs extra (they build the site); `make run` needs none.
 TEST_STAMP := $(VENV)/.installed-cluster
 $(TEST_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e ".[app,notebooks,dev,cluster,nir]"
+	$(PY) -m pip install --quiet -e ".[app,notebooks,dev,cluster,nir,docs]"
 	touch $(TEST_STAMP)
 
 setup: $(STAMP) allocator
@@ -69,8 +70,24 @@ lab: setup
 	$(PY) -c "import sys, tssd_viz.allocator as a; a.execute(sys.argv[1:])" $(PY) -m jupyter lab notebooks/ \
 	  --port $(LAB_PORT) $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
+# The documentation site (mkdocs.yml, docs/): built offline into site/, the lessons executed in fast mode on the
+# way (docs/hooks.py; a rebuild reuses them while nothing they depend on changed). TSSD_DOCS_EXECUTE=0 renders
+# the lessons without outputs, for writing the pages. `make docs-serve PORT=8001` picks the port (default 8000,
+# not the dashboard's); it rebuilds a page when its file changes.
+DOCS_STAMP := $(VENV)/.installed-docs
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[app,notebooks,docs]"
+	touch $(DOCS_STAMP)
+
+DOCS_PORT = $(if $(filter command line environment,$(origin PORT)),$(PORT),8000)
+docs: $(DOCS_STAMP)
+	TSSD_FAST=1 $(PY) -m mkdocs build --strict --site-dir site
+
+docs-serve: $(DOCS_STAMP)
+	TSSD_FAST=1 $(PY) -m mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
 bench: setup
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache site
