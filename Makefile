@@ -24,11 +24,11 @@ $(TEST_STAMP): $(STAMP)
 
 setup: $(STAMP) allocator
 
-# Training runs under jemalloc when it is installed (tssd_viz.allocator; bench/run.py measures it against
+# Training runs under jemalloc when it is installed (tssd_viz.training.allocator; bench/run.py measures it against
 # glibc). Installed here when run as root on Debian/Ubuntu; otherwise one line says how, and training runs
 # under glibc as before. Linux only: elsewhere the system's malloc runs.
 allocator: $(STAMP)
-	@[ "$$(uname -s)" != Linux ] || $(PY) -c "import sys, tssd_viz.allocator as a; sys.exit(not a.find('jemalloc'))" || { \
+	@[ "$$(uname -s)" != Linux ] || $(PY) -c "import sys, tssd_viz.training.allocator as a; sys.exit(not a.find('jemalloc'))" || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && apt-get install -y -qq libjemalloc2 >/dev/null; \
 	  else echo "Training is faster with jemalloc: sudo apt-get install libjemalloc2 (conda: conda install -c conda-forge jemalloc)" >&2; fi; }
@@ -67,7 +67,7 @@ test: $(TEST_STAMP) browser
 # which JupyterLab otherwise refuses to start without.
 LAB_PORT = $(if $(filter command line environment,$(origin PORT)),$(PORT),8888)
 lab: setup
-	$(PY) -c "import sys, tssd_viz.allocator as a; a.execute(sys.argv[1:])" $(PY) -m jupyter lab notebooks/ \
+	$(PY) -c "import sys, tssd_viz.training.allocator as a; a.execute(sys.argv[1:])" $(PY) -m jupyter lab notebooks/ \
 	  --port $(LAB_PORT) $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # The documentation site (mkdocs.yml, docs/): built offline into site/, the lessons executed in fast mode on the

@@ -97,7 +97,7 @@ def run_cli(argv: list[str]) -> str:
 def stubs():
     """Training and sweeping replaced by stubs that return at once: the command line is what is fuzzed."""
     import tssd_viz.sweep as sweep
-    import tssd_viz.train as train
+    import tssd_viz.training.fit as train
 
     saved = train.fit, sweep.run_sweep
     train.fit = lambda *a, **k: types.SimpleNamespace(stopped="done")
@@ -227,7 +227,7 @@ def same_weights(a: Path, b: Path) -> bool:
 def read_damaged(run) -> str:
     """What the readers make of a damaged run folder: accepted, refused (in one line) or crashed."""
     from tssd_viz import list_runs
-    from tssd_viz.jobs import JobManager
+    from tssd_viz.jobs.queue import JobManager
 
     try:
         (row,) = list_runs(run.path.parent)

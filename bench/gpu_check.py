@@ -37,8 +37,8 @@ from bench import harness  # noqa: E402
 from bench.harness import Shape  # noqa: E402
 from tssd_viz import RunFolder, fit, preset  # noqa: E402
 from tssd_viz.data import is_available  # noqa: E402
-from tssd_viz.models import build_model  # noqa: E402
-from tssd_viz.speed import compile_neurons  # noqa: E402
+from tssd_viz.snn.models import build_model  # noqa: E402
+from tssd_viz.training.speed import compile_neurons  # noqa: E402
 
 DEADLINE_S = 8 * 60  # checks that would start after this are recorded as skipped
 

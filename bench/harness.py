@@ -28,9 +28,9 @@ if str(ROOT) not in sys.path:  # run as `python bench/run.py` from anywhere
 from bench import nets  # noqa: E402
 from tssd_viz import allocator  # noqa: E402
 from tssd_viz.config import TSSDConfig  # noqa: E402
-from tssd_viz.losses import tssd_loss, windows  # noqa: E402
-from tssd_viz.speed import compile_neurons  # noqa: E402
-from tssd_viz.step import forward_windows  # noqa: E402
+from tssd_viz.snn.losses import tssd_loss, windows  # noqa: E402
+from tssd_viz.training.speed import compile_neurons  # noqa: E402
+from tssd_viz.training.step import forward_windows  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -222,7 +222,7 @@ def classroom_run(
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-8:])
         raise RuntimeError(f"the classroom run {' '.join(cmd[2:])} failed (exit {done.returncode}):\n{tail}")
-    from tssd_viz.runs import RunFolder
+    from tssd_viz.runs.folders import RunFolder
 
     run = RunFolder(run_dir)
     t_student = run.config().distill.t_student

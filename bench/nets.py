@@ -18,8 +18,8 @@ from snntorch import surrogate, utils
 from torch import Tensor, nn
 
 from tssd_viz.config import ModelConfig
-from tssd_viz.models import VGG_SPECS, SpikingNet, build_model
-from tssd_viz.neurons import LIF
+from tssd_viz.snn.models import VGG_SPECS, SpikingNet, build_model
+from tssd_viz.snn.neurons import LIF
 
 
 class ReLUNeuron(nn.Module):

@@ -161,7 +161,7 @@ def test_make_setup_installs_jemalloc_when_root_and_missing_and_says_how_otherwi
     scripts = {
         "apt-get": f'echo "apt-get $*" >> {log}',
         "id": f"echo {uid}",
-        "python": f"exit {0 if found else 1}",  # the Makefile asks tssd_viz.allocator.find('jemalloc')
+        "python": f"exit {0 if found else 1}",  # the Makefile asks tssd_viz.training.allocator.find('jemalloc')
     }
     for name, body in scripts.items():
         (fake / name).write_text(f"#!/bin/sh\n{body}\n")

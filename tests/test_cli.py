@@ -14,7 +14,7 @@ import torch
 from tssd_viz import RunFolder, load_checkpoint
 from tssd_viz.cli import main
 from tssd_viz.config import TSSDConfig
-from tssd_viz.models import build_model, count_parameters
+from tssd_viz.snn.models import build_model, count_parameters
 
 TINY = [
     "--preset",
@@ -235,7 +235,7 @@ def test_a_loss_that_becomes_nan_ends_the_command_with_one_line(tmp_path):
     run_dir = tmp_path / "run"
     script = (
         "import dataclasses, sys\n"
-        "import tssd_viz.step as t\n"
+        "import tssd_viz.training.step as t\n"
         "real = t.tssd_loss\n"
         "calls = []\n"
         "def poisoned(*a, **k):\n"
@@ -341,9 +341,9 @@ def test_short_run_on_real_cifar10(tmp_path):
 def test_trained_networks_load_and_export_through_the_library(tmp_path):
     """The library's loader gives what the CLI's evaluate prints, and an export drops the weak head."""
     from tssd_viz import evaluate, fit, load_dataset, load_trained, preset
-    from tssd_viz.checkpoints import CheckpointError
     from tssd_viz.data import Loader
-    from tssd_viz.trained import export_student
+    from tssd_viz.runs.checkpoints import CheckpointError
+    from tssd_viz.runs.trained import export_student
 
     cfg = preset("quick").replace(**{"train.epochs": 1, "data.limit_test": 64, "train.probe_every": 0})
     result = fit(cfg, run_dir=tmp_path / "r")
@@ -440,7 +440,7 @@ def test_a_pickle_payload_in_a_checkpoint_runs_no_code_cli(tmp_path):
 
 def test_a_pickle_payload_in_a_checkpoint_runs_no_code_inspect(tmp_path):
     """The Inspect page loads checkpoints through app/dashboard/inference.load_model."""
-    from tssd_viz.checkpoints import CheckpointError
+    from tssd_viz.runs.checkpoints import CheckpointError
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
     from dashboard.inference import load_model

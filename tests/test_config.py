@@ -281,7 +281,7 @@ def configs(draw):
 
 
 def assert_refused_or_sane(cfg) -> None:
-    from tssd_viz.models import num_stages
+    from tssd_viz.snn.models import num_stages
 
     try:
         validate(cfg)

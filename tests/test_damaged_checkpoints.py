@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from tssd_viz import preset
-from tssd_viz.checkpoints import FORMAT_STUDENT, FORMAT_TRAIN, CheckpointError, load_checkpoint, save_checkpoint
-from tssd_viz.models import build_model
-from tssd_viz.trained import export_student, load_trained
+from tssd_viz.runs.checkpoints import FORMAT_STUDENT, FORMAT_TRAIN, CheckpointError, load_checkpoint, save_checkpoint
+from tssd_viz.runs.trained import export_student, load_trained
+from tssd_viz.snn.models import build_model
 
 
 def payload(**changes):

@@ -12,7 +12,7 @@ import pytest
 
 from tssd_viz import DataConfig, DataUnavailable, load_dataset
 from tssd_viz.data import events as event_data
-from tssd_viz.dvs import EVENT_DTYPE
+from tssd_viz.data.dvs import EVENT_DTYPE
 
 
 def few_events(image, rng):

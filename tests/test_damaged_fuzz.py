@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tssd_viz import RunFolder, cli, fit, list_runs, preset
-from tssd_viz.jobs import JobManager
+from tssd_viz.jobs.queue import JobManager
 
 FILES = ("status.json", "metrics.jsonl", "config.json", "probes/epoch-0001.npz", "probes/epoch-0000.npz")
 # Random bytes, and bytes that are valid JSON of the wrong shape (what a hand or a bad script leaves behind).

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from tssd_viz import RunFolder, list_runs, preset
-from tssd_viz.jobs import JobManager
-from tssd_viz.probes import ProbeError, read_probe
-from tssd_viz.runs import final_accuracy
+from tssd_viz.jobs.queue import JobManager
+from tssd_viz.runs.folders import final_accuracy
+from tssd_viz.snn.probes import ProbeError, read_probe
 
 JUNK = [b"\xff\xfe\x00binary\x80", b"[]", b'"x"', b"null", b"1", b"{", b'{"state": 5}', b'{"state": ["done"]}']
 BAD_LINES = [b"1", b"[]", b"null", b'"x"', b"\xff\x80", b'{"kind": 5}', b'{"kind": "step", "step": "x"}']

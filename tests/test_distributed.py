@@ -16,7 +16,7 @@ from waiting import free_port, wait_for
 
 from tssd_viz import ConfigError, RunFolder, load_checkpoint, preset
 from tssd_viz.data import Loader, load_dataset
-from tssd_viz.distributed import Ranks
+from tssd_viz.training.distributed import Ranks
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS_PER_EPOCH = 16  # 512 training digits in global batches of 32

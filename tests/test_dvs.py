@@ -1,4 +1,4 @@
-"""tssd_viz.dvs: the emulated event camera, against hand-worked events."""
+"""tssd_viz.data.dvs: the emulated event camera, against hand-worked events."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tssd_viz.dvs import EVENT_DTYPE, emulate, log_intensity, render_moving, saccade_path
+from tssd_viz.data.dvs import EVENT_DTYPE, emulate, log_intensity, render_moving, saccade_path
 
 
 def bar_video(steps: int, start: int = 5, width: int = 3, size: int = 20) -> np.ndarray:

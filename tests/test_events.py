@@ -19,9 +19,9 @@ from tssd_viz.config import MODES, ConfigError, ModelConfig, validate
 from tssd_viz.data import events as event_data
 from tssd_viz.data import is_available
 from tssd_viz.data.tonic_sources import cifar10_dvs_split
-from tssd_viz.evaluation import collect_outputs, recompute_bn_stats
-from tssd_viz.frames import WindowFrames
-from tssd_viz.step import forward_windows
+from tssd_viz.snn.frames import WindowFrames
+from tssd_viz.training.evaluation import collect_outputs, recompute_bn_stats
+from tssd_viz.training.step import forward_windows
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -174,7 +174,7 @@ def test_evaluate_bins_each_window_on_its_own(whole):
 def test_each_whole_recording_window_is_judged_with_its_own_batch_norm_statistics(whole):
     import copy
 
-    from tssd_viz.evaluation import bn_state, recompute_bn_stats, window_bn_stats
+    from tssd_viz.training.evaluation import bn_state, recompute_bn_stats, window_bn_stats
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(width=0.25), 2, 10, weak_head=False)

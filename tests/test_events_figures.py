@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tssd_viz import figures
-from tssd_viz.dvs import EVENT_DTYPE
+from tssd_viz.data.dvs import EVENT_DTYPE
 from tssd_viz.figures.events import POLARITY_COLORS
 
 

@@ -12,8 +12,8 @@ from test_jobs import tiny
 from waiting import wait_for
 
 from tssd_viz import ConfigError, RunFolder, cli
-from tssd_viz.executors import INSTALL, Local, RayJobs, executor_name, from_env
-from tssd_viz.jobs import JobManager
+from tssd_viz.jobs.executors import INSTALL, Local, RayJobs, executor_name, from_env
+from tssd_viz.jobs.queue import JobManager
 from tssd_viz.sweep import Cell, run_cell
 
 

@@ -13,10 +13,11 @@ import time
 import pytest
 from waiting import wait_for  # tests/waiting.py
 
-from tssd_viz import ConfigError, RunFolder, allocator, preset
+from tssd_viz import ConfigError, RunFolder, preset
 from tssd_viz.atomic import StorageError
-from tssd_viz.executors import Local, RayJobs
-from tssd_viz.jobs import JobManager
+from tssd_viz.jobs.executors import Local, RayJobs
+from tssd_viz.jobs.queue import JobManager
+from tssd_viz.training import allocator
 
 
 @pytest.fixture(params=["local", "ray"])
@@ -253,7 +254,7 @@ def test_a_poll_that_keeps_failing_is_reported_once_and_retried_less_often(tmp_p
 SUBMITTER = """
 import sys, time
 from tssd_viz import preset
-from tssd_viz.jobs import JobManager
+from tssd_viz.jobs.queue import JobManager
 root, who = sys.argv[1], sys.argv[2]
 jobs = JobManager(root, max_running=1)
 cfg = preset("quick").replace(**{"data.limit_train": 64, "data.limit_test": 64, "train.epochs": 1,

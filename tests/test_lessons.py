@@ -11,7 +11,7 @@ import torch
 import tssd_viz as tv
 from tssd_viz import lessons
 from tssd_viz import stats as tv_stats
-from tssd_viz.processes import process_start
+from tssd_viz.runs.processes import process_start
 
 
 @pytest.fixture(autouse=True)
@@ -123,7 +123,7 @@ def test_a_run_in_training_elsewhere_is_refused(tmp_path):
     cfg = tiny("baseline")
     folder = lessons._run_folder(cfg, tmp_path)
     folder.prepare(cfg)
-    # this process, with its start time: what a run in training records about itself (tssd_viz.processes)
+    # this process, with its start time: what a run in training records about itself (tssd_viz.runs.processes)
     alive = {"state": "running", "pid": os.getpid(), "proc_start": process_start(os.getpid())}
     folder.status_path.write_text(json.dumps(alive))
     with pytest.raises(RuntimeError, match="is being trained by process"):

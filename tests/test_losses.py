@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from tssd_viz.config import DistillConfig
-from tssd_viz.losses import Windows, accuracy_by_window, kd_kl, tssd_loss, windows
-from tssd_viz.models import ModelOutput
+from tssd_viz.snn.losses import Windows, accuracy_by_window, kd_kl, tssd_loss, windows
+from tssd_viz.snn.models import ModelOutput
 
 
 def test_kl_is_zero_when_student_equals_teacher():

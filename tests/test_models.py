@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from tssd_viz.config import ModelConfig
-from tssd_viz.models import build_model, count_parameters, num_stages
-from tssd_viz.record import lif_layers, record
+from tssd_viz.snn.models import build_model, count_parameters, num_stages
+from tssd_viz.snn.record import lif_layers, record
 
 
 @pytest.mark.parametrize("arch,width", [("vgg_small", 1.0), ("resnet19", 0.125), ("vgg11", 0.125)])
@@ -95,7 +95,7 @@ def test_record_probe_removes_its_hooks():
 
 
 def test_recorded_membrane_is_the_lif_reference():
-    from tssd_viz.neurons import lif_multistep
+    from tssd_viz.snn.neurons import lif_multistep
 
     torch.manual_seed(5)
     m = build_model(ModelConfig(), 3, 10, False).eval()

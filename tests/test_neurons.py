@@ -4,7 +4,7 @@ snntorch's Leaky as an independent implementation (where it is the same neuron, 
 import pytest
 import torch
 
-from tssd_viz.neurons import LIF, LIFParams, lif_multistep, rect_surrogate_grad, snntorch_multistep
+from tssd_viz.snn.neurons import LIF, LIFParams, lif_multistep, rect_surrogate_grad, snntorch_multistep
 
 
 def snntorch_leaky(tau=2.0, threshold=1.0, width=1.0, reset_delay=False):

@@ -13,10 +13,10 @@ from torch import nn
 import tssd_viz as tv
 from tssd_viz.cli import main
 from tssd_viz.config import ModelConfig
-from tssd_viz.folding import fold_batch_norm, fold_bn, fold_conv_bn
-from tssd_viz.neurons import LIF, LIFParams
-from tssd_viz.nir_export import DT, _Builder, student_graph, write_nir
-from tssd_viz.nir_reader import NIRScale, node_map
+from tssd_viz.export.folding import fold_batch_norm, fold_bn, fold_conv_bn
+from tssd_viz.export.nir_reader import NIRScale, node_map
+from tssd_viz.export.nir_writer import DT, _Builder, student_graph, write_nir
+from tssd_viz.snn.neurons import LIF, LIFParams
 
 nir = pytest.importorskip("nir", reason="the nir extra: pip install 'tssd-viz[nir]'")
 nirtorch = pytest.importorskip("nirtorch", reason="the nir extra: pip install 'tssd-viz[nir]'")

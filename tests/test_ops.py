@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 import tssd_viz as tv
-from tssd_viz.ops import LayerOps, energy_uj, synaptic_operations
+from tssd_viz.snn.ops import LayerOps, energy_uj, synaptic_operations
 
 
 class Toy(nn.Module):

@@ -10,7 +10,7 @@ import tssd_viz
 ROOT = Path(__file__).resolve().parents[1]
 # conda names that differ from PyPI names
 CONDA_TO_PYPI = {"pytorch": "torch"}
-NOT_ON_PYPI = {"jemalloc"}  # a C library (tssd_viz.allocator preloads it)
+NOT_ON_PYPI = {"jemalloc"}  # a C library (tssd_viz.training.allocator preloads it)
 
 
 def _name(req: str) -> str:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tssd_viz import allocator
-from tssd_viz.neurons import LIF, lif_multistep
-from tssd_viz.speed import compile_neurons, tune_allocator
+from tssd_viz.snn.neurons import LIF, lif_multistep
+from tssd_viz.training import allocator
+from tssd_viz.training.speed import compile_neurons, tune_allocator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,9 +90,9 @@ def test_bench_classroom_rows_report_each_seed_and_the_spread():
 
 
 def _grads(cfg, x, y):
-    from tssd_viz.losses import tssd_loss, windows
-    from tssd_viz.models import build_model
-    from tssd_viz.step import forward_windows
+    from tssd_viz.snn.losses import tssd_loss, windows
+    from tssd_viz.snn.models import build_model
+    from tssd_viz.training.step import forward_windows
 
     torch.manual_seed(0)
     model = build_model(cfg.model, 3, 10, weak_head=cfg.uses_weak_head)

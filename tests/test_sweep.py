@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tssd_viz import RunFolder, allocator
+from tssd_viz import RunFolder
 from tssd_viz.cli import parse_config
 from tssd_viz.config import TSSDConfig, preset, validate
 from tssd_viz.sweep import (
@@ -27,6 +27,7 @@ from tssd_viz.sweep import (
     select,
     summarize,
 )
+from tssd_viz.training import allocator
 
 TINY = [
     "--preset",

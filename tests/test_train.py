@@ -12,10 +12,10 @@ import torch
 
 from tssd_viz import History, RunFolder, TSSDConfig, fit, load_checkpoint, preset
 from tssd_viz.atomic import StorageError
-from tssd_viz.checkpoints import CheckpointError, save_checkpoint
 from tssd_viz.config import ConfigError
 from tssd_viz.data import DataUnavailable
-from tssd_viz.train import lr_factor
+from tssd_viz.runs.checkpoints import CheckpointError, save_checkpoint
+from tssd_viz.training.fit import lr_factor
 
 STEP_KEYS = {
     "kind",
@@ -242,7 +242,7 @@ def test_epoch_time_is_the_epochs_share_of_the_training_clock():
 def test_recompute_bn_stats_is_the_exact_average_over_the_batches():
     from torch import nn
 
-    from tssd_viz.train import recompute_bn_stats
+    from tssd_viz.training.fit import recompute_bn_stats
 
     class Net(nn.Module):  # the model's call signature: (x, T)
         def __init__(self):
@@ -330,7 +330,7 @@ def test_a_cancelled_runs_checkpoint_holds_statistics_of_its_weights(tmp_path, a
     ck = load_checkpoint(tmp_path / "r" / "checkpoints" / "last.pt")
     from tssd_viz import build_model, load_dataset
     from tssd_viz.data import Loader
-    from tssd_viz.train import recompute_bn_stats
+    from tssd_viz.training.fit import recompute_bn_stats
 
     cfg = tiny(**over)
     ds = load_dataset(cfg.data)
@@ -378,7 +378,7 @@ def poison_loss_part(monkeypatch, part: str, at_call: int, value: float = float(
     """Make `part` of the loss `value` from the `at_call`-th training step on (as a diverging run would)."""
     import dataclasses
 
-    import tssd_viz.step as train_module
+    import tssd_viz.training.step as train_module
 
     real, calls = train_module.tssd_loss, {"n": 0}
 
@@ -395,7 +395,7 @@ def poison_loss_part(monkeypatch, part: str, at_call: int, value: float = float(
 
 def test_a_loss_that_becomes_nan_stops_the_run_as_failed_naming_the_step_and_part(tmp_path, monkeypatch):
     """Issue 11: --distill.alpha nan trained to the end with NaN losses and status done."""
-    from tssd_viz.train import TrainingDiverged
+    from tssd_viz.training.fit import TrainingDiverged
 
     poison_loss_part(monkeypatch, "loss_tsd", at_call=6)  # 4 steps per epoch: in epoch 2
     with pytest.raises(TrainingDiverged, match="the loss_tsd became nan at step 6"):
@@ -410,7 +410,7 @@ def test_a_loss_that_becomes_nan_stops_the_run_as_failed_naming_the_step_and_par
 
 
 def test_an_infinite_weak_head_loss_is_named_too(monkeypatch):
-    from tssd_viz.train import TrainingDiverged
+    from tssd_viz.training.fit import TrainingDiverged
 
     poison_loss_part(monkeypatch, "loss_ssd", at_call=1, value=float("inf"))
     with pytest.raises(TrainingDiverged, match="the loss_ssd became inf at step 1"):
@@ -597,7 +597,7 @@ def test_a_metrics_line_the_disk_refuses_is_not_kept_torn(tmp_path, monkeypatch)
 def test_every_evaluation_is_announced_before_it_starts(tmp_path):
     """before_eval(step, epoch) comes before each test pass, and status.json says from which step an
     evaluation runs (the dashboard's "evaluating on the test set…"); records are unchanged by it."""
-    from tssd_viz.observers import Observer
+    from tssd_viz.training.observers import Observer
 
     seen: list[tuple] = []
 

@@ -5,15 +5,13 @@ The public API; notebooks and the app import only from here.
 
 from . import figures
 from ._version import __version__ as __version__
-from .checkpoints import CheckpointError, load_checkpoint
 from .config import ConfigError, DataConfig, DistillConfig, ModelConfig, TrainConfig, TSSDConfig, preset, validate
 from .data import Dataset, DataUnavailable, Loader, Split, cache_dir, is_available, load_dataset, offline_default
+from .data.dvs import emulate
 from .data.events import event_digits, frame_transform, saccade_video
-from .dvs import emulate
-from .evaluation import ExitPoint, Outputs, analysis, collect_outputs, early_exit, exit_points, teacher_margins
-from .events import FitInfo, FitResult
-from .frames import WindowFrames
-from .jobs import JobManager
+from .export.nir_reader import NIRAgreement, NIRNetwork, NIRRun, load_nir, nir_agreement
+from .export.nir_writer import NIRExportError, export_nir
+from .jobs.queue import JobManager
 from .lesson_results import (
     check_learned,
     committed_conclusion,
@@ -44,7 +42,11 @@ from .lessons import (
     train_or_read,
     weak_head_tap,
 )
-from .losses import (
+from .runs.checkpoints import CheckpointError, load_checkpoint
+from .runs.folders import RunFolder, final_accuracy, list_runs, run_folders
+from .runs.trained import Trained, export_student, load_trained
+from .snn.frames import WindowFrames
+from .snn.losses import (
     LossParts,
     Windows,
     accuracy_by_window,
@@ -57,17 +59,15 @@ from .losses import (
     tssd_loss,
     windows,
 )
-from .models import ModelOutput, SpikingNet, build_model, count_parameters
-from .neurons import LIF, LIFParams, lif_multistep, lif_step, rect_surrogate_grad, snntorch_multistep
-from .nir_export import NIRExportError, export_nir
-from .nir_reader import NIRAgreement, NIRNetwork, NIRRun, load_nir, nir_agreement
-from .observers import ConsoleProgress, History, Observer, RunWriter
-from .ops import LayerOps, energy_uj, synaptic_operations
-from .probes import ProbeSnapshot, read_probe, snapshot
-from .record import Recording, lif_layers, record
-from .runs import RunFolder, final_accuracy, list_runs, run_folders
-from .train import TrainingDiverged, evaluate, fit
-from .trained import Trained, export_student, load_trained
+from .snn.models import ModelOutput, SpikingNet, build_model, count_parameters
+from .snn.neurons import LIF, LIFParams, lif_multistep, lif_step, rect_surrogate_grad, snntorch_multistep
+from .snn.ops import LayerOps, energy_uj, synaptic_operations
+from .snn.probes import ProbeSnapshot, read_probe, snapshot
+from .snn.record import Recording, lif_layers, record
+from .training.evaluation import ExitPoint, Outputs, analysis, collect_outputs, early_exit, exit_points, teacher_margins
+from .training.events import FitInfo, FitResult
+from .training.fit import TrainingDiverged, evaluate, fit
+from .training.observers import ConsoleProgress, History, Observer, RunWriter
 
 __all__ = [
     "figures",

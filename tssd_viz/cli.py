@@ -22,14 +22,14 @@ from typing import NoReturn
 
 import tyro
 
-from . import allocator
 from .atomic import StorageError
-from .checkpoints import CheckpointError
 from .config import EVENT_DATASETS, LIMITS, PRESETS, ConfigError, TSSDConfig, preset, validate
 from .data import DataUnavailable, Loader, load_dataset
-from .observers import ConsoleProgress
-from .runs import RunFolder
-from .trained import export_student, load_trained
+from .runs.checkpoints import CheckpointError
+from .runs.folders import RunFolder
+from .runs.trained import export_student, load_trained
+from .training import allocator
+from .training.observers import ConsoleProgress
 
 EXIT_BAD_INPUT, EXIT_CANCELLED = 2, 130
 USAGE = (
@@ -55,7 +55,7 @@ MAX_SEEDS = 1000  # a sweep's seeds per cell: a typo of 10**6 would plan runs fo
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     if os.environ.get("TORCHELASTIC_ERROR_FILE"):  # a torchrun rank: its failure report quotes this line
-        from .distributed import tell_launcher
+        from .training.distributed import tell_launcher
 
         tell_launcher(f"error: {message}")
     if os.environ.get("RANK", "0") == "0":  # under torchrun rank 0 says it once, not once per rank
@@ -200,8 +200,8 @@ def cmd_train(argv: list[str], own_process: bool = False) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
-    from .distributed import RankLost
-    from .train import TrainingDiverged, fit  # imported late: keeps `--help` and input errors fast
+    from .training.distributed import RankLost
+    from .training.fit import TrainingDiverged, fit  # imported late: keeps `--help` and input errors fast
 
     try:
         result = fit(
@@ -279,8 +279,8 @@ def cmd_evaluate(argv: list[str]) -> int:
         ds = load_dataset(cfg.data, cfg.distill)
     except (ConfigError, DataUnavailable, CheckpointError) as e:
         fail(str(e))
-    from .evaluation import collect_outputs, exit_points, whole_recording_bn
-    from .train import resolve_device
+    from .training.evaluation import collect_outputs, exit_points, whole_recording_bn
+    from .training.fit import resolve_device
 
     device = resolve_device(cfg.train.device)
     model.to(device)
@@ -342,7 +342,7 @@ def _thresholds(text: str) -> list[float]:
 
 
 def cmd_export(argv: list[str]) -> int:
-    from .nir_export import NIRExportError, export_nir  # needs the nir extra only when --format nir runs
+    from .export.nir_writer import NIRExportError, export_nir  # needs the nir extra only when --format nir runs
 
     ap = ArgumentParser(prog="python -m tssd_viz export")
     ap.add_argument("--run-dir", required=True)
@@ -378,7 +378,8 @@ def cmd_export(argv: list[str]) -> int:
 
 def cmd_sweep(argv: list[str]) -> int:
     """Train a grid of runs into <sweep-dir>/runs (finished runs are skipped) and summarise them."""
-    from . import executors, sweep
+    from . import sweep
+    from .jobs import executors
 
     ap = ArgumentParser(prog="python -m tssd_viz sweep")
     ap.add_argument("--sweep-dir", required=True)

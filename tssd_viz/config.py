@@ -172,10 +172,10 @@ class TrainConfig:
     compile: bool = False
     """torch.compile the neuron time loop (helps on GPUs; the fused CPU neuron is faster uncompiled)."""
     tune_allocator: bool = True
-    """CPU: keep freed activation memory for reuse instead of returning it to the OS (tssd_viz.speed)."""
+    """CPU: keep freed activation memory for reuse instead of returning it to the OS (tssd_viz.training.speed)."""
     allocator: str = "auto"
     """[choice] The training process's malloc: auto (jemalloc, else tcmalloc, when installed; else glibc),
-    glibc, jemalloc or tcmalloc; one not installed falls back to glibc (tssd_viz.allocator)."""
+    glibc, jemalloc or tcmalloc; one not installed falls back to glibc (tssd_viz.training.allocator)."""
     bn_stats: str = "recompute"
     """[choice] Eval-mode batch-norm statistics: recompute (re-estimated with the current weights on
     bn_batches training images before every evaluation and probe) or running (PyTorch's running averages)."""

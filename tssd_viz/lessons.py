@@ -24,15 +24,15 @@ from torch import Tensor
 
 from .config import TSSDConfig, preset, validate
 from .data import Dataset, Loader, offline_default
-from .losses import Windows, windows
-from .models import SpikingNet, build_model
-from .observers import Observer
-from .record import lif_layers
-from .runs import RunFolder, final_accuracy
+from .runs.folders import RunFolder, final_accuracy
+from .snn.losses import Windows, windows
+from .snn.models import SpikingNet, build_model
+from .snn.record import lif_layers
 from .stats import Spread, spread
-from .step import make_optimizer, train_step
 from .sweep.summary import paired_difference
-from .train import fit
+from .training.fit import fit
+from .training.observers import Observer
+from .training.step import make_optimizer, train_step
 
 # How big a lesson's runs are, by the data it found: a preset, its overrides, and what the lesson says.
 FAST_RECIPE = (

@@ -2,10 +2,10 @@
 
     state.py        the runs folder, the shared job manager, session state set up once per session
     config_form.py  the sidebar that builds a TSSDConfig, with impossible combinations prevented
-    reading.py      cheap, repeated reads of run folders (through tssd_viz.runs): the runs table, progress
+    reading.py      cheap, repeated reads of run folders (through tssd_viz.runs.folders): the runs table, progress
     live.py         one run's charts, redrawn every two seconds while it trains
     inference.py    a trained network on one test image, for Inspect
 
-The app trains nothing itself: runs are processes of the CLI started by `tssd_viz.jobs`, and every
+The app trains nothing itself: runs are processes of the CLI started by `tssd_viz.jobs.queue`, and every
 page only reads run folders. Every number drawn comes from the library's figures.
 """

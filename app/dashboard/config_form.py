@@ -24,7 +24,7 @@ from tssd_viz.config import (
     TSD_PASSES,
     WINDOWINGS,
 )
-from tssd_viz.models import num_stages
+from tssd_viz.snn.models import num_stages
 
 from .starts import STARTS
 

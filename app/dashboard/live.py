@@ -18,9 +18,9 @@ import streamlit as st
 from tssd_viz import RunFolder, figures
 from tssd_viz.figures import style
 from tssd_viz.figures.dashboard import busiest_neurons, firing_rate_history_figure, probe_batch_figure
-from tssd_viz.jobs import ACTIVE
-from tssd_viz.probes import ProbeError
-from tssd_viz.runs import final_accuracy
+from tssd_viz.jobs.queue import ACTIVE
+from tssd_viz.runs.folders import final_accuracy
+from tssd_viz.snn.probes import ProbeError
 
 from . import reading, state
 

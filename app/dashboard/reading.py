@@ -1,6 +1,6 @@
 """Reading run folders cheaply, every few seconds, for every open browser session.
 
-What the files mean is `tssd_viz.runs`'s business; this module only decides how often to read them:
+What the files mean is `tssd_viz.runs.folders`'s business; this module only decides how often to read them:
 - metrics.jsonl through one `MetricsTail` per run and session, which parses only the lines appended since.
 - config.json and probe snapshots are cached by (path, modification time).
 - the runs table reads each status.json; final accuracies only once a run has finished.
@@ -17,11 +17,12 @@ from typing import Any
 
 import streamlit as st
 
-from tssd_viz import RunFolder, TSSDConfig, runs
+from tssd_viz import RunFolder, TSSDConfig
 from tssd_viz.config import ConfigError
 from tssd_viz.data.events import event_digits_path
-from tssd_viz.jobs import ACTIVE
-from tssd_viz.runs import UNREADABLE, ProbeSnapshot, run_folders
+from tssd_viz.jobs.queue import ACTIVE
+from tssd_viz.runs import folders as runs
+from tssd_viz.runs.folders import UNREADABLE, ProbeSnapshot, run_folders
 from tssd_viz.sweep import TRAIN_SIZES
 
 

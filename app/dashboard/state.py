@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from tssd_viz.jobs import JobManager
+from tssd_viz.jobs.queue import JobManager
 
 from . import starts
 

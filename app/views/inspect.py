@@ -10,7 +10,7 @@ from dashboard import inference, live, reading, state
 
 from tssd_viz import CheckpointError, DataUnavailable, RunFolder, exit_points, figures
 from tssd_viz.figures.dashboard import busiest_neurons, probe_batch_figure
-from tssd_viz.probes import ProbeError
+from tssd_viz.snn.probes import ProbeError
 
 
 def pick_run() -> RunFolder | None:

@@ -7,7 +7,7 @@ or (N, T, C, H, W) uint8 event frames):
 - `cifar10` / `cifar100`: an image-folder tree if the resolved folder is one, else torchvision's
   pickled batches (downloaded there once when `download` is true).
 - `event_digits`, `nmnist`, `dvs_gesture`, `cifar10_dvs`: event-camera recordings binned into
-  (N, T, 2, H, W) frames (events.py, tonic_sources.py).
+  (N, T, 2, H, W) frames (training/events.py, tonic_sources.py).
 - `folder`: any `train/<class>/*`, `test/<class>/*` tree of jpg/png images, decoded once and cached
   as a tensor file under `cache_dir()/folders/`.
 
@@ -18,7 +18,7 @@ whose message says what was tried and what to do instead.
     sources.py   which dataset lives where: load_dataset, is_available, offline_default
     folders.py   image-folder trees: decode once, cache as a tensor file
     loader.py    Loader: shuffling, batched crop and flip, normalisation
-    events.py    event datasets: event_digits made with tssd_viz.dvs, binning with tonic's transforms
+    training/events.py    event datasets: event_digits made with tssd_viz.data.dvs, binning with tonic's transforms
     tonic_sources.py  N-MNIST, DVS-Gesture, CIFAR10-DVS through tonic's classes and disk cache
 """
 

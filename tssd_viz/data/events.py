@@ -5,7 +5,7 @@ Four sources, one path (SPEC §12). Each recording is a tonic-style structured a
 it into (n, 2, H, W) event counts, stored as uint8 (clipped at 255):
 
 - `event_digits`: made here, offline, from scikit-learn's digits the way N-MNIST was made from MNIST
-  (`tssd_viz.dvs`: the digit moves through three saccades in front of an emulated DVS); generated once,
+  (`tssd_viz.data.dvs`: the digit moves through three saccades in front of an emulated DVS); generated once,
   seeded, cached as an .npz of events under `cache_dir()/event_digits/`.
 - `nmnist`, `dvs_gesture`, `cifar10_dvs`: tonic's dataset classes, read from (or downloaded to) the same
   folders as CIFAR (`--data.root`, `$TSSD_DATA_ROOT/<name>`, the cache); frames are cached per sample by
@@ -32,8 +32,8 @@ from torch import Tensor
 
 from ..atomic import atomic_write_bytes
 from ..config import DataConfig, DistillConfig
-from ..dvs import EVENT_DTYPE, emulate, render_moving, saccade_path
 from .dataset import Dataset, DataUnavailable, Split, cache_dir, default_pad, stratified_split
+from .dvs import EVENT_DTYPE, emulate, render_moving, saccade_path
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..frames import WindowFrames
+from ..snn.frames import WindowFrames
 from .dataset import Dataset, Split
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..dvs import log_intensity
+from ..data.dvs import log_intensity
 from ._inputs import as_numpy
 from .style import finish
 

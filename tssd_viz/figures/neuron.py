@@ -1,7 +1,7 @@
 """Figures of neurons and layers: one LIF neuron, spike rasters, membrane traces, firing rates.
 
 Time axes are integer timesteps t = 0..T-1 (the index of the time-major first dimension).
-The figures only draw: the neuron maths lives in `tssd_viz.neurons`, the recording in `tssd_viz.record`.
+The figures only draw: the neuron maths lives in `tssd_viz.snn.neurons`, the recording in `tssd_viz.snn.record`.
 """
 
 from __future__ import annotations

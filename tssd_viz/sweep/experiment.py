@@ -33,7 +33,7 @@ from typing import Any
 
 from ..atomic import atomic_write_json
 from ..config import ConfigError, TSSDConfig, preset, validate
-from ..runs import RunFolder
+from ..runs.folders import RunFolder
 from .arms import SEP, Arm, ArmError, parse_arms
 from .controls import arm_cell
 from .grid import SWEEP_DEFAULTS, Cell

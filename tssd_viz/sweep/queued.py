@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import IO
 
-from ..jobs import ACTIVE, JobManager
-from ..runs import RunFolder
+from ..jobs.queue import ACTIVE, JobManager
+from ..runs.folders import RunFolder
 from .experiment import EXIT_CANCELLED, load
 from .experiment_table import write_experiment_summary
 from .runner import Log, run_sweep

@@ -1,6 +1,6 @@
 """Training a sweep: each cell in its own `python -m tssd_viz train` process, a few at a time, resumable.
 
-The processes are local children, or jobs of a Ray cluster (executors.py: TSSD_EXECUTOR=ray).
+The processes are local children, or jobs of a Ray cluster (jobs/executors.py: TSSD_EXECUTOR=ray).
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 
-from .. import allocator
 from ..atomic import atomic_write_json
 from ..config import TSSDConfig
-from ..executors import Local, RayJobs
-from ..processes import pid_alive
-from ..runs import RunFolder
+from ..jobs.executors import Local, RayJobs
+from ..runs.folders import RunFolder
+from ..runs.processes import pid_alive
+from ..training import allocator
 from .grid import TEST_SIZES, TRAIN_SIZES, Cell, SweepError
 from .summary import _train_timesteps, calibrated_cost, collect, measured_budget
 

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from ..atomic import atomic_write_json
 from ..config import ConfigError, TSSDConfig
-from ..runs import UNREADABLE, RunFolder, final_accuracy
+from ..runs.folders import UNREADABLE, RunFolder, final_accuracy
 from ..stats import Paired, paired, signed
 from .grid import ABLATION_TS, ABLATIONS, MODES, TRAIN_SIZES, SweepError, _fmt
 
@@ -246,7 +246,7 @@ def _scale(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """What the runs were: data, network, epochs, optimiser (from the reference run's config)."""
     if not runs:
         return {}
-    from ..models import build_model, count_parameters
+    from ..snn.models import build_model, count_parameters
 
     ref = next((r for r in runs if r["factor"] is None and r["budget"] == "epochs"), runs[0])
     c = ref["cfg"]

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .config import DistillConfig
+from ..config import DistillConfig
 from .models import ModelOutput
 
 

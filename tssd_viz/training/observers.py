@@ -3,7 +3,7 @@
 Events, in order: before_fit(info) · after_step(record)* · before_eval(step, epoch) · after_epoch(record)
 · after_eval(record)* · on_probe(name, arrays) · on_checkpoint(path) · after_fit(result) — or on_error(exc)
 when training raises. Records are read-only mappings in the metrics.jsonl format of SPEC §8; a probe is a
-`ProbeSnapshot` or its arrays under their .npz keys (both defined in runs.py).
+`ProbeSnapshot` or its arrays under their .npz keys (both defined in runs/folders.py).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import StorageError
+from ..atomic import StorageError
+from ..runs.folders import ProbeSnapshot, RunFolder, final_accuracy
 from .events import FitInfo, FitResult
-from .runs import ProbeSnapshot, RunFolder, final_accuracy
 
 
 class Observer:

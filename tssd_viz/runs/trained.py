@@ -1,7 +1,7 @@
 """Trained networks out of checkpoints: load one to evaluate or inspect, export the student.
 
 The CLI (`evaluate`, `export`), the dashboard's Inspect page and the lessons all load through here.
-Checkpoints are read with `weights_only=True` (tssd_viz.checkpoints): a file never runs code.
+Checkpoints are read with `weights_only=True` (tssd_viz.runs.checkpoints): a file never runs code.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
+from ..config import ConfigError, TSSDConfig, validate
+from ..snn.models import SpikingNet, build_model, count_parameters
 from .checkpoints import FORMAT_STUDENT, FORMAT_TRAIN, CheckpointError, load_checkpoint, save_checkpoint
-from .config import ConfigError, TSSDConfig, validate
-from .models import SpikingNet, build_model, count_parameters
 
 
 @dataclass(frozen=True)

@@ -186,7 +186,7 @@ class LIF(nn.Module):
     """Multi-step LIF layer: current (T, B, ...) -> spikes (T, B, ...).
 
     The module stores parameters only; the membrane state lives in the call. A recording probe
-    (`tssd_viz.record`) reads the membrane through `self.membrane_tap`, an identity that costs
+    (`tssd_viz.snn.record`) reads the membrane through `self.membrane_tap`, an identity that costs
     nothing when no hook is attached.
     """
 
@@ -194,7 +194,7 @@ class LIF(nn.Module):
         super().__init__()
         self.params = params
         self.fused = fused
-        self.compiled = False  # set by tssd_viz.speed.compile_neurons
+        self.compiled = False  # set by tssd_viz.training.speed.compile_neurons
         self.membrane_tap = nn.Identity()
 
     def forward(self, current: Tensor, v0: Tensor | None = None) -> Tensor:

@@ -59,7 +59,7 @@ def compile_neurons(model: torch.nn.Module) -> int:
     because the compiler cannot see inside its backward (compiling it was slower in bench/).
     The first step pays the compile time (tens of seconds on a CPU).
     """
-    from .neurons import LIF
+    from ..snn.neurons import LIF
 
     n = 0
     for module in model.modules():

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..snn.record import record
 from .folding import fold_batch_norm
-from .nir_export import DT, require_nir
-from .record import record
+from .nir_writer import DT, require_nir
 
 
 def _f32(a) -> Tensor:

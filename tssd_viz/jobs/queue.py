@@ -14,7 +14,7 @@ SIGTERM, on which the CLI finishes the current step, saves last.pt and marks the
     jobs.start()                           # a background thread that polls every 0.5 s
     jobs.cancel(run)
 
-Where the process runs is the executor's business (executors.py: TSSD_EXECUTOR=local, the default, or ray):
+Where the process runs is the executor's business (jobs/executors.py: TSSD_EXECUTOR=local, the default, or ray):
 a Ray job is started, watched, cancelled and re-attached after an app restart through the same calls.
 """
 
@@ -37,13 +37,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import allocator
-from .atomic import StorageError, storage_error
-from .config import ConfigError, TSSDConfig, validate
+from ..atomic import StorageError, storage_error
+from ..config import ConfigError, TSSDConfig, validate
+from ..runs.folders import RunFolder, run_folders
+from ..runs.processes import is_training_process
+from ..training import allocator
 from .executors import Local, RayJobs
 from .executors import from_env as executor_from_env
-from .processes import is_training_process
-from .runs import RunFolder, run_folders
 
 LOCK_NAME = ".queue.lock"
 MAX_BACKOFF_S = 30.0  # a poll that keeps failing (e.g. a full disk) is retried at most this often

@@ -5,7 +5,7 @@ sinabs, Lava) or for neuromorphic hardware. The student (the weak head dropped) 
 
     Input (C, H, W) -> Conv2d -> [LIF] -> ... -> AvgPool2d -> ... -> AvgPool2d (global) -> Flatten -> Affine -> Output
 
-Each conv+batch-norm is one Conv2d with the norm folded in (tssd_viz.folding, exact in eval mode). The
+Each conv+batch-norm is one Conv2d with the norm folded in (tssd_viz.export.folding, exact in eval mode). The
 direct-encoding stem is the first Conv2d: a reader presents the same image at every timestep, which is
 what our broadcast computes. The head's global mean is an AvgPool2d over the whole feature map.
 
@@ -43,12 +43,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .atomic import atomic_write_bytes
-from .data import load_dataset
+from ..atomic import atomic_write_bytes
+from ..data import load_dataset
+from ..runs.trained import Trained
+from ..snn.models import BasicBlock, ConvBNLIF, SpikingNet
+from ..snn.neurons import LIF
 from .folding import fold_conv_bn
-from .models import BasicBlock, ConvBNLIF, SpikingNet
-from .neurons import LIF
-from .trained import Trained
 
 DT = 1.0  # the file's unit of time is one timestep: tau is written in timesteps, a reader steps dt = 1
 INSTALL = "NIR export needs the nir extra: pip install 'tssd-viz[nir]' (or: pip install nir nirtorch)"

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from .atomic import atomic_write_bytes
+from ..atomic import atomic_write_bytes
 
 FORMAT_TRAIN = "tssd-viz/checkpoint/1"
 FORMAT_STUDENT = "tssd-viz/student/1"

@@ -20,11 +20,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..config import ConfigError, TSSDConfig, validate
+from ..data import Dataset, Loader, load_dataset
+from ..data.events import frame_windows
+from ..runs.checkpoints import FORMAT_TRAIN, CheckpointError, load_checkpoint, save_checkpoint
+from ..runs.folders import RunFolder
+from ..snn.models import build_model, count_parameters
+from ..snn.probes import snapshot
+from ..snn.record import lif_layers
 from . import allocator
-from .checkpoints import FORMAT_TRAIN, CheckpointError, load_checkpoint, save_checkpoint
-from .config import ConfigError, TSSDConfig, validate
-from .data import Dataset, Loader, load_dataset
-from .data.events import frame_windows
 from .distributed import Ranks, sync_batchnorm
 from .evaluation import (
     TRAIN_EVAL_IMAGES,
@@ -38,11 +42,7 @@ from .evaluation import (
     window_bn_stats,
 )
 from .events import FitInfo, FitResult
-from .models import build_model, count_parameters
 from .observers import Observer, RunWriter
-from .probes import snapshot
-from .record import lif_layers
-from .runs import RunFolder
 from .speed import compile_neurons
 from .step import EpochMeans, TrainingDiverged, lr_factor, make_optimizer, train_step
 
@@ -100,7 +100,7 @@ def fit(
     if writes:
         run.prepare(cfg, resume=resume)
     observers = list(observers) + ([RunWriter(run)] if writes else [])
-    if writes and not resume:  # a folder without status.json reads as never started (runs.py)
+    if writes and not resume:  # a folder without status.json reads as never started (runs/folders.py)
         run.set_status("running", "starting: building the network", host=platform.node())
 
     def emit(event: str, *args) -> None:

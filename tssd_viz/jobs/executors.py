@@ -3,7 +3,7 @@
     TSSD_EXECUTOR=local   (the default) a child process of the app or the sweep: today's file queue
     TSSD_EXECUTOR=ray     a Ray job on the cluster at RAY_ADDRESS, through the Ray Jobs API
 
-Either way the queue stays the set of run folders that say "queued" (jobs.py), and a run is the same
+Either way the queue stays the set of run folders that say "queued" (jobs/queue.py), and a run is the same
 command, `python -m tssd_viz train --config RUN/config.json --run-dir RUN --no-progress`, that writes its
 own run folder; with Ray the folders must live on a filesystem every node sees (TSSD_RUNS_DIR).
 `launch()` starts that command and returns a handle with the few methods of `subprocess.Popen` the job
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .config import ConfigError, TSSDConfig
-from .runs import RunFolder, _first_line
+from ..config import ConfigError, TSSDConfig
+from ..runs.folders import RunFolder, _first_line
 
 EXECUTORS = ("local", "ray")
 INSTALL = 'pip install "tssd-viz[cluster]"'
@@ -76,7 +76,7 @@ class Local:
         )
 
     def attach(self, run: RunFolder) -> None:
-        return None  # a local child that outlived its app is watched through its pid (runs.py), not re-attached
+        return None  # a local child that outlived its app is watched through its pid (runs/folders.py), not re-attached
 
 
 class RayJobs:

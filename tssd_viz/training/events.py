@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import TSSDConfig
+from ..config import TSSDConfig
 
 if TYPE_CHECKING:
+    from ..data import Dataset
+    from ..snn.models import SpikingNet
     from .allocator import InUse
-    from .data import Dataset
-    from .models import SpikingNet
 
 
 @dataclass(frozen=True)

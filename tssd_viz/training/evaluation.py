@@ -13,10 +13,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .config import TSSDConfig
-from .frames import WindowFrames
-from .losses import rank_by_confidence, rank_timesteps, timestep_confidence
-from .models import SpikingNet
+from ..config import TSSDConfig
+from ..snn.frames import WindowFrames
+from ..snn.losses import rank_by_confidence, rank_timesteps, timestep_confidence
+from ..snn.models import SpikingNet
 
 EXIT_THRESHOLDS = (0.5, 0.8, 0.9, 0.95)  # the early-exit table of every finished run (SPEC §10)
 TRAIN_EVAL_IMAGES = 10_000  # training images (unaugmented) whose accuracy gives a run's train-test gap
@@ -100,7 +100,7 @@ def whole_recording_bn(
     of a whole-recording run (`window_bn_stats`, windows 1..T_t) from the batches its training used at `step`
     (the same loader settings as training's: seed + 1, augmented as `train.bn_augment` says, one process).
     The model keeps the statistics it had. None for other runs (one set of statistics serves every window)."""
-    from .data.loader import Loader
+    from ..data.loader import Loader
 
     tc = cfg.train
     if tc.bn_stats != "recompute" or cfg.data.windowing != "whole_recording":

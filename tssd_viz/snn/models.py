@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 from torch import Tensor, nn
 
-from .archs import RESNET19_FC, RESNET19_STAGES, RESNET19_STEM, VGG_SPECS
-from .archs import num_stages as num_stages  # still importable from here
-from .config import ModelConfig
+from ..archs import RESNET19_FC, RESNET19_STAGES, RESNET19_STEM, VGG_SPECS
+from ..archs import num_stages as num_stages  # still importable from here
+from ..config import ModelConfig
 from .frames import WindowFrames
 from .neurons import LIF, LIFParams
 

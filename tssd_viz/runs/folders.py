@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import StorageError, append_line, atomic_write_bytes, atomic_write_json, storage_error
-from .config import ConfigError, TSSDConfig, validate
-from .probes import ProbeSnapshot, read_probe
+from ..atomic import StorageError, append_line, atomic_write_bytes, atomic_write_json, storage_error
+from ..config import ConfigError, TSSDConfig, validate
+from ..snn.probes import ProbeSnapshot, read_probe
 from .processes import is_training_process, process_start
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
@@ -247,7 +247,7 @@ class RunFolder:
                 versions[mod] = __import__(mod).__version__
             except Exception:  # an optional extra that is not installed
                 pass
-        from ._version import __version__
+        from .._version import __version__
 
         versions["tssd_viz"] = __version__
         atomic_write_json(

@@ -1,7 +1,7 @@
 """One optimisation step of SPEC §4-7 and what it reports: the forward pass over the windows, the
 TSSD loss, backward and update, then the step's distillation signals as plain numbers.
 
-`fit()` (train.py) runs these in a loop; the benchmark times `forward_windows` on its own.
+`fit()` (training/fit.py) runs these in a loop; the benchmark times `forward_windows` on its own.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .config import TSSDConfig
-from .losses import (
+from ..config import TSSDConfig
+from ..snn.losses import (
     LossParts,
     Windows,
     accuracy_by_window,
@@ -27,8 +27,8 @@ from .losses import (
     tssd_loss,
     windows,
 )
-from .models import ModelOutput, SpikingNet
-from .record import Recording, record
+from ..snn.models import ModelOutput, SpikingNet
+from ..snn.record import Recording, record
 
 
 class TrainingDiverged(RuntimeError):

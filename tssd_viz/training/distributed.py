@@ -36,9 +36,9 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.distributed.nn.functional import all_reduce as all_reduce_with_grad
 
-from .checkpoints import first_sentences
-from .config import ConfigError, TSSDConfig
-from .losses import rank_by_confidence
+from ..config import ConfigError, TSSDConfig
+from ..runs.checkpoints import first_sentences
+from ..snn.losses import rank_by_confidence
 from .step import extremes
 
 NOT_REDUCED = ("lr",)  # the same on every rank by construction: averaging it would only add rounding
