@@ -84,6 +84,28 @@ def finish(
     return fig
 
 
+def legend_name(quantity: str, run: str | None) -> str:
+    """A trace's legend entry: the quantity, then the run it belongs to when several runs are overlaid."""
+    return quantity if run is None else f"{quantity} · {run}"
+
+
+def empty_note(fig: go.Figure, what: str) -> go.Figure:
+    """A live dashboard opens runs before their first record: say so instead of drawing empty axes."""
+    if not fig.data:
+        fig.add_annotation(
+            text=f"no {what} recorded yet",
+            showarrow=False,
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5,
+            font=dict(size=16, color=ROLE_COLORS["threshold"]),
+        )
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
+    return fig
+
+
 def percent_axis() -> dict:
     """Axis settings for a fraction shown in percent, with as many decimals as the tick step needs.
 

@@ -14,8 +14,17 @@ import plotly.graph_objects as go
 
 from . import style
 from ._inputs import Records, as_runs
-from .style import ROLE_COLORS, category_color, finish, legend_below, percent_axis, run_color, run_dash
-from .training import _empty_note, _name
+from .style import (
+    ROLE_COLORS,
+    category_color,
+    empty_note,
+    finish,
+    legend_below,
+    legend_name,
+    percent_axis,
+    run_color,
+    run_dash,
+)
 
 
 def _timestep_rows(records: Records, key: str) -> tuple[list[int], np.ndarray]:
@@ -41,7 +50,7 @@ def timestep_confidence_figure(records_or_runs: Records | Mapping[str, Records],
                     x=steps,
                     y=conf[:, t],
                     mode="lines",
-                    name=_name(f"timestep {t + 1}", run),
+                    name=legend_name(f"timestep {t + 1}", run),
                     legendgroup=str(run),
                     line=dict(color=category_color(t), dash=run_dash(i)),
                     hovertemplate=f"timestep {t + 1}: %{{y:.1%}}<extra></extra>",
@@ -50,7 +59,7 @@ def timestep_confidence_figure(records_or_runs: Records | Mapping[str, Records],
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="confidence (mean max softmax)", range=style.percent_range(values), **percent_axis())
     title = title or "how sure each timestep of the student window is"
-    return legend_below(finish(_empty_note(fig, "per-timestep confidence"), title, hovermode="x unified"), 8)
+    return legend_below(finish(empty_note(fig, "per-timestep confidence"), title, hovermode="x unified"), 8)
 
 
 def strong_weak_strip_figure(records: Records, *, title: str | None = None) -> go.Figure:
@@ -82,7 +91,7 @@ def strong_weak_strip_figure(records: Records, *, title: str | None = None) -> g
     fig.update_xaxes(title_text="training step")
     height = 160 + 40 * (strong.shape[1] if steps else 2)
     return finish(
-        _empty_note(fig, "strongest/weakest timesteps"),
+        empty_note(fig, "strongest/weakest timesteps"),
         title or "strongest and weakest timestep per step",
         height=height,
     )
@@ -143,7 +152,7 @@ def early_exit_figure(
     y_range = style.label_points(fig, [p for p, _ in labelled], [t for _, t in labelled], y_range)
     fig.update_yaxes(title_text="test accuracy", range=style.percent_range(y_range), **percent_axis())
     title = title or "early exit: accuracy vs timesteps (labels: confidence threshold)"
-    return legend_below(finish(_empty_note(fig, "early-exit points"), title), 8)
+    return legend_below(finish(empty_note(fig, "early-exit points"), title), 8)
 
 
 def _extremes(accs: Sequence[float], t_window: int) -> tuple[list[int], list[int]]:
@@ -201,6 +210,4 @@ def timestep_accuracy_figure(
             )
     fig.update_xaxes(title_text="timestep t (its output z(t) alone)", dtick=1)
     fig.update_yaxes(title_text="test accuracy", range=style.percent_range(values), **percent_axis())
-    return legend_below(
-        finish(_empty_note(fig, "per-timestep accuracy"), title or "accuracy of each timestep alone"), 8
-    )
+    return legend_below(finish(empty_note(fig, "per-timestep accuracy"), title or "accuracy of each timestep alone"), 8)

@@ -18,9 +18,11 @@ from ._inputs import Records, as_runs, ema, series
 from .style import (
     LONG_LEGEND,
     ROLE_COLORS,
+    empty_note,
     finish,
     label_points,
     legend_below,
+    legend_name,
     percent_axis,
     percent_range,
     run_color,
@@ -44,34 +46,13 @@ ACCURACIES = {  # record key -> (role, legend text)
 }
 
 
-def _name(quantity: str, run: str | None) -> str:
-    return quantity if run is None else f"{quantity} · {run}"
-
-
-def _empty_note(fig: go.Figure, what: str) -> go.Figure:
-    """A live dashboard opens runs before their first record: say so instead of drawing empty axes."""
-    if not fig.data:
-        fig.add_annotation(
-            text=f"no {what} recorded yet",
-            showarrow=False,
-            xref="paper",
-            yref="paper",
-            x=0.5,
-            y=0.5,
-            font=dict(size=16, color=ROLE_COLORS["threshold"]),
-        )
-        fig.update_xaxes(visible=False)
-        fig.update_yaxes(visible=False)
-    return fig
-
-
 def _signal_line(steps: list, values: list, text: str, run: str | None, color: str, i: int) -> go.Scatter:
     """One training signal of one run: the quantity's colour, the run's dash (run i of several)."""
     return go.Scatter(
         x=steps,
         y=values,
         mode="lines",
-        name=_name(text, run),
+        name=legend_name(text, run),
         legendgroup=str(run),
         line=dict(color=color, dash=run_dash(i)),
         cliponaxis=False,  # a line at 100 % on an axis that ends there is drawn whole
@@ -92,7 +73,7 @@ def loss_parts_figure(records_or_runs: RecordsOrRuns, *, smooth: float = 0.0, ti
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="loss (nats)", rangemode="tozero")
     return legend_below(
-        finish(_empty_note(fig, "losses"), title or "loss and its parts", hovermode="x unified"), LONG_LEGEND
+        finish(empty_note(fig, "losses"), title or "loss and its parts", hovermode="x unified"), LONG_LEGEND
     )
 
 
@@ -114,7 +95,7 @@ def accuracy_figure(records_or_runs: RecordsOrRuns, *, title: str | None = None)
                         x=steps,
                         y=values,
                         mode="markers",
-                        name=_name(f"{text}, epoch mean", run),
+                        name=legend_name(f"{text}, epoch mean", run),
                         legendgroup=str(run),
                         marker=dict(
                             color=ROLE_COLORS[role], symbol="diamond", size=9, line=dict(width=1, color="white")
@@ -128,7 +109,7 @@ def accuracy_figure(records_or_runs: RecordsOrRuns, *, title: str | None = None)
                     x=steps,
                     y=values,
                     mode="lines+markers",
-                    name=_name("test (window T_s)", run),
+                    name=legend_name("test (window T_s)", run),
                     legendgroup=str(run),
                     line=dict(color=ROLE_COLORS["test"], dash=run_dash(i)),
                     marker=dict(symbol="square", size=8),
@@ -149,7 +130,7 @@ def accuracy_figure(records_or_runs: RecordsOrRuns, *, title: str | None = None)
     fig.update_traces(cliponaxis=False)  # markers at 100 % drawn whole
     fig.update_yaxes(title_text="accuracy", range=y_range, **percent_axis())
     return legend_below(
-        finish(_empty_note(fig, "accuracies"), title or "accuracy during training", hovermode="x unified"), LONG_LEGEND
+        finish(empty_note(fig, "accuracies"), title or "accuracy during training", hovermode="x unified"), LONG_LEGEND
     )
 
 
@@ -177,7 +158,7 @@ def _add_window_evals(fig: go.Figure, evals_by_run: list[tuple[int, Any, Records
                 mode="markers",
                 customdata=[[r["step"], r.get("t")] for r in evals],
                 hovertemplate="after step %{customdata[0]}: window n = %{customdata[1]}, %{y:.1%}",
-                name=_name("test, eval (window n)", run),
+                name=legend_name("test, eval (window n)", run),
                 legendgroup=str(run),
                 marker=dict(color=ROLE_COLORS["test"], symbol="circle-open", size=9),
             )
@@ -224,7 +205,7 @@ def window_heatmap_figure(records: Records, *, t_student: int | None = None, tit
             )
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="window n (first n timesteps)", **(timestep_ticks(L, start=1) if L else {}))
-    return finish(_empty_note(fig, "accuracy by window"), title or "accuracy of each window over training")
+    return finish(empty_note(fig, "accuracy by window"), title or "accuracy of each window over training")
 
 
 def _test_acc_by_window(records_or_table: Records | Mapping[Any, float]) -> dict[int, float]:
@@ -269,7 +250,7 @@ def accuracy_vs_timesteps_figure(
     values = [y for d in fig.data for y in d.y]
     fig.update_traces(cliponaxis=False)
     fig.update_yaxes(title_text="test accuracy", range=percent_range(values), **percent_axis())
-    return finish(_empty_note(fig, "test evaluation"), title or "test accuracy vs timesteps", hovermode="x unified")
+    return finish(empty_note(fig, "test evaluation"), title or "test accuracy vs timesteps", hovermode="x unified")
 
 
 def kl_agreement_figure(records_or_runs: RecordsOrRuns, *, title: str | None = None) -> go.Figure:
@@ -291,7 +272,7 @@ def kl_agreement_figure(records_or_runs: RecordsOrRuns, *, title: str | None = N
     )
     return legend_below(
         finish(
-            _empty_note(fig, "teacher-student signals"),
+            empty_note(fig, "teacher-student signals"),
             title or "teacher-student agreement and KL",
             hovermode="x unified",
         ),
