@@ -28,9 +28,9 @@ from .lessons import (
     head_predictions_figure,
     image_grid_figure,
     intermittent_neurons,
-    network_diagram_figure,
 )
 from .logits import timestep_logits_figure, window_agreement_figure
+from .network import network_diagram_figure
 from .neuron import firing_rate_figure, membrane_traces_figure, neuron_figure, raster_figure
 from .style import ROLE_COLORS, RUN_COLORS, RUN_DASHES, TEMPLATE
 from .timesteps import (

@@ -1,6 +1,6 @@
-"""Figures the lessons need beyond the live signals: the images, the network's layout, predictions
-of several heads side by side, bar comparisons of runs, the neurons worth a membrane trace, and
-controls that redraw a figure.
+"""Figures the lessons need beyond the live signals: the images, predictions of several heads side by
+side, bar comparisons of runs, the neurons worth a membrane trace, and controls that redraw a figure
+(the network's layout is drawn in `network`).
 
 Like every figure builder these only draw what they are given; what they draw (images from a
 dataset split, layer shapes from a recording, accuracies from run folders) is computed elsewhere.
@@ -22,25 +22,47 @@ from .events import events_rgb
 from .style import ROLE_COLORS, category_color, finish_wrapped, run_color
 
 
-def _shape_text(shape: Sequence[int]) -> str:
-    return "×".join(str(int(s)) for s in shape)
+def _as_rgb(images: Any) -> np.ndarray:
+    """(N, C, H, W) uint8 or [0, 1] pixels, C 1 or 3, or event frames -> (N, 3, H, W) uint8 RGB pixels."""
+    x = as_numpy(images, "images", (4, 5))
+    if x.ndim == 5 or x.shape[1] == 2:  # event frames: a picture of the recording's events
+        x = events_rgb(x)
+    if x.dtype != np.uint8:
+        x = (np.clip(x, 0.0, 1.0) * 255).round().astype(np.uint8)
+    C = x.shape[1]
+    if C not in (1, 3):
+        raise ValueError(f"images should have 1 or 3 channels, got {C}")
+    return np.repeat(x, 3, axis=1) if C == 1 else x  # (N, 3, H, W)
 
 
-def _wrap_name(name: str, width: int = 12) -> str:
-    """A dotted layer name on lines of about `width` characters, broken at dots: stages.1<br>blocks.0.lif."""
-    lines = [""]
-    for part in name.split("."):
-        piece = part if not lines[-1] else "." + part
-        if lines[-1] and len(lines[-1]) + len(piece) > width:
-            lines.append(part)
-        else:
-            lines[-1] += piece
-    return "<br>".join(lines)
+def _image_titles(
+    N: int,
+    labels: Sequence[int] | None,
+    classes: Sequence[str] | None,
+    predictions: Sequence[int] | None,
+    indices: Sequence[int] | None,
+    captions: Sequence[str] | None,
+) -> list[str]:
+    """Each image's subplot title: its number or caption, its true class, and its prediction coloured green
+    when right, vermillion when wrong."""
+    numbers = [int(i) for i in indices] if indices is not None else list(range(N))
+    heads = list(captions) if captions is not None else [f"#{k}" for k in numbers]
+    if len(numbers) != N or len(heads) != N:
+        raise ValueError(f"{len(numbers)} indices and {len(heads)} captions for {N} images")
+    names = [str(c) for c in classes] if classes is not None else None
 
+    def name(k: int) -> str:
+        return names[k] if names is not None else str(k)
 
-def _tint(hex_color: str, alpha: float) -> str:
-    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({r},{g},{b},{alpha})"
+    titles = []
+    for i in range(N):
+        text = heads[i] + (f": {name(int(labels[i]))}" if labels is not None else "")
+        if predictions is not None:
+            right = labels is not None and int(predictions[i]) == int(labels[i])
+            color = "#009E73" if right else "#D55E00"
+            text += f"<br><span style='color:{color}'>→ {name(int(predictions[i]))}</span>"
+        titles.append(text)
+    return titles
 
 
 def image_grid_figure(
@@ -63,32 +85,9 @@ def image_grid_figure(
     `images` is a slice of it; default 0..N-1. captions: N names that replace "#12" (e.g. "t = 50 ms",
     for frames of one video rather than images of a split).
     """
-    x = as_numpy(images, "images", (4, 5))
-    if x.ndim == 5 or x.shape[1] == 2:  # event frames: a picture of the recording's events
-        x = events_rgb(x)
-    if x.dtype != np.uint8:
-        x = (np.clip(x, 0.0, 1.0) * 255).round().astype(np.uint8)
-    N, C = x.shape[:2]
-    if C not in (1, 3):
-        raise ValueError(f"images should have 1 or 3 channels, got {C}")
-    numbers = [int(i) for i in indices] if indices is not None else list(range(N))
-    heads = list(captions) if captions is not None else [f"#{k}" for k in numbers]
-    if len(numbers) != N or len(heads) != N:
-        raise ValueError(f"{len(numbers)} indices and {len(heads)} captions for {N} images")
-    rgb = np.repeat(x, 3, axis=1) if C == 1 else x  # (N, 3, H, W)
-    names = [str(c) for c in classes] if classes is not None else None
-
-    def name(k: int) -> str:
-        return names[k] if names is not None else str(k)
-
-    titles = []
-    for i in range(N):
-        text = heads[i] + (f": {name(int(labels[i]))}" if labels is not None else "")
-        if predictions is not None:
-            right = labels is not None and int(predictions[i]) == int(labels[i])
-            color = "#009E73" if right else "#D55E00"
-            text += f"<br><span style='color:{color}'>→ {name(int(predictions[i]))}</span>"
-        titles.append(text)
+    rgb = _as_rgb(images)  # (N, 3, H, W) uint8
+    N = len(rgb)
+    titles = _image_titles(N, labels, classes, predictions, indices, captions)
     cols = max(1, min(columns, N))
     rows = -(-N // cols)  # ceiling division
     fig = make_subplots(
@@ -109,80 +108,6 @@ def image_grid_figure(
     fig.update_annotations(font_size=11)
     per_row = 150 if predictions is not None else 130
     return finish_wrapped(fig, title, height=60 + per_row * rows)
-
-
-def network_diagram_figure(
-    layers: Mapping[str, Sequence[int]],
-    *,
-    input_shape: Sequence[int],
-    num_classes: int,
-    tap: str | None = None,
-    rates: Mapping[str, float] | None = None,
-    title: str | None = None,
-) -> go.Figure:
-    """The spiking layers in forward order as boxes, and where the weak head reads (`tap`).
-
-    layers: LIF layer name -> shape of its spikes for one image at one timestep, (C, H, W) or (C,).
-    input_shape: (C, H, W) of an image. tap: the LIF layer whose spikes feed the weak head (global
-    average pool + linear); None draws no weak head. rates: firing rate per layer, printed in its box.
-    """
-    names = list(layers)
-    boxes = [("image", _shape_text(input_shape), None)]
-    boxes += [(n, _shape_text(layers[n]), None if rates is None else rates.get(n)) for n in names]
-    boxes.append(("classifier", f"pool + linear → {num_classes}", None))
-    fig = go.Figure()
-    w, h = 0.84, 1.0  # box size in data units; boxes sit at x = 0, 1, 2, ...
-
-    def box(x: float, y: float, head: str, body: str, color: str, dash: str = "solid") -> None:
-        fig.add_shape(
-            type="rect",
-            x0=x - w / 2,
-            x1=x + w / 2,
-            y0=y - h / 2,
-            y1=y + h / 2,
-            line=dict(color=color, width=1.5, dash=dash),
-            fillcolor=_tint(color, 0.12),
-        )
-        fig.add_annotation(x=x, y=y, text=f"<b>{head}</b><br>{body}", showarrow=False, font=dict(size=11))
-
-    def arrow(x0: float, y0: float, x1: float, y1: float, color: str) -> None:
-        fig.add_annotation(
-            x=x1,
-            y=y1,
-            ax=x0,
-            ay=y0,
-            xref="x",
-            yref="y",
-            axref="x",
-            ayref="y",
-            text="",
-            showarrow=True,
-            arrowhead=2,
-            arrowwidth=2,
-            arrowcolor=color,
-        )
-
-    for i, (head, body, rate) in enumerate(boxes):
-        is_layer = 0 < i < len(boxes) - 1
-        color = ROLE_COLORS["spike"] if is_layer else ROLE_COLORS["student"]
-        if rate is not None:
-            body += f"<br>rate {rate:.3f}"
-        box(i, 0, _wrap_name(head), body, color)
-        if i:
-            arrow(i - 1 + w / 2, 0, i - w / 2, 0, ROLE_COLORS["threshold"])
-    if tap is not None:
-        if tap not in layers:
-            raise ValueError(f"tap {tap!r} is not one of the layers: {', '.join(names)}")
-        x = names.index(tap) + 1
-        box(x, -1.6, "weak head", f"pool + linear → {num_classes}<br>(training only)", ROLE_COLORS["weak"], "dash")
-        arrow(x, -h / 2, x, -1.6 + h / 2, ROLE_COLORS["weak"])
-    fig.update_xaxes(visible=False, range=[-0.6, len(boxes) - 0.4])
-    fig.update_yaxes(visible=False, range=[-2.15, 0.55] if tap is not None else [-0.55, 0.55])
-    return finish_wrapped(
-        fig,
-        title or "the network, layer by layer (shapes per image and timestep)",
-        height=400 if tap is not None else 230,
-    )
 
 
 def head_predictions_figure(
