@@ -1,6 +1,7 @@
 """Figures of neurons and layers: one LIF neuron, spike rasters, membrane traces, firing rates.
 
 Time axes are integer timesteps t = 0..T-1 (the index of the time-major first dimension).
+The potential's own traces (the soft reset's sawtooth, the threshold) are in `potential`.
 The figures only draw: the neuron maths lives in `tssd_viz.snn.neurons`, the recording in `tssd_viz.snn.record`.
 """
 
@@ -14,6 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ._inputs import as_numpy, as_series, first_item
+from .potential import neuron_traces, potential_traces, threshold_trace
 from .style import ROLE_COLORS, category_color, finish, finish_wrapped, run_color, timestep_ticks
 
 # On two lines: in one, the title is longer than a short chart is tall and runs into the figure title.
@@ -21,16 +23,64 @@ RATE_TITLE = "firing rate<br>(spikes per neuron per timestep)"
 DODGE = 0.06  # timesteps between the traces of neighbouring neurons (see membrane_traces_figure)
 
 
-def _threshold_trace(threshold: float, T: int, showlegend: bool = True) -> go.Scatter:
+def _neuron_rows(variants: dict, delayed: set[str]) -> go.Figure:
+    """The rows of `neuron_figure`, each named by its subplot title: the current, one potential per
+    variant, and the spike trains of all variants together in a short bottom row."""
+    n_var = len(variants)
+    return make_subplots(
+        rows=2 + n_var,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.05,
+        row_heights=[0.8] + [1.0] * n_var + [0.25 + 0.15 * n_var],
+        subplot_titles=[
+            "input current I(t)",
+            *(
+                f"membrane potential before its delayed reset: {k}"
+                if k in delayed
+                else f"membrane potential, H(t) at a spike, then V(t): {k}"
+                for k in variants
+            ),
+            "spikes S(t)",
+        ],
+    )
+
+
+def _potential_row(
+    fig: go.Figure, row: int, name: str, v: np.ndarray, s: np.ndarray, threshold: float, color: str, delayed: bool
+) -> None:
+    """One variant's row of `neuron_figure`: its potential, the threshold line and its value (in the legend
+    once, from the first row)."""
+    T = len(v)
+    fired = s > 0
+    h = v if delayed else v + threshold * fired  # (T,): H(t) = V(t) + θ·S(t), the soft reset undone
+    for trace in potential_traces(name, v, h, fired, color):
+        fig.add_trace(trace, row=row, col=1)
+    fig.add_trace(threshold_trace(threshold, T, showlegend=row == 2), row=row, col=1)
+    fig.add_annotation(
+        x=T - 0.5,
+        y=threshold,
+        text=f"θ = {threshold:g}",
+        showarrow=False,
+        xanchor="right",
+        yanchor="bottom",
+        font=dict(color=ROLE_COLORS["threshold"]),
+        row=row,
+        col=1,
+    )
+    fig.update_yaxes(title_text="potential", row=row, col=1)
+
+
+def _spike_ticks(name: str, s: np.ndarray, color: str) -> go.Scatter:
+    """A variant's spike times as ticks on its own line of the categorical spike row."""
+    times = np.flatnonzero(s)
     return go.Scatter(
-        x=[-0.5, T - 0.5],
-        y=[threshold, threshold],
-        mode="lines",
-        name=f"threshold θ = {threshold:g}",
-        line=dict(color=ROLE_COLORS["threshold"], dash="dash", width=1.5),
-        legendgroup="threshold",
-        showlegend=showlegend,
-        hoverinfo="skip",
+        x=times,
+        y=[name] * len(times),
+        mode="markers",
+        name=f"spikes: {name}",
+        marker=dict(symbol="line-ns-open", size=18, color=color, line=dict(width=3, color=color)),
+        hovertemplate="spike at t=%{x}<extra>" + name + "</extra>",
     )
 
 
@@ -60,66 +110,26 @@ def neuron_figure(
     variants = {
         k: (as_numpy(v, f"membrane of {k!r}", 1), as_numpy(s, f"spikes of {k!r}", 1)) for k, (v, s) in variants.items()
     }
-    T, n_var = len(I), len(variants)
-    t = np.arange(T)
-    rows = 2 + n_var  # current, one membrane row per variant, spikes
+    T, rows = len(I), 2 + len(variants)  # current, one membrane row per variant, spikes
     delayed = {k for k in variants if "reset_delay=True" in k}
-    fig = make_subplots(
-        rows=rows,
-        cols=1,
-        shared_xaxes=True,
-        vertical_spacing=0.05,
-        row_heights=[0.8] + [1.0] * n_var + [0.25 + 0.15 * n_var],
-        subplot_titles=[
-            "input current I(t)",
-            *(
-                f"membrane potential before its delayed reset: {k}"
-                if k in delayed
-                else f"membrane potential, H(t) at a spike, then V(t): {k}"
-                for k in variants
-            ),
-            "spikes S(t)",
-        ],
-    )
+    fig = _neuron_rows(variants, delayed)
     fig.add_trace(
-        go.Scatter(x=t, y=I, mode="lines+markers", name="input current I(t)", line=dict(color=ROLE_COLORS["current"])),
+        go.Scatter(
+            x=np.arange(T),
+            y=I,
+            mode="lines+markers",
+            name="input current I(t)",
+            line=dict(color=ROLE_COLORS["current"]),
+        ),
         row=1,
         col=1,
     )
     for i, (name, (v, s)) in enumerate(variants.items()):
         color = ROLE_COLORS["membrane"] if i == 0 else run_color(i)
-        fired = s > 0
-        h = v if name in delayed else v + threshold * fired  # (T,): H(t) = V(t) + θ·S(t), the soft reset undone
-        for trace in _potential_traces(name, v, h, fired, color):
-            fig.add_trace(trace, row=2 + i, col=1)
-        fig.add_trace(_threshold_trace(threshold, T, showlegend=i == 0), row=2 + i, col=1)
-        fig.add_annotation(
-            x=T - 0.5,
-            y=threshold,
-            text=f"θ = {threshold:g}",
-            showarrow=False,
-            xanchor="right",
-            yanchor="bottom",
-            font=dict(color=ROLE_COLORS["threshold"]),
-            row=2 + i,
-            col=1,
-        )
-        fig.update_yaxes(title_text="potential", row=2 + i, col=1)
-        times = np.flatnonzero(s)
-        # The spike row is categorical: one line of ticks per variant, top to bottom in order.
-        fig.add_trace(
-            go.Scatter(
-                x=times,
-                y=[name] * len(times),
-                mode="markers",
-                name=f"spikes: {name}",
-                marker=dict(symbol="line-ns-open", size=18, color=color, line=dict(width=3, color=color)),
-                hovertemplate="spike at t=%{x}<extra>" + name + "</extra>",
-            ),
-            row=rows,
-            col=1,
-        )
+        _potential_row(fig, 2 + i, name, v, s, threshold, color, name in delayed)
+        fig.add_trace(_spike_ticks(name, s, color), row=rows, col=1)
     fig.update_yaxes(title_text="I(t)", row=1, col=1)
+    # The spike row is categorical: one line of ticks per variant, top to bottom in order.
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=list(variants)[::-1], row=rows, col=1)
     fig.update_xaxes(**timestep_ticks(T))
     fig.update_xaxes(title_text="timestep t", row=rows, col=1)
@@ -155,49 +165,6 @@ def raster_figure(spikes: Any, *, title: str | None = None, max_neurons: int = 2
     return finish(fig, title or f"spike raster ({len(t)} spikes, {N} neurons × {T} timesteps)")
 
 
-def _potential_traces(name: str, v: np.ndarray, h: np.ndarray, fired: np.ndarray, color: str) -> list[go.Scatter]:
-    """One neuron's potential as a sawtooth (`_sawtooth`) and a star at each spike, for `neuron_figure`."""
-    t, y, what, spike = zip(*_sawtooth(v, h, fired))
-    j = np.flatnonzero(spike)
-    line = go.Scatter(
-        x=t,
-        y=y,
-        customdata=what,
-        mode="lines+markers",
-        name=f"potential: {name}",
-        line=dict(color=color),
-        marker=dict(color=color, size=[0 if sp else 6 for sp in spike]),
-        hovertemplate="t=%{x}: %{customdata} = %{y:.3f}<extra>" + name + "</extra>",
-    )
-    stars = go.Scatter(
-        x=np.array(t)[j],
-        y=np.array(y)[j],
-        mode="markers",
-        name=f"spikes on the potential: {name}",
-        marker=dict(symbol="star", size=12, color=color, line=dict(width=1, color="white")),
-        hovertemplate="spike at t=%{x}: H(t) = %{y:.3f}<extra>" + name + "</extra>",
-    )
-    return [line, stars]
-
-
-def _sawtooth(v: np.ndarray, h: np.ndarray, fired: np.ndarray) -> list[tuple[int, float, str, bool]]:
-    """The path of one neuron's potential: (t, potential, what it is, is it a spike) in drawing order.
-
-    v, h, fired: (T,), V(t), H(t) and S(t). Where the neuron fired, the path charges from V(t-1) up to
-    H(t) (the spike) and drops straight down to V(t) at the same t; elsewhere it just visits V(t).
-    """
-    points = []
-    for t in range(len(v)):
-        if fired[t] and h[t] != v[t]:
-            points += [
-                (t, float(h[t]), "H(t), before the reset", True),
-                (t, float(v[t]), "V(t), after the reset", False),
-            ]
-        else:  # no spike, or no threshold to tell H from V: the spike is marked on V(t)
-            points.append((t, float(v[t]), "V(t)", bool(fired[t])))
-    return points
-
-
 def membrane_traces_figure(
     membrane: Any,
     spikes: Any = None,
@@ -225,43 +192,15 @@ def membrane_traces_figure(
     ids = list(range(min(n, 5))) if neuron_ids is None else [int(i) for i in neuron_ids]
     fig = go.Figure()
     for k, i in enumerate(ids):
-        color = category_color(k)
         fired = np.zeros(T, bool) if s is None else s[:, i] > 0
         h = v[:, i] + (threshold or 0.0) * fired  # (T,): H(t) = V(t) + θ·S(t), the soft reset undone
-        t, y, what, spike = zip(*_sawtooth(v[:, i], h, fired))
         # Neurons that fire at the same t would drop along the same vertical line: each is drawn a little
         # to the side of the timestep (neuron k by DODGE·(k - centre)), the hover says the true t.
-        x = np.array(t) + DODGE * (k - (len(ids) - 1) / 2)
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=y,
-                customdata=list(zip(t, what)),
-                mode="lines+markers",
-                name=f"neuron {i}",
-                legendgroup=f"neuron {i}",
-                line=dict(color=color, width=2),
-                marker=dict(color=color, size=[0 if sp else 6 for sp in spike]),  # stars below
-                hovertemplate=f"neuron {i}, t=%{{customdata[0]}}: %{{customdata[1]}} = %{{y:.3f}}<extra></extra>",
-            )
-        )
-        if s is not None:
-            j = np.flatnonzero(spike)
-            fig.add_trace(
-                go.Scatter(
-                    x=x[j],
-                    y=np.array(y)[j],
-                    customdata=np.array(t)[j],
-                    mode="markers",
-                    name=f"spikes of neuron {i}",
-                    legendgroup=f"neuron {i}",
-                    showlegend=False,
-                    marker=dict(symbol="star", size=13, color=color, line=dict(width=1, color="white")),
-                    hovertemplate=f"neuron {i} spikes at t=%{{customdata}}<extra></extra>",
-                )
-            )
+        dodge = DODGE * (k - (len(ids) - 1) / 2)
+        for trace in neuron_traces(i, v[:, i], h, fired, category_color(k), dodge, stars=s is not None):
+            fig.add_trace(trace)
     if threshold is not None:
-        fig.add_trace(_threshold_trace(threshold, T))
+        fig.add_trace(threshold_trace(threshold, T))
     fig.update_xaxes(title_text="timestep t", **timestep_ticks(T))
     fig.update_yaxes(title_text="membrane potential")
     fig = finish(fig, title or "membrane potential of a few neurons")
