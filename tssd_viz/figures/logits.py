@@ -69,6 +69,20 @@ def timestep_logits_figure(
             "what each window decides: softmax of the mean of z over the first n timesteps",
         ],
     )
+    _logits_panel(fig, z, names, y, t_student)
+    _window_lines(fig, probs, names, y)
+    _mark_windows(fig, probs, names, t_student)
+    fig.update_xaxes(title_text="window n (first n timesteps)", **timestep_ticks(T, start=1), row=2, col=1)
+    fig.update_traces(cliponaxis=False, selector=dict(type="scatter"))  # a point at 100 % drawn whole
+    fig.update_yaxes(title_text="probability", range=[0, 1], row=2, col=1, **percent_axis())
+    fig.update_layout(legend=dict(y=0, yanchor="bottom"))  # beside the probabilities, below the colour bar
+    return finish(fig, title or "one image over time", height=760)
+
+
+def _logits_panel(fig: go.Figure, z: np.ndarray, names: list[str], y: int | None, t_student: int) -> None:
+    """The top panel of `timestep_logits_figure`: z (T, K) as a heatmap of class against timestep, the true
+    class `y` in bold, and a dotted line where the student window ends."""
+    T = z.shape[0]
     fig.add_trace(
         go.Heatmap(
             x=np.arange(T),
@@ -89,6 +103,11 @@ def timestep_logits_figure(
     # Where the student stops reading: its window covers t = 0..T_s-1.
     fig.add_vline(x=t_student - 0.5, line=dict(color=ROLE_COLORS["student"], dash="dot", width=2), row=1, col=1)
 
+
+def _window_lines(fig: go.Figure, probs: np.ndarray, names: list[str], y: int | None) -> None:
+    """The bottom panel's lines: each class's probability (T, K) against the window n, the true class `y` bold.
+    With more than ten classes, only the five most probable at n = T and the true class."""
+    T, K = probs.shape
     shown = list(range(K)) if K <= 10 else sorted(set(np.argsort(-probs[-1])[:5].tolist()) | ({y} - {None}))
     n = np.arange(1, T + 1)
     for i, k in enumerate(shown):
@@ -106,12 +125,6 @@ def timestep_logits_figure(
             row=2,
             col=1,
         )
-    _mark_windows(fig, probs, names, t_student)
-    fig.update_xaxes(title_text="window n (first n timesteps)", **timestep_ticks(T, start=1), row=2, col=1)
-    fig.update_traces(cliponaxis=False, selector=dict(type="scatter"))  # a point at 100 % drawn whole
-    fig.update_yaxes(title_text="probability", range=[0, 1], row=2, col=1, **percent_axis())
-    fig.update_layout(legend=dict(y=0, yanchor="bottom"))  # beside the probabilities, below the colour bar
-    return finish(fig, title or "one image over time", height=760)
 
 
 def _mark_windows(fig: go.Figure, probs: np.ndarray, names: list[str], t_student: int) -> None:
