@@ -45,6 +45,55 @@ def _axes(fig: go.Figure, width: int, height: int, **where) -> None:
     )
 
 
+def _slice_points(ev: np.ndarray, in_slice: np.ndarray, on: np.ndarray) -> list[go.Scatter]:
+    """The ON and the OFF events of one time slice (`in_slice`, a mask over the events) as points at their pixel."""
+    return [
+        go.Scatter(
+            x=ev["x"][in_slice & mask],
+            y=ev["y"][in_slice & mask],
+            mode="markers",
+            name=name,
+            marker=dict(color=POLARITY_COLORS[name], size=6, symbol="square", opacity=0.8),
+            hovertemplate=f"{name} x=%{{x}} y=%{{y}}<extra></extra>",
+        )
+        for name, mask in (("ON", on), ("OFF", ~on))
+    ]
+
+
+def _player(labels: list[str]) -> dict:
+    """Layout of a slider over the figure's frames (one step per label, frame k named "k") and play/pause
+    buttons below the plot."""
+    still = {"frame": {"duration": 0, "redraw": False}, "mode": "immediate", "transition": {"duration": 0}}
+    play = {"frame": {"duration": 300, "redraw": False}, "fromcurrent": True, "transition": {"duration": 0}}
+    return dict(
+        sliders=[
+            dict(  # right of the buttons, so that its handle is never under them and can be dragged
+                active=0,
+                x=0.22,
+                len=0.78,
+                currentvalue=dict(prefix="events in "),
+                pad=dict(t=40),
+                steps=[dict(method="animate", args=[[str(k)], still], label=text) for k, text in enumerate(labels)],
+            )
+        ],
+        updatemenus=[
+            dict(
+                type="buttons",
+                direction="left",
+                x=0,
+                y=0,
+                xanchor="left",
+                yanchor="top",
+                pad=dict(t=75),
+                buttons=[
+                    dict(label="▶ play", method="animate", args=[None, play]),
+                    dict(label="❚❚ pause", method="animate", args=[[None], still]),
+                ],
+            )
+        ],
+    )
+
+
 def camera_figure(
     events: Any, *, sensor: tuple[int, int] = (34, 34), slices: int = 15, title: str | None = None
 ) -> go.Figure:
@@ -63,52 +112,10 @@ def camera_figure(
     edges = np.linspace(t0, max(t1, t0 + 1), slices + 1)
     which = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, slices - 1)  # slice of every event
     on = ev["p"] > 0
-
-    def points(k: int) -> list[go.Scatter]:
-        return [
-            go.Scatter(
-                x=ev["x"][(which == k) & mask],
-                y=ev["y"][(which == k) & mask],
-                mode="markers",
-                name=name,
-                marker=dict(color=POLARITY_COLORS[name], size=6, symbol="square", opacity=0.8),
-                hovertemplate=f"{name} x=%{{x}} y=%{{y}}<extra></extra>",
-            )
-            for name, mask in (("ON", on), ("OFF", ~on))
-        ]
-
-    def label(k: int) -> str:
-        return f"{(edges[k] - t0) / 1000:.0f}–{(edges[k + 1] - t0) / 1000:.0f} ms"
-
-    fig = go.Figure(data=points(0), frames=[go.Frame(data=points(k), name=str(k)) for k in range(slices)])
-    still = {"frame": {"duration": 0, "redraw": False}, "mode": "immediate", "transition": {"duration": 0}}
-    play = {"frame": {"duration": 300, "redraw": False}, "fromcurrent": True, "transition": {"duration": 0}}
+    frames = [go.Frame(data=_slice_points(ev, which == k, on), name=str(k)) for k in range(slices)]
+    fig = go.Figure(data=_slice_points(ev, which == 0, on), frames=frames)
     fig.update_layout(
-        sliders=[
-            dict(  # right of the buttons, so that its handle is never under them and can be dragged
-                active=0,
-                x=0.22,
-                len=0.78,
-                currentvalue=dict(prefix="events in "),
-                pad=dict(t=40),
-                steps=[dict(method="animate", args=[[str(k)], still], label=label(k)) for k in range(slices)],
-            )
-        ],
-        updatemenus=[
-            dict(
-                type="buttons",
-                direction="left",
-                x=0,
-                y=0,
-                xanchor="left",
-                yanchor="top",
-                pad=dict(t=75),
-                buttons=[
-                    dict(label="▶ play", method="animate", args=[None, play]),
-                    dict(label="❚❚ pause", method="animate", args=[[None], still]),
-                ],
-            )
-        ],
+        **_player([f"{(edges[k] - t0) / 1000:.0f}–{(edges[k + 1] - t0) / 1000:.0f} ms" for k in range(slices)])
     )
     _axes(fig, *sensor)
     fig.update_xaxes(title="x (pixel)")
