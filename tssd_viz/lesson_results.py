@@ -24,7 +24,8 @@ from .stats import Paired, paired, spread
 from .sweep.arms import SEP
 from .sweep.controls import arm_controls, comparisons, conclusion, regime_label, summarize_controls
 from .sweep.events import summarize_events
-from .sweep.summary import paired_difference, summarize
+from .sweep.summary import summarize
+from .sweep.tables import paired_difference
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"  # the project's results/, seen from the package
 CONTROLS, RACE, EVENTS = "controls-event-digits", "cifar10-race", "event-digits"

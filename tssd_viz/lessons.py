@@ -22,17 +22,20 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .config import TSSDConfig, preset, validate
+from .config import TSSDConfig
 from .data import Dataset, Loader, offline_default
-from .runs.folders import RunFolder, final_accuracy
+from .presets import preset
+from .runs.folders import RunFolder
+from .runs.metrics import final_accuracy
 from .snn.losses import Windows, windows
 from .snn.models import SpikingNet, build_model
 from .snn.record import lif_layers
 from .stats import Spread, spread
-from .sweep.summary import paired_difference
+from .sweep.tables import paired_difference
 from .training.fit import fit
 from .training.observers import Observer
 from .training.step import make_optimizer, train_step
+from .validation import validate
 
 # How big a lesson's runs are, by the data it found: a preset, its overrides, and what the lesson says.
 FAST_RECIPE = (

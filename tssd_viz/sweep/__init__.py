@@ -17,7 +17,8 @@ Names encode the cell: `tssd-ts2-tt4-s0-epochs`, `tssd-ts1-tt2-alpha0.5-s0-epoch
 again resumes a sweep; a stopped run continues from its last checkpoint, one without a checkpoint
 starts over.
 
-The package: `grid` (which runs), `runner` (training them), `summary` (reading them back), `events`
+The package: `grid` (which runs), `runner` (training them), `records` (reading them back), `summary`
+and `tables` (the CIFAR grids' tables), `sections` (the generated sections of a page), `events`
 (the event-camera grid and its table), `arms` and `controls` (arms beside their controls: the no-KL
 twin and the equal-time baseline, per regime, compared through `tssd_viz.stats`), `plan` (which grid
 a sweep is, its cells and its table), `experiment` (a question asked with arms and seeds: the dashboard's
@@ -46,6 +47,7 @@ from .grid import (
     select,
 )
 from .plan import expand, grid_of, write_summary
+from .records import calibrated_cost, collect, mean_std, measured_budget
 from .runner import (
     DEFAULT_COST_S,
     Log,
@@ -56,19 +58,8 @@ from .runner import (
     start_background,
     write_manifest,
 )
-from .summary import (
-    END,
-    START,
-    accuracy_figure,
-    calibrated_cost,
-    collect,
-    markers,
-    mean_std,
-    measured_budget,
-    render_markdown,
-    rewrite_section,
-    summarize,
-)
+from .sections import END, START, markers, rewrite_section
+from .summary import accuracy_figure, render_markdown, summarize
 
 __all__ = [
     "QUESTIONS",

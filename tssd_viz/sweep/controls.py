@@ -17,7 +17,7 @@ from ..config import TSSDConfig
 from ..stats import MIN_SEEDS, paired, signed, spread
 from .arms import SEP, Arm, parse_arms
 from .grid import EPOCH_CAP_FACTOR, Cell
-from .summary import collect, recipe
+from .records import collect, recipe
 
 CONTROL_ARMS = ("baseline", "tsd", "tsd·noKL", "tssd", "w2s", "baseline·equal-time")
 # The CIFAR race at T_s = 2 (sweep/grid.py's race) with the two controls: `--grid race-controls`.

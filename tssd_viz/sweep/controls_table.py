@@ -13,7 +13,7 @@ from ..atomic import atomic_write_json
 from ..stats import MIN_SEEDS, Paired, signed
 from .arms import SEP
 from .controls import comparisons, conclusion, regime_label, summarize_controls, verdicts
-from .summary import markers, rewrite_section
+from .sections import markers, rewrite_section
 
 
 def _cell(p) -> str:

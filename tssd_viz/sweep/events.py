@@ -14,7 +14,9 @@ from typing import Any
 from ..atomic import atomic_write_json
 from ..config import WINDOWINGS, TSSDConfig
 from .grid import Cell
-from .summary import _cell_stats, _pm, collect, difference_text, markers, recipe, rewrite_section
+from .records import cell_stats, collect, recipe
+from .sections import markers, rewrite_section
+from .tables import difference_text, pm
 
 EVENT_MODES = ("baseline", "tsd", "tssd")
 EVENTS_SECTION = "events-results"  # the README section: --readme README.md --readme-section events-results
@@ -45,7 +47,7 @@ def summarize_events(runs_dir: Path) -> dict[str, Any]:
         for mode in EVENT_MODES:
             group = [r for r in runs if r["mode"] == mode and r["cfg"].data.windowing == windowing]
             if group:
-                rows.append({"windowing": windowing, "mode": mode, **_cell_stats(group)})
+                rows.append({"windowing": windowing, "mode": mode, **cell_stats(group)})
     scale = {}
     if runs:
         c = runs[0]["cfg"]
@@ -78,10 +80,10 @@ def render_events(summary: dict[str, Any]) -> str:
     for r in rows:
         b = baseline.get(r["windowing"])
         delta = difference_text(r, b) if b is not None and r is not b else ""
-        per_window = [_pm(r["acc_by_window"][n]) if n in r["acc_by_window"] else "" for n in windows]
+        per_window = [pm(r["acc_by_window"][n]) if n in r["acc_by_window"] else "" for n in windows]
         cost = f"{r['epoch_s']:.1f}" if r["epoch_s"] else "–"
         lines.append(
-            f"| {r['windowing']} | {r['mode']} | {_pm(r['acc'])} | {delta} | "
+            f"| {r['windowing']} | {r['mode']} | {pm(r['acc'])} | {delta} | "
             + " | ".join(per_window)
             + f" | {cost} | {r['n']} |"
         )

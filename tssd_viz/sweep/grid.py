@@ -83,7 +83,8 @@ class Cell:
         return meta
 
 
-def _fmt(value: Any) -> str:
+def setting_text(value: Any) -> str:
+    """A config value as folder names and tables show it: on/off for a switch, %g for a float."""
     if isinstance(value, bool):
         return "on" if value else "off"
     return f"{value:g}" if isinstance(value, float) else str(value)

@@ -26,7 +26,7 @@ from ..runs.folders import RunFolder
 from ..runs.processes import pid_alive
 from ..training import allocator
 from .grid import TEST_SIZES, TRAIN_SIZES, Cell, SweepError
-from .summary import _train_timesteps, calibrated_cost, collect, measured_budget
+from .records import calibrated_cost, collect, measured_budget, train_timesteps
 
 # Seconds per training image per timestep (forward + backward) of the classroom network (vgg_fast,
 # width 0.5) in one thread, two runs side by side on an otherwise idle 2-core CPU (the median of the 62
@@ -129,38 +129,19 @@ def run_sweep(
     progress gets one SIGINT (it checkpoints and says cancelled) and no new run starts.
     """
     runs_dir = sweep_dir / "runs"
-    lock = sweep_dir / "sweep.pid"
-    if lock.exists():
-        other = int(lock.read_text().strip() or 0)
-        if other and other != os.getpid() and pid_alive(other):
-            raise SweepError(f"a sweep (pid {other}) is already running in {sweep_dir}")
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    lock.write_text(f"{os.getpid()}\n")
+    lock = _hold_lock(sweep_dir)
     states: dict[str, str] = {}
     procs: set[subprocess.Popen] = set()
     stop, guard = threading.Event(), threading.Lock()
     finished = [sum(RunFolder(runs_dir / c.name).status()["state"] == "done" for c in cells)]
+    planned = {c.name for c in cells}
 
     def one(cell: Cell) -> None:
         if stop.is_set():
             return
-        if cell.match is not None:
-            budget = _matched_seconds(cell, runs_dir, {c.name for c in cells}, states, stop)
-            if budget is None:
-                log(f"skip   {cell.name}: {cell.match} did not finish, so there is no training time to match")
-                states[cell.name] = "skipped"
-                return
-            cell = replace(cell, cfg=cell.cfg.replace(**{"train.time_budget_s": round(budget, 1)}))
-        elif cell.budget == "time" and not cell.cfg.train.time_budget_s:
-            budget = measured_budget(collect(runs_dir), cell.cfg.distill.t_student)
-            if budget is None:
-                log(
-                    f"skip   {cell.name}: no finished baseline equal-epoch run at T_s={cell.cfg.distill.t_student} "
-                    "to measure the budget from (give --budget-s)"
-                )
-                states[cell.name] = "skipped"
-                return
-            cell = Cell(cell.name, cell.cfg.replace(**{"train.time_budget_s": round(budget, 1)}), "time", None)
+        cell = _with_budget(cell, runs_dir, planned, states, stop, log)
+        if cell is None:
+            return
         if RunFolder(runs_dir / cell.name).status()["state"] == "done":
             states[cell.name] = "done"
             return
@@ -181,19 +162,69 @@ def run_sweep(
         # A budget measured over the baselines waits for all of them: a phase; a matched one (one run) waits inside it.
         phases = [list(g) for _, g in itertools.groupby(cells, key=lambda c: c.budget == "time" and c.match is None)]
         for phase in phases:
-            with ThreadPoolExecutor(max_workers=jobs) as pool:
-                futures = [pool.submit(one, cell) for cell in phase]
-                try:
-                    for future in as_completed(futures):
-                        future.result()
-                except BaseException:
-                    stop.set()
-                    for proc in list(procs):
-                        proc.send_signal(signal.SIGINT)
-                    raise
+            _run_phase(phase, one, jobs, stop, procs)
     finally:
         lock.unlink(missing_ok=True)
     return states
+
+
+def _hold_lock(sweep_dir: Path) -> Path:
+    """Write `<sweep-dir>/sweep.pid` (returned) unless a live sweep holds it: then a `SweepError`."""
+    lock = sweep_dir / "sweep.pid"
+    if lock.exists():
+        other = int(lock.read_text().strip() or 0)
+        if other and other != os.getpid() and pid_alive(other):
+            raise SweepError(f"a sweep (pid {other}) is already running in {sweep_dir}")
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    lock.write_text(f"{os.getpid()}\n")
+    return lock
+
+
+def _with_budget(
+    cell: Cell,
+    runs_dir: Path,
+    planned: set[str],
+    states: dict[str, str],
+    stop: threading.Event,
+    log: Callable[[str], None],
+) -> Cell | None:
+    """`cell` with the training seconds it is to match or the measured equal-time budget, once they are
+    known; None (the cell skipped, said in `log` and `states`) when they never will be."""
+    if cell.match is not None:
+        budget = _matched_seconds(cell, runs_dir, planned, states, stop)
+        if budget is None:
+            log(f"skip   {cell.name}: {cell.match} did not finish, so there is no training time to match")
+            states[cell.name] = "skipped"
+            return None
+        return replace(cell, cfg=cell.cfg.replace(**{"train.time_budget_s": round(budget, 1)}))
+    if cell.budget == "time" and not cell.cfg.train.time_budget_s:
+        budget = measured_budget(collect(runs_dir), cell.cfg.distill.t_student)
+        if budget is None:
+            log(
+                f"skip   {cell.name}: no finished baseline equal-epoch run at T_s={cell.cfg.distill.t_student} "
+                "to measure the budget from (give --budget-s)"
+            )
+            states[cell.name] = "skipped"
+            return None
+        return Cell(cell.name, cell.cfg.replace(**{"train.time_budget_s": round(budget, 1)}), "time", None)
+    return cell
+
+
+def _run_phase(
+    phase: list[Cell], one: Callable[[Cell], None], jobs: int, stop: threading.Event, procs: set[subprocess.Popen]
+) -> None:
+    """`one` for every cell of `phase`, `jobs` at a time; on any error or interrupt no new run starts and
+    each run in progress gets one SIGINT."""
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(one, cell) for cell in phase]
+        try:
+            for future in as_completed(futures):
+                future.result()
+        except BaseException:
+            stop.set()
+            for proc in list(procs):
+                proc.send_signal(signal.SIGINT)
+            raise
 
 
 def train_seconds(run: RunFolder) -> float | None:
@@ -225,7 +256,7 @@ def estimate_seconds(cell: Cell, cost_s: float, budget_s: dict[int, float]) -> f
     overhead = cost_s / 3 * n_test * d.t_teacher + STARTUP_S
     if cell.budget == "time":
         return (c.train.time_budget_s or budget_s.get(d.t_student, 0.0)) + overhead
-    return cost_s * n_train * _train_timesteps(c) * c.train.epochs + overhead
+    return cost_s * n_train * train_timesteps(c) * c.train.epochs + overhead
 
 
 def plan_text(cells: list[Cell], sweep_dir: Path, budget_s: float | None, jobs: int = 1) -> str:
