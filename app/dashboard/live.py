@@ -1,9 +1,9 @@
-"""One run on screen: progress, the distillation signals, the probe batch, the final result.
+"""One run on screen: progress, the distillation signals, the final result.
 
 `run_panel` is drawn inside a fragment that reruns every two seconds while the run is queued or
-training, so only these charts refresh, never the page; `probe_panel`, whose data changes once an
-epoch, has a slower fragment of its own. Each refresh reads only what was appended to metrics.jsonl;
-a figure is rebuilt only when its data changed.
+training, so only these charts refresh, never the page; the probe batch, whose data changes once an
+epoch, has a slower fragment of its own (probe_batch.py). Each refresh reads only what was appended to
+metrics.jsonl; a figure is rebuilt only when its data changed (`figure`, shared by every page).
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ import streamlit as st
 
 from tssd_viz import RunFolder, figures
 from tssd_viz.figures import style
-from tssd_viz.figures.dashboard import busiest_neurons, firing_rate_history_figure, probe_batch_figure
+from tssd_viz.figures.dashboard import firing_rate_history_figure
 from tssd_viz.jobs.queue import ACTIVE
 from tssd_viz.runs.folders import final_accuracy
-from tssd_viz.snn.probes import ProbeError
 
 from . import reading, state
 
@@ -111,14 +110,6 @@ def run_panel(name: str, was_active: bool) -> None:
         _final_section(name, recs, final, cfg)
     if recs:
         _training_charts(name, recs, cfg)
-
-
-def probe_panel(name: str) -> None:
-    """The probe batch of run `name`: its own fragment, refreshed less often (a snapshot per epoch)."""
-    run = RunFolder(state.runs_root() / name)
-    cfg = reading.config(run) if run.exists() else None
-    if cfg is not None:
-        _probe_section(run, cfg)
 
 
 def _header(run: RunFolder, status: dict, active: bool) -> None:
@@ -217,139 +208,6 @@ def teacher_signals(shown: list[dict], cfg, version: Any) -> None:
         st.info(note, icon=":material/info:")
         return
     chart(figure("kl", version, lambda: figures.kl_agreement_figure(shown)), "live_kl", True)
-
-
-def snapshot_label(stem: str) -> str:
-    """'epoch-0003' -> 'after epoch 3'; snapshot 0 is taken before the first step."""
-    if not stem.startswith("epoch-") or not stem[6:].isdigit():
-        return stem
-    return "before training" if int(stem[6:]) == 0 else f"after epoch {int(stem[6:])}"
-
-
-def _probe_section(run: RunFolder, cfg) -> None:
-    paths = run.probes()
-    st.markdown("##### The probe batch: fixed test images, recorded before training and after every epoch")
-    if not paths:
-        st.caption("The first snapshot is taken before the first step.")
-        return
-    stems = [p.stem for p in paths]
-    c1, c2, c3 = st.columns([1.2, 1, 1.4])
-    # "latest" follows the run; its label stays fixed (a select box keeps the label it first drew)
-    choice = c1.selectbox(
-        "Snapshot", ["latest"] + stems[::-1], key=f"probe_snapshot_{run.name}", format_func=snapshot_label
-    )
-    path = paths[-1] if choice == "latest" or choice not in stems else paths[stems.index(choice)]
-    try:
-        probe = reading.load_probe(path)
-    except ProbeError as e:
-        st.error(str(e))
-        return
-    when = reading.snapshot_when(probe.epoch, probe.step, reading.steps_per_epoch(run.status(), cfg))
-    labels, classes = probe.labels, list(probe.classes)
-    P = len(labels)
-    if st.session_state.get("probe_image", 0) >= P:
-        st.session_state.probe_image = 0
-    i = c2.selectbox(
-        "Image", list(range(P)), key="probe_image", format_func=lambda k: f"#{k} · {classes[int(labels[k])]}"
-    )
-    layers = probe.layers
-    if st.session_state.get("probe_layer") not in layers:
-        st.session_state.probe_layer = layers[0]
-    layer = c3.selectbox("Layer", layers, key="probe_layer")
-    t_s, threshold = cfg.distill.t_student, cfg.model.threshold
-    version = (str(path), i, layer)
-    chart(
-        figure(
-            "probe_batch",
-            str(path),
-            lambda: probe_batch_figure(
-                probe.images,
-                labels,
-                classes,
-                probe.logits,
-                t_student=t_s,
-                title=f"probe images {when} · the student's guess at T_s = {t_s}",
-            ),
-        ),
-        "live_probe_batch",
-    )
-    chart(
-        figure(
-            "probe_logits",
-            version,
-            lambda: figures.timestep_logits_figure(
-                probe.logits[:, i],
-                classes,
-                t_student=t_s,
-                label=int(labels[i]),
-                title=f"image #{i}: what each timestep says, and what each window decides",
-            ),
-        ),
-        "live_probe_logits",
-    )
-    spikes, membrane = probe.spikes[layer][:, i], probe.membrane[layer][:, i]  # (T, N) of image i
-    events = probe.images.ndim == 5  # event frames (P, T, 2, H, W): each timestep has its own input
-    c1, c2 = st.columns(2)
-    with c1:
-        chart(
-            figure(
-                "probe_raster",
-                version,
-                lambda: figures.raster_figure(
-                    spikes, title=f"spike raster · {layer} · {spikes.shape[1]} sampled neurons"
-                ),
-            ),
-            "live_raster",
-        )
-    if events:  # what the camera gave at each timestep, beside what the layer did with it
-        with c2:
-            chart(
-                figure(
-                    "probe_frames",
-                    (str(path), i),
-                    lambda: figures.event_frames_figure(
-                        probe.images[i], title=f"image #{i}: the input frame of each timestep"
-                    ),
-                ),
-                "live_probe_frames",
-            )
-        c2 = st.columns(2)[0]
-    with c2:
-        chart(
-            figure(
-                "probe_traces",
-                version,
-                lambda: figures.membrane_traces_figure(
-                    membrane,
-                    spikes,
-                    threshold,
-                    neuron_ids=busiest_neurons(spikes, 5),
-                    title="membrane potential · the 5 busiest of them",
-                ),
-            ),
-            "live_traces",
-        )
-        st.caption(traces_caption(threshold, cfg.model.tau))
-    c1, c2 = st.columns(2)
-    with c1:
-        chart(
-            figure(
-                "probe_windows",
-                str(path),
-                lambda: figures.window_agreement_figure(
-                    probe.logits, t_student=t_s, title="the probe batch: each window vs the full window"
-                ),
-            ),
-            "live_probe_windows",
-            True,
-        )
-    with c2:
-        fig = figure(
-            "probe_rates",
-            str(path),
-            lambda: figures.firing_rate_figure(probe.rate, title="firing rate per layer on the probe batch"),
-        )
-        chart(fig.update_xaxes(tickangle=-20), "live_probe_rates")
 
 
 def _final_section(name: str, recs: list[dict], final: dict[int, float], cfg) -> None:

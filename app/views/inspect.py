@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 import torch
-from dashboard import inference, live, reading, state
+from dashboard import inference, live, probe_batch, reading, state
 
 from tssd_viz import CheckpointError, DataUnavailable, RunFolder, exit_points, figures
 from tssd_viz.figures.dashboard import busiest_neurons, probe_batch_figure
@@ -65,10 +65,28 @@ def show(run: RunFolder) -> None:
     if not run.exists():
         st.error(f"{run.path} is not a run folder: it has no config.json.")
         return
+    ckpts = [w for w in ("best", "last") if run.checkpoint_path(w).exists()]
+    header(run)
+    if not ckpts:
+        st.warning("This run has no checkpoint yet (one is written after every epoch).")
+        return
+    opened = open_checkpoint(run, ckpts)
+    if opened is None:
+        return
+    loaded, ds = opened
+    index, layer, T = controls(loaded, ds)
+    trace = inference.trace_image(loaded, ds, index, T, neurons_of(run))
+    t_s = min(loaded.cfg.distill.t_student, T)
+    image_charts(trace, list(ds.classes), index, t_s)
+    layer_charts(trace, layer, loaded.cfg)
+    history(run, index, layer)
+
+
+def header(run: RunFolder) -> None:
+    """The run's state, and what it is (when its config.json reads) with its test accuracy at T_s."""
     status = run.status()
     final = run.final_eval()
     cfg = reading.config(run)
-    ckpts = [w for w in ("best", "last") if run.checkpoint_path(w).exists()]
     text, color, icon = reading.STATE_BADGES.get(status.get("state"), ("unknown", "gray", ":material/help:"))
     st.badge(text, color=color, icon=icon)
     if cfg is not None:
@@ -78,9 +96,10 @@ def show(run: RunFolder) -> None:
             f"T_s = {t_s}, T_t = {cfg.distill.t_teacher}"
             + (f" · test accuracy at T_s: {final[t_s]:.1%}" if t_s in final else "")
         )
-    if not ckpts:
-        st.warning("This run has no checkpoint yet (one is written after every epoch).")
-        return
+
+
+def open_checkpoint(run: RunFolder, ckpts: list[str]):
+    """The chosen checkpoint's network and its data set, or None (the reason shown) when either fails."""
     which = st.radio(
         "Weights",
         ckpts,
@@ -94,9 +113,13 @@ def show(run: RunFolder) -> None:
         ds = inference.load_data(loaded.cfg.data, loaded.cfg.distill)
     except (CheckpointError, DataUnavailable) as e:
         st.error(reading.in_form_words(str(e)))
-        return
-    cfg = loaded.cfg
-    t_s, t_t = cfg.distill.t_student, cfg.distill.t_teacher
+        return None
+    return loaded, ds
+
+
+def controls(loaded, ds) -> tuple[int, str, int]:
+    """The test image, the layer and the timesteps to run it for; a choice out of range falls back."""
+    t_s, t_t = loaded.cfg.distill.t_student, loaded.cfg.distill.t_teacher
     layers = list(inference.lif_layer_names(loaded))
     c1, c2, c3 = st.columns([1, 1.4, 1.4])
     n_test = len(ds.test.labels)
@@ -116,11 +139,14 @@ def show(run: RunFolder) -> None:
         key="inspect_T",
         help=f"Trained with T_s = {t_s} (student) and T_t = {t_t} (teacher)" + ("." if ds.is_events else "; try more."),
     )
-    trace = inference.trace_image(loaded, ds, int(index), int(T), neurons_of(run))
-    classes = list(ds.classes)
+    return int(index), layer, int(T)
+
+
+def image_charts(trace: inference.Trace, classes: list[str], index: int, t_s: int) -> None:
+    """The image with the student's guess, each layer's firing rate, and what each timestep says about it."""
     c1, c2 = st.columns([1, 2])
     with c1:
-        live.chart(image_figure(trace, classes, int(index), min(t_s, T)), "inspect_image_fig")
+        live.chart(image_figure(trace, classes, index, t_s), "inspect_image_fig")
         live.chart(
             figures.firing_rate_figure(trace.rates, title="firing rate per layer, this image").update_xaxes(
                 tickangle=-30
@@ -129,10 +155,14 @@ def show(run: RunFolder) -> None:
         )
     with c2:
         live.chart(
-            figures.timestep_logits_figure(trace.logits[:, 0], classes, t_student=min(t_s, T), label=trace.label),
+            figures.timestep_logits_figure(trace.logits[:, 0], classes, t_student=t_s, label=trace.label),
             "inspect_logits",
         )
-        st.caption(exit_caption(trace.logits[:, 0], trace.label, min(t_s, T)))
+        st.caption(exit_caption(trace.logits[:, 0], trace.label, t_s))
+
+
+def layer_charts(trace: inference.Trace, layer: str, cfg) -> None:
+    """The layer's spike raster on this image, and the membrane potentials of its five busiest neurons."""
     spikes, membrane = trace.spikes[layer], trace.membrane[layer]
     c1, c2 = st.columns(2)
     with c1:
@@ -151,7 +181,6 @@ def show(run: RunFolder) -> None:
             "inspect_traces",
         )
         st.caption(live.traces_caption(cfg.model.threshold, cfg.model.tau))
-    history(run, int(index), layer)
 
 
 def image_figure(trace: inference.Trace, classes: list[str], index: int, t_s: int):
@@ -199,7 +228,7 @@ def history(run: RunFolder, index: int, layer: str) -> None:
     # A key of its own per run: another run's snapshot choice must not carry over ("after epoch 1" of a run
     # that has three).
     stem = st.select_slider(
-        "Snapshot", stems, value=stems[-1], key=f"inspect_snapshot_{run.path}", format_func=live.snapshot_label
+        "Snapshot", stems, value=stems[-1], key=f"inspect_snapshot_{run.path}", format_func=probe_batch.snapshot_label
     )
     try:
         probe = reading.load_probe(paths[stems.index(stem)])
@@ -207,7 +236,7 @@ def history(run: RunFolder, index: int, layer: str) -> None:
         st.error(str(e))
         return
     live.chart(
-        figures.raster_figure(probe.spikes[layer][:, index], title=f"spike raster {live.snapshot_label(stem)}"),
+        figures.raster_figure(probe.spikes[layer][:, index], title=f"spike raster {probe_batch.snapshot_label(stem)}"),
         "inspect_history",
     )
 

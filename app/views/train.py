@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import streamlit as st
-from dashboard import config_form, live, reading, starts, state
+from dashboard import config_form, live, probe_batch, reading, starts, state
 
 from tssd_viz import ConfigError, TSSDConfig
 from tssd_viz.atomic import StorageError
@@ -172,4 +172,4 @@ else:
     row = next(r for r in rows if r.name == st.session_state.run)
     st.divider()
     st.fragment(run_every=state.REFRESH_S if row.active else None)(live.run_panel)(row.name, row.active)
-    st.fragment(run_every=state.PROBE_REFRESH_S if row.active else None)(live.probe_panel)(row.name)
+    st.fragment(run_every=state.PROBE_REFRESH_S if row.active else None)(probe_batch.probe_panel)(row.name)
