@@ -66,7 +66,14 @@ def comparison(names: list[str]) -> None:
     version = tuple((n, len(rs)) for n, rs in recs.items())
     t_students = {r.cfg.distill.t_student for r in rows}
     t_s = t_students.pop() if len(t_students) == 1 else None
+    tables(rows, recs)
+    training_curves(shown, version, t_s)
+    timestep_submodels(recs, shown, version, t_s)
+    window_heatmaps(rows, recs, shown)
 
+
+def tables(rows: list[reading.RunRow], recs: dict[str, list[dict]]) -> None:
+    """Accuracy of every window per run, and the settings the runs differ in."""
     st.markdown("##### Test accuracy of every window n (the first n timesteps)")
     table = accuracy_table(rows, recs)
     st.dataframe(  # text cells: a window a run has no evaluation of reads "–"
@@ -82,6 +89,9 @@ def comparison(names: list[str]) -> None:
     else:
         st.caption("These runs have identical settings (a repeat, or different only in when they ran).")
 
+
+def training_curves(shown: dict[str, list[dict]], version: tuple, t_s: int | None) -> None:
+    """Accuracy by window, and the training curves (smoothed as the slider says) of every run overlaid."""
     c1, c2 = st.columns(2)
     with c1:
         live.chart(
@@ -102,30 +112,34 @@ def comparison(names: list[str]) -> None:
     with c2:
         live.chart(live.figure("cmp_kl", version, lambda: figures.kl_agreement_figure(shown)), "compare_kl", True)
     live.chart(live.figure("cmp_rates", version, lambda: firing_rate_history_figure(shown)), "compare_rates", True)
+
+
+def timestep_submodels(recs: dict, shown: dict, version: tuple, t_s: int | None) -> None:
+    """Each timestep's confidence and early exit, for runs that record them."""
     ends = {n: reading.last_of(rs, "analysis") for n, rs in recs.items()}
     ends = {n: a for n, a in ends.items() if a}
-    if ends or any(r.get("confidence_by_timestep") for rs in shown.values() for r in rs[-1:]):
-        st.markdown("##### The timesteps of the student window as sub-models")
-        c1, c2 = st.columns(2)
-        with c1:
+    if not (ends or any(r.get("confidence_by_timestep") for rs in shown.values() for r in rs[-1:])):
+        return
+    st.markdown("##### The timesteps of the student window as sub-models")
+    c1, c2 = st.columns(2)
+    with c1:
+        live.chart(
+            live.figure("cmp_conf", version, lambda: figures.timestep_confidence_figure(shown)),
+            "compare_confidence",
+            True,
+        )
+    with c2:
+        if ends:
+            exits = {n: a.get("early_exit") or [] for n, a in ends.items()}
             live.chart(
-                live.figure("cmp_conf", version, lambda: figures.timestep_confidence_figure(shown)),
-                "compare_confidence",
+                live.figure("cmp_exit", version, lambda: figures.early_exit_figure(exits, full_window=t_s)),
+                "compare_exit",
                 True,
             )
-        with c2:
-            if ends:
-                live.chart(
-                    live.figure(
-                        "cmp_exit",
-                        version,
-                        lambda: figures.early_exit_figure(
-                            {n: a.get("early_exit") or [] for n, a in ends.items()}, full_window=t_s
-                        ),
-                    ),
-                    "compare_exit",
-                    True,
-                )
+
+
+def window_heatmaps(rows: list[reading.RunRow], recs: dict, shown: dict) -> None:
+    """Each window's accuracy over training, for the first three runs."""
     st.markdown("##### Accuracy of each window over training")
     for col, r in zip(st.columns(min(len(rows), 3)), rows[:3]):
         with col:
