@@ -44,7 +44,7 @@ GPU_ARCHS = ("resnet19", "vgg11", "vgg_bench")  # nets whose cost on a CPU is no
 
 def apply_start(ss=None) -> None:
     """Fill every field from the chosen starting point (the starting point selectbox's callback)."""
-    from .config_form import fill
+    from .form_fields import fill
 
     ss = st.session_state if ss is None else ss
     fill(ss, STARTS[ss.cfg_start][1]())
