@@ -44,7 +44,8 @@ def one_line(text: str) -> bool:
 
 def fuzz_configs(n: int, rng: random.Random) -> collections.Counter:
     from tssd_viz import TSSDConfig, preset
-    from tssd_viz.config import ConfigError, validate
+    from tssd_viz.config import ConfigError
+    from tssd_viz.validation import validate
 
     base = preset("quick").to_dict()
     counts: collections.Counter = collections.Counter()

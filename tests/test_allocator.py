@@ -12,7 +12,8 @@ import pytest
 
 from tssd_viz import ConsoleProgress, RunFolder, TSSDConfig, fit, preset
 from tssd_viz import allocator as al
-from tssd_viz.config import ConfigError, validate
+from tssd_viz.config import ConfigError
+from tssd_viz.validation import validate
 
 ROOT = Path(__file__).resolve().parent.parent
 JE, TC = al.Library("jemalloc", "/opt/je/libjemalloc.so.2"), al.Library("tcmalloc", "libtcmalloc_minimal.so.4")

@@ -8,7 +8,9 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from tssd_viz.config import CHOICES, LIMITS, PRESETS, ConfigError, TSSDConfig, preset, validate
+from tssd_viz.config import ConfigError, TSSDConfig
+from tssd_viz.presets import PRESETS, preset
+from tssd_viz.validation import CHOICES, LIMITS, validate
 
 
 def test_defaults_and_presets_are_valid():

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tssd_viz import RunFolder
-from tssd_viz.config import preset, validate
+from tssd_viz.presets import preset
 from tssd_viz.sweep import (
     CONTROL_ARMS,
     REGIMES,
@@ -21,6 +21,7 @@ from tssd_viz.sweep import (
     twin,
 )
 from tssd_viz.sweep.arms import NO_KL_SETTINGS
+from tssd_viz.validation import validate
 
 EVENTS = preset("events").replace(**SWEEP_DEFAULTS)
 

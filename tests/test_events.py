@@ -15,13 +15,14 @@ import torch
 
 from tssd_viz import DataConfig, DataUnavailable, Loader, RunFolder, build_model, evaluate, fit, load_dataset, preset
 from tssd_viz.cli import main
-from tssd_viz.config import MODES, ConfigError, ModelConfig, validate
+from tssd_viz.config import MODES, ConfigError, ModelConfig
 from tssd_viz.data import events as event_data
 from tssd_viz.data import is_available
 from tssd_viz.data.tonic_sources import cifar10_dvs_split
 from tssd_viz.snn.frames import WindowFrames
 from tssd_viz.training.evaluation import collect_outputs, recompute_bn_stats
 from tssd_viz.training.step import forward_windows
+from tssd_viz.validation import validate
 
 
 @pytest.fixture(scope="module", autouse=True)

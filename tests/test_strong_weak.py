@@ -9,13 +9,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tssd_viz.config import ConfigError, DistillConfig, preset, validate
+from tssd_viz.config import ConfigError, DistillConfig
 from tssd_viz.data import load_dataset
 from tssd_viz.data.loader import Loader
+from tssd_viz.presets import preset
 from tssd_viz.snn.losses import Windows, rank_timesteps, strong_weak_loss, sw_pairs, timestep_confidence, tssd_loss
 from tssd_viz.snn.models import build_model
 from tssd_viz.training.evaluation import Outputs, early_exit, exit_points, teacher_margins
 from tssd_viz.training.step import make_optimizer, timestep_signals, train_step
+from tssd_viz.validation import validate
 
 
 def softmax(z, tau=1.0):

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from tssd_viz import RunFolder
-from tssd_viz.cli import parse_config
-from tssd_viz.config import TSSDConfig, preset, validate
+from tssd_viz.cli.options import parse_config
+from tssd_viz.config import TSSDConfig
+from tssd_viz.presets import preset
 from tssd_viz.sweep import (
     ABLATIONS,
     EPOCH_CAP_FACTOR,
@@ -28,6 +29,7 @@ from tssd_viz.sweep import (
     summarize,
 )
 from tssd_viz.training import allocator
+from tssd_viz.validation import validate
 
 TINY = [
     "--preset",

@@ -5,7 +5,7 @@ The public API; notebooks and the app import only from here.
 
 from . import figures
 from ._version import __version__ as __version__
-from .config import ConfigError, DataConfig, DistillConfig, ModelConfig, TrainConfig, TSSDConfig, preset, validate
+from .config import ConfigError, DataConfig, DistillConfig, ModelConfig, TrainConfig, TSSDConfig
 from .data import Dataset, DataUnavailable, Loader, Split, cache_dir, is_available, load_dataset, offline_default
 from .data.dvs import emulate
 from .data.events import event_digits, frame_transform, saccade_video
@@ -42,6 +42,7 @@ from .lessons import (
     train_or_read,
     weak_head_tap,
 )
+from .presets import preset
 from .runs.checkpoints import CheckpointError, load_checkpoint
 from .runs.folders import RunFolder, final_accuracy, list_runs, run_folders
 from .runs.trained import Trained, export_student, load_trained
@@ -68,6 +69,7 @@ from .training.evaluation import ExitPoint, Outputs, analysis, collect_outputs, 
 from .training.events import FitInfo, FitResult
 from .training.fit import TrainingDiverged, evaluate, fit
 from .training.observers import ConsoleProgress, History, Observer, RunWriter
+from .validation import validate
 
 __all__ = [
     "figures",

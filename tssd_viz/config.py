@@ -4,19 +4,17 @@ Every field has a default and a one-line reason. Fields named after the paper ke
 (`t_student`, `t_teacher`, `alpha`, `beta`, `kd_temperature`, `aux_stage`). Choices that the paper
 leaves open (SPEC's **[choice]** items) are plain switches here, so that a lesson can flip them.
 
-`validate()` is the single place where a configuration is checked; it raises `ConfigError`, whose
-message is one line naming the field and the allowed values.
+`tssd_viz.validation.validate()` is the single place where a configuration's values are checked (the
+range or choices of every field, and the fields against each other); it raises `ConfigError`, whose message
+is one line naming the field and the allowed values. The named starting points live in `tssd_viz.presets`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
-
-from .archs import num_stages
 
 ARCHS = ("vgg_small", "vgg_fast", "vgg11", "resnet19", "vgg_bench")
 MODES = ("baseline", "tsd", "ssd", "tssd", "s2w", "w2s")
@@ -46,6 +44,17 @@ def _key(name: str) -> str:
     """A key from a config file as an error names it: as written, or quoted when it is empty or holds
     a newline or another unprintable character (the message must stay one line)."""
     return name if isinstance(name, str) and name and name.isprintable() else repr(name)
+
+
+def shown(value: Any) -> str:
+    """`value` for a one-line message: its repr, shortened."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long for repr (more than 4,300 digits)
+        return "a number too large to print"
+    except RecursionError:  # a list nested thousands deep
+        return f"a {type(value).__name__} nested too deep to print"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass
@@ -228,7 +237,7 @@ class TSSDConfig:
         """
         sections = {f.name: f.default_factory for f in dataclasses.fields(cls)}  # type: ignore[misc]
         if not isinstance(d, dict):
-            raise ConfigError("config", f"must be a mapping of sections ({', '.join(sections)}), got {_shown(d)}")
+            raise ConfigError("config", f"must be a mapping of sections ({', '.join(sections)}), got {shown(d)}")
         unknown = sorted(str(k)[:60] for k in d if k not in sections)  # a key of any length: named in one short line
         if unknown:
             raise ConfigError(_key(unknown[0]), f"unknown section; known: {', '.join(sections)}")
@@ -236,7 +245,7 @@ class TSSDConfig:
         for name, sub_cls in sections.items():
             sub = d.get(name, {})
             if not isinstance(sub, dict):
-                raise ConfigError(name, f"must be a mapping of fields, got {_shown(sub)}")
+                raise ConfigError(name, f"must be a mapping of fields, got {shown(sub)}")
             names = {g.name for g in dataclasses.fields(sub_cls)}
             unknown = sorted(str(k)[:60] for k in sub if k not in names)
             if unknown:
@@ -269,208 +278,3 @@ class TSSDConfig:
         d = self.distill
         needs_teacher_window = self.uses_teacher or (self.uses_weak_head and d.ssd_teacher == "teacher")
         return d.t_teacher if needs_teacher_window else d.t_student
-
-
-@dataclass(frozen=True)
-class Range:
-    """The allowed values of a numeric field: lo to hi, each end included unless it is open."""
-
-    lo: float
-    hi: float
-    lo_open: bool = False
-    hi_open: bool = False
-
-    def check(self, name: str, value: float) -> None:
-        if value < self.lo or (self.lo_open and value == self.lo):
-            raise ConfigError(name, f"must be {'>' if self.lo_open else '>='} {self.lo}, got {_shown(value)}")
-        if value > self.hi or (self.hi_open and value == self.hi):
-            raise ConfigError(name, f"must be {'<' if self.hi_open else '<='} {self.hi}, got {_shown(value)}")
-
-
-# The range of every numeric field. Upper bounds stop a typo from training for ever, allocating the
-# machine away or overflowing a seed; each is well beyond any run this project makes, and each field's
-# docstring repeats it (as does the README). model.aux_stage depends on the arch and distill.t_teacher
-# on t_student: validate() checks those two against each other.
-LIMITS: dict[str, Range] = {
-    "model.width": Range(0, 4, lo_open=True),
-    "model.tau": Range(1, 1000, lo_open=True),  # decay 1 - 1/tau must lie in (0, 1)
-    "model.threshold": Range(0, 100, lo_open=True),
-    "model.surrogate_width": Range(0.01, 100),  # the surrogate gradient is 1/width
-    "distill.t_student": Range(1, 63),
-    "distill.t_teacher": Range(2, 64),  # memory and time grow with T_t
-    "distill.alpha": Range(0, 100),
-    "distill.beta": Range(0, 100),
-    "distill.sw_weight": Range(0, 100),
-    "distill.kd_temperature": Range(0.1, 100),  # logits are divided by it
-    "data.batch_size": Range(1, 65536),
-    "data.limit_train": Range(0, 10**9),
-    "data.limit_test": Range(0, 10**9),
-    "data.label_noise": Range(0, 1, hi_open=True),
-    "train.epochs": Range(1, 10_000),
-    "train.time_budget_s": Range(0, 30 * 86400),
-    "train.lr": Range(0, 10, lo_open=True),
-    "train.momentum": Range(0, 1, hi_open=True),
-    "train.weight_decay": Range(0, 1),
-    "train.warmup": Range(0, 1, hi_open=True),
-    "train.label_smoothing": Range(0, 1, hi_open=True),
-    "train.seed": Range(0, 2**32 - 1),
-    "train.bn_batches": Range(1, 1000),
-    "train.log_every": Range(1, 10**6),
-    "train.eval_every": Range(0, 10_000),
-    "train.probe_every": Range(0, 10_000),
-    "train.probe_images": Range(1, 64),
-    "train.threads": Range(0, 256),  # 100,000 threads crashed the process
-    "train.dist_timeout_s": Range(10, 86400),
-}
-CHOICES: dict[str, tuple[str, ...]] = {
-    "model.arch": ARCHS,
-    "distill.mode": MODES,
-    "distill.tsd_pass": TSD_PASSES,
-    "distill.ssd_teacher": SSD_TEACHERS,
-    "distill.sw_variant": SW_VARIANTS,
-    "data.dataset": DATASETS,
-    "data.windowing": WINDOWINGS,
-    "train.optimizer": OPTIMIZERS,
-    "train.schedule": SCHEDULES,
-    "train.device": DEVICES,
-    "train.bn_stats": BN_STATS,
-    "train.bn_window": BN_WINDOWS,
-    "train.allocator": ALLOCATORS,
-}
-
-
-def _shown(value: Any) -> str:
-    """`value` for a one-line message: its repr, shortened."""
-    try:
-        text = repr(value)
-    except ValueError:  # an int too long for repr (more than 4,300 digits)
-        return "a number too large to print"
-    except RecursionError:  # a list nested thousands deep
-        return f"a {type(value).__name__} nested too deep to print"
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _check_field(name: str, kind: str, value: Any) -> None:
-    """Type, finiteness, range and choices of one field; `kind` is its annotation (bool, int, float, str)."""
-    if kind == "bool" and not isinstance(value, bool):
-        raise ConfigError(name, f"must be true or false, got {_shown(value)}")
-    if kind == "str" and not isinstance(value, str):
-        raise ConfigError(name, f"must be a string, got {_shown(value)}")
-    # bool is a subclass of int in Python: True is neither an integer count nor a number here.
-    if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(name, f"must be a whole number, got {_shown(value)}")
-    if kind == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(name, f"must be a number, got {_shown(value)}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(name, f"must be a finite number, got {_shown(value)}")
-    if name in LIMITS:
-        LIMITS[name].check(name, value)
-    if name in CHOICES and value not in CHOICES[name]:
-        raise ConfigError(name, f"{_shown(value)} is not one of {', '.join(CHOICES[name])}")
-
-
-def validate(cfg: TSSDConfig) -> TSSDConfig:
-    """Check every field; return `cfg` unchanged or raise `ConfigError` (one line, names the field).
-
-    Each field must have its annotated type (a bool is not an int, an int is a fine float), be finite
-    and lie in its `LIMITS` range or `CHOICES`; then the fields are checked against each other.
-    """
-    for section in dataclasses.fields(cfg):
-        part = getattr(cfg, section.name)
-        for f in dataclasses.fields(part):
-            _check_field(f"{section.name}.{f.name}", str(f.type), getattr(part, f.name))
-
-    m, d, data = cfg.model, cfg.distill, cfg.data
-    n = num_stages(m.arch)
-    if not 1 <= m.aux_stage <= n - 1:
-        raise ConfigError("model.aux_stage", f"must be between 1 and {n - 1} for {m.arch}, got {_shown(m.aux_stage)}")
-    if d.t_teacher <= d.t_student:
-        raise ConfigError("distill.t_teacher", f"must be > distill.t_student ({d.t_student}), got {d.t_teacher}")
-    if d.uses_timestep_teacher and d.t_student < 2:
-        raise ConfigError(
-            "distill.t_student",
-            f"mode {d.mode!r} distils between the timesteps of the T_s window: "
-            f"it needs t_student >= 2, got {d.t_student}",
-        )
-    if d.tsd_pass == "continue" and (not d.detach_teacher or d.teacher_ce):
-        raise ConfigError(
-            "distill.tsd_pass",
-            "'continue' builds no graph for the teacher's extra steps: it needs "
-            "distill.detach_teacher true and distill.teacher_ce false",
-        )
-    if data.windowing == "whole_recording":
-        if data.dataset not in EVENT_DATASETS:
-            raise ConfigError("data.windowing", f"'whole_recording' bins event recordings; {data.dataset} has none")
-        if cfg.train_timesteps != d.t_student and d.tsd_pass != "separate":
-            raise ConfigError(
-                "data.windowing",
-                "'whole_recording' gives the student and the teacher different frames: it needs distill.tsd_pass "
-                f"'separate', got {d.tsd_pass!r}",
-            )
-    if data.dataset == "folder" and not data.root:
-        raise ConfigError("data.root", "dataset 'folder' needs data.root, a folder with train/ and test/")
-    if "\0" in data.root:
-        raise ConfigError("data.root", "must not contain a NUL character")
-    return cfg
-
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # Offline, seconds on a laptop: the embedded default everywhere nothing else is available. The
-    # recipe was chosen by measuring (docs/SPEC.md §9): batches of 32 give 44 steps per epoch on the
-    # 1,437 training digits, enough for every mode to pass 90% test accuracy at T_s in 3 epochs; no
-    # augmentation, because a 1-pixel shift is an eighth of an 8x8 digit and cost 2-7 points here.
-    "quick": {
-        "model": {"arch": "vgg_small", "width": 0.5},
-        "data": {"dataset": "digits", "batch_size": 32, "augment": False},
-        "train": {"epochs": 3, "lr": 0.1, "log_every": 2},
-    },
-    "digits": {
-        "model": {"arch": "vgg_small", "width": 0.5},
-        "data": {"dataset": "digits", "batch_size": 32, "augment": False},
-        "train": {"epochs": 8, "lr": 0.1, "log_every": 4},
-    },
-    # Event camera, offline: event_digits (digits seen by an emulated DVS through three saccades), the
-    # digits recipe on 34x34 two-channel frames.
-    "events": {
-        "model": {"arch": "vgg_small", "width": 0.5},
-        "data": {"dataset": "event_digits", "batch_size": 32, "augment": False},
-        "train": {"epochs": 3, "lr": 0.1, "log_every": 4},
-    },
-    # The classroom demo: real CIFAR-10, a CPU-sized network (vgg_fast: downsampling right after the
-    # stem, so only the stem's neurons run at 32x32), all 50,000 images; give it a time budget
-    # (--train.time-budget-s 120): the learning rate then anneals to zero at the budget.
-    "classroom": {
-        "model": {"arch": "vgg_fast", "width": 0.5},
-        "data": {"dataset": "cifar10", "batch_size": 128, "limit_train": 0},
-        "train": {"epochs": 4, "lr": 0.2, "label_smoothing": 0.1, "warmup": 0.1},
-    },
-    # The classroom demo sized for a lesson: the same recipe on the first 10,000 training images for 4 epochs
-    # (312 steps), evaluated once at the end on the first 2,000 test images; about two minutes on an idle
-    # 2-core CPU. No time budget: a busy machine takes longer but ends at the same accuracy, so a class
-    # compares like with like.
-    "classroom-quick": {
-        "model": {"arch": "vgg_fast", "width": 0.5},
-        "data": {"dataset": "cifar10", "batch_size": 128, "limit_train": 10_000, "limit_test": 2_000},
-        "train": {
-            "epochs": 4,
-            "lr": 0.2,
-            "label_smoothing": 0.1,
-            "warmup": 0.1,
-            "eval_every": 0,
-        },
-    },
-    # The paper's CIFAR line: ResNet-19, T_s=2 vs T_t=4 (for a GPU).
-    "paper-resnet19": {
-        "model": {"arch": "resnet19"},
-        "data": {"dataset": "cifar10", "batch_size": 64},
-        "train": {"epochs": 200, "lr": 0.1, "schedule": "cosine", "warmup": 0.0},
-    },
-}
-
-
-def preset(name: str) -> TSSDConfig:
-    """The named preset as a full config (defaults for every field it does not set)."""
-    if name not in PRESETS:
-        raise ConfigError("preset", f"{name!r} is not one of {', '.join(PRESETS)}")
-    return TSSDConfig.from_dict(PRESETS[name])

@@ -38,10 +38,11 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import StorageError, storage_error
-from ..config import ConfigError, TSSDConfig, validate
+from ..config import ConfigError, TSSDConfig
 from ..runs.folders import RunFolder, run_folders
 from ..runs.processes import is_training_process
 from ..training import allocator
+from ..validation import validate
 from .executors import Local, RayJobs
 from .executors import from_env as executor_from_env
 

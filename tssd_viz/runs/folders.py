@@ -36,8 +36,9 @@ from typing import Any
 import numpy as np
 
 from ..atomic import StorageError, append_line, atomic_write_bytes, atomic_write_json, storage_error
-from ..config import ConfigError, TSSDConfig, validate
+from ..config import ConfigError, TSSDConfig
 from ..snn.probes import ProbeSnapshot, read_probe
+from ..validation import validate
 from .processes import is_training_process, process_start
 
 STATES = ("queued", "running", "done", "failed", "cancelled")

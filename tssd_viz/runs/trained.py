@@ -13,8 +13,9 @@ from typing import Any
 
 import torch
 
-from ..config import ConfigError, TSSDConfig, validate
+from ..config import ConfigError, TSSDConfig
 from ..snn.models import SpikingNet, build_model, count_parameters
+from ..validation import validate
 from .checkpoints import FORMAT_STUDENT, FORMAT_TRAIN, CheckpointError, load_checkpoint, save_checkpoint
 
 

@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write_json
-from ..config import ConfigError, TSSDConfig, preset, validate
+from ..config import ConfigError, TSSDConfig
+from ..presets import preset
 from ..runs.folders import RunFolder
+from ..validation import validate
 from .arms import SEP, Arm, ArmError, parse_arms
 from .controls import arm_cell
 from .grid import SWEEP_DEFAULTS, Cell

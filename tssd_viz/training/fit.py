@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import ConfigError, TSSDConfig, validate
+from ..config import ConfigError, TSSDConfig
 from ..data import Dataset, Loader, load_dataset
 from ..data.events import frame_windows
 from ..runs.checkpoints import FORMAT_TRAIN, CheckpointError, load_checkpoint, save_checkpoint
@@ -28,6 +28,7 @@ from ..runs.folders import RunFolder
 from ..snn.models import build_model, count_parameters
 from ..snn.probes import snapshot
 from ..snn.record import lif_layers
+from ..validation import validate
 from . import allocator
 from .distributed import Ranks, sync_batchnorm
 from .evaluation import (
