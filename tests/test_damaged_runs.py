@@ -12,7 +12,7 @@ import pytest
 
 from tssd_viz import RunFolder, list_runs, preset
 from tssd_viz.jobs.queue import JobManager
-from tssd_viz.runs.folders import final_accuracy
+from tssd_viz.runs.metrics import final_accuracy
 from tssd_viz.snn.probes import ProbeError, read_probe
 
 JUNK = [b"\xff\xfe\x00binary\x80", b"[]", b'"x"', b"null", b"1", b"{", b'{"state": 5}', b'{"state": ["done"]}']

@@ -10,7 +10,9 @@ import pytest
 
 from tssd_viz import History, RunFolder, preset
 from tssd_viz.config import ConfigError
-from tssd_viz.runs.folders import MetricsTail, ProbeSnapshot, final_accuracy, read_probe, run_folders
+from tssd_viz.runs.folders import ProbeSnapshot, read_probe
+from tssd_viz.runs.listing import run_folders
+from tssd_viz.runs.metrics import MetricsTail, final_accuracy
 from tssd_viz.snn.probes import ProbeError
 
 
@@ -270,7 +272,7 @@ def test_a_probe_holding_an_object_array_is_refused_in_one_line(tmp_path):
 def test_source_commit_is_dirty_only_when_the_package_differs(tmp_path):
     import subprocess
 
-    from tssd_viz.runs.folders import source_commit
+    from tssd_viz.runs.environment import source_commit
 
     def git(*args):
         subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)

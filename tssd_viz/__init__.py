@@ -44,7 +44,9 @@ from .lessons import (
 )
 from .presets import preset
 from .runs.checkpoints import CheckpointError, load_checkpoint
-from .runs.folders import RunFolder, final_accuracy, list_runs, run_folders
+from .runs.folders import RunFolder
+from .runs.listing import list_runs, run_folders
+from .runs.metrics import final_accuracy
 from .runs.trained import Trained, export_student, load_trained
 from .snn.frames import WindowFrames
 from .snn.losses import (

@@ -22,7 +22,9 @@ from tssd_viz.config import ConfigError
 from tssd_viz.data.events import event_digits_path
 from tssd_viz.jobs.queue import ACTIVE
 from tssd_viz.runs import folders as runs
-from tssd_viz.runs.folders import UNREADABLE, ProbeSnapshot, run_folders
+from tssd_viz.runs.folders import ProbeSnapshot
+from tssd_viz.runs.listing import run_folders
+from tssd_viz.runs.status import UNREADABLE
 from tssd_viz.sweep import TRAIN_SIZES
 
 

@@ -7,7 +7,7 @@ from dashboard import live, reading, state
 
 from tssd_viz import figures
 from tssd_viz.figures.dashboard import firing_rate_history_figure
-from tssd_viz.runs.folders import final_accuracy
+from tssd_viz.runs.metrics import final_accuracy
 
 COLUMN_HELP = {
     "teacher margin": "Accuracy of the run's teacher minus its student's at the end of training, in points ("

@@ -13,7 +13,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..runs.folders import final_accuracy
+from ..runs.metrics import final_accuracy
 from ._inputs import Records, as_runs, ema, series
 from .style import (
     LONG_LEGEND,

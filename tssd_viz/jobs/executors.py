@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..config import ConfigError, TSSDConfig
-from ..runs.folders import RunFolder, _first_line
+from ..runs.folders import RunFolder
+from ..runs.unreadable import first_line
 
 EXECUTORS = ("local", "ray")
 INSTALL = 'pip install "tssd-viz[cluster]"'
@@ -95,9 +96,7 @@ class RayJobs:
         try:
             self.client = JobSubmissionClient(address)
         except (OSError, RuntimeError, ValueError) as e:  # requests' errors are OSErrors too
-            raise ConfigError(
-                "RAY_ADDRESS", f"no Ray job server answers at {address}: {_first_line(e)[:200]}"
-            ) from None
+            raise ConfigError("RAY_ADDRESS", f"no Ray job server answers at {address}: {first_line(e)[:200]}") from None
 
     @property
     def label(self) -> str:

@@ -39,7 +39,8 @@ from typing import Any
 
 from ..atomic import StorageError, storage_error
 from ..config import ConfigError, TSSDConfig
-from ..runs.folders import RunFolder, run_folders
+from ..runs.folders import RunFolder
+from ..runs.listing import run_folders
 from ..runs.processes import is_training_process
 from ..training import allocator
 from ..validation import validate

@@ -9,9 +9,11 @@
                   log.txt          the training process's output, when the job manager started it
                   job.json         {"executor": "ray", "address", "job_id"}: the cluster job that runs it (SPEC §11)
 
-This module is the only code that knows these names and formats: the trainer, the job manager, the
+This package is the only code that knows these names and formats: the trainer, the job manager, the
 app, the figures and the lessons read and write run folders through `RunFolder`, metrics records
-through `MetricsTail` and `final_accuracy`, probe snapshots as `ProbeSnapshot`s.
+through `MetricsTail` and `final_accuracy` (runs/metrics.py), probe snapshots as `ProbeSnapshot`s.
+What status.json says is runs/status.py's, what env.json says runs/environment.py's, the listing of a
+root's runs runs/listing.py's, and what a reader says of a file it cannot read runs/unreadable.py's.
 
 Every file that a reader may see half-written is written to a temporary file and renamed; lines of
 metrics.jsonl are appended whole and flushed, so a reader never parses a torn line it keeps.
@@ -21,15 +23,9 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
-import platform
 import shutil
-import subprocess
-import sys
-import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,129 +35,10 @@ from ..atomic import StorageError, append_line, atomic_write_bytes, atomic_write
 from ..config import ConfigError, TSSDConfig
 from ..snn.probes import ProbeSnapshot, read_probe
 from ..validation import validate
-from .processes import is_training_process, process_start
-
-STATES = ("queued", "running", "done", "failed", "cancelled")
-UNREADABLE = "unreadable"  # what status() says of a folder whose status.json cannot be read; never written
-# Fields of status.json that readers do arithmetic with: a value of another type is dropped on reading.
-_NUMERIC_STATUS = ("time", "started", "total_steps", "steps", "exit_code", "gpu", "proc_start")
-# Fields of a metrics record that readers do arithmetic with: a record where one is not a number is skipped.
-_NUMERIC_RECORD = ("step", "epoch", "wall_s", "t")
-_STEPPED_KINDS = ("step", "epoch", "eval", "analysis")  # the trainer's records: each says its step
-
-
-def _is_number(value: Any) -> bool:
-    """A finite JSON number that a float holds (a bool is no number here, nor an int of 400 digits)."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return abs(value) < 2**63
-    return isinstance(value, float) and math.isfinite(value)
-
-
-def json_object(data: bytes, what: str) -> tuple[dict[str, Any] | None, str]:
-    """`data` parsed as a JSON object, or (None, why not in a few words naming `what`)."""
-    try:
-        value = json.loads(data)
-    except UnicodeDecodeError:
-        return None, f"{what} is not text (binary data)"
-    except (ValueError, RecursionError) as e:
-        return None, f"{what} is not JSON ({_first_line(e)[:80]})"
-    if not isinstance(value, dict):
-        return None, f"{what} holds {type(value).__name__ if value is not None else 'null'}, not a JSON object"
-    return value, ""
-
-
-def _mtime_ns(path: Path) -> int:
-    try:
-        return path.stat().st_mtime_ns
-    except OSError:  # gone, or not ours to look at
-        return 0
-
-
-# -- metrics records
-def final_accuracy(records: Iterable[Mapping[str, Any]], split: str = "test") -> dict[int, float]:
-    """Window n -> accuracy from the eval records of `split`; a later evaluation of a window replaces an earlier one."""
-    table = {}
-    for r in records:
-        if not isinstance(r, Mapping) or r.get("kind") != "eval" or r.get("split") != split:
-            continue
-        t, acc = r.get("t"), r.get("acc")
-        if isinstance(t, int) and not isinstance(t, bool) and t >= 1 and _is_number(acc):
-            table[t] = acc
-    return table
-
-
-def well_formed(record: Mapping[str, Any]) -> bool:
-    """Whether a metrics record can be read: its kind is a string, its step, epoch, wall_s and t numbers, and
-    a record of the trainer's kinds has its step (every chart places records by it)."""
-    kind = record.get("kind")
-    if not isinstance(kind, str) or (kind in _STEPPED_KINDS and "step" not in record):
-        return False
-    return all(_is_number(record[k]) for k in _NUMERIC_RECORD if k in record and record[k] is not None)
-
-
-class MetricsTail:
-    """The records of one metrics.jsonl, kept up to date by parsing only what was appended since.
-
-    A line still being written has no newline yet: it is left for the next `refresh()`, so `records`
-    never holds a torn line. A line that is not a well-formed record (not JSON, not an object, a step that
-    is not a number) is skipped and counted in `skipped`. A file replaced by `truncate_metrics` (a resume)
-    is noticed by its inode or a shrunken size and read afresh.
-    """
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.records: list[dict[str, Any]] = []
-        self.skipped = 0  # complete lines that are not well-formed records (junk written into the file)
-        self.offset = 0  # bytes consumed: always just after a newline
-        self.inode: int | None = None
-
-    def refresh(self) -> bool:
-        """Read new complete lines; True when records were added (or the file was replaced)."""
-        try:
-            st_ = os.stat(self.path)
-        except FileNotFoundError:
-            return False
-        replaced = st_.st_ino != self.inode or st_.st_size < self.offset
-        if replaced:
-            self.records, self.skipped, self.offset, self.inode = [], 0, 0, st_.st_ino
-        if st_.st_size == self.offset:
-            return replaced
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            data = f.read(st_.st_size - self.offset)
-        end = data.rfind(b"\n") + 1  # a line being written has no newline yet: leave it for next time
-        for line in data[:end].splitlines():
-            record, _ = json_object(line, "line")
-            if record is not None and well_formed(record):
-                self.records.append(record)
-            else:
-                self.skipped += 1
-        self.offset += end
-        return end > 0 or replaced
-
-
-def source_commit(package: Path | None = None) -> dict[str, Any] | None:
-    """The git commit of the code that runs, and whether the package's tracked files differ from it (None outside a
-    git checkout). Only the package counts: a sweep that rewrites result files in its own checkout runs the
-    commit's code all the same."""
-    here = package or Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=10
-        )
-        changed = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no", "--", "."],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if commit.returncode != 0:
-        return None
-    return {"commit": commit.stdout.strip(), "dirty": bool(changed.stdout.strip())}
+from .environment import environment
+from .metrics import MetricsTail, final_accuracy
+from .status import UNREADABLE, checked_alive, parse_status, status_record
+from .unreadable import first_line, read_json
 
 
 class RunFolder:
@@ -218,11 +95,7 @@ class RunFolder:
     def set_status(self, state: str, message: str = "", **extra: Any) -> None:
         """status.json; with the pid (this process's unless given) goes its start time, so that a reader can
         tell the run's process from another one that later gets the same pid."""
-        assert state in STATES, state
-        record = {"state": state, "message": message, "pid": os.getpid(), "time": time.time(), **extra}
-        pid = record["pid"]
-        record["proc_start"] = process_start(pid) if isinstance(pid, int) else None
-        atomic_write_json(self.status_path, record)
+        atomic_write_json(self.status_path, status_record(state, message, **extra))
 
     def append_metric(self, record: dict[str, Any]) -> None:
         append_line(self.metrics_path, json.dumps(record, separators=(",", ":")))  # whole, or not at all
@@ -240,42 +113,18 @@ class RunFolder:
 
     def write_env(self, device: str, seed: int, allocator: Mapping[str, Any] | None = None) -> None:
         """env.json: versions, device, seed, machine, and the malloc that ran (`allocator.InUse.to_dict()`)."""
-        import torch
-
-        versions = {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__}
-        for mod in ("torchvision", "snntorch"):
-            try:
-                versions[mod] = __import__(mod).__version__
-            except Exception:  # an optional extra that is not installed
-                pass
-        from .._version import __version__
-
-        versions["tssd_viz"] = __version__
-        atomic_write_json(
-            self.env_path,
-            {
-                "versions": versions,
-                "device": device,
-                "seed": seed,
-                "platform": platform.platform(),
-                "cpu_count": os.cpu_count(),
-                "torch_threads": torch.get_num_threads(),
-                "cuda": torch.cuda.get_device_name() if device.startswith("cuda") else None,
-                "source": source_commit(),
-                "allocator": dict(allocator) if allocator is not None else None,
-            },
-        )
+        atomic_write_json(self.env_path, environment(device, seed, allocator))
 
     def write_job(self, record: dict[str, Any]) -> None:
         atomic_write_json(self.job_path, record)
 
     def read_job(self) -> dict[str, Any]:
         """job.json: the cluster job a run was submitted as ({} for a local run, or when unreadable)."""
-        return _read_json(self.job_path)
+        return read_json(self.job_path)
 
     def env(self) -> dict[str, Any]:
         """env.json ({} when it is missing or unreadable)."""
-        return _read_json(self.env_path)
+        return read_json(self.env_path)
 
     def write_probe(self, name: str, probe: ProbeSnapshot | Mapping[str, np.ndarray]) -> Path:
         """probes/{name}.npz, from a snapshot or from its arrays by .npz key (as the trainer emits them)."""
@@ -298,7 +147,7 @@ class RunFolder:
         except FileNotFoundError:
             raise ConfigError(where, "no such file: not a run folder") from None
         except (OSError, ValueError, RecursionError) as e:  # ValueError: not JSON, or not UTF-8
-            raise ConfigError(where, f"not a readable JSON config ({type(e).__name__}: {_first_line(e)})") from None
+            raise ConfigError(where, f"not a readable JSON config ({type(e).__name__}: {first_line(e)})") from None
         # A config written before train.bn_stats existed was evaluated with PyTorch's running averages; one
         # written before train.bn_augment recomputed them on unaugmented images.
         if isinstance(saved, dict) and isinstance(saved.get("train"), dict):
@@ -309,11 +158,11 @@ class RunFolder:
         except ConfigError as e:
             raise ConfigError(where, str(e)) from None
         except (TypeError, ValueError) as e:  # a field that is no field of the section
-            raise ConfigError(where, f"not a tssd-viz config ({_first_line(e)})") from None
+            raise ConfigError(where, f"not a tssd-viz config ({first_line(e)})") from None
 
     def read_status(self) -> dict[str, Any]:
         """status.json as written ({} when absent, unreadable or not a JSON object); `status()` interprets it."""
-        return _read_json(self.status_path)
+        return read_json(self.status_path)
 
     def status(self) -> dict[str, Any]:
         """status.json, with a run whose process died without saying so reported as failed; without
@@ -321,26 +170,14 @@ class RunFolder:
         (not JSON, not an object, no known state) is state "unreadable", its message one line saying why;
         fields of the wrong type are dropped (a "time" that is not a number, a "host" that is not a string)."""
         try:
-            st, why = json_object(self.status_path.read_bytes(), "status.json")
+            st, why = parse_status(self.status_path.read_bytes())
         except FileNotFoundError:
             return self.derived_status()
         except OSError as e:
             st, why = None, f"status.json cannot be read ({e.strerror or type(e).__name__})"
-        if st is not None and st.get("state") not in STATES:
-            st, why = None, f"status.json says state {_shown(st.get('state'))}, not one of {', '.join(STATES)}"
         if st is None:  # waiting, training or finished, it cannot say: not started again, not overwritten
             return {"state": UNREADABLE, "message": f"{self.name}/{why}; the job queue leaves it alone (delete it)"}
-        st = _sane_status(st)
-        if st["state"] == "running" and st.get("host", platform.node()) == platform.node():
-            # No pid: a cluster job (watched through the cluster). A pid: it must be this run's process.
-            if st.get("pid") is not None and not is_training_process(st, self.path.absolute()):
-                return {
-                    **st,
-                    "state": "failed",
-                    "message": "the training process ended without a final status (killed?); "
-                    "its last checkpoint is kept: resume with --resume",
-                }
-        return st
+        return checked_alive(st, self.path)
 
     def derived_status(self) -> dict[str, Any]:
         """The state of a run without status.json, from what is there. Queued runs always have a
@@ -401,91 +238,3 @@ class RunFolder:
 
 
 load_probe = read_probe  # the name the dashboard reads probe files by; the checks live in probes.read_probe
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    """A JSON file's object; {} when it is missing, unreadable or not a JSON object."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return {}
-    return json_object(data, path.name)[0] or {}
-
-
-def _sane_status(st: dict[str, Any]) -> dict[str, Any]:
-    """A status record whose fields have the types its readers expect: ill-typed known fields are dropped."""
-    out = {k: v for k, v in st.items() if k not in _NUMERIC_STATUS or _is_number(v)}
-    out["message"] = st["message"] if isinstance(st.get("message"), str) else ""
-    if not isinstance(out.get("host", ""), str):
-        out.pop("host")
-    return out
-
-
-def _shown(value: Any, limit: int = 40) -> str:
-    try:
-        text = repr(value)
-    except (ValueError, RecursionError):
-        text = type(value).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
-
-
-def run_folders(root: str | os.PathLike) -> list[RunFolder]:
-    """Every run folder directly under `root` (a folder with a config.json), newest first: by when its
-    config was written, then by name."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    runs = [RunFolder(p) for p in root.iterdir() if p.is_dir() and _has_config(p)]
-    return sorted(runs, key=lambda run: (_mtime_ns(run.config_path), run.name), reverse=True)
-
-
-def _has_config(folder: Path) -> bool:
-    try:
-        return (folder / "config.json").exists()
-    except OSError:  # a folder we may not look into: listed, and read as unreadable (never a traceback)
-        return True
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    path: Path
-    name: str
-    state: str
-    message: str
-    mode: str  # "" for an unreadable folder
-    dataset: str
-    t_student: int  # 0 for an unreadable folder
-    acc_student: float | None  # final test accuracy at T_s, when evaluated
-
-
-def list_runs(root: str | os.PathLike) -> list[RunSummary]:
-    """Every run folder directly under `root`, newest first; one whose config this version cannot read is
-    listed as "unreadable", its message one line naming the file and why."""
-    out = []
-    for run in run_folders(root):
-        try:
-            cfg = run.config()
-            st = run.status()
-            acc = run.final_eval().get(cfg.distill.t_student)
-        except Exception as e:  # one folder that cannot be read never hides the others
-            why = str(e) if isinstance(e, ConfigError) else f"{run.path}: {type(e).__name__}: {_first_line(e)[:120]}"
-            out.append(RunSummary(run.path, run.name, UNREADABLE, why, "", "", 0, None))
-            continue
-        out.append(
-            RunSummary(
-                run.path,
-                run.name,
-                st.get("state", "?"),
-                st.get("message", ""),
-                cfg.distill.mode,
-                cfg.data.dataset,
-                cfg.distill.t_student,
-                acc,
-            )
-        )
-    return out

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from ..atomic import StorageError
-from ..runs.folders import ProbeSnapshot, RunFolder, final_accuracy
+from ..runs.folders import ProbeSnapshot, RunFolder
+from ..runs.metrics import final_accuracy
 from .events import FitInfo, FitResult
 
 
