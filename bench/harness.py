@@ -26,9 +26,9 @@ if str(ROOT) not in sys.path:  # run as `python bench/run.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
 from bench import nets  # noqa: E402
-from tssd_viz import allocator  # noqa: E402
 from tssd_viz.config import TSSDConfig  # noqa: E402
 from tssd_viz.snn.losses import tssd_loss, windows  # noqa: E402
+from tssd_viz.training import allocator  # noqa: E402
 from tssd_viz.training.speed import compile_neurons  # noqa: E402
 from tssd_viz.training.step import forward_windows  # noqa: E402
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tssd_viz import ConsoleProgress, RunFolder, TSSDConfig, fit, preset
-from tssd_viz import allocator as al
 from tssd_viz.config import ConfigError
+from tssd_viz.training import allocator as al
 from tssd_viz.validation import validate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +88,7 @@ def test_the_console_line_says_what_runs_and_how_to_get_the_faster_one(monkeypat
 
 
 def test_a_child_started_with_launch_env_runs_the_allocator_asked_for():
-    code = "from tssd_viz import allocator; print(allocator.running(), allocator.malloc_library())"
+    code = "from tssd_viz.training import allocator; print(allocator.running(), allocator.malloc_library())"
     for choice, expected in (("auto", EXPECTED), ("glibc", "glibc")):
         env = al.launch_env(choice)
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
@@ -190,7 +190,7 @@ def test_make_lab_starts_jupyter_under_the_allocator_so_its_kernels_run_it():
     # The Makefile's lab line, with a command that reports its malloc in place of JupyterLab.
     lab = next(line.strip() for line in (ROOT / "Makefile").read_text().splitlines() if "jupyter lab" in line)
     starter = lab.split('"')[1]
-    report = "from tssd_viz import allocator; print(allocator.running())"
+    report = "from tssd_viz.training import allocator; print(allocator.running())"
     p = subprocess.run(
         [sys.executable, "-c", starter, sys.executable, "-c", report], capture_output=True, text=True, check=True
     )
