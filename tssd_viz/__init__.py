@@ -8,7 +8,8 @@ from ._version import __version__ as __version__
 from .config import ConfigError, DataConfig, DistillConfig, ModelConfig, TrainConfig, TSSDConfig
 from .data import Dataset, DataUnavailable, Loader, Split, cache_dir, is_available, load_dataset, offline_default
 from .data.dvs import emulate
-from .data.events import event_digits, frame_transform, saccade_video
+from .data.event_frames import frame_transform
+from .data.events import event_digits, saccade_video
 from .export.nir_reader import NIRAgreement, NIRNetwork, NIRRun, load_nir, nir_agreement
 from .export.nir_writer import NIRExportError, export_nir
 from .jobs.queue import JobManager

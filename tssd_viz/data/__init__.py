@@ -23,7 +23,8 @@ whose message says what was tried and what to do instead.
 """
 
 from .dataset import Dataset, DataUnavailable, Split, cache_dir
-from .events import EVENT_SOURCES, event_digits, frame_transform
+from .event_frames import frame_transform
+from .events import EVENT_SOURCES, event_digits
 from .loader import Loader, random_crop
 from .sources import is_available, load_dataset, offline_default
 

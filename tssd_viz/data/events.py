@@ -1,8 +1,8 @@
 """Event-camera datasets: recordings of (x, y, t, p) events binned by tonic into the frames a network gets.
 
 Four sources, one path (SPEC §12). Each recording is a tonic-style structured array; `frame_transform`
-(tonic's `Downsample` to the frame size, then `ToFrame` into n time bins, polarity as 2 channels) turns
-it into (n, 2, H, W) event counts, stored as uint8 (clipped at 255):
+(event_frames.py: tonic's `Downsample` to the frame size, then `ToFrame` into n time bins, polarity as
+2 channels) turns it into (n, 2, H, W) event counts, stored as uint8 (clipped at 255):
 
 - `event_digits`: made here, offline, from scikit-learn's digits the way N-MNIST was made from MNIST
   (`tssd_viz.data.dvs`: the digit moves through three saccades in front of an emulated DVS); generated once,
@@ -22,27 +22,17 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from ..atomic import atomic_write_bytes
 from ..config import DataConfig, DistillConfig
-from .dataset import Dataset, DataUnavailable, Split, cache_dir, default_pad, stratified_split
+from .dataset import Dataset, DataUnavailable, cache_dir, default_pad, stratified_split
 from .dvs import EVENT_DTYPE, emulate, render_moving, saccade_path
-
-
-@dataclass(frozen=True)
-class EventSource:
-    sensor: tuple[int, int]  # (W, H) of the camera, pixels
-    size: tuple[int, int]  # (H, W) of the frames after Downsample
-    flip: bool  # whether a horizontal flip keeps the label
-    tonic_class: str  # "" for event_digits, which is made here
-
+from .event_frames import EventSource, Recordings, binned_split, to_frames
+from .tonic_sources import open_tonic
 
 EVENT_SOURCES = {
     "event_digits": EventSource((34, 34), (34, 34), flip=False, tonic_class=""),
@@ -51,7 +41,6 @@ EVENT_SOURCES = {
     "dvs_gesture": EventSource((128, 128), (48, 48), flip=False, tonic_class="DVSGesture"),
     "cifar10_dvs": EventSource((128, 128), (48, 48), flip=True, tonic_class="CIFAR10DVS"),
 }
-FRAMES_FORMAT = 1  # bump when the cached frames change: old caches then miss
 
 # The event_digits recipe (changing any of it changes the dataset: bump EVENT_DIGITS_VERSION).
 EVENT_DIGITS_VERSION = 1
@@ -77,46 +66,6 @@ def frame_windows(data: DataConfig, distill: DistillConfig) -> tuple[tuple[int, 
     return every, every
 
 
-def frame_transform(source: EventSource, n_bins: int):
-    """tonic's Downsample (when the frames are smaller than the sensor) then ToFrame into n_bins time bins:
-    a recording -> (n_bins, 2, H, W) counts. Tonic's bins are (t_last - t_first) // n_bins long, so the
-    events at the very last timestamp fall outside them."""
-    from tonic.transforms import Compose, Downsample, ToFrame
-
-    (w, h), (fh, fw) = source.sensor, source.size
-    steps = [] if (fh, fw) == (h, w) else [Downsample(sensor_size=(w, h, 2), target_size=(fw, fh))]
-    return Compose(steps + [ToFrame(sensor_size=(fw, fh, 2), n_time_bins=n_bins)])
-
-
-def stack_frames(frames: Iterable[np.ndarray | None], n: int, n_bins: int, size: tuple[int, int]) -> Tensor:
-    """(n, n_bins, 2, H, W) uint8 of n recordings' (n_bins, 2, H, W) counts, clipped at 255; None (an empty
-    recording, which tonic cannot bin) stays all zeros."""
-    out = torch.zeros(n, n_bins, 2, *size, dtype=torch.uint8)
-    for i, f in enumerate(frames):
-        if f is not None:
-            out[i] = torch.from_numpy(np.clip(f, 0, 255).astype(np.uint8))
-    return out
-
-
-def to_frames(recordings: Sequence[np.ndarray], source: EventSource, n_bins: int) -> Tensor:
-    """(N, n_bins, 2, H, W) uint8 frames of N recordings, through `frame_transform`."""
-    transform = frame_transform(source, n_bins)
-    frames = (transform(events) if len(events) else None for events in recordings)
-    return stack_frames(frames, len(recordings), n_bins, source.size)
-
-
-@dataclass(frozen=True, eq=False)
-class Recordings:
-    """One split of an event dataset before binning: which samples it holds and how to bin them.
-
-    `order`: the split's sample indices in the order "the first N" (`limit_train`) takes them;
-    `labels`: the label of every sample index; `frames(idx, n)`: (len(idx), n, 2, H, W) uint8."""
-
-    order: np.ndarray
-    labels: np.ndarray
-    frames: Callable[[np.ndarray, int], Tensor]
-
-
 def load_event_dataset(cfg: DataConfig, distill: DistillConfig, tried: list[Path]) -> Dataset:
     """The event dataset `cfg.dataset` as frames; `limit_train` / `limit_test` apply before binning,
     so only the recordings used are binned."""
@@ -124,20 +73,10 @@ def load_event_dataset(cfg: DataConfig, distill: DistillConfig, tried: list[Path
     if cfg.dataset == "event_digits":
         sets, classes, origin = _event_digits_sets(source)
     else:
-        from .tonic_sources import open_tonic
-
         sets, classes, origin = open_tonic(cfg, source, tried)
     train_w, test_w = frame_windows(cfg, distill)
-
-    def split(rec: Recordings, limit: int, windows: tuple[int, ...]) -> Split:
-        idx = rec.order[:limit] if limit else rec.order
-        if windows:  # one binning per window, one after the other: (N, sum(windows), 2, H, W)
-            images = torch.cat([rec.frames(idx, n) for n in windows], dim=1)
-        else:  # fixed_window: T_t frames of duration / T_t each, (N, T_t, 2, H, W)
-            images = rec.frames(idx, distill.t_teacher)
-        return Split(images, torch.from_numpy(rec.labels[idx]).to(torch.int64), windows)
-
-    train, test = split(sets["train"], cfg.limit_train, train_w), split(sets["test"], cfg.limit_test, test_w)
+    train = binned_split(sets["train"], cfg.limit_train, train_w, distill.t_teacher)
+    test = binned_split(sets["test"], cfg.limit_test, test_w, distill.t_teacher)
     h, w = source.size
     # Frames go in as event counts: mean 0 and std 1/255 make the loader's normalisation the identity
     # (the stem's batch norm scales them); a shifted input would turn "no event" into a signal.

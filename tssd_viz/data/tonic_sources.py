@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ..config import DataConfig
 from .dataset import DataUnavailable, cache_dir, stratified_split
-from .events import FRAMES_FORMAT, EventSource, Recordings, frame_transform, stack_frames
+from .event_frames import FRAMES_FORMAT, EventSource, Recordings, frame_transform, stack_frames
 
 # The archives tonic looks for first, under <folder>/<tonic class>/: their presence means "downloaded".
 ARCHIVES = {
