@@ -18,7 +18,7 @@ def source_commit(package: Path | None = None) -> dict[str, Any] | None:
     """The git commit of the code that runs, and whether the package's tracked files differ from it (None outside a
     git checkout). Only the package counts: a sweep that rewrites result files in its own checkout runs the
     commit's code all the same."""
-    here = package or Path(__file__).resolve().parent
+    here = package or Path(__file__).resolve().parents[1]  # tssd_viz/, not only runs/
     try:
         commit = subprocess.run(
             ["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=10
