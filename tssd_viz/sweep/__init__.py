@@ -1,6 +1,6 @@
 """Sweeps: a named grid of runs, trained into ordinary run folders and summarised from them.
 
-The README's results table comes from here, never from typing: `python -m tssd_viz sweep` expands a
+The site's results tables (docs/results/) come from here, never from typing: `python -m tssd_viz sweep` expands a
 grid into a deterministic list of cells (run name, TSSDConfig), trains each one in its own
 subprocess (`python -m tssd_viz train`, so that one crash or leak cannot take the sweep down), and
 rebuilds the tables from whatever run folders exist. A sweep folder:
