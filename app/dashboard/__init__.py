@@ -2,7 +2,7 @@
 
     state.py        the runs folder, the shared job manager, session state set up once per session
     config_form.py  the sidebar that builds a TSSDConfig, with impossible combinations prevented
-    form_fields.py  the fields it shows: their session-state keys, their bounds from config.LIMITS
+    form_fields.py  the fields it shows: their session-state keys, their bounds from validation.LIMITS
     form_distillation.py  its Distillation section: mode, windows, loss weights, the method's open choices
     reading.py      cheap, repeated reads of run folders (through tssd_viz.runs.folders): the runs table, progress
     live.py         one run's charts, redrawn every two seconds while it trains

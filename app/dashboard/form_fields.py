@@ -2,7 +2,7 @@
 
 Every widget's value lives in session state under `cfg_<field>`, so a starting point fills them all
 (`fill`) and the form reads them back in the config's own types (`cast`). A number input's bounds that
-are the library's come from `tssd_viz.config.LIMITS` (`bounds`, `limit`), so the form and
+are the library's come from `tssd_viz.validation.LIMITS` (`bounds`, `limit`), so the form and
 `validate()` never disagree about them.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from tssd_viz import TSSDConfig
-from tssd_viz.config import LIMITS
+from tssd_viz.validation import LIMITS
 
 FIELDS = (  # the fields the form shows, by dotted name; widget key: cfg_<name>
     "distill.mode",
