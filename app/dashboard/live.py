@@ -18,7 +18,7 @@ import streamlit as st
 from tssd_viz import RunFolder, figures
 from tssd_viz.figures import style
 from tssd_viz.figures.dashboard import firing_rate_history_figure
-from tssd_viz.jobs.queue import ACTIVE
+from tssd_viz.jobs.disk_queue import ACTIVE
 from tssd_viz.runs.metrics import final_accuracy
 
 from . import reading, state

@@ -20,11 +20,10 @@ import streamlit as st
 from tssd_viz import RunFolder, TSSDConfig
 from tssd_viz.config import ConfigError
 from tssd_viz.data.events import event_digits_path
-from tssd_viz.jobs.queue import ACTIVE
-from tssd_viz.runs import folders as runs
-from tssd_viz.runs.folders import ProbeSnapshot
+from tssd_viz.jobs.disk_queue import ACTIVE
 from tssd_viz.runs.listing import run_folders
 from tssd_viz.runs.status import UNREADABLE
+from tssd_viz.snn.probes import ProbeSnapshot, read_probe
 from tssd_viz.sweep import TRAIN_SIZES
 
 
@@ -87,7 +86,7 @@ def config_problem(run: RunFolder) -> str:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _probe(path: str, mtime_ns: int) -> ProbeSnapshot:
-    return runs.load_probe(path)  # a ProbeError of one line for any file that is not a snapshot
+    return read_probe(path)  # a ProbeError of one line for any file that is not a snapshot
 
 
 def load_probe(path: Path) -> ProbeSnapshot:

@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import IO
 
-from ..jobs.queue import ACTIVE, JobManager
+from ..jobs.disk_queue import ACTIVE
+from ..jobs.queue import JobManager
 from ..runs.folders import RunFolder
 from .experiment import EXIT_CANCELLED, load
 from .experiment_table import write_experiment_summary
