@@ -10,10 +10,9 @@ import pytest
 
 from tssd_viz import History, RunFolder, preset
 from tssd_viz.config import ConfigError
-from tssd_viz.runs.folders import ProbeSnapshot, read_probe
 from tssd_viz.runs.listing import run_folders
 from tssd_viz.runs.metrics import MetricsTail, final_accuracy
-from tssd_viz.snn.probes import ProbeError
+from tssd_viz.snn.probes import ProbeError, ProbeSnapshot, read_probe
 
 
 def evals(*rows, split="test"):

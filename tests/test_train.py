@@ -15,7 +15,7 @@ from tssd_viz.atomic import StorageError
 from tssd_viz.config import ConfigError
 from tssd_viz.data import DataUnavailable
 from tssd_viz.runs.checkpoints import CheckpointError, save_checkpoint
-from tssd_viz.training.fit import lr_factor
+from tssd_viz.training.step import lr_factor
 
 STEP_KEYS = {
     "kind",
@@ -242,7 +242,7 @@ def test_epoch_time_is_the_epochs_share_of_the_training_clock():
 def test_recompute_bn_stats_is_the_exact_average_over_the_batches():
     from torch import nn
 
-    from tssd_viz.training.fit import recompute_bn_stats
+    from tssd_viz.training.evaluation import recompute_bn_stats
 
     class Net(nn.Module):  # the model's call signature: (x, T)
         def __init__(self):
@@ -330,7 +330,7 @@ def test_a_cancelled_runs_checkpoint_holds_statistics_of_its_weights(tmp_path, a
     ck = load_checkpoint(tmp_path / "r" / "checkpoints" / "last.pt")
     from tssd_viz import build_model, load_dataset
     from tssd_viz.data import Loader
-    from tssd_viz.training.fit import recompute_bn_stats
+    from tssd_viz.training.evaluation import recompute_bn_stats
 
     cfg = tiny(**over)
     ds = load_dataset(cfg.data)
@@ -395,7 +395,7 @@ def poison_loss_part(monkeypatch, part: str, at_call: int, value: float = float(
 
 def test_a_loss_that_becomes_nan_stops_the_run_as_failed_naming_the_step_and_part(tmp_path, monkeypatch):
     """Issue 11: --distill.alpha nan trained to the end with NaN losses and status done."""
-    from tssd_viz.training.fit import TrainingDiverged
+    from tssd_viz.training.step import TrainingDiverged
 
     poison_loss_part(monkeypatch, "loss_tsd", at_call=6)  # 4 steps per epoch: in epoch 2
     with pytest.raises(TrainingDiverged, match="the loss_tsd became nan at step 6"):
@@ -410,7 +410,7 @@ def test_a_loss_that_becomes_nan_stops_the_run_as_failed_naming_the_step_and_par
 
 
 def test_an_infinite_weak_head_loss_is_named_too(monkeypatch):
-    from tssd_viz.training.fit import TrainingDiverged
+    from tssd_viz.training.step import TrainingDiverged
 
     poison_loss_part(monkeypatch, "loss_ssd", at_call=1, value=float("inf"))
     with pytest.raises(TrainingDiverged, match="the loss_ssd became inf at step 1"):

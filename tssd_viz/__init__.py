@@ -68,10 +68,20 @@ from .snn.neurons import LIF, LIFParams, lif_multistep, lif_step, rect_surrogate
 from .snn.ops import LayerOps, energy_uj, synaptic_operations
 from .snn.probes import ProbeSnapshot, read_probe, snapshot
 from .snn.record import Recording, lif_layers, record
-from .training.evaluation import ExitPoint, Outputs, analysis, collect_outputs, early_exit, exit_points, teacher_margins
+from .training.evaluation import (
+    ExitPoint,
+    Outputs,
+    analysis,
+    collect_outputs,
+    early_exit,
+    evaluate,
+    exit_points,
+    teacher_margins,
+)
 from .training.events import FitInfo, FitResult
-from .training.fit import TrainingDiverged, evaluate, fit
+from .training.fit import fit
 from .training.observers import ConsoleProgress, History, Observer, RunWriter
+from .training.step import TrainingDiverged
 from .validation import validate
 
 __all__ = [

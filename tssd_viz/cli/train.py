@@ -37,7 +37,8 @@ def cmd_train(argv: list[str], own_process: bool = False) -> int:
     stop = _stop_on_signals()
 
     from ..training.distributed import RankLost
-    from ..training.fit import TrainingDiverged, fit  # imported late: keeps `--help` and input errors fast
+    from ..training.fit import fit  # imported late: keeps `--help` and input errors fast
+    from ..training.step import TrainingDiverged
 
     try:
         result = fit(

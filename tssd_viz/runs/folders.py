@@ -234,7 +234,4 @@ class RunFolder:
             if not paths:
                 raise FileNotFoundError(f"{self.path} has no probe snapshots yet")
             path = paths[-1]
-        return load_probe(path)
-
-
-load_probe = read_probe  # the name the dashboard reads probe files by; the checks live in probes.read_probe
+        return read_probe(path)

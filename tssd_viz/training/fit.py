@@ -20,22 +20,11 @@ from ..runs.folders import RunFolder
 from ..validation import validate
 from . import allocator
 from .distributed import Ranks
-from .evaluation import evaluate, recompute_bn_stats
 from .events import FitResult
 from .loop import Training
 from .observers import Observer, RunWriter
-from .step import TrainingDiverged, lr_factor
 
-__all__ = [
-    "Training",
-    "check_sizes",
-    "evaluate",
-    "fit",
-    "lr_factor",
-    "recompute_bn_stats",
-    "resolve_device",
-    "TrainingDiverged",
-]
+__all__ = ["check_sizes", "fit", "resolve_device"]
 
 
 def resolve_device(name: str) -> torch.device:

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from ..atomic import StorageError
-from ..runs.folders import ProbeSnapshot, RunFolder
+from ..runs.folders import RunFolder
 from ..runs.metrics import final_accuracy
+from ..snn.probes import ProbeSnapshot
 from .events import FitInfo, FitResult
 
 
