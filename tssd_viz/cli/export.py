@@ -38,7 +38,7 @@ def cmd_export(argv: list[str]) -> int:
     if known.format == "nir":
         T_s = trained.cfg.distill.t_student
         print(f"exported the student (T_s={T_s}, the weak head dropped) as a NIR graph to {out}")
-        print(f"{out.stat().st_size:,} bytes; run it for {T_s} timesteps of dt = 1e-4 (docs/SPEC.md §15)")
+        print(f"{out.stat().st_size:,} bytes; run it for {T_s} steps of dt = 1 (tau in timesteps; docs/SPEC.md §15)")
         return 0
     print(f"exported the student (T_s={trained.cfg.distill.t_student}) to {out}")
     print(
