@@ -157,15 +157,22 @@ LABEL_GAP = 0.07  # of the y range between two labels' centres: 11 px text with 
 
 
 def label_points(
-    fig: go.Figure, points: Sequence[tuple[float, float]], texts: Sequence[str], y_range: Sequence[float], **where
+    fig: go.Figure,
+    points: Sequence[tuple[float, float]],
+    texts: Sequence[str],
+    y_range: Sequence[float],
+    min_dx: float = math.inf,
+    **where,
 ) -> list[float]:
     """Write texts[i] near points[i] = (x, y), each joined to its point by a thin arrow; an empty text is
     skipped. Returns `y_range` grown to hold the texts (the caller sets it on the axis).
 
     The texts go to the side of the points with more room (below points near the top of the range) and
-    stand at least `LABEL_GAP` of the range apart in y, pushed away from the points in the order given, so
-    no two overlap however close their points are (plotly does not move text to avoid other text). `where`:
-    row/col of a subplot.
+    stand at least `LABEL_GAP` of the range apart in y from every text less than `min_dx` away in x (by
+    default every text), pushed away from the points in the order given, so no two overlap however close
+    their points are (plotly does not move text to avoid other text). With `min_dx`, the texts start from one
+    common height (next to the outermost point) and those far enough apart in x share it, so neighbours
+    alternate between two heights instead of climbing a ladder. `where`: row/col of a subplot.
     """
     low, high = y_range
     gap = LABEL_GAP * (high - low)
@@ -175,10 +182,18 @@ def label_points(
     ys = [y for (_, y), _ in shown]
     side = -1 if max(ys) - low >= high - min(ys) else 1  # +1 above the points, -1 below
     away = [side * y + gap for y in ys]  # distance outwards, in the chosen direction
-    placed, last = [0.0] * len(shown), -math.inf
+    if min_dx < math.inf:  # rows of texts: one common first height, so neighbours simply alternate
+        away = [min(away)] * len(away)
+    placed: dict[int, float] = {}
     for i in sorted(range(len(shown)), key=lambda i: away[i]):  # equal wishes: the first stays nearest
-        placed[i] = last = max(away[i], last + gap)
-    for ((x, y), text), u in zip(shown, placed):
+        near = sorted(u for j, u in placed.items() if abs(shown[j][0][0] - shown[i][0][0]) < min_dx)
+        u = away[i]
+        for v in near:  # the first free height at or beyond its wish, `gap` from every near text
+            if abs(u - v) < gap:
+                u = v + gap
+        placed[i] = u
+    heights = [placed[i] for i in range(len(shown))]
+    for ((x, y), text), u in zip(shown, heights):
         fig.add_annotation(
             x=x,
             y=y,
@@ -195,7 +210,7 @@ def label_points(
             standoff=4,
             **where,
         )
-    ends = [side * u for u in placed]
+    ends = [side * u for u in heights]
     return [min(low, min(ends) - gap / 2), max(high, max(ends) + gap / 2)]
 
 

@@ -138,9 +138,9 @@ def _add_window_evals(fig: go.Figure, evals_by_run: list[tuple[int, Any, Records
     """The final test evaluations of every window n, after the last step: one column per window, set apart
     to the right of the curves, n = 1 first (all were measured at the same step, where their labels "n=1",
     "n=2", ... would pile up on each other). Every run's marker of window n stands in the same column, and
-    the column is labelled once, near its highest marker, by `label_points` (the labels stagger in height, so
-    narrow columns never write one over another). Hovering a marker gives its run, step and window. Returns
-    the accuracy axis's range, [0, 1] unless a label needs more."""
+    the column is labelled once, near its highest marker, by `label_points` (neighbouring columns' labels
+    alternate between two heights, so narrow columns never write one over another). Hovering a marker gives
+    its run, step and window. Returns the accuracy axis's range, [0, 1] unless a label needs more."""
     if not evals_by_run:
         return [0.0, 1.0]
     steps = [x for d in fig.data for x in d.x] + [r["step"] for _, _, evals in evals_by_run for r in evals]
@@ -165,7 +165,8 @@ def _add_window_evals(fig: go.Figure, evals_by_run: list[tuple[int, Any, Records
         )
     first = evals_by_run[0][2]
     xs = [r["step"] + gap * int(r.get("t") or 1) for r in first]
-    y_range = label_points(fig, [(x, top[x]) for x in xs], [f"n={r.get('t')}" for r in first], [0.0, 1.0])
+    texts = [f"n={r.get('t')}" for r in first]  # neighbouring columns alternate heights; every other one shares
+    y_range = label_points(fig, [(x, top[x]) for x in xs], texts, [0.0, 1.0], min_dx=1.5 * gap)
     fig.update_xaxes(range=[start - 0.02 * (max(top) - start), max(top) + gap])
     return percent_range(y_range)
 
