@@ -162,3 +162,16 @@ def test_the_cameras_play_buttons_sit_left_of_its_slider():
     fig = tv.figures.camera_figure(events)
     slider, buttons = fig.layout.sliders[0], fig.layout.updatemenus[0]
     assert buttons.x == 0 and buttons.xanchor == "left" and slider.x >= 0.2 and slider.x + slider.len <= 1.0
+
+
+def test_comparison_bars_draw_the_seed_noise_of_a_difference_and_make_room_for_it():
+    # Lesson 04's race: "vs baseline" per row with its 2 SE from the committed seeds; a bar without one
+    # (the teacher margin) draws no error bar, and the axis holds every bar's whole error bar.
+    values = {"vs baseline": {"tsd": 1.2, "w2s": -0.4}, "teacher margin": {"tsd": 3.0, "w2s": 0.5}}
+    fig = comparison_bars_figure(values, value_format="+.1f", errors={"vs baseline": {"tsd": 2.5, "w2s": None}})
+    vs, margin = fig.data
+    assert list(vs.error_y.array) == [2.5, 0.0] and vs.error_y.visible
+    assert margin.error_y.array is None
+    low, high = fig.layout.yaxis.range
+    assert low <= -0.4 and high >= max(1.2 + 2.5, 3.0)
+    assert low <= 1.2 - 2.5  # the lower end of the tsd error bar, below zero

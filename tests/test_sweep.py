@@ -20,6 +20,7 @@ from tssd_viz.sweep import (
     SWEEP_DEFAULTS,
     Cell,
     SweepError,
+    accuracy_figure,
     expand,
     markers,
     render_markdown,
@@ -326,3 +327,12 @@ def test_dry_run_lists_the_plan_with_a_cost(tmp_path):
 def test_bad_override_is_one_line(tmp_path):
     p = cli("sweep", "--sweep-dir", tmp_path / "s", *TINY, "--distill.alpha", "-1")
     assert p.returncode == 2 and "distill.alpha" in p.stderr
+
+
+def test_the_summary_figure_holds_every_seed_error_bar_on_a_percent_axis():
+    # Three seeds spread 4 points around 96 %: the error bars used to run past the axis set from the means.
+    row = {"mode": "tssd", "t_student": 2, "acc_by_window": {1: (0.95, 0.04), 2: (0.96, 0.03), 3: (0.97, None)}}
+    fig = accuracy_figure({"main": {"epochs": [row]}})
+    low, high = fig.layout.yaxis.range
+    assert low <= 0.95 - 0.04 and high >= 0.96 + 0.03 and 0.0 <= low < high <= 1.0, (low, high)
+    assert list(fig.data[0].error_y.array) == [0.04, 0.03, 0.0]

@@ -156,6 +156,7 @@ def comparison_bars_figure(
     yaxis_title: str = "test accuracy",
     barmode: str = "group",
     colors: Mapping[str, str] | None = None,
+    errors: Mapping[str, Mapping[str, float | None]] | None = None,
     title: str | None = None,
 ) -> go.Figure:
     """Bars of one number per category, or of several series: {series: {category: value}}.
@@ -163,6 +164,8 @@ def comparison_bars_figure(
     Each bar is labelled with its value (`value_format`, a d3 format: ".1%", ".3s", ",.0f").
     barmode "group" puts the series side by side; "stack" piles them (parts of a total).
     colors: series -> colour (e.g. a role's from ROLE_COLORS); other series take the run colours.
+    errors: {series: {category: half-width}} in the values' units, drawn as an error bar (the seed noise of
+    a paired difference, its 2 SE, where committed results give one); missing entries draw none.
     """
     if barmode not in ("group", "stack"):
         raise ValueError(f"barmode should be 'group' or 'stack', got {barmode!r}")
@@ -184,6 +187,7 @@ def comparison_bars_figure(
                 constraintext="inside" if barmode == "stack" else "none",
                 cliponaxis=False,
                 hovertemplate="%{x}: %{y:" + value_format + "}<extra>" + (name or "") + "</extra>",
+                error_y=_error_bars((errors or {}).get(name), categories),
             )
         )
     fig.update_layout(barmode=barmode, showlegend=nested, uniformtext=dict(minsize=9, mode="hide"))
@@ -194,7 +198,8 @@ def comparison_bars_figure(
         tickformat=value_format.replace(".1", ".0") if value_format.endswith("%") else None,
     )
     if barmode == "group":  # headroom for the labels outside the tallest (and the lowest) bar
-        shown = [v for s in series.values() for v in s.values() if v is not None]
+        err = lambda name, c: ((errors or {}).get(name) or {}).get(c) or 0.0  # noqa: E731
+        shown = [v + d * err(n, c) for n, s in series.items() for c, v in s.items() if v is not None for d in (-1, 1)]
         high, low = max([0.0, *shown]), min([0.0, *shown])
         pad = 0.15 * ((high - low) or 1.0)
         top = high + pad if high > 0 else 0.0
@@ -202,6 +207,14 @@ def comparison_bars_figure(
             top = min(top, 1.0)  # label of a bar near the top stands above the plot (cliponaxis off)
         fig.update_yaxes(range=[low - pad if low < 0 else 0.0, top])
     return finish_wrapped(fig, title)
+
+
+def _error_bars(half_widths: Mapping[str, float | None] | None, categories: list[str]) -> dict | None:
+    """A bar trace's error_y for {category: half-width}, or None when the series has none."""
+    if not half_widths or all(half_widths.get(c) is None for c in categories):
+        return None
+    spans = [half_widths.get(c) or 0.0 for c in categories]
+    return dict(type="data", array=spans, visible=True, thickness=1.5, width=6, color="#555555")
 
 
 def intermittent_neurons(spikes: Any, k: int = 5) -> list[int]:

@@ -187,22 +187,29 @@ def _ablation_lines(field: str, rows: list[dict]) -> list[str]:
 def accuracy_figure(summary: dict[str, Any]):
     """Mean test accuracy against inference timesteps n, one line per (mode, T_s), seed std as error bars."""
     from ..figures import accuracy_vs_timesteps_figure
-    from ..figures.style import run_color
+    from ..figures.style import percent_range, run_color
 
     rows = summary["main"]["epochs"]
     runs = {f"{r['mode']} · T_s={r['t_student']}": {n: ms[0] for n, ms in r["acc_by_window"].items()} for r in rows}
     fig = accuracy_vs_timesteps_figure(
         runs, title="test accuracy vs timesteps at inference (equal epochs, mean over seeds)"
     )
+    ends = []  # every error bar's two ends: the axis holds them whole
     for trace, r in zip(fig.data, rows):  # a colour per mode, a dash per T_s, the seed spread as error bars
         stds = [r["acc_by_window"][n][1] or 0.0 for n in sorted(r["acc_by_window"])]
+        ends += [m + d * sd for (m, _), sd in zip(_by_window(r), stds) for d in (-1, 1)]
         color = run_color(MODES.index(r["mode"]))
         trace.update(
             error_y=dict(type="data", array=stds, visible=True, thickness=1),
             marker=dict(color=color),
             line=dict(color=color, dash={1: "solid", 2: "dash"}.get(r["t_student"], "dot")),
         )
-    return fig.update_yaxes(tickformat=".1%")
+    return fig.update_yaxes(tickformat=".1%", range=percent_range(ends))
+
+
+def _by_window(row: dict[str, Any]) -> list[tuple[float, float | None]]:
+    """A row's (mean, std) of every window n, n ascending."""
+    return [row["acc_by_window"][n] for n in sorted(row["acc_by_window"])]
 
 
 def write_summary(
