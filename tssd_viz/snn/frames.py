@@ -16,7 +16,11 @@ from torch import Tensor
 
 @dataclass(frozen=True, eq=False)  # eq=False: tensors have no single truth value
 class WindowFrames:
-    """n -> (n, B, C, H, W) frames of the same B recordings, each binned into n frames."""
+    """The same B recordings binned once per window: n -> (n, B, C, H, W) frames.
+
+    Attributes:
+        by_window: n -> (n, B, C, H, W); `frames[n]` reads one (a KeyError names the windows there are).
+    """
 
     by_window: dict[int, Tensor]
 

@@ -34,7 +34,14 @@ from .models import ModelOutput
 
 @dataclass(frozen=True)
 class Windows:
-    """The outputs the losses read, each (B, K)."""
+    """The outputs the losses read, each (B, K).
+
+    Attributes:
+        student: z_S (B, K), the mean of the first T_s per-step logits.
+        teacher: z_T (B, K), the mean over T_t steps; None when the pass was only T_s long.
+        weak: w (B, K), the weak head over the student window; None without one.
+        steps: z(t) for t < T_s, (T_s, B, K): the student window's timesteps, each a sub-model.
+    """
 
     student: Tensor  # z_S, mean of the first T_s per-step logits
     teacher: Tensor | None  # z_T, mean over T_t steps (None when the pass was only T_s long)
@@ -43,7 +50,16 @@ class Windows:
 
 
 def windows(out: ModelOutput, t_student: int, teacher_out: ModelOutput | None = None) -> Windows:
-    """Windows from one shared pass, or from a student pass plus a separate teacher pass."""
+    """Windows from one shared pass, or from a student pass plus a separate teacher pass.
+
+    Args:
+        out: the pass the student window is read from; its logits are (T, B, K), T >= t_student.
+        t_student: T_s, the student window.
+        teacher_out: a separate teacher pass (logits (T_t, B, K)); None reads the teacher off `out`.
+
+    Returns:
+        The `Windows`, each (B, K), and the student window's steps (T_s, B, K).
+    """
     student = out.logits[:t_student].mean(0)  # (T, B, K) -> (B, K)
     source = teacher_out if teacher_out is not None else out
     long_enough = source.logits.shape[0] > t_student or teacher_out is not None
@@ -56,6 +72,14 @@ def kd_kl(teacher_logits: Tensor, student_logits: Tensor, temperature: float) ->
     """tau^2 * KL(softmax(teacher/tau) || softmax(student/tau)), mean over the batch.
 
     Gradients flow into both arguments; the caller decides what is a fixed target.
+
+    Args:
+        teacher_logits: (B, K).
+        student_logits: (B, K).
+        temperature: tau, the softmax temperature.
+
+    Returns:
+        A scalar tensor.
     """
     log_p_teacher = F.log_softmax(teacher_logits / temperature, dim=-1)
     log_p_student = F.log_softmax(student_logits / temperature, dim=-1)
@@ -72,12 +96,26 @@ def _as_target(logits: Tensor, detach: bool) -> Tensor:
 
 
 def timestep_confidence(steps: Tensor) -> Tensor:
-    """Confidence of each timestep, (T, B, K) -> (T,): the batch mean of its largest softmax probability."""
+    """Confidence of each timestep: the batch mean of its largest softmax probability.
+
+    Args:
+        steps: per-timestep logits (T, B, K).
+
+    Returns:
+        (T,) confidences in [1/K, 1].
+    """
     return F.softmax(steps.detach().float(), dim=-1).amax(-1).mean(-1)
 
 
 def rank_timesteps(steps: Tensor) -> list[int]:
-    """Timestep indices (0-based) from the most to the least confident; a tie keeps the earlier one first."""
+    """Timestep indices (0-based) from the most to the least confident; a tie keeps the earlier one first.
+
+    Args:
+        steps: per-timestep logits (T, B, K).
+
+    Returns:
+        The T indices, most confident first.
+    """
     return rank_by_confidence(timestep_confidence(steps))
 
 
@@ -89,8 +127,14 @@ def rank_by_confidence(confidence: Tensor) -> list[int]:
 def sw_pairs(order: list[int], mode: str, variant: str) -> list[tuple[int, int]]:
     """(teacher, student) timestep pairs of a strong/weak mode, from the confidence ranking `order`.
 
-    pair: s2w -> (strongest, weakest), w2s -> (weakest, strongest). cascade: each adjacent pair of the
-    ranking, the stronger teaching in s2w and the weaker in w2s.
+    Args:
+        order: timestep indices, most confident first (`rank_timesteps`).
+        mode: "s2w" or "w2s".
+        variant: pair: s2w -> (strongest, weakest), w2s -> (weakest, strongest). cascade: each adjacent
+            pair of the ranking, the stronger teaching in s2w and the weaker in w2s.
+
+    Returns:
+        The (teacher, student) index pairs.
     """
     links = [(order[0], order[-1])] if variant == "pair" else list(zip(order[:-1], order[1:]))
     return links if mode == "s2w" else [(b, a) for a, b in links]
@@ -99,7 +143,17 @@ def sw_pairs(order: list[int], mode: str, variant: str) -> list[tuple[int, int]]
 def strong_weak_loss(steps: Tensor, mode: str, variant: str, temperature: float) -> Tensor:
     """L_sw of SPEC §10: the mean over `sw_pairs` of tau^2 KL(teacher timestep || student timestep).
 
-    The teacher timestep is detached: no gradient reaches it through this term."""
+    The teacher timestep is detached: no gradient reaches it through this term.
+
+    Args:
+        steps: the student window's per-timestep logits (T_s, B, K).
+        mode: "s2w" or "w2s".
+        variant: "pair" or "cascade" (see `sw_pairs`).
+        temperature: tau, the softmax temperature.
+
+    Returns:
+        A scalar tensor.
+    """
     pairs = sw_pairs(rank_timesteps(steps), mode, variant)
     kls = [kd_kl(steps[t].detach(), steps[s], temperature) for t, s in pairs]
     return torch.stack(kls).mean()
@@ -107,6 +161,19 @@ def strong_weak_loss(steps: Tensor, mode: str, variant: str, temperature: float)
 
 @dataclass(frozen=True)
 class LossParts:
+    """The total loss of one step and each of its parts, each a scalar tensor (None where the mode has no such term).
+
+    Attributes:
+        loss: the total that is backpropagated.
+        loss_task: sum of the cross-entropy terms present.
+        ce_student: cross-entropy of the student window.
+        ce_teacher: cross-entropy of the teacher window.
+        ce_weak: cross-entropy of the weak head.
+        loss_tsd: temporal distillation, KL(teacher || student).
+        loss_ssd: spatial distillation, KL(final output (student or teacher window) || weak head).
+        loss_sw: the strong/weak term of SPEC §10.
+    """
+
     loss: Tensor  # the total that is backpropagated
     loss_task: Tensor  # sum of the cross-entropy terms present
     ce_student: Tensor
@@ -122,7 +189,20 @@ class LossParts:
 
 
 def tssd_loss(w: Windows, y: Tensor, cfg: DistillConfig, label_smoothing: float = 0.0) -> LossParts:
-    """The total loss of `cfg.mode` and each of its parts."""
+    """The total loss of `cfg.mode` and each of its parts.
+
+    Args:
+        w: the windows of one step, each (B, K).
+        y: labels (B,).
+        cfg: the mode, weights, temperature and switches.
+        label_smoothing: of every cross-entropy term.
+
+    Returns:
+        Every part by name.
+
+    Raises:
+        ValueError: the windows lack what the mode needs (a teacher window, the weak head, T_s >= 2).
+    """
     use_tsd, use_ssd = cfg.uses_teacher, cfg.uses_weak_head
     zero = w.student.new_zeros(())
 
@@ -166,7 +246,15 @@ def tssd_loss(w: Windows, y: Tensor, cfg: DistillConfig, label_smoothing: float 
 
 @torch.no_grad()
 def accuracy_by_window(logits: Tensor, y: Tensor) -> list[float]:
-    """Accuracy of the window of the first n steps, for n = 1..T. logits (T, B, K), y (B,)."""
+    """Accuracy of the window of the first n steps, for n = 1..T.
+
+    Args:
+        logits: (T, B, K).
+        y: labels (B,).
+
+    Returns:
+        T accuracies as fractions, window n at index n - 1.
+    """
     T = logits.shape[0]
     running = logits.cumsum(0) / torch.arange(1, T + 1, device=logits.device).view(T, 1, 1)
     return (running.argmax(-1) == y).float().mean(1).tolist()  # (T, B) -> (T,)
@@ -174,5 +262,13 @@ def accuracy_by_window(logits: Tensor, y: Tensor) -> list[float]:
 
 @torch.no_grad()
 def agreement(teacher_logits: Tensor, student_logits: Tensor) -> float:
-    """Fraction of the batch where teacher and student predict the same class. (B, K) each."""
+    """Fraction of the batch where teacher and student predict the same class.
+
+    Args:
+        teacher_logits: (B, K).
+        student_logits: (B, K).
+
+    Returns:
+        The fraction in [0, 1].
+    """
     return (teacher_logits.argmax(-1) == student_logits.argmax(-1)).float().mean().item()

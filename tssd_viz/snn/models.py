@@ -28,6 +28,14 @@ from .neurons import LIF, LIFParams
 
 @dataclass(frozen=True)
 class ModelOutput:
+    """What one T-step pass of a `SpikingNet` returns.
+
+    Attributes:
+        logits: (T, B, K) per-timestep logits of the final classifier.
+        weak_logits: (T, B, K) per-timestep logits of the weak head; None without one.
+        state: V(T-1) of every LIF layer by name, when asked for (`keep_state`).
+    """
+
     logits: Tensor  # (T, B, K) per-timestep logits of the final classifier
     weak_logits: Tensor | None  # (T, B, K) per-timestep logits of the weak head, None without one
     state: dict[str, Tensor] | None = None  # V(T-1) of every LIF layer, when asked for (keep_state)
@@ -129,6 +137,12 @@ class Head(nn.Module):
 
 
 class SpikingNet(nn.Module):
+    """A spiking backbone: stem, stages, final classifier and optional weak head, run for T timesteps.
+
+    Built by `build_model`; time-major throughout. Each LIF layer's `name` is its module name, the key of
+    carried state and of recordings.
+    """
+
     def __init__(
         self,
         stem: nn.Module,
@@ -151,10 +165,18 @@ class SpikingNet(nn.Module):
     def forward(
         self, x: Tensor | WindowFrames, T: int, state: dict[str, Tensor] | None = None, keep_state: bool = False
     ) -> ModelOutput:
-        """x: static images (B, C, H, W), event frames (T', B, C, H, W) with T' >= T (the first T are used),
-        or `WindowFrames` (whole-recording windows: the binning into T frames is used) -> ModelOutput over T steps.
+        """Run the network for T timesteps.
 
-        `state` continues from the membrane potentials of an earlier call (`keep_state=True`).
+        Args:
+            x: static images (B, C, H, W), shown at every step (direct encoding); event frames (T', B, C, H, W)
+                with T' >= T (the first T are used); or `WindowFrames` (whole-recording windows: the binning
+                into T frames is used).
+            T: timesteps.
+            state: membrane potentials of an earlier call (`keep_state=True`) to continue from.
+            keep_state: return every LIF layer's last potential in `ModelOutput.state`.
+
+        Returns:
+            The per-timestep logits (T, B, K) and weak-head logits over T steps.
         """
         carry = Carry(state, keep_state)
         if isinstance(x, WindowFrames):
@@ -173,7 +195,17 @@ class SpikingNet(nn.Module):
 
 
 def build_model(cfg: ModelConfig, in_channels: int, num_classes: int, weak_head: bool) -> SpikingNet:
-    """The configured backbone; `weak_head` adds the spatial-distillation classifier."""
+    """The configured backbone; `weak_head` adds the spatial-distillation classifier.
+
+    Args:
+        cfg: architecture, width, aux_stage and LIF parameters.
+        in_channels: C of the input (3 for RGB, 2 for event frames).
+        num_classes: K.
+        weak_head: add the weak classifier after stage `cfg.aux_stage`.
+
+    Returns:
+        The network, in train mode.
+    """
     lif = LIFParams(cfg.tau, cfg.threshold, cfg.surrogate_width, cfg.detach_reset)
 
     def ch(c: int) -> int:
@@ -209,4 +241,12 @@ def build_model(cfg: ModelConfig, in_channels: int, num_classes: int, weak_head:
 
 
 def count_parameters(model: nn.Module) -> int:
+    """The number of parameters of `model`.
+
+    Args:
+        model: any module.
+
+    Returns:
+        The total number of elements of its parameters.
+    """
     return sum(p.numel() for p in model.parameters())

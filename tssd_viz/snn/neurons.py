@@ -28,6 +28,15 @@ from torch import Tensor, nn
 
 @dataclass(frozen=True)
 class LIFParams:
+    """The parameters of a LIF neuron (SPEC §1).
+
+    Attributes:
+        tau: membrane time constant in timesteps; decay beta = 1 - 1/tau.
+        threshold: firing threshold theta.
+        surrogate_width: width a of the rectangular surrogate window around the threshold.
+        detach_reset: block the gradient through the soft-reset term.
+    """
+
     tau: float = 2.0
     threshold: float = 1.0
     surrogate_width: float = 1.0
@@ -55,12 +64,30 @@ class RectSpike(torch.autograd.Function):
 
 
 def rect_surrogate_grad(h: Tensor, threshold: float = 1.0, width: float = 1.0) -> Tensor:
-    """dS/dH of the rectangular surrogate, elementwise (for plots and tests)."""
+    """dS/dH of the rectangular surrogate, elementwise (for plots and tests).
+
+    Args:
+        h: membrane potentials H before the reset, any shape.
+        threshold: theta.
+        width: a; the gradient is 1/a where |H - theta| < a/2.
+
+    Returns:
+        dS/dH, the shape of `h`.
+    """
     return ((h - threshold).abs() < width / 2).to(h.dtype) / width
 
 
 def lif_step(current: Tensor, v: Tensor, p: LIFParams) -> tuple[Tensor, Tensor]:
-    """One timestep: (I(t), V(t-1)) -> (S(t), V(t))."""
+    """One timestep: (I(t), V(t-1)) -> (S(t), V(t)).
+
+    Args:
+        current: I(t), any shape.
+        v: V(t-1), the shape of `current`.
+        p: the neuron's parameters.
+
+    Returns:
+        (spikes S(t), membrane V(t) after the reset), each the shape of `current`.
+    """
     h = p.beta * v + current  # charge
     s = RectSpike.apply(h, p.threshold, p.surrogate_width)  # fire
     reset = s.detach() if p.detach_reset else s
@@ -75,10 +102,18 @@ def lif_multistep(
     detach_reset: bool = False,
     v0: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Reference LIF over time. current (T, ...) -> (spikes (T, ...), membrane (T, ...)).
+    """Reference LIF over time: current (T, ...) -> (spikes (T, ...), membrane (T, ...)).
 
-    membrane[t] is V(t), the potential after the reset. `v0` is V(-1) (zeros by default), so a
-    long window can be run in pieces.
+    Args:
+        current: I(t), (T, ...).
+        tau: membrane time constant in timesteps.
+        threshold: theta.
+        surrogate_width: a, of the rectangular surrogate.
+        detach_reset: block the gradient through the soft reset.
+        v0: V(-1), (...) (zeros by default), so a long window can be run in pieces.
+
+    Returns:
+        (spikes (T, ...), membrane (T, ...)); membrane[t] is V(t), the potential after the reset.
     """
     p = LIFParams(tau, threshold, surrogate_width, detach_reset)
     v = torch.zeros_like(current[0]) if v0 is None else v0
@@ -229,13 +264,22 @@ def snntorch_multistep(
     surrogate_width: float = 1.0,
     reset_delay: bool = False,
 ) -> tuple[Tensor, Tensor]:
-    """snntorch's `Leaky` with subtractive reset over time: an independent implementation to compare
-    with. current (T, ...) -> (spikes (T, ...), membrane (T, ...)), the return order of `lif_multistep`.
+    """The `Leaky` neuron of snntorch, subtractive reset, over time: an independent implementation to compare with.
 
     Same decay (beta = 1 - 1/tau), threshold and rectangular surrogate of width a. With
     `reset_delay=False` it is this module's neuron while H < 2 theta (SPEC §1); snntorch's default,
     `reset_delay=True`, lands the reset one step later. The membrane state is passed explicitly, so
     snntorch's class-level registry of hidden states is never touched.
+
+    Args:
+        current: I(t), (T, ...).
+        tau: membrane time constant in timesteps.
+        threshold: theta.
+        surrogate_width: a.
+        reset_delay: snntorch's flag of that name.
+
+    Returns:
+        (spikes (T, ...), membrane (T, ...)), the return order of `lif_multistep`.
     """
     import snntorch as snn  # imported here: only the comparisons need it
     from snntorch import surrogate

@@ -26,7 +26,13 @@ E_AC_PJ, E_MAC_PJ = 0.9, 4.6
 
 @dataclass(frozen=True)
 class LayerOps:
-    """One layer's operations per image over one T-step pass."""
+    """One layer's operations per image over one T-step pass.
+
+    Attributes:
+        sops: accumulates driven by spikes (or by any non-binary input, scaled by its mean).
+        macs: multiply-accumulates on analog input (the stem under direct encoding).
+        ann_macs: the same layer in an ordinary network, one pass.
+    """
 
     sops: float  # accumulates driven by spikes (or by any non-binary input, scaled by its mean)
     macs: float  # multiply-accumulates on analog input (the stem under direct encoding)
@@ -38,10 +44,20 @@ class LayerOps:
 
 @torch.no_grad()
 def synaptic_operations(net: nn.Module, x: Tensor, T: int, stem: str = "stem") -> dict[str, LayerOps]:
-    """Estimated operations per image of `net(x, T)`, per conv/linear layer (module name -> LayerOps).
+    """Estimated operations per image of `net(x, T)`, per conv/linear layer.
 
-    x: static images (B, C, H, W), direct encoding: layers under `stem` read the image once and
-    count as MACs; or event frames (T, B, C, H, W): every layer reads spikes and counts as SOPs.
+    Args:
+        net: the network.
+        x: static images (B, C, H, W), direct encoding: layers under `stem` read the image once and
+            count as MACs; or event frames (T, B, C, H, W): every layer reads spikes and counts as SOPs.
+        T: timesteps.
+        stem: the module name whose layers read the image.
+
+    Returns:
+        Module name -> its `LayerOps`.
+
+    Raises:
+        ValueError: x is neither 4- nor 5-dimensional, or T < 1.
     """
     if x.dim() not in (4, 5):
         raise ValueError(f"x should be images (B, C, H, W) or event frames (T, B, C, H, W), got shape {tuple(x.shape)}")
@@ -76,5 +92,14 @@ def synaptic_operations(net: nn.Module, x: Tensor, T: int, stem: str = "stem") -
 
 
 def energy_uj(ops: dict[str, LayerOps], e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ) -> float:
-    """Estimated energy per image in microjoules: SOPs at `e_ac_pj`, MACs at `e_mac_pj`."""
+    """Estimated energy per image in microjoules: SOPs at `e_ac_pj`, MACs at `e_mac_pj`.
+
+    Args:
+        ops: per-layer operations (`synaptic_operations`).
+        e_ac_pj: picojoules per accumulate.
+        e_mac_pj: picojoules per multiply-accumulate.
+
+    Returns:
+        Microjoules per image.
+    """
     return sum(o.sops * e_ac_pj + o.macs * e_mac_pj for o in ops.values()) * 1e-6

@@ -28,6 +28,19 @@ class ProbeSnapshot:
     On disk an .npz with the keys "images", "labels", "classes", "logits", "step", "epoch", optionally
     "weak_logits", and per recorded LIF layer "spikes:{layer}", "membrane:{layer}", "rate:{layer}" and
     "neurons:{layer}". `probe["spikes:stem_lif"]` reads an array by that key.
+
+    Attributes:
+        images: (P, C, H, W) what a figure shows (or (P, T, 2, H, W) event frames).
+        labels: (P,) class indices.
+        classes: the K class names.
+        logits: (T, P, K) per-timestep logits.
+        step: the training step it was taken at.
+        epoch: the epoch it was taken at.
+        spikes: layer -> (T, P, n) spikes of the sampled neurons.
+        membrane: layer -> (T, P, n) V(t) of the sampled neurons.
+        rate: layer -> firing rate of the whole layer (spikes per neuron per timestep).
+        neurons: layer -> (n,) indices of the sampled neurons in the flattened layer.
+        weak_logits: (T, P, K) of the weak head, or None.
     """
 
     images: np.ndarray  # (P, C, H, W) uint8
@@ -102,9 +115,20 @@ class ProbeError(ValueError):
 
 
 def read_probe(path: str | os.PathLike) -> ProbeSnapshot:
-    """A probe snapshot file (.npz); anything else, a snapshot whose arrays have the wrong shapes or types (a
-    vector where the step or a rate belongs) included, is a `ProbeError` of one line naming the file. Pickled
-    (object) arrays are never loaded: unpickling a file can run code."""
+    """A probe snapshot file (.npz), checked.
+
+    Pickled (object) arrays are never loaded: unpickling a file can run code.
+
+    Args:
+        path: the .npz file.
+
+    Returns:
+        The snapshot.
+
+    Raises:
+        ProbeError: one line naming the file, for anything else: a snapshot whose arrays have the wrong
+            shapes or types (a vector where the step or a rate belongs) included.
+    """
     try:
         with np.load(path, allow_pickle=False) as z:
             probe = ProbeSnapshot.from_arrays({k: z[k] for k in z.files})
@@ -158,13 +182,17 @@ def snapshot(
     step: int = 0,
     epoch: int = 0,
 ) -> ProbeSnapshot:
-    """Run `model` on the batch `x` for T timesteps in eval mode and record it.
+    """Run `model` on `x` for T timesteps in eval mode (restored afterwards) and record it at `step`, `epoch`.
 
-    x: (P, C, H, W) normalised images or (T, P, C, H, W) frames; `images` are what a figure shows
-    (default: x). Per LIF layer (all, or `layers`), `max_neurons` neurons are sampled with a fixed
-    generator, so every snapshot of a network shows the same neurons; `neurons` (layer -> indices in
-    the flattened layer, e.g. an earlier snapshot's) picks them instead. The model's train/eval mode
-    is restored afterwards.
+    Args:
+        x: (P, C, H, W) normalised images or (T, P, C, H, W) frames; labels (P,), classes the K names.
+        images: (P, C, H, W) what a figure shows (default: x).
+        max_neurons: neurons per LIF layer, sampled with a fixed generator: every snapshot shows the same.
+        layers: the LIF layers to record (default: all).
+        neurons: layer -> indices in the flattened layer (e.g. an earlier snapshot's), instead of sampling.
+
+    Returns:
+        The snapshot, arrays on the CPU.
     """
     was_training = model.training
     model.eval()

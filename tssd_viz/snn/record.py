@@ -22,7 +22,13 @@ from .neurons import LIF
 
 @dataclass
 class Recording:
-    """What one forward pass did, per layer name. Each new forward inside the scope overwrites it."""
+    """What one forward pass did, per layer name. Each new forward inside the scope overwrites it.
+
+    Attributes:
+        spikes: layer -> (T, B, ...) uint8 spikes, on the CPU.
+        membrane: layer -> (T, B, ...) float32 V(t) after the reset, on the CPU.
+        firing_rate: layer -> spikes per neuron per timestep.
+    """
 
     spikes: dict[str, Tensor] = field(default_factory=dict)  # (T, B, ...) uint8, CPU
     membrane: dict[str, Tensor] = field(default_factory=dict)  # (T, B, ...) float32, CPU: V(t) after reset
@@ -34,7 +40,14 @@ class Recording:
 
 
 def lif_layers(model: nn.Module) -> dict[str, LIF]:
-    """Every LIF layer of `model`, in forward order, by its module name."""
+    """Every LIF layer of `model`, in forward order, by its module name.
+
+    Args:
+        model: any module.
+
+    Returns:
+        Module name -> LIF layer.
+    """
     return {name: m for name, m in model.named_modules() if isinstance(m, LIF)}
 
 
@@ -49,8 +62,20 @@ def record(
 ) -> Iterator[Recording]:
     """Record the LIF layers named in `layers` (default: all) during the forward passes in scope.
 
-    `spikes` / `membrane` False keeps only firing rates (cheap: one reduction per layer);
-    `max_batch` keeps only the first images of the batch in the stored tensors.
+    Use as `with record(model) as rec:`; the hooks are removed on exit.
+
+    Args:
+        model: the network.
+        layers: LIF layer names (`lif_layers`); None records all.
+        spikes: keep the spike tensors (False keeps only firing rates: one reduction per layer).
+        membrane: keep the membrane tensors.
+        max_batch: keep only the first images of the batch in the stored tensors.
+
+    Yields:
+        The `Recording`, filled by each forward pass.
+
+    Raises:
+        KeyError: a name in `layers` is not a LIF layer of `model`.
     """
     available = lif_layers(model)
     names = list(available) if layers is None else list(layers)
