@@ -33,7 +33,11 @@ ALLOCATORS = ("auto", "glibc", "jemalloc", "tcmalloc")
 
 
 class ConfigError(ValueError):
-    """A configuration value is out of range. `field` is the dotted name, e.g. `distill.t_student`."""
+    """A configuration value is out of range: one line naming the field and what is allowed.
+
+    Attributes:
+        field: the dotted name, e.g. `distill.t_student`.
+    """
 
     def __init__(self, field_name: str, message: str):
         super().__init__(f"{field_name}: {message}")
@@ -59,6 +63,8 @@ def shown(value: Any) -> str:
 
 @dataclass
 class ModelConfig:
+    """The network: backbone, width, where the weak head reads, and the LIF neuron; each field below says why."""
+
     arch: str = "vgg_small"
     """Backbone: vgg_small (classroom CPU net), vgg11, resnet19 (the paper's CIFAR network)."""
     width: float = 1.0
@@ -77,6 +83,8 @@ class ModelConfig:
 
 @dataclass
 class DistillConfig:
+    """The training mode and its distillation terms (named after the paper); each field below says why."""
+
     mode: str = "tssd"
     """Training mode: baseline, tsd (temporal), ssd (spatial), tssd (both); s2w / w2s (the strongest timestep of
     the T_s window teaches the weakest / the reverse: no extra timesteps, no weak head; SPEC §10)."""
@@ -126,6 +134,8 @@ class DistillConfig:
 
 @dataclass
 class DataConfig:
+    """Which dataset, where it lives, batch size, subsets, augmentation, event windowing; each field says why."""
+
     dataset: str = "digits"
     """digits (offline, ships with scikit-learn), cifar10, cifar100, folder (train/<class>/*, test/<class>/*);
     event cameras: event_digits (offline, made from digits), nmnist, dvs_gesture, cifar10_dvs (through tonic)."""
@@ -152,6 +162,8 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
+    """The optimisation, schedule, device, batch-norm statistics, logging and probes of a run; each field says why."""
+
     epochs: int = 3
     """Passes over the training set; 1 to 10,000."""
     time_budget_s: float = 0.0
@@ -217,6 +229,15 @@ class TrainConfig:
 
 @dataclass
 class TSSDConfig:
+    """The whole configuration tree shared by the CLI, the notebooks and the app; check it with `validate`.
+
+    Attributes:
+        model: the network (`ModelConfig`).
+        distill: the mode and its losses (`DistillConfig`).
+        data: the dataset (`DataConfig`).
+        train: the run (`TrainConfig`).
+    """
+
     model: ModelConfig = field(default_factory=ModelConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -230,10 +251,19 @@ class TSSDConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TSSDConfig:
-        """Build from a (possibly partial) nested dict; unknown keys or a wrong structure are a `ConfigError`.
+        """Build from a (possibly partial) nested dict.
 
         Only the structure is checked here (sections are dicts of known fields); the values are
         checked by `validate()`.
+
+        Args:
+            d: section -> {field: value}; missing sections and fields keep their defaults.
+
+        Returns:
+            The config, not validated.
+
+        Raises:
+            ConfigError: unknown keys or a wrong structure.
         """
         sections = {f.name: f.default_factory for f in dataclasses.fields(cls)}  # type: ignore[misc]
         if not isinstance(d, dict):
@@ -254,7 +284,17 @@ class TSSDConfig:
         return cls(**parts)
 
     def replace(self, **dotted: Any) -> TSSDConfig:
-        """A copy with dotted fields replaced: `cfg.replace(**{"distill.mode": "baseline"})`."""
+        """A copy with dotted fields replaced: `cfg.replace(**{"distill.mode": "baseline"})`.
+
+        Args:
+            **dotted: "section.field" -> new value.
+
+        Returns:
+            A new config, not validated.
+
+        Raises:
+            ConfigError: no such field.
+        """
         d = self.to_dict()
         for key, value in dotted.items():
             section, _, name = key.partition(".")

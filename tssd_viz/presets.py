@@ -66,7 +66,17 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def preset(name: str) -> TSSDConfig:
-    """The named preset as a full config (defaults for every field it does not set)."""
+    """The named preset as a full config (defaults for every field it does not set).
+
+    Args:
+        name: a key of `PRESETS` ("digits", "quick", "classroom", ...).
+
+    Returns:
+        The config, not validated.
+
+    Raises:
+        ConfigError: no preset of that name.
+    """
     if name not in PRESETS:
         raise ConfigError("preset", f"{name!r} is not one of {', '.join(PRESETS)}")
     return TSSDConfig.from_dict(PRESETS[name])

@@ -124,10 +124,19 @@ def _check_field(name: str, kind: str, value: Any) -> None:
 
 
 def validate(cfg: TSSDConfig) -> TSSDConfig:
-    """Check every field; return `cfg` unchanged or raise `ConfigError` (one line, names the field).
+    """Check every field of `cfg`.
 
     Each field must have its annotated type (a bool is not an int, an int is a fine float), be finite
     and lie in its `LIMITS` range or `CHOICES`; then the fields are checked against each other.
+
+    Args:
+        cfg: the configuration.
+
+    Returns:
+        `cfg`, unchanged.
+
+    Raises:
+        ConfigError: one line naming the field.
     """
     for section in dataclasses.fields(cfg):
         part = getattr(cfg, section.name)

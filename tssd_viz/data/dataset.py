@@ -26,7 +26,9 @@ EVENT_NAMES = ("event_digits", "nmnist", "dvs_gesture", "cifar10_dvs")
 class DataUnavailable(RuntimeError):
     """A dataset cannot be read or fetched. The message is one paragraph: what, where, what to do.
 
-    `dataset` is the config name ("cifar10", ...), `tried` the folders looked at, in order.
+    Attributes:
+        dataset: the config name ("cifar10", ...).
+        tried: the folders looked at, in order.
     """
 
     def __init__(self, dataset: str, tried: list[Path] | tuple[Path, ...], reason: str):
@@ -47,6 +49,14 @@ class DataUnavailable(RuntimeError):
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing tensors field by field has no single truth value
 class Split:
+    """One split of a dataset, in memory.
+
+    Attributes:
+        images: (N, C, H, W) uint8 images, or (N, T, C, H, W) uint8 event frames (counts); contiguous.
+        labels: (N,) int64.
+        windows: event frames binned once per window: the T axis holds these binnings in turn.
+    """
+
     images: Tensor  # (N, C, H, W) uint8 images, or (N, T, C, H, W) uint8 event frames (counts); contiguous
     labels: Tensor  # (N,) int64
     windows: tuple[int, ...] = ()  # event frames binned once per window: the T axis holds these binnings in turn
@@ -73,8 +83,18 @@ class Split:
         return self.images.ndim == 5
 
     def view(self, T: int) -> Tensor:
-        """What a T-step window sees: the (N, C, H, W) images, or (N, T, C, H, W) event frames (the
-        first T frames of one binning, or the binning into T frames when there is one per window)."""
+        """What a T-step window sees.
+
+        Args:
+            T: the window.
+
+        Returns:
+            The (N, C, H, W) images, or (N, T, C, H, W) event frames (the first T frames of one binning,
+            or the binning into T frames when there is one per window).
+
+        Raises:
+            ValueError: the frames were not binned for T.
+        """
         if not self.is_events:
             return self.images
         if not self.windows:
@@ -93,6 +113,20 @@ class Split:
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
+    """A dataset in memory: both splits and what a loader and a run record need of it.
+
+    Attributes:
+        name: "digits", "cifar10", "cifar100", "folder", ...
+        train: the training split.
+        test: the test split.
+        classes: class names; index = label.
+        mean: per channel, pixel values in [0, 1], computed on the full train split.
+        std: per channel, likewise.
+        pad: random-crop zero padding in pixels.
+        flip: whether a horizontal flip keeps the label (not for digits: a mirrored 3 is no digit).
+        source: where it was read from (a path or "scikit-learn"), for run records.
+    """
+
     name: str  # "digits", "cifar10", "cifar100", "folder"
     train: Split
     test: Split
@@ -128,7 +162,11 @@ def cache_root() -> Path:
 
 
 def cache_dir() -> Path:
-    """$TSSD_CACHE or ~/.cache/tssd-viz, created on demand."""
+    """Where datasets are kept: $TSSD_CACHE or ~/.cache/tssd-viz, created on demand.
+
+    Returns:
+        The folder.
+    """
     path = cache_root()
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -38,11 +38,20 @@ def emulate(
 ) -> np.ndarray:
     """The events a DVS pixel array emits while it watches `video`.
 
-    video: (S, H, W) intensities in [0, 1], frame s shown at `times_us[s]` (increasing, microseconds).
-    threshold: contrast threshold C in log-intensity units. jitter_us: standard deviation of a normal
-    timing jitter added to every event. noise_hz: background events per pixel per second, at uniform
-    random times and polarities. Returns a structured array (EVENT_DTYPE) sorted by t, times within
-    [times_us[0], times_us[-1]].
+    Args:
+        video: (S, H, W) intensities in [0, 1], frame s shown at `times_us[s]`.
+        times_us: (S,) increasing, in microseconds.
+        threshold: contrast threshold C in log-intensity units.
+        eps: added to the intensity before the log, log(I + eps).
+        jitter_us: standard deviation of a normal timing jitter added to every event.
+        noise_hz: background events per pixel per second, at uniform random times and polarities.
+        rng: the random generator (default: a new one).
+
+    Returns:
+        A structured array (EVENT_DTYPE) sorted by t, times within [times_us[0], times_us[-1]].
+
+    Raises:
+        ValueError: the shapes disagree, or threshold <= 0.
     """
     video = np.asarray(video)
     times = np.asarray(times_us, dtype=np.float64)

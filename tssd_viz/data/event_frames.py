@@ -30,9 +30,18 @@ class EventSource:
 
 
 def frame_transform(source: EventSource, n_bins: int):
-    """tonic's Downsample (when the frames are smaller than the sensor) then ToFrame into n_bins time bins:
-    a recording -> (n_bins, 2, H, W) counts. Tonic's bins are (t_last - t_first) // n_bins long, so the
-    events at the very last timestamp fall outside them."""
+    """Tonic's Downsample (when the frames are smaller than the sensor) then ToFrame into n_bins time bins.
+
+    Tonic's bins are (t_last - t_first) // n_bins long, so the events at the very last timestamp fall
+    outside them.
+
+    Args:
+        source: the event dataset's sensor and frame size.
+        n_bins: frames per recording.
+
+    Returns:
+        (tonic.transforms.Compose): a recording -> (n_bins, 2, H, W) counts.
+    """
     from tonic.transforms import Compose, Downsample, ToFrame
 
     (w, h), (fh, fw) = source.sensor, source.size

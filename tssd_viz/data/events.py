@@ -106,8 +106,14 @@ def event_digits_path() -> Path:
 
 
 def saccade_video(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """What the emulated camera watches for one 8x8 digit (pixel values 0..16): (video (S, 34, 34) in
-    [0, 1], times (S,) in microseconds), the digit upsampled to 28x28 and moved through three saccades."""
+    """What the emulated camera watches for one digit: the digit upsampled to 28x28, moved through three saccades.
+
+    Args:
+        image: (8, 8) scikit-learn digit, pixel values 0..16.
+
+    Returns:
+        (video (S, 34, 34) in [0, 1], times (S,) in microseconds).
+    """
     from scipy.ndimage import zoom
 
     digit = zoom(np.asarray(image, dtype=np.float64) / 16, DIGIT_SIZE / image.shape[0], order=1).clip(0, 1)
@@ -123,11 +129,18 @@ def record_digit(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def event_digits() -> tuple[list[np.ndarray], np.ndarray, tuple[str, ...], tuple[np.ndarray, np.ndarray]]:
-    """(recordings, labels, classes, (train indices, test indices)): every scikit-learn digit as an event
-    recording, made once and cached. The split is the digits dataset's (stratified 80/20, seed 0).
+    """Every scikit-learn digit as an event recording, made once and cached.
 
     The toolkit makes this cache and can make it again, so a cache that fails its checks (see `check_events`)
-    is made again with a warning saying why; a folder where the file belongs is a `DataUnavailable`."""
+    is made again with a warning saying why.
+
+    Returns:
+        (recordings, labels (N,), classes, (train indices, test indices)); the split is the digits
+        dataset's (stratified 80/20, seed 0).
+
+    Raises:
+        DataUnavailable: a folder stands where the cache file belongs.
+    """
     from sklearn.datasets import load_digits
 
     d = load_digits()

@@ -51,7 +51,15 @@ def _has_torchvision_files(name: str, path: Path) -> bool:
 
 
 def is_available(dataset: str, root: str = "") -> bool:
-    """Whether `load_dataset` would find `dataset` on disk, without downloading or decoding anything."""
+    """Whether `load_dataset` would find `dataset` on disk, without downloading or decoding anything.
+
+    Args:
+        dataset: the config name ("cifar10", ...).
+        root: the data root (empty: the cache directory).
+
+    Returns:
+        True when it is on disk.
+    """
     if dataset == "digits":
         return True  # ships with scikit-learn
     if dataset == "folder":
@@ -68,7 +76,14 @@ def is_available(dataset: str, root: str = "") -> bool:
 
 
 def offline_default(prefer: str = "cifar10") -> tuple[DataConfig, str]:
-    """`prefer` if it is on disk, else digits; the note says why digits was chosen ("" otherwise)."""
+    """`prefer` if it is on disk, else digits.
+
+    Args:
+        prefer: the dataset wanted.
+
+    Returns:
+        (the data config, a note saying why digits was chosen, "" otherwise).
+    """
     if is_available(prefer):
         return DataConfig(dataset=prefer, download=False), ""  # it is on disk: never reach for the network
     if prefer == "folder":
@@ -81,10 +96,19 @@ def offline_default(prefer: str = "cifar10") -> tuple[DataConfig, str]:
 def load_dataset(cfg: DataConfig, distill: DistillConfig | None = None) -> Dataset:
     """The dataset `cfg` names, with `limit_train` / `limit_test` applied (the first N of each split).
 
-    Event datasets are binned into frames for the windows of `distill` (default: DistillConfig()'s
-    T_s and T_t) as `cfg.windowing` says; static images ignore it.
-    Raises `DataUnavailable` (never a raw I/O or download error) when it cannot be had. With
-    `cfg.label_noise`, that fraction of the training labels is flipped (`flip_labels`); test labels never are.
+    Event datasets are binned into frames for the windows of `distill` as `cfg.windowing` says; static
+    images ignore it. With `cfg.label_noise`, that fraction of the training labels is flipped
+    (`flip_labels`); test labels never are.
+
+    Args:
+        cfg: the data section.
+        distill: the windows to bin for (default: DistillConfig()'s T_s and T_t).
+
+    Returns:
+        The dataset, in memory.
+
+    Raises:
+        DataUnavailable: it cannot be had (never a raw I/O or download error).
     """
     ds = _load(cfg, distill)
     if not cfg.label_noise:

@@ -73,7 +73,7 @@ class NIRScale(nn.Module):
 
 
 def _affine(node) -> nn.Linear:
-    """y = W x + b. (nirtorch 2.6's own Affine mapping sets `weight.bias`, leaving the bias at random.)"""
+    """NIR's Affine, y = W x + b; nirtorch 2.6's own mapping sets `weight.bias`, leaving the bias at random."""
     w, b = torch.as_tensor(node.weight), torch.as_tensor(node.bias)
     layer = nn.Linear(w.shape[1], w.shape[0])
     with torch.no_grad():
@@ -83,7 +83,7 @@ def _affine(node) -> nn.Linear:
 
 
 def _conv2d(node) -> nn.Conv2d:
-    """NIR's Conv2d (zero padding). (nirtorch 2.6's own mapping swaps in_channels and out_channels.)"""
+    """NIR's Conv2d (zero padding); nirtorch 2.6's own mapping swaps in_channels and out_channels."""
     w = torch.as_tensor(node.weight)  # (C_out, C_in / groups, kH, kW)
     groups = int(node.groups)
     conv = nn.Conv2d(
@@ -103,6 +103,13 @@ def _conv2d(node) -> nn.Conv2d:
 
 @dataclass(frozen=True)
 class NIRRun:
+    """What a NIR network did over T timesteps.
+
+    Attributes:
+        logits: (T, B, K) the graph's output at every timestep.
+        spikes: Threshold node name (our LIF layer's) -> (T, B, ...) its spikes.
+    """
+
     logits: Tensor  # (T, B, K) the graph's output at every timestep
     spikes: dict[str, Tensor]  # Threshold node name (our LIF layer's) -> (T, B, ...) its spikes
 
@@ -121,8 +128,11 @@ def node_map(dt: float = DT) -> dict:
 
 
 class NIRNetwork(nn.Module):
-    """A NIR graph as a network called like ours: `net(x, T)` with static images (B, C, H, W), shown at
-    every timestep (direct encoding), or frames (T', B, C, H, W), T' >= T."""
+    """A NIR graph as a network called like ours: `net(x, T)`.
+
+    `x` is static images (B, C, H, W), shown at every timestep (direct encoding), or frames
+    (T', B, C, H, W), T' >= T; the call returns a `NIRRun`.
+    """
 
     def __init__(self, graph, dt: float = DT):
         super().__init__()
@@ -158,14 +168,29 @@ def load_nir(path: str | os.PathLike, dt: float = DT) -> NIRNetwork:
 
     dt is the reader's choice, as in any NIR simulator: one timestep of ours is dt = 1 in a file written
     with the default `export_nir(..., dt=1.0)` (the file's metadata records it, for people; no node's
-    meaning depends on metadata)."""
+    meaning depends on metadata).
+
+    Args:
+        path: the .nir file.
+        dt: the simulation step.
+
+    Returns:
+        The network.
+    """
     nir = require_nir()
     return NIRNetwork(nir.read(path), dt).eval()
 
 
 @dataclass(frozen=True)
 class NIRAgreement:
-    """Our network and its NIR file on the same input: how far apart they are."""
+    """Our network and its NIR file on the same input: how far apart they are.
+
+    Attributes:
+        max_logit_diff: max |logit here - logit there| over (T, B, K).
+        mismatches: LIF layer -> spikes that differ, over (T, B, ...).
+        ours: LIF layer -> (T, B, ...) uint8 spikes here.
+        theirs: the NIR network's run.
+    """
 
     max_logit_diff: float  # max |logit here - logit there| over (T, B, K)
     mismatches: dict[str, int]  # LIF layer -> spikes that differ, over (T, B, ...)
@@ -180,8 +205,19 @@ def nir_agreement(model: nn.Module, net: NIRNetwork, x: Tensor, T: int) -> NIRAg
     `model` runs as the file holds it, batch norm folded into the convolutions (the same float32
     weights), so a difference is the file's or the reader's. Folding itself moves a conv's output by
     float rounding, ~1e-7 relative: enough to flip a neuron that sits that close to its threshold (one
-    spike in millions, measured on a trained event_digits run; SPEC §15). Every LIF layer of `model`
-    must be one the NIR network exposes (its node names are our layer names).
+    spike in millions, measured on a trained event_digits run; SPEC §15).
+
+    Args:
+        model: our network, in eval mode.
+        net: the same network read from its NIR file.
+        x: static images (B, C, H, W) or frames (T', B, C, H, W), T' >= T.
+        T: timesteps.
+
+    Returns:
+        Both runs and their differences.
+
+    Raises:
+        KeyError: a LIF layer of `model` is not exposed by the NIR network (its node names are our layer names).
     """
     folded = fold_batch_norm(model)
     with record(folded, membrane=False) as rec:

@@ -200,7 +200,17 @@ def export_nir(
 ) -> Path:
     """Write the student of `trained` (a training checkpoint or an exported student) to `out` as NIR.
 
-    image_size: (H, W) of the input; by default read off the run's dataset.
+    Args:
+        trained: the network, from `load_trained`.
+        out: the .nir file to write.
+        image_size: (H, W) of the input; by default read off the run's dataset.
+        dt: the timestep the file's LI nodes are written for.
+
+    Returns:
+        The path written.
+
+    Raises:
+        NIRExportError: nir is missing, or the network holds something NIR 1.0 cannot express exactly.
     """
     require_nir()
     if image_size is None:

@@ -81,6 +81,19 @@ def load_checkpoint(
     expect: tuple[str, ...] = (FORMAT_TRAIN, FORMAT_STUDENT),
     map_location: str | torch.device = "cpu",
 ) -> dict[str, Any]:
+    """Read a checkpoint file, checked: its format and, when it has one, its checksum.
+
+    Args:
+        path: the .pt file.
+        expect: the formats accepted (training checkpoint, exported student).
+        map_location: where tensors are loaded to.
+
+    Returns:
+        The payload (model state, config, and the entries of its format).
+
+    Raises:
+        CheckpointError: one line: the file is missing, corrupt, of another kind, or fails its checksum.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")

@@ -14,8 +14,14 @@ from .unreadable import first_line
 
 
 def run_folders(root: str | os.PathLike) -> list[RunFolder]:
-    """Every run folder directly under `root` (a folder with a config.json), newest first: by when its
-    config was written, then by name."""
+    """Every run folder directly under `root` (a folder with a config.json).
+
+    Args:
+        root: the folder of run folders.
+
+    Returns:
+        Newest first: by when its config was written, then by name.
+    """
     root = Path(root)
     if not root.is_dir():
         return []
@@ -50,8 +56,15 @@ class RunSummary:
 
 
 def list_runs(root: str | os.PathLike) -> list[RunSummary]:
-    """Every run folder directly under `root`, newest first; one whose config this version cannot read is
-    listed as "unreadable", its message one line naming the file and why."""
+    """Every run folder directly under `root`, summarised for a table.
+
+    Args:
+        root: the folder of run folders.
+
+    Returns:
+        One `RunSummary` per folder, newest first; one whose config this version cannot read is listed as
+        "unreadable", its message one line naming the file and why.
+    """
     out = []
     for run in run_folders(root):
         try:

@@ -19,7 +19,15 @@ _STEPPED_KINDS = ("step", "epoch", "eval", "analysis")  # the trainer's records:
 
 
 def final_accuracy(records: Iterable[Mapping[str, Any]], split: str = "test") -> dict[int, float]:
-    """Window n -> accuracy from the eval records of `split`; a later evaluation of a window replaces an earlier one."""
+    """Window n -> accuracy from the eval records of `split`.
+
+    Args:
+        records: metrics records, in the order written.
+        split: "test" or "train".
+
+    Returns:
+        n -> accuracy as a fraction; a later evaluation of a window replaces an earlier one.
+    """
     table = {}
     for r in records:
         if not isinstance(r, Mapping) or r.get("kind") != "eval" or r.get("split") != split:

@@ -21,7 +21,16 @@ from .checkpoints import FORMAT_STUDENT, FORMAT_TRAIN, CheckpointError, load_che
 
 @dataclass(frozen=True)
 class Trained:
-    """A network as it was saved: its config, the model in eval mode, and what the checkpoint says of it."""
+    """A network as it was saved: its config, the model in eval mode, and what the checkpoint says of it.
+
+    Attributes:
+        cfg: the run's configuration.
+        model: the network, in eval mode.
+        classes: class names; index = label.
+        is_student: an exported student (no weak head), not a training checkpoint.
+        payload: the checkpoint's other entries (step, best_acc, ...).
+        path: where it was read from.
+    """
 
     cfg: TSSDConfig
     model: SpikingNet
@@ -39,8 +48,16 @@ class Trained:
 def load_trained(path: str | os.PathLike, cfg: TSSDConfig | None = None) -> Trained:
     """The network in checkpoint `path` (a training checkpoint or an exported student), in eval mode.
 
-    `cfg` replaces the saved config (e.g. to read the test images from another data root); its
-    model section must describe the saved network.
+    Args:
+        path: the checkpoint file.
+        cfg: replaces the saved config (e.g. to read the test images from another data root); its
+            model section must describe the saved network.
+
+    Returns:
+        The network and what the checkpoint says of it.
+
+    Raises:
+        CheckpointError: the file or its config is not a readable tssd-viz checkpoint.
     """
     path = Path(path)
     payload = load_checkpoint(path, (FORMAT_TRAIN, FORMAT_STUDENT))
@@ -83,8 +100,20 @@ def _checked(payload: dict[str, Any], path: Path) -> TSSDConfig:
 
 
 def export_student(trained: Trained, out: str | os.PathLike) -> tuple[int, int]:
-    """Save the student of a training checkpoint to `out`: the backbone and final classifier, the
-    weak head dropped (it exists only for training). Returns (parameters trained, parameters kept)."""
+    """Save the student of a training checkpoint to `out`: the backbone and final classifier.
+
+    The weak head is dropped: it exists only for training.
+
+    Args:
+        trained: a training checkpoint, from `load_trained`.
+        out: the file to write.
+
+    Returns:
+        (parameters trained, parameters kept).
+
+    Raises:
+        CheckpointError: `trained` is already an exported student.
+    """
     if trained.is_student:
         raise CheckpointError(f"{trained.path} is already an exported student")
     cfg, payload = trained.cfg, trained.payload

@@ -73,8 +73,13 @@ def evaluate(
 ) -> list[float]:
     """Test accuracy of every window n = 1..T (or of `windows` only), from one T-step pass per batch (eval mode).
 
-    Whole-recording event windows (`WindowFrames`) differ per window: one pass per n on its own binning, with
-    that window's own batch-norm statistics when `bn` (n -> `bn_state`, from `window_bn_stats`) is given."""
+    Args:
+        loader: yields (x, y); whole-recording event windows (`WindowFrames`): one pass per n on its own binning,
+            with its own batch-norm statistics when `bn` (n -> `bn_state`, from `window_bn_stats`) is given.
+
+    Returns:
+        Accuracies as fractions, one per window.
+    """
     windows = list(range(1, T + 1)) if windows is None else list(windows)
     was_training = model.training
     model.eval()
@@ -187,9 +192,12 @@ def collect_outputs(
 ) -> Outputs:
     """One T-step pass per batch in eval mode, every output kept (float32, on the CPU).
 
-    Whole-recording event windows (`WindowFrames`): the T-step pass runs on the T-frame binning, and each
-    window n = 1..T also gets its own pass on its binning (`Outputs.windows`), with its own batch-norm
-    statistics when `bn` (n -> `bn_state`, from `window_bn_stats`) is given."""
+    Args:
+        loader: yields (x, y); `WindowFrames` also get a pass per window n on its own binning (`bn`: see `evaluate`).
+
+    Returns:
+        Logits (T, N, K), weak head, labels (N,) and, for such windows, `Outputs.windows`.
+    """
     was_training = model.training
     model.eval()
     logits, weak, labels, windows = [], [], [], []
@@ -229,12 +237,15 @@ class ExitPoint:
 
 
 def exit_points(logits: Tensor, labels: Tensor, thresholds: Sequence[float]) -> list[ExitPoint]:
-    """Early exit read off per-timestep logits (T, N, K): an image stops at the first timestep t whose running
-    prediction (the mean of z(1..t)) has a largest softmax probability >= the threshold, else at T, and answers
-    with that running prediction.
+    """Early exit read off a full pass: what stopping would give, as in eval mode an SNN is causal (images independent).
 
-    Reading exits off a full T-step pass gives what stopping would give: in eval mode an SNN is causal
-    (z(t) depends on inputs up to t only) and images do not interact (batch norm uses stored statistics).
+    Args:
+        logits: (T, N, K); labels: (N,).
+        thresholds: an image stops at the first t whose running prediction (mean of z(1..t)) has a largest softmax
+            probability >= the threshold, else at T, and answers with that running prediction.
+
+    Returns:
+        One `ExitPoint` per threshold.
     """
     T = logits.shape[0]
     running = logits.cumsum(0) / torch.arange(1, T + 1).view(T, 1, 1)
@@ -253,8 +264,14 @@ def exit_points(logits: Tensor, labels: Tensor, thresholds: Sequence[float]) -> 
 def early_exit(
     model: SpikingNet, loader: Iterable, T: int, threshold: float, device: torch.device | None = None
 ) -> ExitPoint:
-    """Accuracy and mean timesteps used when each image stops at its first timestep (of at most `T`) whose
-    running prediction's largest softmax probability is >= `threshold` (see `exit_points`)."""
+    """Accuracy and mean timesteps used when each image stops at its first confident timestep (see `exit_points`).
+
+    Args:
+        threshold: the running prediction's largest softmax probability that stops an image (at most `T` steps).
+
+    Returns:
+        The exit point.
+    """
     out = collect_outputs(model, loader, T, device)
     return exit_points(out.logits, out.labels, [threshold])[0]
 
@@ -262,10 +279,13 @@ def early_exit(
 def teacher_margins(out: Outputs, cfg: TSSDConfig) -> dict[str, Any]:
     """What each possible teacher knows more than its student at the end of training, in accuracy (SPEC §10).
 
-    temporal: window T_t minus window T_s; spatial: the final output that teaches the weak head minus the
-    weak head; timestep: the most confident timestep of the T_s window minus the least confident (by their
-    confidence over the whole split). `teacher_margin` is the mode's own (w2s: the weakest teaches, so it is
-    the negative of `timestep`; baseline: None).
+    Args:
+        out: a T_t-step pass's outputs; cfg: the run's config.
+
+    Returns:
+        temporal: window T_t minus window T_s; spatial: the final output that teaches the weak head minus the weak
+        head; timestep: the T_s window's most confident timestep (over the split) minus its least confident;
+        `teacher_margin`: the mode's own (w2s: the weakest teaches, so minus `timestep`; baseline: None).
     """
     d = cfg.distill
     windows = out.acc_by_window()
@@ -284,9 +304,15 @@ def teacher_margins(out: Outputs, cfg: TSSDConfig) -> dict[str, Any]:
 
 
 def analysis(out: Outputs, cfg: TSSDConfig, thresholds: Sequence[float] = EXIT_THRESHOLDS) -> dict[str, Any]:
-    """The end-of-training analysis record's fields (SPEC §10): per-timestep accuracy and confidence, the
-    strongest and weakest timestep of the T_s window (1-based), the weak head's accuracy, teacher margins and
-    the early-exit table at T_s."""
+    """The end-of-training analysis record's fields (SPEC §10).
+
+    Args:
+        out: a full pass's outputs; cfg: the run's config; thresholds: of the early-exit table.
+
+    Returns:
+        Per-timestep accuracy and confidence, the T_s window's strongest and weakest timestep (1-based), the weak
+        head's accuracy, teacher margins and the early-exit table at T_s.
+    """
     d = cfg.distill
     confidence = timestep_confidence(out.logits)
     fields: dict[str, Any] = {

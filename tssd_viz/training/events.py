@@ -19,7 +19,22 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class FitInfo:
-    """What observers learn before the first step."""
+    """What observers learn before the first step (`Observer.before_fit`).
+
+    Attributes:
+        cfg: the run's configuration.
+        dataset: the dataset's name.
+        classes: class names; index = label.
+        arch: the backbone.
+        device: where it trains.
+        num_parameters: of the network.
+        layers: the LIF layers, in forward order.
+        steps_per_epoch: optimiser steps per epoch.
+        total_steps: of the whole run.
+        start_step: 0, or where a resumed run continues.
+        run_dir: the run folder, or None.
+        allocator: the malloc of the training process.
+    """
 
     cfg: TSSDConfig
     dataset: str
@@ -37,6 +52,19 @@ class FitInfo:
 
 @dataclass(frozen=True)
 class FitResult:
+    """What `fit` returns.
+
+    Attributes:
+        cfg: the run's configuration.
+        model: the trained network.
+        dataset: the dataset it trained on.
+        test_acc: window n -> test accuracy, n = 1..T_t.
+        stopped: "done", "time_budget" or "cancelled".
+        steps: optimiser steps taken.
+        train_seconds: time spent training.
+        run_dir: the run folder, or None.
+    """
+
     cfg: TSSDConfig
     model: SpikingNet
     dataset: Dataset

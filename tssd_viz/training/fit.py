@@ -44,10 +44,17 @@ def fit(
     dataset: Dataset | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> FitResult:
-    """Train `cfg`; write the run folder `run_dir` if given (resume continues it from last.pt).
+    """Train `cfg` (validated here) with `observers` listening; one rank of it under torchrun (SPEC §11).
 
-    Under torchrun (WORLD_SIZE > 1 in the environment) this is one rank of a data-parallel run (SPEC §11):
-    every rank trains, rank 0 alone writes the run folder and hears `observers`."""
+    Args:
+        run_dir: the run folder to write (rank 0 alone writes it), or None.
+        resume: continue `run_dir` from its last.pt.
+        dataset: the dataset, when already loaded (default: `load_dataset(cfg.data, cfg.distill)`).
+        should_stop: polled between steps; True stops the run as "cancelled".
+
+    Returns:
+        The trained network and its test accuracy per window (a `ConfigError` when cfg misfits the device or data).
+    """
     validate(cfg)
     tc = cfg.train
     device = resolve_device(tc.device)

@@ -25,7 +25,12 @@ from .events import FitInfo, FitResult
 
 
 class Observer:
-    """Base class: every event is a no-op; override the ones you need."""
+    """Base class of training listeners: every event is a no-op; override the ones you need.
+
+    `fit` calls `before_fit(info: FitInfo)`, `after_step(record)`, `before_eval(step, epoch)`,
+    `after_epoch(record)`, `after_eval(record)`, `on_probe(name, snapshot)`, `on_checkpoint(path)`,
+    `after_fit(result: FitResult)` and `on_error(exc)`; records are read-only mappings.
+    """
 
     def before_fit(self, info: FitInfo) -> None: ...
     def after_step(self, record: Mapping[str, Any]) -> None: ...
@@ -40,7 +45,14 @@ class Observer:
 
 @dataclass
 class History(Observer):
-    """Everything in memory, for notebooks: lists of records and the probe snapshots by name."""
+    """Everything in memory, for notebooks: lists of records and the probe snapshots by name.
+
+    Attributes:
+        steps: the step records.
+        epochs: the epoch records.
+        evals: the eval records.
+        probes: name -> probe snapshot.
+    """
 
     steps: list[dict] = field(default_factory=list)
     epochs: list[dict] = field(default_factory=list)
