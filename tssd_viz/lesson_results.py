@@ -33,34 +33,69 @@ FAST_FLOOR = 0.85  # every network of a fast-mode lesson reaches this test accur
 
 
 def results_dir(name: str, root: str | Path | None = None) -> Path | None:
-    """`results/<name>` of the project this package sits in (`root`: another results folder), or None when it
-    holds no run folders: an installed package, or a sweep not committed yet."""
+    """`results/<name>` of the project this package sits in.
+
+    Args:
+        name: the results folder's name.
+        root: another results folder.
+
+    Returns:
+        The folder, or None when it holds no run folders: an installed package, or a sweep not committed yet.
+    """
     path = Path(root or RESULTS) / name
     return path if (path / "runs").is_dir() and any((path / "runs").iterdir()) else None
 
 
 def committed_controls(root: str | Path | None = None) -> dict[str, Any] | None:
-    """The controls table (`summarize_controls`) of the committed run folders; None when they are not there."""
+    """The controls table (`summarize_controls`) of the committed run folders.
+
+    Args:
+        root: another results folder (default: the project's `results/`).
+
+    Returns:
+        The table, or None when the run folders are not there.
+    """
     path = results_dir(CONTROLS, root)
     return summarize_controls(path / "runs") if path else None
 
 
 def committed_race(root: str | Path | None = None) -> dict[str, Any] | None:
-    """The CIFAR-10 race's table (`summarize`, what its summary.json holds) from its run folders; None when they
-    are not there."""
+    """The CIFAR-10 race's table (`summarize`, what its summary.json holds) from its run folders.
+
+    Args:
+        root: another results folder (default: the project's `results/`).
+
+    Returns:
+        The table, or None when the run folders are not there.
+    """
     path = results_dir(RACE, root)
     return summarize(path / "runs") if path else None
 
 
 def committed_events(root: str | Path | None = None) -> dict[str, Any] | None:
-    """The event_digits windowing table (`summarize_events`); None when it is not there."""
+    """The event_digits windowing table (`summarize_events`).
+
+    Args:
+        root: another results folder (default: the project's `results/`).
+
+    Returns:
+        The table, or None when it is not there.
+    """
     path = results_dir(EVENTS, root)
     return summarize_events(path / "runs") if path else None
 
 
 def controls_lines(summary: Mapping[str, Any], arm: str = "tsd") -> list[str]:
-    """One line per regime of the controls table that has `arm`: its accuracy, then its paired verdict against
-    the baseline, against its no-KL twin (what the KL term adds) and against the equal-time baseline."""
+    """One line per regime of the controls table that has `arm`.
+
+    Args:
+        summary: the controls table (`committed_controls`).
+        arm: the arm to report.
+
+    Returns:
+        Per regime: its accuracy, then its paired verdict against the baseline, against its no-KL twin (what
+        the KL term adds) and against the equal-time baseline.
+    """
     rows, lines = summary["rows"], [source_line(summary, CONTROLS)]
     for regime in dict.fromkeys(r["regime"] for r in rows):
         mine = {r["arm"]: r for r in rows if r["regime"] == regime}
@@ -79,15 +114,36 @@ def controls_lines(summary: Mapping[str, Any], arm: str = "tsd") -> list[str]:
 
 
 def committed_paired(summary: Mapping[str, Any] | None, arm: str, reference: str, regime: str = "ref") -> Paired | None:
-    """`arm` − `reference` over the seeds of the committed controls table, in `regime`; None without them."""
+    """`arm` − `reference` over the seeds of the committed controls table, in `regime`.
+
+    Args:
+        summary: the controls table, or None.
+        arm: the arm compared.
+        reference: the arm it is compared with.
+        regime: the regime of the table.
+
+    Returns:
+        The paired difference, or None without a table.
+    """
     if not summary:
         return None
     return comparisons(summary["rows"], regime).get((arm, reference))
 
 
 def one_seed(what: str, arm: float, reference: float, seed: int, seeds: Paired | None, where: str) -> str:
-    """A comparison of one seed's two runs (accuracies as fractions), beside the spread the same comparison
-    has over seeds (`seeds`, from a committed table `where` describes): the sentence a lesson prints."""
+    """A comparison of one seed's two runs, beside the spread the same comparison has over seeds.
+
+    Args:
+        what: what is compared, as the sentence names it.
+        arm: the arm's accuracy, a fraction.
+        reference: the reference's accuracy, a fraction.
+        seed: the seed of both runs.
+        seeds: the same comparison over seeds, from a committed table (None: none).
+        where: describes that table.
+
+    Returns:
+        The sentence a lesson prints.
+    """
     text = f"{what}: {paired({seed: arm}, {seed: reference}).verdict()}."
     if seeds is None or seeds.n < 2:
         return text + f" (No committed table of seeds to set it beside: {where}.)"
@@ -99,7 +155,16 @@ def one_seed(what: str, arm: float, reference: float, seed: int, seeds: Paired |
 
 
 def window_sentence(name: str, acc_by_window: Mapping[int, float], t_student: int) -> str:
-    """Where a run's window curve peaks and what the longest window does against T_s, from its numbers."""
+    """Where a run's window curve peaks and what the longest window does against T_s, from its numbers.
+
+    Args:
+        name: the run, as the sentence names it.
+        acc_by_window: window n -> accuracy, a fraction.
+        t_student: T_s.
+
+    Returns:
+        The sentence.
+    """
     windows = sorted(acc_by_window)
     best = max(windows, key=lambda n: (acc_by_window[n], -n))  # a tie goes to the shorter window
     longest = windows[-1]
@@ -115,8 +180,19 @@ def window_sentence(name: str, acc_by_window: Mapping[int, float], t_student: in
 
 
 def check_learned(accuracies: Mapping[str, float], fast: bool, floor: float = FAST_FLOOR) -> str:
-    """In fast mode every network must reach `floor` at T_s (the lesson's point needs networks that learned):
-    raises AssertionError naming those below it. Returns the line a lesson prints."""
+    """In fast mode every network must reach `floor` at T_s: the lesson's point needs networks that learned.
+
+    Args:
+        accuracies: network -> test accuracy at T_s, a fraction.
+        fast: whether the lesson runs in fast mode (otherwise nothing is checked).
+        floor: the accuracy each must reach.
+
+    Returns:
+        The line a lesson prints.
+
+    Raises:
+        AssertionError: naming the networks below `floor`, in fast mode.
+    """
     low = {name: acc for name, acc in accuracies.items() if acc < floor}
     if fast and low:
         raise AssertionError(f"fast mode must learn ≥ {floor:.0%} at T_s; below it: {low}")
@@ -127,12 +203,29 @@ def check_learned(accuracies: Mapping[str, float], fast: bool, floor: float = FA
 
 
 def committed_conclusion(summary: Mapping[str, Any]) -> str:
-    """The controls table's closing sentence: in which regimes a KL term pays beyond both its controls."""
+    """The controls table's closing sentence: in which regimes a KL term pays beyond both its controls.
+
+    Args:
+        summary: the controls table.
+
+    Returns:
+        The sentence.
+    """
     return conclusion(summary["rows"])
 
 
 def race_paired(race: Mapping[str, Any] | None, mode: str, t_student: int = 2, budget: str = "epochs") -> Paired | None:
-    """`mode` − baseline over the seeds of the committed race (`committed_race`), at `t_student` and `budget`."""
+    """`mode` − baseline over the seeds of the committed race (`committed_race`), at `t_student` and `budget`.
+
+    Args:
+        race: the race's table, or None.
+        mode: the mode compared with the baseline.
+        t_student: T_s.
+        budget: "epochs" or "time".
+
+    Returns:
+        The paired difference, or None without it.
+    """
     rows = ((race or {}).get("main") or {}).get(budget) or []
     by_mode = {r["mode"]: r for r in rows if r["t_student"] == t_student}
     if mode not in by_mode or "baseline" not in by_mode:
@@ -141,8 +234,15 @@ def race_paired(race: Mapping[str, Any] | None, mode: str, t_student: int = 2, b
 
 
 def events_lines(summary: Mapping[str, Any]) -> list[str]:
-    """The windowing table of `committed_events` as lines: per windowing and mode, accuracy at T_s over seeds,
-    the mean window curve, and each mode against the same windowing's baseline (paired by seed)."""
+    """The windowing table of `committed_events` as lines.
+
+    Args:
+        summary: the windowing table.
+
+    Returns:
+        Per windowing and mode: accuracy at T_s over seeds, the mean window curve, and each mode against the
+        same windowing's baseline (paired by seed).
+    """
     lines, rows = [source_line(summary, EVENTS)], summary["rows"]
     for r in rows:
         ts = r["t_student"] if "t_student" in r else summary["scale"]["t_student"]
@@ -158,8 +258,15 @@ def events_lines(summary: Mapping[str, Any]) -> list[str]:
 
 
 def source_line(summary: Mapping[str, Any] | None, name: str) -> str:
-    """Where a committed table comes from: its folder, dataset, runs and the code versions that made them, and
-    whether that is another version than the one running (its numbers measure that code)."""
+    """Where a committed table comes from: its folder, dataset, runs and the code versions that made them.
+
+    Args:
+        summary: the table, or None.
+        name: the results folder's name.
+
+    Returns:
+        The line, saying whether that is another version than the one running (its numbers measure that code).
+    """
     if not summary:
         return f"results/{name}: not on this machine"
     scale, runs = summary.get("scale") or {}, (summary.get("totals") or {}).get("runs")
@@ -172,7 +279,16 @@ def source_line(summary: Mapping[str, Any] | None, name: str) -> str:
 
 
 def events_paired(summary: Mapping[str, Any] | None, windowing: str, mode: str = "tsd") -> Paired | None:
-    """`mode` − baseline under `windowing` over the seeds of the committed windowing table; None without it."""
+    """`mode` − baseline under `windowing` over the seeds of the committed windowing table.
+
+    Args:
+        summary: the windowing table, or None.
+        windowing: "fixed_window" or "whole_recording".
+        mode: the mode compared with the baseline.
+
+    Returns:
+        The paired difference, or None without the table.
+    """
     rows = {r["mode"]: r for r in (summary or {}).get("rows", []) if r["windowing"] == windowing}
     if mode not in rows or "baseline" not in rows:
         return None

@@ -23,8 +23,13 @@ def firing_rate_history_figure(
 ) -> go.Figure:
     """Firing rate of every LIF layer (one colour per layer, in forward order) against the training step.
 
-    Reads the `firing_rate` mapping {layer: spikes per neuron per timestep} of the step records; with
-    several runs ({label: records}) each run gets its own dash.
+    Args:
+        records_or_runs: step records, whose `firing_rate` maps layer -> spikes per neuron per timestep; or
+            several runs as {label: records}, each run with its own dash.
+        title: the figure's title (None: its default, if it has one).
+
+    Returns:
+        The plotly figure.
     """
     fig = go.Figure()
     layers: list[str] = []
@@ -73,7 +78,16 @@ def probe_batch_figure(
 ) -> go.Figure:
     """The probe images with their true class and the student's prediction (window T_s) under each.
 
-    images: (P, C, H, W) uint8; labels: (P,); logits: (T, P, K) per-timestep logits, T >= t_student.
+    Args:
+        images: (P, C, H, W) uint8.
+        labels: (P,) class indices.
+        classes: the K class names.
+        logits: (T, P, K) per-timestep logits, T >= t_student.
+        t_student: T_s.
+        title: the figure's title (None: its default, if it has one).
+
+    Returns:
+        The plotly figure.
     """
     z = as_numpy(logits, "logits", 3)  # (T, P, K)
     if not 1 <= t_student <= z.shape[0]:
@@ -90,8 +104,17 @@ def probe_batch_figure(
 
 
 def busiest_neurons(spikes: Any, k: int = 5) -> list[int]:
-    """Columns of a (T, N) spike train with the most spikes (ties: the lower index), for trace plots:
-    silent neurons draw flat lines that teach nothing."""
+    """Columns of a (T, N) spike train with the most spikes, for trace plots.
+
+    Silent neurons draw flat lines that teach nothing.
+
+    Args:
+        spikes: (T, N).
+        k: how many.
+
+    Returns:
+        Up to k column indices, most spikes first (ties: the lower index).
+    """
     s = as_numpy(spikes, "spikes", 2)
     counts = s.astype(np.int64).sum(0)  # (T, N) -> (N,); uint8 spikes would wrap when negated
     order = sorted(range(s.shape[1]), key=lambda i: (-counts[i], i))

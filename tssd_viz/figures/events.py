@@ -22,10 +22,17 @@ _ON_RGB, _OFF_RGB = np.array([230, 159, 0]), np.array([86, 180, 233])
 
 
 def events_rgb(frames: Any) -> np.ndarray:
-    """Event counts as pictures: (N, 2, H, W) or (N, T, 2, H, W) (summed over T) -> (N, 3, H, W) uint8.
+    """Event counts as pictures, each scaled by its own largest count.
 
-    Channel 0 is OFF and 1 is ON (tonic's polarity order); each picture is scaled by its own largest
-    count, ON drawn orange and OFF sky blue on black, mixed where a pixel has both."""
+    Channel 0 is OFF and 1 is ON (tonic's polarity order); ON is drawn orange and OFF sky blue on black,
+    mixed where a pixel has both.
+
+    Args:
+        frames: (N, 2, H, W) or (N, T, 2, H, W) counts (summed over T).
+
+    Returns:
+        (N, 3, H, W) uint8.
+    """
     x = as_numpy(frames, "frames", (4, 5)).astype(np.float64)
     if x.ndim == 5:
         x = x.sum(1)  # (N, T, 2, H, W) -> (N, 2, H, W): the whole recording
@@ -99,9 +106,18 @@ def camera_figure(
 ) -> go.Figure:
     """One recording as the camera reports it: ON and OFF events as points at their pixel.
 
-    events: a tonic-style structured array with fields x, y, t (microseconds), p (1 = ON).
-    sensor: (W, H) in pixels. The recording is cut into `slices` equal time slices; the slider (and the
-    play button) steps through them, showing the events of one slice at a time (plotly frames)."""
+    The recording is cut into `slices` equal time slices; the slider (and the play button) steps through
+    them, showing the events of one slice at a time (plotly frames).
+
+    Args:
+        events: a tonic-style structured array with fields x, y, t (microseconds), p (1 = ON).
+        sensor: (W, H) in pixels.
+        slices: how many time slices.
+        title: the figure's title (None: its default, if it has one).
+
+    Returns:
+        The plotly figure.
+    """
     ev = np.asarray(events)
     if ev.dtype.names is None or not {"x", "y", "t", "p"} <= set(ev.dtype.names):
         raise ValueError("events should be a structured array with fields x, y, t, p")
@@ -126,9 +142,17 @@ def camera_figure(
 def event_frames_figure(frames: Any, *, title: str | None = None, first: int = 1) -> go.Figure:
     """The T frames a network gets for one recording, one panel per timestep.
 
-    frames: (T, 2, H, W) event counts (channel 0 OFF, 1 ON), e.g. `split.images[i]` or one sample of a
-    batch. Each panel shows ON minus OFF counts on one shared diverging scale (orange ON, blue OFF).
-    first: the number of the first timestep in the panel titles, which give t and the frame's event count."""
+    Each panel shows ON minus OFF counts on one shared diverging scale (orange ON, blue OFF); the panel titles
+    give t and the frame's event count.
+
+    Args:
+        frames: (T, 2, H, W) event counts (channel 0 OFF, 1 ON), e.g. `split.images[i]` or one sample of a batch.
+        title: the figure's title (None: its default, if it has one).
+        first: the number of the first timestep in the panel titles.
+
+    Returns:
+        The plotly figure.
+    """
     f = as_numpy(frames, "frames", 4).astype(np.float64)
     if f.shape[1] != 2:
         raise ValueError(f"frames should be (T, 2, H, W), got {f.shape}")
@@ -165,11 +189,22 @@ def event_frames_figure(frames: Any, *, title: str | None = None, first: int = 1
 def pixel_events_figure(
     times_us: Any, intensity: Any, events: Any, *, threshold: float, eps: float = 0.1, title: str | None = None
 ) -> go.Figure:
-    """One DVS pixel: its log intensity log(I + eps) over time and the events it emitted, each drawn at the
-    reference level it moved to (ON up, OFF down, `threshold` apart), so the staircase shows when the line
-    had moved a whole threshold from the pixel's last event.
+    """One DVS pixel: its log intensity log(I + eps) over time and the events it emitted.
 
-    times_us, intensity: (S,) the pixel's intensity in [0, 1] at each time; events: its structured array."""
+    Each event is drawn at the reference level it moved to (ON up, OFF down, `threshold` apart), so the
+    staircase shows when the line had moved a whole threshold from the pixel's last event.
+
+    Args:
+        times_us: (S,) times in microseconds.
+        intensity: (S,) the pixel's intensity in [0, 1] at each time.
+        events: the pixel's events, a structured array.
+        threshold: the contrast threshold C.
+        eps: added before the log.
+        title: the figure's title (None: its default, if it has one).
+
+    Returns:
+        The plotly figure.
+    """
     t = as_numpy(times_us, "times_us", 1).astype(np.float64)
     log = log_intensity(as_numpy(intensity, "intensity", 1), eps)
     ev = np.asarray(events)

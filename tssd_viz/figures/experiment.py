@@ -34,9 +34,18 @@ def experiment_figure(
     title: str | None = None,
     n_test: int | None = None,
 ) -> go.Figure:
-    """`acc_by_arm`: arm -> {seed: test accuracy at T_s as a fraction}, arms in column order (an arm with no
-    finished run yet keeps its column, empty). `reference`: the arm the others are compared with. `n_test`:
-    the test images, to say what one image is worth in points. Accuracies are drawn in points."""
+    """A controlled experiment: each arm's accuracy over seeds, paired against a reference arm, in points.
+
+    Args:
+        acc_by_arm: arm -> {seed: test accuracy at T_s as a fraction}, arms in column order (an arm with no
+            finished run yet keeps its column, empty).
+        reference: the arm the others are compared with.
+        title: the figure's title (None: its default, if it has one).
+        n_test: the test images, to say what one image is worth in points.
+
+    Returns:
+        The plotly figure.
+    """
     arms = list(acc_by_arm)
     others = [a for a in arms if a != reference]
     fig = make_subplots(

@@ -78,12 +78,20 @@ def image_grid_figure(
 ) -> go.Figure:
     """A grid of images with their true class and, optionally, a prediction (green if right, red if wrong).
 
-    images: (N, C, H, W), uint8 pixels (as a dataset split stores them) or floats in [0, 1];
-    C is 1 (drawn grey) or 3; event frames, (N, 2, H, W) or (N, T, 2, H, W) counts, are drawn with
-    `events_rgb` (ON orange, OFF blue, the whole recording). labels, predictions: N class indices.
-    indices: the N numbers that name the images ("#12: cat"), e.g. their positions in the split when
-    `images` is a slice of it; default 0..N-1. captions: N names that replace "#12" (e.g. "t = 50 ms",
-    for frames of one video rather than images of a split).
+    Args:
+        images: (N, C, H, W), uint8 pixels (as a dataset split stores them) or floats in [0, 1]; C is 1 (drawn
+            grey) or 3; event frames, (N, 2, H, W) or (N, T, 2, H, W) counts, are drawn with `events_rgb`.
+        labels: N class indices.
+        classes: the class names.
+        predictions: N class indices.
+        indices: the N numbers that name the images ("#12: cat"), e.g. their positions in the split when
+            `images` is a slice of it; default 0..N-1.
+        captions: N names that replace "#12" (e.g. "t = 50 ms", for frames of one video).
+        columns: images per row.
+        title: the figure's title (None: its default, if it has one).
+
+    Returns:
+        The plotly figure.
     """
     rgb = _as_rgb(images)  # (N, 3, H, W) uint8
     N = len(rgb)
@@ -120,9 +128,15 @@ def head_predictions_figure(
 ) -> go.Figure:
     """Class probabilities of several outputs for one image, as grouped bars.
 
-    probs: output name -> (K,) probabilities (e.g. "student (T_s)", "teacher (T_t)", "weak head").
-    roles: output name -> a key of ROLE_COLORS, so each output wears its role's colour.
-    label: the true class, marked on the axis.
+    Args:
+        probs: output name -> (K,) probabilities (e.g. "student (T_s)", "teacher (T_t)", "weak head").
+        classes: the K class names.
+        label: the true class, marked on the axis.
+        roles: output name -> a key of ROLE_COLORS, so each output wears its role's colour.
+        title: the figure's title (None: its default, if it has one).
+
+    Returns:
+        The plotly figure.
     """
     names = [str(c) for c in classes]
     ticks = [f"<b>{c} (true)</b>" if k == label else c for k, c in enumerate(names)]
@@ -159,13 +173,15 @@ def comparison_bars_figure(
     errors: Mapping[str, Mapping[str, float | None]] | None = None,
     title: str | None = None,
 ) -> go.Figure:
-    """Bars of one number per category, or of several series: {series: {category: value}}.
+    """Bars of one number per category, or of several series ({series: {category: value}}), labelled with values.
 
-    Each bar is labelled with its value (`value_format`, a d3 format: ".1%", ".3s", ",.0f").
-    barmode "group" puts the series side by side; "stack" piles them (parts of a total).
-    colors: series -> colour (e.g. a role's from ROLE_COLORS); other series take the run colours.
-    errors: {series: {category: half-width}} in the values' units, drawn as an error bar (the seed noise of
-    a paired difference, its 2 SE, where committed results give one); missing entries draw none.
+    Args:
+        value_format: d3 format of the labels (".1%", ".3s", ",.0f"); barmode: "group" side by side, "stack" piled.
+        colors: series -> colour (e.g. a role's from ROLE_COLORS); other series take the run colours.
+        errors: {series: {category: half-width}} in the values' units, drawn as error bars (a paired difference's 2 SE).
+
+    Returns:
+        The plotly figure.
     """
     if barmode not in ("group", "stack"):
         raise ValueError(f"barmode should be 'group' or 'stack', got {barmode!r}")
@@ -218,11 +234,17 @@ def _error_bars(half_widths: Mapping[str, float | None] | None, categories: list
 
 
 def intermittent_neurons(spikes: Any, k: int = 5) -> list[int]:
-    """Columns of a (T, N) spike train that fire at some timesteps but not at all of them, the first `k` by
-    index; the other columns, in order, fill up to `k` when fewer do.
+    """Columns of a (T, N) spike train that fire at some timesteps but not at all of them.
 
     For membrane traces: a neuron that never fires or fires at every step shows no integrate-and-fire
     cycle (`busiest_neurons` would pick the ones that always fire).
+
+    Args:
+        spikes: (T, N).
+        k: how many.
+
+    Returns:
+        The first `k` such columns by index; the other columns, in order, fill up to `k` when fewer do.
     """
     s = as_numpy(spikes, "spikes", 2)
     counts = s.astype(np.int64).sum(0)  # (T, N) -> (N,)
@@ -247,14 +269,18 @@ def _mime_bundle(fig: go.Figure) -> dict[str, Any]:
 def figure_explorer(draw: Callable[..., go.Figure | Sequence[go.Figure]], **controls: Any) -> Any:
     """Widgets above the figure(s) that `draw(**values)` returns; changing a control redraws them.
 
-    controls: keyword -> an ipywidgets control (slider, dropdown, checkbox) whose `.value` is passed
-    to `draw` under that keyword; one control may drive several explorers. Returns an ipywidgets
-    VBox to display.
-
     The first drawing happens here, so an error in `draw` raises at once (and fails a headless run)
     instead of being printed inside a widget. Figures are written into the output area's state, not
     captured with `with output:`: headless runners (nbclient, hence nbmake and nbconvert) answer
     captured output with messages of their own that can race the cell's reply and hang the cell.
+
+    Args:
+        draw: returns a figure or a sequence of figures.
+        **controls: keyword -> an ipywidgets control (slider, dropdown, checkbox) whose `.value` is passed
+            to `draw` under that keyword; one control may drive several explorers.
+
+    Returns:
+        An ipywidgets VBox to display.
     """
     import ipywidgets as widgets  # an optional dependency: only the notebooks need it
 

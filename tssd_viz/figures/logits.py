@@ -46,10 +46,19 @@ def timestep_logits_figure(
 ) -> go.Figure:
     """Per-timestep logits of one image (top) and the prediction of every window n = 1..T (bottom).
 
-    logits: (T, K), T the teacher's window T_t. `label`: the true class (index or name), highlighted.
     The bottom panel plots softmax(mean_{t<n} z(t)) per class against n, with the student window
     n = T_s and the teacher window n = T marked. With more than ten classes it shows the five most
     probable at n = T, plus the true class.
+
+    Args:
+        logits: (T, K), T the teacher's window T_t.
+        classes: the K class names, or None.
+        t_student: T_s.
+        label: the true class (index or name), highlighted.
+        title: the figure's title (None: its default, if it has one).
+
+    Returns:
+        The plotly figure.
     """
     z = as_numpy(logits, "logits", 2).astype(np.float64)  # (T, K)
     T, K = z.shape
@@ -157,9 +166,16 @@ def _mark_windows(fig: go.Figure, probs: np.ndarray, names: list[str], t_student
 def window_agreement_figure(logits: Any, *, t_student: int | None = None, title: str | None = None) -> go.Figure:
     """How close each window n = 1..T is to the full window T, over a batch.
 
-    logits: (T, B, K). Left axis: agreement, the fraction of images where the argmax of window n
-    equals the argmax of window T. Right axis: KL(softmax(z_T) || softmax(z_n)) at temperature 1,
-    batch mean, in nats. `t_student` marks the student window.
+    Left axis: agreement, the fraction of images where the argmax of window n equals the argmax of window T.
+    Right axis: KL(softmax(z_T) || softmax(z_n)) at temperature 1, batch mean, in nats.
+
+    Args:
+        logits: (T, B, K).
+        t_student: marks the student window.
+        title: the figure's title (None: its default, if it has one).
+
+    Returns:
+        The plotly figure.
     """
     z = as_numpy(logits, "logits", 3).astype(np.float64)  # (T, B, K)
     T = z.shape[0]

@@ -104,9 +104,16 @@ def network_diagram_figure(
 ) -> go.Figure:
     """The spiking layers in forward order as boxes, and where the weak head reads (`tap`).
 
-    layers: LIF layer name -> shape of its spikes for one image at one timestep, (C, H, W) or (C,).
-    input_shape: (C, H, W) of an image. tap: the LIF layer whose spikes feed the weak head (global
-    average pool + linear); None draws no weak head. rates: firing rate per layer, printed in its box.
+    Args:
+        layers: LIF layer name -> shape of its spikes for one image at one timestep, (C, H, W) or (C,).
+        input_shape: (C, H, W) of an image.
+        num_classes: K.
+        tap: the LIF layer whose spikes feed the weak head (global average pool + linear); None draws no weak head.
+        rates: firing rate per layer, printed in its box.
+        title: the figure's title (None: its default, if it has one).
+
+    Returns:
+        The plotly figure.
     """
     names = list(layers)
     boxes = [("image", _shape_text(input_shape), None)]

@@ -96,14 +96,20 @@ def neuron_figure(
 ) -> go.Figure:
     """One LIF neuron driven by `current`: I(t), then the potential of each variant, then the spike times.
 
-    current, membrane, spikes: (T,). membrane[t] is V(t), the potential after the reset. As in
-    `membrane_traces_figure`, each variant's line charges to H(t) = V(t) + θ·S(t) where it fired (a star:
-    the spike) and drops by θ to V(t) at the same t, so a neuron that fires at every step is seen
-    reaching θ. `compare`: label -> (membrane, spikes) of variants driven by the same current (e.g.
-    snntorch's delayed reset); each gets its own row, and all spike trains share the bottom row so their
-    timing can be compared at a glance. A variant whose label says "reset_delay=True" (snntorch's default)
-    reports its potential before a reset that lands one step later: it is drawn as given. `label` names
-    the main variant.
+    Each variant's line charges to H(t) = V(t) + θ·S(t) where it fired (a star) and drops by θ to V(t) at the
+    same t (as in `membrane_traces_figure`); a variant labelled "reset_delay=True" is drawn as given.
+
+    Args:
+        current: (T,).
+        membrane: (T,) V(t), the potential after the reset.
+        spikes: (T,).
+        threshold: θ.
+        title: the figure's title (None: its default, if it has one).
+        compare: label -> (membrane, spikes) of variants driven by the same current, each in its own row.
+        label: names the main variant.
+
+    Returns:
+        The plotly figure.
     """
     I = as_numpy(current, "current", 1)  # noqa: E741 (I: the input current, as in SPEC §1)
     variants = {label: (membrane, spikes), **dict(compare or {})}
@@ -143,8 +149,13 @@ def neuron_figure(
 def raster_figure(spikes: Any, *, title: str | None = None, max_neurons: int = 200) -> go.Figure:
     """Spike raster: a dot at (t, neuron) for every spike, in one trace.
 
-    spikes: (T, N), or (T, B, ...) of which batch item 0 is drawn with its features flattened.
-    Only the first `max_neurons` neurons are drawn, to keep the figure light.
+    Args:
+        spikes: (T, N), or (T, B, ...) of which batch item 0 is drawn with its features flattened.
+        title: the figure's title (None: its default, if it has one).
+        max_neurons: only the first neurons are drawn, to keep the figure light.
+
+    Returns:
+        The plotly figure.
     """
     s = first_item(as_numpy(spikes, "spikes"))[:, :max_neurons]  # (T, N)
     T, N = s.shape
@@ -175,14 +186,21 @@ def membrane_traces_figure(
 ) -> go.Figure:
     """The membrane potential of a few neurons, each in its own colour, with the soft reset drawn.
 
-    membrane: V(t), the potential after the reset (as `record` and `lif_multistep` return it);
-    spikes: S(t). Shapes (T, n), (T,) or (T, B, ...) (batch item 0, features flattened).
-    `neuron_ids`: which of the n columns to draw (default: the first five).
-
     With soft reset V(t) = H(t) - θ·S(t), so the potential before the reset, H(t) = V(t) + θ·S(t),
     follows from what was recorded. Each neuron is one line through V(t); where it spiked, the line
     rises to H(t), marked by a star in the neuron's colour, and drops straight down by θ to V(t) at
     the same t: a sawtooth. Without a threshold H cannot be derived, and the stars sit on V(t).
+
+    Args:
+        membrane: V(t), the potential after the reset (as `record` and `lif_multistep` return it); (T, n),
+            (T,) or (T, B, ...) (batch item 0, features flattened).
+        spikes: S(t), the shape of `membrane`.
+        threshold: θ, or None.
+        neuron_ids: which of the n columns to draw (default: the first five).
+        title: the figure's title (None: its default, if it has one).
+
+    Returns:
+        The plotly figure.
     """
     v = first_item(as_numpy(membrane, "membrane"))  # (T, n)
     s = None if spikes is None else first_item(as_numpy(spikes, "spikes"))
@@ -213,9 +231,15 @@ def membrane_traces_figure(
 def firing_rate_figure(
     rates: Mapping[str, float] | Mapping[str, Mapping[str, float]], *, title: str | None = None
 ) -> go.Figure:
-    """Firing rate per layer, in layer order: bars of {layer: rate}, or grouped bars of {run: {layer: rate}}.
+    """Firing rate per layer, in layer order.
 
-    A rate is spikes per neuron per timestep, in [0, 1].
+    Args:
+        rates: {layer: rate} (bars) or {run: {layer: rate}} (grouped bars); a rate is spikes per neuron per
+            timestep, in [0, 1].
+        title: the figure's title (None: its default, if it has one).
+
+    Returns:
+        The plotly figure.
     """
     runs, layers, nested = as_series(rates)
     fig = go.Figure()

@@ -37,8 +37,17 @@ def _timestep_rows(records: Records, key: str) -> tuple[list[int], np.ndarray]:
 
 
 def timestep_confidence_figure(records_or_runs: Records | Mapping[str, Records], *, title: str | None = None):
-    """Confidence of each timestep of the student window (batch mean of its largest softmax probability)
-    against the training step: one colour per timestep, one dash per run."""
+    """Confidence of each timestep of the student window against the training step.
+
+    Confidence is the batch mean of its largest softmax probability; one colour per timestep, one dash per run.
+
+    Args:
+        records_or_runs: metrics records, or several runs as {label: records}.
+        title: the figure's title (None: its default, if it has one).
+
+    Returns:
+        (go.Figure): the plotly figure.
+    """
     fig = go.Figure()
     values: list[float] = []
     for i, (run, records) in enumerate(as_runs(records_or_runs).items()):
@@ -63,9 +72,18 @@ def timestep_confidence_figure(records_or_runs: Records | Mapping[str, Records],
 
 
 def strong_weak_strip_figure(records: Records, *, title: str | None = None) -> go.Figure:
-    """A heat strip over the logged training steps: for each timestep of the student window, whether it was
-    the strongest (most confident) or the weakest of its batch. In s2w the strong one teaches the weak one,
-    in w2s the reverse."""
+    """A heat strip over the logged training steps: which timestep was the strongest and the weakest of its batch.
+
+    For each timestep of the student window, whether it was the strongest (most confident) or the weakest. In
+    s2w the strong one teaches the weak one, in w2s the reverse.
+
+    Args:
+        records: step records.
+        title: the figure's title (None: its default, if it has one).
+
+    Returns:
+        The plotly figure.
+    """
     steps, strong = _timestep_rows(records, "strongest_by_timestep")
     _, weak = _timestep_rows(records, "weakest_by_timestep")
     fig = go.Figure()
@@ -122,9 +140,19 @@ def _threshold_labels(pts: list[tuple[float, float, float]], close: float = 0.1)
 def early_exit_figure(
     runs: Mapping[str, Sequence[Any]], *, full_window: int | None = None, title: str | None = None
 ) -> go.Figure:
-    """Accuracy against the mean timesteps an image used, one point per confidence threshold, one line per run:
-    the latency/accuracy trade-off each run buys. `runs`: name -> ExitPoints (or their dicts). Each point is
-    labelled with its threshold (`label_points`: never on top of another label, however close the points)."""
+    """Accuracy against the mean timesteps an image used, one point per confidence threshold, one line per run.
+
+    The latency/accuracy trade-off each run buys. Each point is labelled with its threshold (`label_points`:
+    never on top of another label, however close the points).
+
+    Args:
+        runs: name -> ExitPoints (or their dicts).
+        full_window: the full window T, marked.
+        title: the figure's title (None: its default, if it has one).
+
+    Returns:
+        The plotly figure.
+    """
     fig = go.Figure()
     labelled: list[tuple[tuple[float, float], str]] = []
     for i, (name, points) in enumerate(runs.items()):
@@ -167,10 +195,20 @@ def _extremes(accs: Sequence[float], t_window: int) -> tuple[list[int], list[int
 def timestep_accuracy_figure(
     runs: Mapping[str, Mapping[str, Any]], *, t_student: int | None = None, title: str | None = None
 ) -> go.Figure:
-    """Each timestep's own accuracy (z(t) alone) at the end of training, from runs' analysis records, with the
-    most and the least accurate timestep of the student window marked (▲, ▼; all of a tie). The confidence of
-    each timestep, which the s2w and w2s modes rank their strong and weak timestep by, is in the hover.
-    `runs`: name -> analysis record; `t_student`: the student window (default: the record's `t`)."""
+    """Each timestep's own accuracy (z(t) alone) at the end of training, from runs' analysis records.
+
+    The most and the least accurate timestep of the student window are marked (▲, ▼; all of a tie). The
+    confidence of each timestep, which the s2w and w2s modes rank their strong and weak timestep by, is in
+    the hover.
+
+    Args:
+        runs: name -> analysis record.
+        t_student: the student window (default: the record's `t`).
+        title: the figure's title (None: its default, if it has one).
+
+    Returns:
+        The plotly figure.
+    """
     fig = go.Figure()
     values: list[float] = []
     for i, (name, a) in enumerate(runs.items()):

@@ -62,7 +62,13 @@ def _signal_line(steps: list, values: list, text: str, run: str | None, color: s
 def loss_parts_figure(records_or_runs: RecordsOrRuns, *, smooth: float = 0.0, title: str | None = None) -> go.Figure:
     """loss, loss_task, loss_tsd, loss_ssd and loss_sw against the training step, from the step records.
 
-    `smooth` in [0, 1): weight of an exponential moving average for display (0 draws raw values).
+    Args:
+        records_or_runs: metrics records, or several runs as {label: records}.
+        smooth: in [0, 1): weight of an exponential moving average for display (0 draws raw values).
+        title: the figure's title (None: its default, if it has one).
+
+    Returns:
+        The plotly figure.
     """
     fig = go.Figure()
     for i, (run, records) in enumerate(as_runs(records_or_runs).items()):
@@ -78,9 +84,14 @@ def loss_parts_figure(records_or_runs: RecordsOrRuns, *, smooth: float = 0.0, ti
 
 
 def accuracy_figure(records_or_runs: RecordsOrRuns, *, title: str | None = None) -> go.Figure:
-    """Training accuracy of student, teacher and weak head against the step (lines from step records),
-    their epoch means (diamonds), and test accuracy: an epoch record's `test_acc` (student window)
-    and eval records on the test split (black markers labelled with their window n)."""
+    """Training accuracy of student, teacher, weak head (lines, epoch means as diamonds) and test accuracy by step.
+
+    Args:
+        records_or_runs: step, epoch (`test_acc`) and test-split eval records (markers labelled n), or {label: records}.
+
+    Returns:
+        The plotly figure.
+    """
     fig = go.Figure()
     evals_by_run = []
     for i, (run, records) in enumerate(as_runs(records_or_runs).items()):
@@ -175,7 +186,15 @@ def window_heatmap_figure(records: Records, *, t_student: int | None = None, tit
     """Accuracy of every window n (y) at every logged step (x), from the step records' acc_by_window.
 
     Lists of different lengths (a run that changed T, a mode that only ran T_s) are padded with None,
-    drawn as gaps. `t_student` draws a line at the student window.
+    drawn as gaps.
+
+    Args:
+        records: step records.
+        t_student: draws a line at the student window.
+        title: the figure's title (None: its default, if it has one).
+
+    Returns:
+        The plotly figure.
     """
     rows = [r for r in records if r.get("kind") == "step" and r.get("acc_by_window") and r.get("step") is not None]
     L = max((len(r["acc_by_window"]) for r in rows), default=0)
@@ -220,7 +239,13 @@ def accuracy_vs_timesteps_figure(
 ) -> go.Figure:
     """Test accuracy against the number of timesteps n used at inference, one line per run.
 
-    Each run is its records (eval records on the test split give (t, acc)) or a table {n: accuracy}.
+    Args:
+        runs: name -> its records (eval records on the test split give (t, acc)) or a table {n: accuracy}.
+        t_student: marks the student window.
+        title: the figure's title (None: its default, if it has one).
+
+    Returns:
+        The plotly figure.
     """
     fig = go.Figure()
     all_t: set[int] = set()
@@ -255,8 +280,17 @@ def accuracy_vs_timesteps_figure(
 
 
 def kl_agreement_figure(records_or_runs: RecordsOrRuns, *, title: str | None = None) -> go.Figure:
-    """Teacher-student agreement (left axis, argmax match rate) and KL(teacher || student) (right axis,
-    nats, the record's `kl`) against the training step, from the step records."""
+    """Teacher-student agreement and KL(teacher || student) against the training step, from the step records.
+
+    Agreement (left axis) is the argmax match rate; KL (right axis) is the record's `kl`, in nats.
+
+    Args:
+        records_or_runs: metrics records, or several runs as {label: records}.
+        title: the figure's title (None: its default, if it has one).
+
+    Returns:
+        The plotly figure.
+    """
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     for i, (run, records) in enumerate(as_runs(records_or_runs).items()):
         for key, text, right in (
