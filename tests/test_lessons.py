@@ -1,5 +1,5 @@
-"""The lessons' helpers (tssd_viz/lessons.py): which data and recipe a lesson runs, where its run folders
-live, training a run folder once, and the measurements lesson 2 prints, pinned against plain torch."""
+"""The lessons' helpers (tssd_viz/lessons.py, lesson_measures.py): which data and recipe a lesson runs, where
+its run folders live, training a run folder once, and the measurements lesson 2 prints, pinned against plain torch."""
 
 import json
 import os

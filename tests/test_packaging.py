@@ -49,11 +49,6 @@ def test_public_api_is_explicit_and_importable():
         assert hasattr(tssd_viz, name), name
 
 
-# tssd_viz/lessons.py sits near the 330-line cap of test_structure.py: Google sections for its twelve helpers
-# would take it past it, so they keep their prose docstrings until the module is split by concept.
-PROSE_DOCSTRINGS = "tssd_viz.lessons"
-
-
 def _documented(module) -> list[tuple[str, object]]:
     return [(n, o) for n in module.__all__ if inspect.isfunction(o := getattr(module, n)) or inspect.isclass(o)]
 
@@ -66,7 +61,7 @@ def test_public_docstrings_say_what_they_take_and_return(module):
         doc = inspect.getdoc(obj) or ""
         if not doc:
             bad.append(f"{name}: no docstring")
-        if not inspect.isfunction(obj) or obj.__module__ == PROSE_DOCSTRINGS:
+        if not inspect.isfunction(obj):
             continue
         if len(doc.splitlines()) > 1 and doc.splitlines()[1]:
             bad.append(f"{name}: a summary longer than one line")

@@ -20,7 +20,7 @@ LAYERS = [
     {"jobs", "export"},  # the job queue; NIR export
     {"figures"},  # plotly figures from recorded data and run folders
     {"sweep"},  # grids of runs and their tables
-    {"lessons", "lesson_results"},  # the lessons' helpers
+    {"lessons", "lesson_measures", "lesson_results"},  # the lessons' helpers
     {"cli", "__main__", "__init__"},  # the command line and the public API
 ]
 LAYER = {unit: i for i, units in enumerate(LAYERS) for unit in units}

@@ -13,6 +13,7 @@ from .data.events import event_digits, saccade_video
 from .export.nir_reader import NIRAgreement, NIRNetwork, NIRRun, load_nir, nir_agreement
 from .export.nir_writer import NIRExportError, export_nir
 from .jobs.queue import JobManager
+from .lesson_measures import accuracy, gradient_norms, split_windows, step_milliseconds, weak_head_tap
 from .lesson_results import (
     check_learned,
     committed_conclusion,
@@ -29,20 +30,7 @@ from .lesson_results import (
     source_line,
     window_sentence,
 )
-from .lessons import (
-    accuracy,
-    events_config,
-    fast_mode,
-    gradient_norms,
-    lesson_config,
-    lesson_runs_dir,
-    race_rows,
-    runs_summary,
-    split_windows,
-    step_milliseconds,
-    train_or_read,
-    weak_head_tap,
-)
+from .lessons import events_config, fast_mode, lesson_config, lesson_runs_dir, race_rows, runs_summary, train_or_read
 from .presets import preset
 from .runs.checkpoints import CheckpointError, load_checkpoint
 from .runs.folders import RunFolder

@@ -9,32 +9,22 @@ with `TSSD_FAST=1` (the test suite) it runs the short digits recipe for one epoc
 from __future__ import annotations
 
 import atexit
-import functools
 import hashlib
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import Tensor
-
 from .config import TSSDConfig
-from .data import Dataset, Loader, offline_default
+from .data import Dataset, offline_default
 from .presets import preset
 from .runs.folders import RunFolder
 from .runs.metrics import final_accuracy
-from .snn.losses import Windows, windows
-from .snn.models import SpikingNet, build_model
-from .snn.record import lif_layers
-from .stats import Spread, spread
 from .sweep.tables import paired_difference
 from .training.fit import fit
 from .training.observers import Observer
-from .training.step import make_optimizer, train_step
 from .validation import validate
 
 # How big a lesson's runs are, by the data it found: a preset, its overrides, and what the lesson says.
@@ -65,8 +55,13 @@ DIGITS_RECIPE = (
 def events_config(*, fast: bool | None = None) -> TSSDConfig:
     """Lesson 5's configuration, validated: the `events` preset (event_digits, made offline); prints its size.
 
-    fast (default: `fast_mode()`): 2 epochs at learning rate 0.2 instead of 3 at 0.1, every recording, and
-    only the final evaluation."""
+    Args:
+        fast: 2 epochs at learning rate 0.2 instead of 3 at 0.1, every recording, and only the final
+            evaluation (default: `fast_mode()`).
+
+    Returns:
+        The validated config.
+    """
     fast = fast_mode() if fast is None else fast
     cfg = preset("events").replace(**(EVENTS_FAST if fast else {}))
     print(
@@ -77,7 +72,11 @@ def events_config(*, fast: bool | None = None) -> TSSDConfig:
 
 
 def fast_mode() -> bool:
-    """Whether the lessons run in fast mode: the environment variable TSSD_FAST is "1"."""
+    """Whether the lessons run in fast mode: the environment variable TSSD_FAST is "1".
+
+    Returns:
+        True in fast mode (the test suite's).
+    """
     return os.environ.get("TSSD_FAST") == "1"
 
 
@@ -86,9 +85,18 @@ def lesson_config(
 ) -> TSSDConfig:
     """The configuration of a lesson's runs, validated; prints which data it uses and why.
 
-    fast (default: `fast_mode()`): the digits with the short-run `quick` recipe for one epoch.
-    Otherwise CIFAR-10 when it is on disk (never downloaded): a 10,000-image subset, the `classroom`
-    recipe (4 epochs); else the `digits` recipe, with the reason CIFAR-10 was not found.
+    CIFAR-10 when it is on disk (never downloaded): a 10,000-image subset, the `classroom` recipe (4 epochs);
+    else the `digits` recipe, with the reason CIFAR-10 was not found.
+
+    Args:
+        mode: the training mode (baseline, tsd, ssd, tssd, s2w, w2s).
+        t_student: T_s.
+        t_teacher: T_t.
+        seed: the training seed.
+        fast: the digits with the short-run `quick` recipe for one epoch (default: `fast_mode()`).
+
+    Returns:
+        The validated config.
     """
     fast = fast_mode() if fast is None else fast
     data, why_not = offline_default("cifar10")
@@ -108,9 +116,13 @@ def lesson_config(
 def lesson_runs_dir(lesson: str, *, temporary: bool | None = None) -> Path:
     """Where a lesson keeps its run folders.
 
-    temporary (default: `fast_mode()`): a new empty folder, removed when Python exits. Otherwise
-    `$TSSD_RUNS_DIR/<lesson>`, else `../runs/<lesson>`: the project's runs/ seen from notebooks/, the
-    folder the dashboard lists.
+    Args:
+        lesson: the lesson's folder name ("lesson01", ...).
+        temporary: a new empty folder, removed when Python exits (default: `fast_mode()`).
+
+    Returns:
+        The temporary folder, or `$TSSD_RUNS_DIR/<lesson>`, else `../runs/<lesson>`: the project's runs/
+        seen from notebooks/, the folder the dashboard lists.
     """
     if fast_mode() if temporary is None else temporary:
         path = Path(tempfile.mkdtemp(prefix=f"tssd-{lesson}-"))
@@ -122,11 +134,23 @@ def lesson_runs_dir(lesson: str, *, temporary: bool | None = None) -> Path:
 def train_or_read(
     cfg: TSSDConfig, root: str | os.PathLike, observers: Iterable[Observer] = (), *, dataset: Dataset | None = None
 ) -> RunFolder:
-    """The run folder of `cfg` under `root`, trained to its end: read when it is done, continued from its
-    last checkpoint when it was stopped, trained from the start otherwise.
+    """The run folder of `cfg` under `root`, trained to its end.
 
-    Its name is the mode and a hash of the whole config, so a changed setting trains into a new folder
-    and the old run is kept. Trains in this process (`fit`), with `observers` listening.
+    Read when it is done, continued from its last checkpoint when it was stopped, trained from the start
+    otherwise. Its name is the mode and a hash of the whole config, so a changed setting trains into a new
+    folder and the old run is kept. Trains in this process (`fit`).
+
+    Args:
+        cfg: the run's config.
+        root: the lesson's runs folder (`lesson_runs_dir`).
+        observers: listen to the training (a progress bar, a live figure).
+        dataset: the loaded dataset, to spare loading it again.
+
+    Returns:
+        The finished run folder.
+
+    Raises:
+        RuntimeError: another process is training that folder.
     """
     cfg = validate(cfg)
     run = _run_folder(cfg, root)
@@ -149,9 +173,16 @@ def _run_folder(cfg: TSSDConfig, root: str | os.PathLike) -> RunFolder:
 
 
 def runs_summary(runs: Mapping[str, RunFolder]) -> dict[str, Any]:
-    """Finished run folders, one seed each, in the shape of a sweep summary's main table (`summary.json` of
-    `python -m tssd_viz sweep`, equal epochs): per run its mode, T_s, test accuracy at T_s, teacher margin and
-    train-test gap, each as [mean, std] with std None (one seed), and seconds per epoch. What `race_rows` reads."""
+    """Finished run folders, one seed each, in the shape of a sweep summary's main table.
+
+    Args:
+        runs: name -> finished run folder.
+
+    Returns:
+        {"main": {"epochs": rows, "time": []}} as in `summary.json` of `python -m tssd_viz sweep`: per run its
+        mode, T_s, test accuracy at T_s, teacher margin and train-test gap, each [mean, std] with std None
+        (one seed), and seconds per epoch. What `race_rows` reads.
+    """
     rows = []
     for run in runs.values():
         d = run.config().distill
@@ -177,13 +208,19 @@ def runs_summary(runs: Mapping[str, RunFolder]) -> dict[str, Any]:
 
 
 def race_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """A sweep summary's main table as flat rows, equal epochs first, then equal time: budget, mode, t_student,
-    seeds, acc and acc_std (test accuracy at T_s over seeds), vs_baseline (difference of mean accuracy to the
-    baseline row of the same budget and T_s; None for the baseline or without one), noise (two standard errors
-    of the mean per-seed difference, `tssd_viz.stats.paired`; None with fewer than two seeds in common),
-    teacher_margin and gap (means; None where not recorded), epoch_s (mean seconds of training per epoch: what a
-    mode costs), verdict (`Paired.verdict` against that baseline; None for the baseline or without one).
-    Accuracies and differences are fractions."""
+    """A sweep summary's main table as flat rows, equal epochs first, then equal time.
+
+    Args:
+        summary: a sweep's `summary.json` (or `runs_summary`).
+
+    Returns:
+        Rows of budget, mode, t_student, seeds, acc and acc_std (test accuracy at T_s over seeds),
+        vs_baseline (difference of mean accuracy to the baseline row of the same budget and T_s; None for the
+        baseline or without one), noise (two standard errors of the mean per-seed difference,
+        `tssd_viz.stats.paired`; None with fewer than two seeds in common), teacher_margin and gap (means;
+        None where not recorded), epoch_s (mean seconds of training per epoch), verdict (`Paired.verdict`
+        against that baseline; None for the baseline or without one). Accuracies are fractions.
+    """
     rows = []
     for budget in ("epochs", "time"):
         table = (summary.get("main") or {}).get(budget) or []
@@ -211,82 +248,3 @@ def race_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
                 }
             )
     return rows
-
-
-def weak_head_tap(net: SpikingNet) -> str:
-    """The LIF layer whose spikes the weak head reads: the last one of stage `aux_stage`.
-
-    A stage made of the stem alone (the first stage of vgg_fast) has no LIF of its own: it ends with the stem's.
-    """
-    stage = f"stages.{net.aux_stage - 1}."
-    inside = [name for name in lif_layers(net) if name.startswith(stage)]
-    return inside[-1] if inside else "stem_lif"
-
-
-@torch.no_grad()
-def split_windows(net: SpikingNet, loader: Iterable, t_student: int, t_teacher: int | None = None) -> Windows:
-    """The windows of every image `loader` yields, in its order (eval mode): z_S, z_T when `t_teacher` is
-    given, and the weak head's w when the network has one; each (N, K); and the student window's
-    per-timestep logits z(t), (T_s, N, K)."""
-    was_training = net.training
-    net.eval()
-    parts: list[Windows] = []
-    for x, _ in loader:
-        parts.append(windows(net(x, t_teacher or t_student), t_student))
-    net.train(was_training)
-
-    def cat(name: str) -> Tensor | None:
-        got = [getattr(w, name) for w in parts]
-        return None if got[0] is None else torch.cat(got)
-
-    return Windows(cat("student"), cat("teacher"), cat("weak"), torch.cat([w.steps for w in parts], dim=1))
-
-
-def accuracy(logits: Tensor, labels: Tensor) -> float:
-    """Fraction of rows whose largest logit is the label. logits (N, K), labels (N,)."""
-    return (logits.argmax(-1) == labels).float().mean().item()
-
-
-def gradient_norms(net: SpikingNet) -> dict[str, float]:
-    """The L2 norm of the gradients held by each part of the network, after a `backward()`: "stem",
-    "stage 1", ..., "final classifier", "weak head". A part with no parameters of its own (a stage made
-    of the stem alone) is left out; one whose parameters got no gradient reads 0."""
-    parts = [
-        ("stem", net.stem),
-        *((f"stage {i}", s) for i, s in enumerate(net.stages, start=1)),
-        ("final classifier", net.head),
-        ("weak head", net.weak_head),
-    ]
-    norms = {}
-    for name, module in parts:
-        params = list(module.parameters()) if module is not None else []
-        if params:
-            squares = [p.grad.norm() ** 2 for p in params if p.grad is not None]
-            norms[name] = float(torch.stack(squares).sum().sqrt()) if squares else 0.0
-    return norms
-
-
-def step_milliseconds(
-    cfgs: Mapping[str, TSSDConfig], dataset: Dataset, *, rounds: int = 20, warmup: int = 3
-) -> dict[str, Spread]:
-    """Milliseconds per training step of each config (its model, optimizer and losses, on one batch of
-    `dataset`): each warmed up with `warmup` steps first, then timed round-robin, A B C A B C ..., for
-    `rounds` steps each, so that a slow moment of a shared machine falls on every config alike.
-    Returns each config's mean ± sd over its timed steps. A first step (allocations, lazy set-up) never counts."""
-    steppers = {}
-    for name, cfg in cfgs.items():
-        torch.manual_seed(cfg.train.seed)
-        model = build_model(cfg.model, dataset.in_channels, dataset.num_classes, weak_head=cfg.uses_weak_head)
-        x, y = next(iter(Loader(dataset.train, dataset, cfg.data.batch_size, train=True, seed=cfg.train.seed)))
-        optimizer, autocast = make_optimizer(model, cfg), torch.autocast("cpu", enabled=False)
-        steppers[name] = functools.partial(train_step, model, optimizer, x, y, cfg, autocast, False, 0)
-    for step in steppers.values():
-        for _ in range(warmup):
-            step()
-    seconds: dict[str, list[float]] = {name: [] for name in steppers}
-    for _ in range(rounds):
-        for name, step in steppers.items():
-            start = time.perf_counter()
-            step()
-            seconds[name].append(time.perf_counter() - start)
-    return {name: spread(1000 * s for s in values) for name, values in seconds.items()}
