@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
-from waiting import CHROMIUM, CHROMIUM_ARGS, free_port, local_server
+from waiting import CHROMIUM, CHROMIUM_ARGS, free_port, local_server, wait_for
 
 from tssd_viz import RunFolder
 
@@ -73,6 +73,17 @@ def choose(page: Page, key: str, option: str) -> None:
     page.get_by_role("option", name=option).click()
 
 
+def settled_input(page: Page, key: str, value: str | None = None):
+    """The form field `key`'s input on the page as it stands (with `value`, once it shows it). While a rerun
+    redraws the form, the previous run's copy of a field stands beside the new one, marked stale, for
+    seconds on a loaded machine; a strict locator then finds two."""
+    field = page.locator(f'.st-key-{key}:not([data-stale="true"]) input')
+    values = lambda: field.evaluate_all("xs => xs.map(x => x.value)")  # noqa: E731
+
+    wait_for(lambda: len(v := values()) == 1 and v[0] == (value or v[0]), timeout=90, what=f"{key} = {value}")
+    return field
+
+
 # Runs in the page from the click on: every change of the live status line, with the browser's clock and
 # how many points the loss chart then holds, whatever the test is doing meanwhile in the other session.
 WATCH_LIVE = """() => {
@@ -125,12 +136,12 @@ def test_train_and_watch_in_a_real_browser(dashboard):
         elsewhere: list[str] = []  # the dashboard works offline: nothing may be fetched from anywhere else
         one, two = open_app(browser, url, elsewhere), open_app(browser, url)
 
-        choose(one, "cfg_start", "Quick look · digits, seconds")
-        expect(one.locator(".st-key-cfg_epochs input")).to_have_value("3")
+        choose(one, "cfg_start", "Quick look · digits, seconds")  # whatever the first visit started from
+        settled_input(one, "cfg_epochs", "3")
         # Train for 20 s of training time on any machine (all digits, epochs as a cap): long enough to see
         # several refreshes (every 2 s) even when they arrive seconds late on a loaded machine.
         for key, value in (("cfg_limit_train", "0"), ("cfg_epochs", "50"), ("cfg_time_budget_s", "20")):
-            field = one.locator(f".st-key-{key} input")
+            field = settled_input(one, key)
             field.fill(value)
             field.press("Enter")
         expect(one.get_by_text(re.compile(r"on digits, 50 epochs or 20 s"))).to_be_visible(timeout=30_000)

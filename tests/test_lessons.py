@@ -20,6 +20,7 @@ def no_data_on_disk(tmp_path, monkeypatch):
     monkeypatch.setenv("TSSD_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TSSD_DATA_ROOT", str(tmp_path / "data"))
     monkeypatch.delenv("TSSD_FAST", raising=False)
+    monkeypatch.delenv("TSSD_CIFAR10_ROOT", raising=False)  # names a CIFAR-10 image tree too (data.sources)
     monkeypatch.delenv("TSSD_RUNS_DIR", raising=False)
 
 
