@@ -219,6 +219,11 @@ def steps_per_epoch(status: dict[str, Any], cfg: TSSDConfig | None) -> int | Non
         return None
     if status.get("total_steps"):
         return status["total_steps"] // cfg.train.epochs
+    return epoch_steps(cfg)
+
+
+def epoch_steps(cfg: TSSDConfig) -> int | None:
+    """Optimizer steps in one epoch of `cfg`, from the dataset's known size; None when it is not known."""
     n = cfg.data.limit_train or TRAIN_SIZES.get(cfg.data.dataset)
     return n // cfg.data.batch_size if n else None  # the loader drops a partial last batch
 

@@ -16,7 +16,7 @@ import streamlit as st
 import torch
 
 from tssd_viz import RunFolder, TSSDConfig, offline_default, preset
-from tssd_viz.sweep import TRAIN_SIZES
+from tssd_viz.sweep.records import train_timesteps
 from tssd_viz.sweep.runner import DEFAULT_COST_S
 
 from . import reading
@@ -85,8 +85,9 @@ def start_picker() -> None:
 # -- what a start will cost here
 def steps_of(cfg: TSSDConfig) -> int:
     """Optimizer steps of `cfg` (the loader drops a partial last batch)."""
-    n = cfg.data.limit_train or TRAIN_SIZES.get(cfg.data.dataset, 50_000)
-    return cfg.train.epochs * max(1, n // cfg.data.batch_size)
+    per_epoch = reading.epoch_steps(cfg)
+    per_epoch = 50_000 // cfg.data.batch_size if per_epoch is None else per_epoch  # an unknown size: CIFAR's
+    return cfg.train.epochs * max(1, per_epoch)
 
 
 def _same_work(a: TSSDConfig, b: TSSDConfig) -> bool:
@@ -129,8 +130,7 @@ def cost_note(cfg: TSSDConfig, root: Path) -> tuple[str, str]:
             return "warning", text + f" The time budget stops it after {reading.duration(budget)}."
         return "warning", text + " Give it a time budget, or fewer epochs and training images."
     elif device == "cpu" and cfg.model.arch == "vgg_fast":  # the classroom network's measured cost
-        timesteps = cfg.distill.t_teacher if cfg.distill.uses_teacher else cfg.distill.t_student
-        per_image = DEFAULT_COST_S * (cfg.model.width / 0.5) ** 2 * timesteps
+        per_image = DEFAULT_COST_S * (cfg.model.width / 0.5) ** 2 * train_timesteps(cfg)
         seconds, source = steps * cfg.data.batch_size * per_image, "the classroom network's cost on a 2-core CPU"
     else:
         return "info", f"{steps:,} training steps."
