@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -232,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs-dir", default="", help="default: a new folder under the system's temporary folder")
     ap.add_argument("--timeout-s", type=float, default=3600.0)
     args = ap.parse_args(argv)
+    for name, most in (("students", 1000), ("max_running", 64), ("timeout_s", 7 * 86400)):
+        value = getattr(args, name)  # nan and inf too, before any session starts
+        if not (math.isfinite(value) and 0 < value <= most):
+            ap.error(f"--{name.replace('_', '-')} should be a number in (0, {most}], got {value}")
+    if args.epochs < 0:
+        ap.error(f"--epochs should be 0 (the Quick look's own) or more, got {args.epochs}")
     root = Path(args.runs_dir or tempfile.mkdtemp(prefix="classroom-")) / "runs"
     figures = classroom(root, args.students, args.epochs, args.max_running, args.timeout_s)
     print(json.dumps(figures, indent=1))

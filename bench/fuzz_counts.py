@@ -274,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-repo", action="store_true", help="import tssd_viz from PYTHONPATH, not this checkout")
     args = ap.parse_args(argv)
+    for name in ("configs", "command_lines", "run_files"):
+        if not 0 < getattr(args, name) <= 10**6:  # before anything is generated
+            ap.error(f"--{name.replace('_', '-')} should be a count in (0, 10^6], got {getattr(args, name)}")
     if not args.no_repo:
         sys.path.insert(0, str(REPO))
     import tssd_viz
