@@ -61,7 +61,7 @@ def test_start_labels_fit_the_sidebar_and_the_classroom_starts_fit_a_lesson():
     assert starts.STARTS["classroom"][1]() == preset("classroom-quick")  # the lesson-sized one
     assert starts.STARTS["classroom-full"][1]() == preset("classroom")  # the committed tables' recipe, labelled long
     quick = preset("classroom-quick")
-    assert starts.steps_of(quick) == 4 * (10_000 // 128) and quick.train.time_budget_s == 0  # same accuracy when busy
+    assert starts.steps_of(quick) == 4 * (10_000 // 128) and quick.train.time_budget_s == 0  # all its steps when busy
     assert starts.steps_of(preset("classroom")) == 4 * (50_000 // 128)
 
 

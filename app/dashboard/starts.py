@@ -34,7 +34,7 @@ START_NOTES = {  # under the box: what the short label leaves out
     "events": "Digits seen by an emulated event camera (DVS), offline. The first run makes the event "
     "recordings once (about a minute on a CPU); later runs reuse them.",
     "classroom": "CIFAR-10: the first 10,000 training images, 4 epochs, tested on 2,000 images "
-    "(about 100 s on an idle 2-core CPU, longer on a busy one; the same accuracy either way).",
+    "(about 100 s on an idle 2-core CPU, longer on a busy one: every run trains all its steps).",
     "classroom-full": "The recipe of the committed CIFAR-10 tables: all 50,000 training images × 4 epochs, "
     "tested on all 10,000 (about half an hour on a 2-core CPU).",
     "paper": "The paper's CIFAR-10 recipe: ResNet-19, 200 epochs. A GPU recipe.",
