@@ -129,39 +129,47 @@ def record_digit(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def event_digits() -> tuple[list[np.ndarray], np.ndarray, tuple[str, ...], tuple[np.ndarray, np.ndarray]]:
-    """Every scikit-learn digit as an event recording, made once and cached.
+    """Every scikit-learn digit as an event recording, made once and cached with its label and the split.
 
     The toolkit makes this cache and can make it again, so a cache that fails its checks (see `check_events`)
-    is made again with a warning saying why.
+    is made again with a warning saying why. A cache made before it held the labels and the split is read, and
+    written again with them: with them in the cache a run need not import scikit-learn (1.5 s of its start).
 
     Returns:
         (recordings, labels (N,), classes, (train indices, test indices)); the split is the digits
-        dataset's (stratified 80/20, seed 0).
+        dataset's (stratified 80/20, seed 0), in its order (`limit_train` takes the first of each).
 
     Raises:
         DataUnavailable: a folder stands where the cache file belongs.
     """
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
     path = event_digits_path()
-    blob = _read_events(path, len(d.target))
-    if blob is None:
-        recs = [record_digit(img, np.random.default_rng([EVENT_DIGITS_SEED, i])) for i, img in enumerate(d.images)]
-        blob = _write_events(path, recs)
-    events, offsets = blob
+    blob = _read_events(path, DIGITS)
+    if blob is None or blob[2] is None:
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        if blob is None:
+            rngs = (np.random.default_rng([EVENT_DIGITS_SEED, i]) for i in range(len(d.images)))
+            recs = [record_digit(img, rng) for img, rng in zip(d.images, rngs)]
+        else:  # the events are good; only the labels and the split were not in the cache yet
+            recs = [blob[0][a:b] for a, b in zip(blob[1][:-1], blob[1][1:])]
+        blob = _write_events(path, recs, (d.target, *stratified_split(d.target, 0.2)))
+    events, offsets, (labels, train, test) = blob
     recordings = [events[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
-    tr, te = stratified_split(d.target, 0.2)
-    return recordings, d.target.astype(np.int64), tuple(str(i) for i in range(10)), (tr, te)
+    return recordings, labels, tuple(str(i) for i in range(10)), (train, test)
 
 
+DIGITS = 1797  # scikit-learn's digits: the recordings a cache holds
 COLUMNS = ("x", "y", "t", "p", "offsets")  # what the cache holds, in the order its digest reads them
+SPLIT = ("labels", "train", "test")  # and (caches made since) the labels and the split's indices, in its order
 
 
-def events_digest(columns: dict[str, np.ndarray]) -> str:
-    """sha256 of the cache's columns (dtype, shape and bytes of each, in COLUMNS order): a changed byte shows."""
+def events_digest(columns: dict[str, np.ndarray], names: tuple[str, ...] = COLUMNS) -> str:
+    """sha256 of the cache's columns `names` (dtype, shape and bytes of each, in that order): a changed byte
+    shows. The events' digest (COLUMNS, "sha256") is the one every version wrote; the labels and the split have
+    their own ("sha256_split"), so a version that does not know them still reads this cache as its own."""
     h = hashlib.sha256()
-    for k in COLUMNS:
+    for k in names:
         a = np.ascontiguousarray(columns[k])
         h.update(f"{k}:{a.dtype.str}:{a.shape};".encode())
         h.update(a.tobytes())
@@ -171,10 +179,13 @@ def events_digest(columns: dict[str, np.ndarray]) -> str:
 def check_events(columns: dict[str, np.ndarray], n: int) -> str:
     """Why the cached columns are not n recordings of event_digits' sensor ("" when they are): the digest
     they were saved with, offsets that cut the events into n recordings in order, x and y on the 34x34
-    sensor, polarities 0 or 1, and times that move forward within each recording and are not all one."""
+    sensor, polarities 0 or 1, times that move forward within each recording and are not all one, and
+    (where the cache holds them) n labels of the ten classes split into train and test, every class in test."""
     if "sha256" not in columns:
         return "no digest (made by an older version)"
-    if str(columns["sha256"]) != events_digest(columns):
+    if str(columns["sha256"]) != events_digest(columns) or (
+        SPLIT[0] in columns and str(columns.get("sha256_split")) != events_digest(columns, SPLIT)
+    ):
         return "its contents do not match its digest"
     offsets, t = columns["offsets"].astype(np.int64), columns["t"].astype(np.int64)
     if len(offsets) != n + 1 or offsets[0] != 0 or offsets[-1] != len(t) or (np.diff(offsets) < 0).any():
@@ -188,10 +199,24 @@ def check_events(columns: dict[str, np.ndarray], n: int) -> str:
         return "its times go backwards within a recording"
     if len(t) and t.min() == t.max():
         return "every event has the same time"
+    return _check_split(columns, n) if SPLIT[0] in columns else ""
+
+
+def _check_split(columns: dict[str, np.ndarray], n: int) -> str:
+    labels, train, test = (columns.get(k) for k in SPLIT)
+    if labels.shape != (n,) or labels.min() < 0 or labels.max() > 9:
+        return f"its labels are not {n} digits 0-9"
+    if train is None or test is None or not np.array_equal(np.sort(np.concatenate([train, test])), np.arange(n)):
+        return f"its train and test indices do not split the {n} recordings"
+    if set(labels[test].tolist()) != set(range(10)):
+        return "its test split lacks a class"
     return ""
 
 
-def _write_events(path: Path, recordings: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _write_events(
+    path: Path, recordings: list[np.ndarray], split: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Write the cache: the events as compact columns, then (labels, train indices, test indices) and the digest."""
     events = np.concatenate(recordings)
     offsets = np.concatenate([[0], np.cumsum([len(r) for r in recordings])]).astype(np.int64)
     # Compact columns on disk (x, y < 256, t < 2^32 us): about 7 bytes an event before compression.
@@ -201,23 +226,26 @@ def _write_events(path: Path, recordings: list[np.ndarray]) -> tuple[np.ndarray,
         "t": events["t"].astype(np.uint32),
         "p": events["p"].astype(np.uint8),
         "offsets": offsets,
+        **{k: np.asarray(a).astype(np.int64) for k, a in zip(SPLIT, split)},
     }
     buf = io.BytesIO()
-    np.savez_compressed(buf, **columns, sha256=np.array(events_digest(columns)))
+    digests = {"sha256": events_digest(columns), "sha256_split": events_digest(columns, SPLIT)}
+    np.savez_compressed(buf, **columns, **{k: np.array(v) for k, v in digests.items()})
     atomic_write_bytes(path, buf.getvalue())  # a concurrent reader sees no file or the whole file
-    return events, offsets
+    return events, offsets, tuple(columns[k] for k in SPLIT)
 
 
-def _read_events(path: Path, n: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """The cached events and offsets, or None: missing, or failing its checks (then it is deleted, to be
-    made again, with a warning saying why). A folder at `path` is not ours to delete: `DataUnavailable`."""
+def _read_events(path: Path, n: int) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...] | None] | None:
+    """The cached events, offsets and (labels, train indices, test indices) (None where the cache predates them),
+    or None: missing, or failing its checks (then it is deleted, to be made again, with a warning saying why). A
+    folder at `path` is not ours to delete: `DataUnavailable`."""
     if path.is_dir():
         raise DataUnavailable("event_digits", [path], "a folder stands where its cache file belongs: remove it")
     if not path.exists():
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            columns = {k: z[k] for k in (*COLUMNS, "sha256") if k in z.files}
+            columns = {k: z[k] for k in (*COLUMNS, *SPLIT, "sha256", "sha256_split") if k in z.files}
         missing = [k for k in COLUMNS if k not in columns]
         why = f"no array {missing[0]!r}" if missing else check_events(columns, n)
     except Exception as e:  # a torn or foreign file
@@ -229,4 +257,5 @@ def _read_events(path: Path, n: int) -> tuple[np.ndarray, np.ndarray] | None:
     events = np.empty(len(columns["t"]), EVENT_DTYPE)
     for k in ("x", "y", "t", "p"):
         events[k] = columns[k]
-    return events, columns["offsets"].astype(np.int64)
+    split = tuple(columns[k].astype(np.int64) for k in SPLIT) if SPLIT[0] in columns else None
+    return events, columns["offsets"].astype(np.int64), split
