@@ -87,6 +87,10 @@ def test_a_built_experiment_runs_to_its_verdict(finished):
     assert any(c.proto.id.endswith("exp_figure") for c in at.get("plotly_chart"))
     table = next(d.value for d in at.dataframe if "arm" in d.value.columns)
     assert list(table["arm"]) == ["baseline", "tsd"] and "training s" in table.columns
+    reference = table.iloc[0]  # the reference arm has no difference from itself: "–", never "None"
+    assert reference["vs baseline (points)"] == "–" and reference["higher on"] == "–"
+    assert table.iloc[1]["vs baseline (points)"] == f"{100 * by_hand.mean:+.1f}"
+    assert "None" not in table.to_string()
     at.button(key="exp_export").click().run()
     assert {"summary.md", "table.csv", "figure.html"} <= {p.name for p in sweep_dir.iterdir()}
 

@@ -63,16 +63,27 @@ def verdict_box(exp: ex.Experiment, rows: list[dict], complete: bool) -> None:
         st.markdown("\n".join(verdicts(exp, rows)))
 
 
+def cell_text(column: str, value) -> str:
+    """A table cell as the page shows it: a value an arm does not have reads "–", never "None"."""
+    if value is None or isinstance(value, str):
+        return "–" if value is None else value
+    if column == "seeds":
+        return f"{value:d}"
+    if column == "training s":
+        return f"{value:.0f} s"
+    signed = column.startswith("vs ") or column in ("teacher margin (points)", "train − test (points)")
+    return f"{value:+.1f}" if signed else f"{value:.1f}"
+
+
 def results_table(exp: ex.Experiment, rows: list[dict]) -> None:
     records = table(exp, rows)
     if not records:
         return
-    numbers = [k for k in records[0] if k not in ("arm", "mode", "higher on")]
-    fmt = {k: st.column_config.NumberColumn(format="%+.1f" if k.startswith("vs ") else "%.1f") for k in numbers}
-    fmt["seeds"] = st.column_config.NumberColumn(format="%d")
-    fmt["training s"] = st.column_config.NumberColumn(format="%.0f s", help="seconds in training steps, mean")
-    fmt["teacher margin (points)"] = st.column_config.NumberColumn(format="%+.1f", help=TEACHER_HELP)
-    st.dataframe(records, hide_index=True, key="exp_table", column_config=fmt)
+    # Text cells, as on Compare: a number column would print "None" where the reference has no difference.
+    shown = [{k: cell_text(k, v) for k, v in r.items()} for r in records]
+    help_for = {"training s": "seconds in training steps, mean", "teacher margin (points)": TEACHER_HELP}
+    fmt = {k: st.column_config.TextColumn(help=h) for k, h in help_for.items()}
+    st.dataframe(shown, hide_index=True, key="exp_table", column_config=fmt)
 
 
 def export_row(sweep_dir, exp: ex.Experiment, rows: list[dict], done: int, planned: int) -> None:
