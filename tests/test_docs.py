@@ -125,6 +125,8 @@ def test_a_generated_section_is_its_printed_command_byte_for_byte(checkout, page
 def test_readme_is_a_front_door():
     text = (ROOT / "README.md").read_text()
     assert len(text.splitlines()) <= 150
+    summary = text[text.index("<!-- controls-summary:start -->") : text.index("<!-- controls-summary:end -->")]
+    assert re.search(r"\d+ seeds per arm\. Code: tssd-viz [\d.]+ \(commit [0-9a-f]{12}\)", summary)  # what made it
     assert "make run    # set up (.venv) and serve the dashboard" in text and "make test   # set up (.venv)" in text
     links = re.findall(r"\]\(([^)#\s]+)[^)]*\)", text)
     local = [link for link in links if not re.match(r"[a-z]+:", link)]

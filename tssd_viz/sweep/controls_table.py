@@ -117,6 +117,16 @@ def render_controls(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def short_scale(summary: dict[str, Any]) -> str:
+    """One line under the summary alone: what was trained, on how many seeds, by which code."""
+    s, seeds = summary["scale"], sorted({r["n"] for r in summary["rows"]})
+    n = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
+    return (
+        f"{s['dataset']}, `{s['arch']}` at width {s['width']:g}, T_t = {s['t_teacher']}, {s['epochs']} epochs and "
+        f"T_s = 2 unless the regime says otherwise; {n} seeds per arm. Code: {', '.join(s.get('code', [])) or '?'}."
+    )
+
+
 def write_controls_summary(sweep_dir: Path, readme: Path | None = None, section: str = "controls") -> dict[str, Any]:
     """Rebuild summary.json and summary.md from `<sweep-dir>/runs`; rewrite `readme`'s `section`."""
     summary = summarize_controls(sweep_dir / "runs")
@@ -127,6 +137,7 @@ def write_controls_summary(sweep_dir: Path, readme: Path | None = None, section:
     (sweep_dir / "summary.md").write_text(text + "\n")
     if readme is not None:
         if section == SUMMARY_SECTION:
-            text = "\n".join(summary_lines(summary["rows"])) if summary["rows"] else "(no finished runs yet)\n"
+            lines = [*summary_lines(summary["rows"]), short_scale(summary), ""] if summary["rows"] else []
+            text = "\n".join(lines) or "(no finished runs yet)\n"
         rewrite_section(readme, f"{text}\n{generated_by(sweep_dir, readme, section)}\n", *markers(section))
     return summary
