@@ -104,11 +104,11 @@ def test_the_table_pairs_by_seed_and_computes_its_verdicts(tmp_path):
     )
     assert kl in text and timed in text
     # the summary that opens the section, from the same comparisons
-    assert text.startswith("In none of the 1 regimes does a KL term pay")
-    first = "- The KL term (`tsd` vs `tsd·noKL`, the only difference between them): +2.0 (±0.0) in reference."
-    assert first + " Ahead in 1 of 1 regimes, behind in 0; beyond the seed noise in 1." in text
-    assert "in reference. Ahead in 0 of 1 regimes, behind in 0; beyond the seed noise in 0." in text  # equal time
-    assert "In none of the 1 regimes does a KL term pay" in text
+    assert text.startswith("In this regime no KL term pays beyond both its no-KL twin and the equal-time baseline")
+    first = "- The KL term (`tsd` vs `tsd·noKL`, the only difference between them): +2.0 (±0.0) in reference"
+    assert first + "; beyond the seed noise." in text
+    assert "+0.0 (±0.1) in reference; inside the seed noise." in text  # equal time
+    assert "1 regimes" not in text
 
 
 def test_a_controls_sweep_matches_the_equal_time_baseline_to_its_arm(tmp_path):

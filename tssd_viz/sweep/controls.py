@@ -177,7 +177,12 @@ def conclusion(rows: list[dict[str, Any]]) -> str:
         found += [f"`{a}` in {regime_label(regime)}" for a in arms if pays(comps, a)]
     if found:
         return "The KL term pays beyond its no-KL twin and beyond the equal-time baseline for " + ", ".join(found) + "."
+    where = (
+        "In this regime no KL term pays"
+        if len(regimes) == 1
+        else f"In none of the {len(regimes)} regimes does a KL term pay"
+    )
     return (
-        f"In none of the {len(regimes)} regimes does a KL term pay beyond both its no-KL twin and the equal-time "
-        f"baseline (a gain outside two standard errors on at least {MIN_SEEDS} seeds) at this scale."
+        f"{where} beyond both its no-KL twin and the equal-time baseline (a gain outside two standard errors on at "
+        f"least {MIN_SEEDS} seeds) at this scale."
     )

@@ -46,10 +46,12 @@ def _across(what: str, series: list[tuple[str, Paired]]) -> str:
     shown = [float(signed(100 * p.mean)) for _, p in series]  # as printed: +0.0 is neither ahead nor behind
     ahead, behind = sum(v > 0 for v in shown), sum(v < 0 for v in shown)
     beyond = sum(p.beyond_noise for _, p in series)
-    few = min(p.n for _, p in series) < MIN_SEEDS
+    few = f" (fewer than {MIN_SEEDS} seeds: not a claim)." if min(p.n for _, p in series) < MIN_SEEDS else "."
+    if len(series) == 1:  # one regime: whether it lies beyond the noise, not a count of regimes
+        return f"- {what}: {each}; {'beyond' if beyond else 'inside'} the seed noise" + few
     return (
         f"- {what}: {each}. Ahead in {ahead} of {len(series)} regimes, behind in {behind}; beyond the seed noise "
-        f"in {beyond}" + (f" (fewer than {MIN_SEEDS} seeds: not a claim)." if few else ".")
+        f"in {beyond}" + few
     )
 
 
