@@ -396,3 +396,13 @@ def test_the_committed_tables_read_from_their_run_folders():
     cells = {(r["windowing"], r["mode"]) for r in events["rows"]}
     assert cells >= {("fixed_window", "tsd"), ("whole_recording", "tsd")}
     assert tv.race_paired(race, "ssd").n >= 3 and tv.events_paired(events, "fixed_window").n >= 3
+
+
+def test_a_lessons_one_seed_lines_stand_beside_the_controls_measured_on_its_data(tmp_path):
+    on_cifar, where = tv.controls_for("cifar10")
+    assert "CIFAR-10" in where and {r["regime"] for r in on_cifar["rows"]} == {"ref"}
+    assert tv.committed_paired(on_cifar, "tsd", "tsd·noKL").n == 3  # the race's controls: 3 seeds
+    elsewhere, where = tv.controls_for("digits")
+    assert "event_digits" in where and elsewhere == tv.committed_controls()
+    assert tv.committed_paired(elsewhere, "tsd", "tsd·noKL").n == 5
+    assert tv.controls_for("cifar10", tmp_path)[0] is None and tv.controls_for("digits", tmp_path)[0] is None

@@ -6,7 +6,8 @@ A lesson never types an effect into its text (STYLE 17): it calls one of these, 
 
 - `results/controls-event-digits/`: baseline, tsd, its no-KL twin, tssd, w2s and the equal-time baseline on
   event_digits, 5 seeds, in four regimes (SPEC §14);
-- `results/cifar10-race/`: the six modes on a CIFAR-10 subset, 3 seeds;
+- `results/cifar10-race/`: the six modes on a CIFAR-10 subset, 3 seeds, and `results/cifar10-race-controls/`:
+  its T_s = 2 arms again under today's code with tsd's no-KL twin and the equal-time baseline, 3 seeds;
 - `results/event-digits/`: baseline, tsd and tssd under both windowings of event_digits, 3 seeds.
 
 They are found next to the package (a checkout of the project); an installed package has none, and the
@@ -29,6 +30,7 @@ from .sweep.tables import paired_difference
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"  # the project's results/, seen from the package
 CONTROLS, RACE, EVENTS = "controls-event-digits", "cifar10-race", "event-digits"
+RACE_CONTROLS = "cifar10-race-controls"
 FAST_FLOOR = 0.85  # every network of a fast-mode lesson reaches this test accuracy at T_s
 
 
@@ -57,6 +59,24 @@ def committed_controls(root: str | Path | None = None) -> dict[str, Any] | None:
     """
     path = results_dir(CONTROLS, root)
     return summarize_controls(path / "runs") if path else None
+
+
+def controls_for(dataset: str, root: str | Path | None = None) -> tuple[dict[str, Any] | None, str]:
+    """The committed controls measured nearest to `dataset`, and a phrase that names them.
+
+    Args:
+        dataset: the data a lesson's runs trained on.
+        root: another results folder (default: the project's `results/`).
+
+    Returns:
+        On cifar10, the race's controls (CIFAR-10 subset, 3 seeds); on any other data, the event_digits controls
+        (5 seeds, four regimes; their reference regime is the one compared). The table is None where its run
+        folders are not there.
+    """
+    if dataset == "cifar10":
+        path = results_dir(RACE_CONTROLS, root)
+        return (summarize_controls(path / "runs") if path else None), "the committed race controls (CIFAR-10 subset)"
+    return committed_controls(root), "the committed controls (event_digits, reference regime)"
 
 
 def committed_race(root: str | Path | None = None) -> dict[str, Any] | None:
