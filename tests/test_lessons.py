@@ -367,9 +367,11 @@ def test_events_lines_and_pairs_compare_each_mode_with_its_windowings_baseline()
 def test_a_committed_table_made_by_other_code_says_so():
     older = {"scale": {"dataset": "event_digits", "code": ["tssd-viz 0.1.0 (commit 0123456789ab)"]}, "totals": {}}
     said = tv.source_line(older, "event-digits")
-    assert said.endswith(f"; all made by other code than this tssd-viz {tv.__version__}, and measuring that code)")
+    assert said.endswith(
+        f"; all its runs were made by another version than this tssd-viz {tv.__version__}, and measure that version)"
+    )
     mixed = {**older, "scale": {"code": [*older["scale"]["code"], f"tssd-viz {tv.__version__} (commit 0123456789ab)"]}}
-    assert "; partly made by other code than this tssd-viz" in tv.source_line(mixed, "event-digits")
+    assert "; some of its runs were made by another version than this tssd-viz" in tv.source_line(mixed, "event-digits")
     assert tv.source_line(None, "event-digits") == "results/event-digits: not on this machine"
 
 

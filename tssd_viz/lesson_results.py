@@ -293,8 +293,10 @@ def source_line(summary: Mapping[str, Any] | None, name: str) -> str:
     versions = scale.get("code") or []
     code = ", ".join(versions) or "code version not recorded"
     older = [v for v in versions if not v.startswith(f"tssd-viz {__version__} ")]
-    part = "all" if len(older) == len(versions) else "partly"
-    note = f"; {part} made by other code than this tssd-viz {__version__}, and measuring that code" if older else ""
+    part = "all its runs were" if len(older) == len(versions) else "some of its runs were"
+    note = (
+        f"; {part} made by another version than this tssd-viz {__version__}, and measure that version" if older else ""
+    )
     return f"results/{name}: {scale.get('dataset', '?')}, {runs} finished runs ({code}{note})"
 
 
