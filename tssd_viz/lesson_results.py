@@ -57,7 +57,11 @@ def committed_controls(root: str | Path | None = None) -> dict[str, Any] | None:
     Returns:
         The table, or None when the run folders are not there.
     """
-    path = results_dir(CONTROLS, root)
+    return _controls_table(CONTROLS, root)
+
+
+def _controls_table(name: str, root: str | Path | None) -> dict[str, Any] | None:
+    path = results_dir(name, root)
     return summarize_controls(path / "runs") if path else None
 
 
@@ -74,9 +78,8 @@ def controls_for(dataset: str, root: str | Path | None = None) -> tuple[dict[str
         folders are not there.
     """
     if dataset == "cifar10":
-        path = results_dir(RACE_CONTROLS, root)
-        return (summarize_controls(path / "runs") if path else None), "the committed race controls (CIFAR-10 subset)"
-    return committed_controls(root), "the committed controls (event_digits, reference regime)"
+        return _controls_table(RACE_CONTROLS, root), "the committed race controls (CIFAR-10 subset)"
+    return _controls_table(CONTROLS, root), "the committed controls (event_digits, reference regime)"
 
 
 def committed_race(root: str | Path | None = None) -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ from dashboard import experiment_form, live, reading, state
 from tssd_viz import RunFolder
 from tssd_viz.sweep import experiment as ex
 from tssd_viz.sweep.experiment_table import (
+    cell_text,
     experiment_rows,
     export,
     figure_of,
@@ -63,16 +64,15 @@ def verdict_box(exp: ex.Experiment, rows: list[dict], complete: bool) -> None:
         st.markdown("\n".join(verdicts(exp, rows)))
 
 
-def cell_text(column: str, value) -> str:
-    """A table cell as the page shows it: a value an arm does not have reads "–", never "None"."""
-    if value is None or isinstance(value, str):
-        return "–" if value is None else value
-    if column == "seeds":
-        return f"{value:d}"
+SIGNED = ("teacher margin (points)", "train − test (points)")  # and every "vs …" column
+
+
+def column_text(column: str, value) -> str:
+    """A cell of the experiment's table as the page shows it (`cell_text`: "–" where an arm has no value)."""
     if column == "training s":
-        return f"{value:.0f} s"
-    signed = column.startswith("vs ") or column in ("teacher margin (points)", "train − test (points)")
-    return f"{value:+.1f}" if signed else f"{value:.1f}"
+        return cell_text(value, ".0f") + ("" if value is None else " s")
+    spec = "d" if column == "seeds" else "+.1f" if column.startswith("vs ") or column in SIGNED else ".1f"
+    return cell_text(value, spec)
 
 
 def results_table(exp: ex.Experiment, rows: list[dict]) -> None:
@@ -80,7 +80,7 @@ def results_table(exp: ex.Experiment, rows: list[dict]) -> None:
     if not records:
         return
     # Text cells, as on Compare: a number column would print "None" where the reference has no difference.
-    shown = [{k: cell_text(k, v) for k, v in r.items()} for r in records]
+    shown = [{k: column_text(k, v) for k, v in r.items()} for r in records]
     help_for = {"training s": "seconds in training steps, mean", "teacher margin (points)": TEACHER_HELP}
     fmt = {k: st.column_config.TextColumn(help=h) for k, h in help_for.items()}
     st.dataframe(shown, hide_index=True, key="exp_table", column_config=fmt)

@@ -152,11 +152,15 @@ def event_digits() -> tuple[list[np.ndarray], np.ndarray, tuple[str, ...], tuple
             rngs = (np.random.default_rng([EVENT_DIGITS_SEED, i]) for i in range(len(d.images)))
             recs = [record_digit(img, rng) for img, rng in zip(d.images, rngs)]
         else:  # the events are good; only the labels and the split were not in the cache yet
-            recs = [blob[0][a:b] for a, b in zip(blob[1][:-1], blob[1][1:])]
+            recs = _cut(*blob[:2])
         blob = _write_events(path, recs, (d.target, *stratified_split(d.target, 0.2)))
     events, offsets, (labels, train, test) = blob
-    recordings = [events[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
-    return recordings, labels, tuple(str(i) for i in range(10)), (train, test)
+    return _cut(events, offsets), labels, tuple(str(i) for i in range(10)), (train, test)
+
+
+def _cut(events: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
+    """The recordings of one events array, cut at `offsets` (n + 1 of them)."""
+    return [events[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
 
 
 DIGITS = 1797  # scikit-learn's digits: the recordings a cache holds

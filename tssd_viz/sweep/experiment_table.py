@@ -81,7 +81,8 @@ def table(exp: Experiment, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _fmt(value: Any, spec: str = ".1f") -> str:
+def cell_text(value: Any, spec: str = ".1f") -> str:
+    """A table cell as text: a value an arm does not have reads "–", never "None"; a number in format `spec`."""
     return "–" if value is None else value if isinstance(value, str) else f"{value:{spec}}"
 
 
@@ -109,9 +110,9 @@ def render_markdown(exp: Experiment, rows: list[dict[str, Any]], done: int, plan
             f" ± {t['sd (points)']:.1f}" if t["sd (points)"] is not None else ""
         )
         lines.append(
-            f"| {t['arm']} | {acc} | {vs} {t['higher on'] or ''} | {_fmt(t['training s'], '.0f')} | "
-            f"{_fmt(t['epochs'])} | {_fmt(t['teacher margin (points)'], '+.1f')} | "
-            f"{_fmt(t['train − test (points)'], '+.1f')} | {t['seeds']} |"
+            f"| {t['arm']} | {acc} | {vs} {t['higher on'] or ''} | {cell_text(t['training s'], '.0f')} | "
+            f"{cell_text(t['epochs'])} | {cell_text(t['teacher margin (points)'], '+.1f')} | "
+            f"{cell_text(t['train − test (points)'], '+.1f')} | {t['seeds']} |"
         )
     return "\n".join([*lines, "", *verdicts(exp, rows), ""])
 
