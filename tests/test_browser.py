@@ -261,7 +261,13 @@ def test_a_prepared_experiment_from_click_to_verdict_in_a_real_browser(dashboard
         verdict = page.locator(".st-key-exp_verdict")
         expect(verdict.filter(has_text="Verdict (all seeds)").first).to_be_visible(timeout=600_000)
         seconds = time.monotonic() - clicked
-        expect(verdict).to_have_count(1, timeout=30_000)  # the page's redraw at the end has replaced the live box
+        # The page redraws once at the end, without Cancel and without its timer. Until that run is over, a part
+        # that changed can stand twice: Streamlit keeps the old copy, stale, beside the new one (a changed figure
+        # is a new chart) until the run ends. So wait for the quiet page before reading it.
+        expect(page.locator(".st-key-exp_cancel")).to_have_count(0, timeout=60_000)
+        expect(page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')).to_have_count(1)
+        for key in ("exp_verdict", "exp_status", "exp_figure"):
+            expect(page.locator(f".st-key-{key}")).to_have_count(1, timeout=30_000)
         expect(verdict).to_contain_text("tsd vs baseline")
         expect(verdict).to_contain_text("the KL term (tsd vs tsd·noKL)")
         status = page.locator(".st-key-exp_status").inner_text()
