@@ -17,7 +17,7 @@ Environment:
 from pathlib import Path
 
 import streamlit as st
-from dashboard import state
+from dashboard import live, state
 
 from tssd_viz import ConfigError
 
@@ -38,6 +38,7 @@ st.html("""<style>
   [data-testid="stAppDeployButton"] { display: none; }
   .block-container { padding-top: 2.5rem; }
 </style>""")
+st.html(f"<style>{live.CHART_BOX_STYLE}</style>")
 
 pages = [
     st.Page("views/train.py", title="Train and watch", icon=":material/monitoring:", default=True),

@@ -128,6 +128,24 @@ LABEL_TROUBLE = """(key) => {
 }"""
 
 
+# Watches, at every change of the page, for a part (a keyed element) that is shown twice at once: the old
+# copy of a redrawn chart left standing beside the new one, or a part moved by a note that came and went.
+# Hidden copies (the dashboard hides a chart's old copy) do not count. window.__copies lists what was seen.
+WATCH_COPIES = """() => {
+    window.__copies = [];
+    new MutationObserver(() => {
+        const seen = {};
+        for (const e of document.querySelectorAll('.stElementContainer[class*="st-key-"]')) {
+            if (e.offsetParent === null) continue;  // not displayed
+            const key = [...e.classList].find(c => c.startsWith('st-key-'));
+            seen[key] = (seen[key] || 0) + 1;
+        }
+        const twice = Object.keys(seen).filter(k => seen[k] > 1);
+        if (twice.length && window.__copies.length < 20) window.__copies.push(twice.join(', '));
+    }).observe(document.body, {childList: true, subtree: true, attributes: true});
+}"""
+
+
 def test_train_and_watch_in_a_real_browser(dashboard):
     url, runs = dashboard
     ARTIFACTS.mkdir(exist_ok=True)
@@ -147,6 +165,7 @@ def test_train_and_watch_in_a_real_browser(dashboard):
         expect(one.get_by_text(re.compile(r"on digits, 50 epochs or 20 s"))).to_be_visible(timeout=30_000)
         one.locator(".st-key-train_button button").click()
         one.evaluate(WATCH_LIVE)
+        one.evaluate(WATCH_COPIES)
         expect(one.get_by_text(re.compile(r"^Submitted "))).to_be_visible(timeout=30_000)
         name_one = sorted(p.name for p in runs.iterdir() if p.is_dir())[0]
 
@@ -178,6 +197,7 @@ def test_train_and_watch_in_a_real_browser(dashboard):
         expect(one.get_by_role("option", name="Digits · offline, 8 epochs")).to_be_visible(timeout=5_000)
         one.keyboard.press("Escape")
         assert RunFolder(runs / name_one).status()["state"] == "done", RunFolder(runs / name_one).status()
+        assert one.evaluate("window.__copies") == [], "a part of the page stood twice while it refreshed"
         changes = one.evaluate("() => window.__live.changes")
         live = [c for c in changes if c["text"].startswith("Live · updated at step")]
         steps = [int(re.search(r"step (\d+)", c["text"]).group(1)) for c in live]
@@ -257,6 +277,7 @@ def test_a_prepared_experiment_from_click_to_verdict_in_a_real_browser(dashboard
         clicked = time.monotonic()
         page.locator(".st-key-exp_run button").click()
         expect(page.get_by_text(re.compile(r"^Started events-"))).to_be_visible(timeout=30_000)
+        page.evaluate(WATCH_COPIES)
         # While it runs the verdict box fills seed by seed; at the end it speaks for all seeds.
         verdict = page.locator(".st-key-exp_verdict")
         expect(verdict.filter(has_text="Verdict (all seeds)").first).to_be_visible(timeout=600_000)
@@ -271,6 +292,7 @@ def test_a_prepared_experiment_from_click_to_verdict_in_a_real_browser(dashboard
         expect(verdict).to_contain_text("tsd vs baseline")
         expect(verdict).to_contain_text("the KL term (tsd vs tsd·noKL)")
         status = page.locator(".st-key-exp_status").inner_text()
+        assert page.evaluate("window.__copies") == [], "a part of the page stood twice while it refreshed"
         assert "9 of 9 runs done" in status, status
         expect(page.locator(".st-key-exp_figure .js-plotly-plot")).to_be_visible(timeout=30_000)
         ticks = page.locator(".st-key-exp_figure .ytick text").evaluate_all("ts => ts.map(t => t.textContent)")

@@ -24,6 +24,14 @@ from tssd_viz.runs.metrics import final_accuracy
 from . import reading, state
 
 PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+# Each chart stands alone in a container keyed CHART_BOX + its key. A changed figure is a new chart to
+# Streamlit, which keeps the old copy (stale) beside the new one until the page's run ends: half a second to
+# two seconds in which a live page would show each chart twice and jump. Alone in its box, that copy is
+# always the box's second child, which the app's style (CHART_BOX_STYLE, in app/main.py) hides.
+CHART_BOX = "chartbox_"
+CHART_BOX_STYLE = (
+    f'[class*="st-key-{CHART_BOX}"] > .stElementContainer + .stElementContainer[data-stale="true"] {{ display: none; }}'
+)
 
 
 def figure(slot: str, version: Any, build: Callable[[], go.Figure]) -> go.Figure:
@@ -39,7 +47,8 @@ def chart(fig: go.Figure, key: str, legend_below: bool = False) -> None:
     """Draw a figure; `legend_below` moves a long legend under a chart that shares the row with another."""
     if legend_below:  # the legend takes height instead of width
         style.legend_below(fig)
-    st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG)
+    with st.container(key=f"{CHART_BOX}{key}"):  # see CHART_BOX
+        st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG)
 
 
 def traces_caption(threshold: float, tau: float) -> str:

@@ -78,8 +78,15 @@ def flash(kind: str, text: str) -> None:
 
 
 def show_flash() -> None:
+    """The note a button left for this run, in a slot drawn on every run.
+
+    With the slot drawn, note or not, what follows keeps its place on the page. Without it, the rerun after
+    the note would move every later part one place up, and until that run ended the page would show the old
+    copy of each, stale, beside the new one.
+    """
+    slot = st.empty()
     note = st.session_state.get("flash")
     if note:
         kind, text = note
-        {"error": st.error, "success": st.success, "warning": st.warning}.get(kind, st.info)(text)
+        {"error": slot.error, "success": slot.success, "warning": slot.warning}.get(kind, slot.info)(text)
         st.session_state.flash = None
