@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 import torch
+from dashboard import live
 
 from tssd_viz import figures, lif_multistep, snntorch_multistep
 
@@ -85,7 +86,7 @@ with plot:
     c1.metric("Spikes", n, border=True)
     c2.metric("Firing rate", f"{n / T:.2f}", help="spikes per timestep", border=True)
     c3.metric("First spike at", "–" if first is None else f"t = {first}", border=True)
-    st.plotly_chart(
+    live.chart(
         figures.neuron_figure(
             current,
             membrane.numpy(),
@@ -94,8 +95,7 @@ with plot:
             compare=variants,
             title=f"τ = {tau:g} (β = {1 - 1 / tau:.2f}), θ = {threshold:g}",
         ),
-        key="pg_figure",
-        config={"displaylogo": False},
+        "pg_figure",
     )
     if compare:
         st.caption(
