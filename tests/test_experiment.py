@@ -16,7 +16,7 @@ from tssd_viz.figures.experiment import MIN_SPAN, experiment_figure, whole_point
 from tssd_viz.stats import paired, spread
 from tssd_viz.sweep import ArmError
 from tssd_viz.sweep import experiment as ex
-from tssd_viz.sweep.experiment_table import experiment_rows, export, verdicts
+from tssd_viz.sweep.experiment_table import experiment_rows, export, seconds_text, verdicts
 from tssd_viz.sweep.runner import train_seconds
 
 TINY = {
@@ -163,3 +163,9 @@ def test_cancel_stops_the_whole_experiment(runs_root):
     assert all(s in ("planned", "cancelled") for s in states.values()), states  # nothing else trained
     assert ex.experiment_state(exp, sweep_dir) == "stopped"
     assert ex.cancel(sweep_dir).startswith("nothing to cancel")
+
+
+def test_training_seconds_show_tenths_below_ten_seconds():
+    """A tiny run's 0.43 s reads "0.4", not "0"; from 10 s on, whole seconds; an arm without a value, "–"."""
+    cases = {0.43: "0.4", 0.04: "0.0", 9.94: "9.9", 9.96: "10", 22.4: "22", 22.5: "22", None: "–"}
+    assert {v: seconds_text(v) for v in cases} == cases

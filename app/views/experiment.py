@@ -21,6 +21,7 @@ from tssd_viz.sweep.experiment_table import (
     figure_of,
     render_csv,
     render_markdown,
+    seconds_text,
     table,
     verdicts,
 )
@@ -70,7 +71,7 @@ SIGNED = ("teacher margin (points)", "train − test (points)")  # and every "vs
 def column_text(column: str, value) -> str:
     """A cell of the experiment's table as the page shows it (`cell_text`: "–" where an arm has no value)."""
     if column == "training s":
-        return cell_text(value, ".0f") + ("" if value is None else " s")
+        return seconds_text(value) + ("" if value is None else " s")
     spec = "d" if column == "seeds" else "+.1f" if column.startswith("vs ") or column in SIGNED else ".1f"
     return cell_text(value, spec)
 

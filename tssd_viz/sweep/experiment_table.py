@@ -86,6 +86,11 @@ def cell_text(value: Any, spec: str = ".1f") -> str:
     return "–" if value is None else value if isinstance(value, str) else f"{value:{spec}}"
 
 
+def seconds_text(value: float | None) -> str:
+    """Seconds for a table cell: tenths below 10 s (a tiny run's 0.4 s is not "0"), whole seconds above."""
+    return cell_text(value, ".1f" if value is not None and round(value, 1) < 10 else ".0f")
+
+
 def render_markdown(exp: Experiment, rows: list[dict[str, Any]], done: int, planned: int) -> str:
     """The question, the table, the verdicts and how many runs they rest on."""
     if not rows:
@@ -110,7 +115,7 @@ def render_markdown(exp: Experiment, rows: list[dict[str, Any]], done: int, plan
             f" ± {t['sd (points)']:.1f}" if t["sd (points)"] is not None else ""
         )
         lines.append(
-            f"| {t['arm']} | {acc} | {vs} {t['higher on'] or ''} | {cell_text(t['training s'], '.0f')} | "
+            f"| {t['arm']} | {acc} | {vs} {t['higher on'] or ''} | {seconds_text(t['training s'])} | "
             f"{cell_text(t['epochs'])} | {cell_text(t['teacher margin (points)'], '+.1f')} | "
             f"{cell_text(t['train − test (points)'], '+.1f')} | {t['seeds']} |"
         )
