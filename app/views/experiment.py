@@ -15,13 +15,12 @@ from dashboard import experiment_form, live, reading, state
 from tssd_viz import RunFolder
 from tssd_viz.sweep import experiment as ex
 from tssd_viz.sweep.experiment_table import (
-    cell_text,
+    column_text,
     experiment_rows,
     export,
     figure_of,
     render_csv,
     render_markdown,
-    seconds_text,
     table,
     verdicts,
 )
@@ -65,15 +64,10 @@ def verdict_box(exp: ex.Experiment, rows: list[dict], complete: bool) -> None:
         st.markdown("\n".join(verdicts(exp, rows)))
 
 
-SIGNED = ("teacher margin (points)", "train − test (points)")  # and every "vs …" column
-
-
-def column_text(column: str, value) -> str:
-    """A cell of the experiment's table as the page shows it (`cell_text`: "–" where an arm has no value)."""
-    if column == "training s":
-        return seconds_text(value) + ("" if value is None else " s")
-    spec = "d" if column == "seeds" else "+.1f" if column.startswith("vs ") or column in SIGNED else ".1f"
-    return cell_text(value, spec)
+def page_text(column: str, value) -> str:
+    """A cell as the page shows it: `column_text`, and the unit after training seconds."""
+    text = column_text(column, value)
+    return text + " s" if column == "training s" and value is not None else text
 
 
 def results_table(exp: ex.Experiment, rows: list[dict]) -> None:
@@ -81,7 +75,7 @@ def results_table(exp: ex.Experiment, rows: list[dict]) -> None:
     if not records:
         return
     # Text cells, as on Compare: a number column would print "None" where the reference has no difference.
-    shown = [{k: column_text(k, v) for k, v in r.items()} for r in records]
+    shown = [{k: page_text(k, v) for k, v in r.items()} for r in records]
     help_for = {"training s": "seconds in training steps, mean", "teacher margin (points)": TEACHER_HELP}
     fmt = {k: st.column_config.TextColumn(help=h) for k, h in help_for.items()}
     st.dataframe(shown, hide_index=True, key="exp_table", column_config=fmt)

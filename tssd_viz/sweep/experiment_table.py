@@ -91,6 +91,17 @@ def seconds_text(value: float | None) -> str:
     return cell_text(value, ".1f" if value is not None and round(value, 1) < 10 else ".0f")
 
 
+SIGNED = ("teacher margin (points)", "train − test (points)")  # and every "vs …" column
+
+
+def column_text(column: str, value: Any) -> str:
+    """A cell of `table`'s column `column` as text, on the page and in the Markdown export."""
+    if column == "training s":
+        return seconds_text(value)
+    spec = "d" if column == "seeds" else "+.1f" if column.startswith("vs ") or column in SIGNED else ".1f"
+    return cell_text(value, spec)
+
+
 def render_markdown(exp: Experiment, rows: list[dict[str, Any]], done: int, planned: int) -> str:
     """The question, the table, the verdicts and how many runs they rest on."""
     if not rows:
@@ -115,9 +126,9 @@ def render_markdown(exp: Experiment, rows: list[dict[str, Any]], done: int, plan
             f" ± {t['sd (points)']:.1f}" if t["sd (points)"] is not None else ""
         )
         lines.append(
-            f"| {t['arm']} | {acc} | {vs} {t['higher on'] or ''} | {seconds_text(t['training s'])} | "
-            f"{cell_text(t['epochs'])} | {cell_text(t['teacher margin (points)'], '+.1f')} | "
-            f"{cell_text(t['train − test (points)'], '+.1f')} | {t['seeds']} |"
+            f"| {t['arm']} | {acc} | {vs} {t['higher on'] or ''} | "
+            + " | ".join(column_text(k, t[k]) for k in ("training s", "epochs", *SIGNED))
+            + f" | {t['seeds']} |"
         )
     return "\n".join([*lines, "", *verdicts(exp, rows), ""])
 
